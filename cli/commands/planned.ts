@@ -1,0 +1,144 @@
+/**
+ * Command groups that are planned but not built yet.
+ *
+ * One table drives them all: each entry becomes a command that accepts any arguments and
+ * options (so a parse error never hides the real answer), prints
+ * `macula <group>: not implemented yet (planned: …)` to stderr and exits with code 2.
+ * When a group is built, delete its row here and register its real command in `cli/main.ts`.
+ */
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import process from "node:process";
+
+/** Exit code of a group that exists in the command tree but is not built yet. */
+export const NOT_IMPLEMENTED_EXIT_CODE = 2;
+
+/** Help heading a command is listed under in `macula --help`. */
+export type HelpGroup = "Node:" | "Messaging:" | "Security:" | "Network:" | "Tools:";
+
+/** One planned command group. */
+export interface PlannedGroup {
+  /** Command name, as typed after `macula`. */
+  readonly name: string;
+  /** One-line description shown in `macula --help`. */
+  readonly summary: string;
+  /** What the group will do, shown in its error and help. */
+  readonly plan: string;
+  /** Help heading. */
+  readonly group: HelpGroup;
+}
+
+/** Every planned group, in the order `macula --help` lists them. */
+export const PLANNED_GROUPS: readonly PlannedGroup[] = [
+  {
+    name: "node",
+    summary: "run and manage a mesh node",
+    plan: "start a node from a config file, show its status, stop it",
+    group: "Node:",
+  },
+  {
+    name: "pub",
+    summary: "publish a message to a topic",
+    plan: "publish messages to a realm topic through a node, from arguments or stdin",
+    group: "Messaging:",
+  },
+  {
+    name: "sub",
+    summary: "subscribe to a topic and print what arrives",
+    plan: "subscribe with wildcards and queue groups, print messages as text or JSON",
+    group: "Messaging:",
+  },
+  {
+    name: "call",
+    summary: "call an RPC service and print the reply",
+    plan: "send a request to a service with a deadline and retries, print the reply",
+    group: "Messaging:",
+  },
+  {
+    name: "serve",
+    summary: "answer RPC calls for a service",
+    plan: "register a service and answer its calls (echo, static reply or a command)",
+    group: "Messaging:",
+  },
+  {
+    name: "certs",
+    summary: "realm certificate authority",
+    plan: "create a realm CA, sign node and user certificates, print, verify and revoke them",
+    group: "Security:",
+  },
+  {
+    name: "inspect",
+    summary: "show what a running node knows",
+    plan: "print a node's peers, membership, DHT, routes and metrics, as text or JSON",
+    group: "Node:",
+  },
+  {
+    name: "ping",
+    summary: "measure round trips to a peer",
+    plan: "ping a node over QUIC and report round-trip times and the path taken",
+    group: "Network:",
+  },
+  {
+    name: "netcheck",
+    summary: "report NAT type and reachability",
+    plan: "discover the public address, NAT mapping and filtering behaviour, and reachability",
+    group: "Network:",
+  },
+  {
+    name: "stun",
+    summary: "run or query a STUN server",
+    plan: "serve STUN binding requests, or ask a STUN server for this host's public address",
+    group: "Network:",
+  },
+  {
+    name: "relay",
+    summary: "relay traffic for peers that cannot connect directly",
+    plan: "run a relay for peers behind NATs that hole punching cannot cross",
+    group: "Network:",
+  },
+  {
+    name: "bench",
+    summary: "benchmark the mesh against a baseline",
+    plan: "measure pub/sub, RPC and QUIC throughput and latency against a baseline in the same run",
+    group: "Tools:",
+  },
+  {
+    name: "sim",
+    summary: "run deterministic mesh simulations",
+    plan: "simulate thousands of nodes on a virtual clock and network, reproducible from a seed",
+    group: "Tools:",
+  },
+  {
+    name: "context",
+    summary: "manage saved connection contexts",
+    plan: "save, list and select the node address, realm and credentials commands use",
+    group: "Tools:",
+  },
+];
+
+/** The message a planned group prints. */
+export function notImplementedMessage(group: PlannedGroup): string {
+  return `macula ${group.name}: not implemented yet (planned: ${group.plan})`;
+}
+
+/** Builds the placeholder command for one planned group. */
+export function plannedCommand(group: PlannedGroup): Command {
+  // No declared arguments: excess arguments and unknown options are accepted and ignored, so
+  // whatever is typed reaches the "not implemented yet" answer instead of a parse error.
+  return new Command(group.name)
+    .description(`${group.summary} (planned)`)
+    .helpGroup(group.group)
+    .usage("[args...] [options]")
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .addHelpText("after", `\nNot implemented yet. Planned: ${group.plan}.`)
+    .action(() => {
+      const message = notImplementedMessage(group);
+      process.stderr.write(`${message}\n`);
+      throw new CommanderError(NOT_IMPLEMENTED_EXIT_CODE, "macula.notImplemented", message);
+    });
+}
+
+/** Placeholder commands for every planned group, in table order. */
+export function plannedCommands(): Command[] {
+  return PLANNED_GROUPS.map(plannedCommand);
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bun
+/**
+ * `macula` — the command-line entry point.
+ *
+ * Builds the command tree and maps every outcome to an exit code:
+ * 0 success (including `--help` and `--version`), 1 a command failed at run time,
+ * 2 a usage error (unknown command or option, missing argument) or a group not built yet.
+ *
+ * Each command lives in `cli/commands/` and is a thin shell over `lib/`.
+ */
+import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
+import process from "node:process";
+import { demoCommand } from "./commands/demo.ts";
+import { plannedCommands } from "./commands/planned.ts";
+import { VERSION, versionCommand } from "./commands/version.ts";
+
+/** Exit code for usage errors. */
+export const USAGE_EXIT_CODE = 2;
+/** Exit code for commands that failed while running. */
+export const FAILURE_EXIT_CODE = 1;
+
+const INTRO = [
+  "Macula is a mesh network over QUIC. Nodes find each other (SWIM membership, Kademlia DHT),",
+  "punch through NATs or fall back to relays, and carry pub/sub messages and RPC calls. Every",
+  "realm is isolated, and every hop is authenticated by mutual TLS with certificates issued by",
+  "the realm's certificate authority.",
+].join(" ");
+
+const EXAMPLES = `
+Examples:
+  $ macula demo                                  two QUIC endpoints talking on 127.0.0.1
+  $ macula certs ca init --realm acme            create a realm certificate authority (planned)
+  $ macula node up                              start a node on embedded defaults (planned)
+  $ macula sub 'sensors.>'                       print every message under sensors. (planned)
+  $ macula pub sensors.kitchen.temp 21.5         publish one message (planned)
+  $ macula netcheck                              which NAT is this host behind? (planned)
+
+Run 'macula <command> --help' for a command's arguments and options.
+Commands marked (planned) are not built yet: they print "not implemented yet" and exit 2.
+Exit codes: 0 success, 1 the command failed, 2 usage error or not implemented yet.`;
+
+/** Builds the full `macula` command tree (without parsing anything). */
+export function buildProgram(): CommandUnknownOpts {
+  const program = new Command("macula")
+    .description(INTRO)
+    .version(VERSION, "-V, --version", "print the version")
+    .addHelpText("after", EXAMPLES);
+
+  program.addCommand(demoCommand().helpGroup("Getting started:"));
+  for (const planned of plannedCommands()) program.addCommand(planned);
+  program.addCommand(versionCommand(), { hidden: true });
+  program.commandsGroup("Tools:").helpCommand("help [command]", "show help for a command");
+
+  configureTree(program, "macula");
+  return program;
+}
+
+/**
+ * Applies the error handling every command needs. Commands added with `addCommand` do not
+ * inherit settings from their parent, so this walks the whole tree.
+ */
+function configureTree(command: CommandUnknownOpts, path: string): void {
+  command
+    .helpOption("-h, --help", "show help for a command")
+    .exitOverride()
+    .showHelpAfterError(`(run '${path} --help' for usage)`)
+    .configureOutput({
+      outputError: (message, write) => write(`${path}: ${message}`),
+    });
+  for (const sub of command.commands) configureTree(sub, `${path} ${sub.name()}`);
+}
+
+/** Maps a commander outcome to the process exit code. */
+function exitCodeOf(error: CommanderError): number {
+  if (error.exitCode === 0) return 0; // --help, --version
+  // Commander's own errors (codes "commander.*", exit code 1) are all usage errors. Errors a
+  // command raises itself keep their exit code (e.g. 2 for "macula.notImplemented").
+  return error.code.startsWith("commander.") ? USAGE_EXIT_CODE : error.exitCode;
+}
+
+/**
+ * Runs `macula` with `argv` in Node's layout (`[runtime, script, ...args]`) and returns the exit
+ * code. Never calls `process.exit`.
+ */
+export async function run(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv.slice(2), { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return exitCodeOf(error);
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`macula: error: ${message}\n`);
+    return FAILURE_EXIT_CODE;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await run(process.argv);
+}

@@ -1,0 +1,104 @@
+/**
+ * An in-memory development CA: a CA and the certificates it issues, made with @peculiar/x509
+ * over WebCrypto. Used by `macula demo`, tests and benchmarks; the realm CA operators use is
+ * `macula certs` (certs-tool/).
+ */
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+
+x509.cryptoProvider.set(crypto);
+
+/** Key algorithms for certificates: Ed25519 (default) or ECDSA P-256. */
+export type KeyType = "ed25519" | "p256";
+
+const ALG: Record<KeyType, { gen: EcKeyGenParams | Algorithm; sign: Algorithm | EcdsaParams }> = {
+  ed25519: { gen: { name: "Ed25519" }, sign: { name: "Ed25519" } },
+  p256: {
+    gen: { name: "ECDSA", namedCurve: "P-256" },
+    sign: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
+  },
+};
+
+/** A CA held in memory. */
+export interface DevCa {
+  type: KeyType;
+  cert: x509.X509Certificate;
+  keys: CryptoKeyPair;
+  pem: string;
+}
+
+/** A PEM certificate and its PKCS#8 PEM private key. */
+export interface DevCert {
+  cert: string;
+  key: string;
+}
+
+const DAY = 86_400_000;
+
+function pemKey(der: ArrayBuffer): string {
+  return x509.PemConverter.encode(der, "PRIVATE KEY");
+}
+
+/** Makes a self-signed CA valid from yesterday for 30 days. */
+export async function makeCa(type: KeyType = "ed25519", name = "test-ca"): Promise<DevCa> {
+  const keys =
+    (await crypto.subtle.generateKey(ALG[type].gen, true, ["sign", "verify"])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: "01",
+    name: `CN=${name}`,
+    notBefore: new Date(Date.now() - DAY),
+    notAfter: new Date(Date.now() + 30 * DAY),
+    keys,
+    signingAlgorithm: ALG[type].sign,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+    ],
+  });
+  return { type, cert, keys, pem: cert.toString("pem") };
+}
+
+let serial = 2;
+
+/** Issues a certificate for `localhost` / 127.0.0.1 (serverAuth and clientAuth). */
+export async function issue(
+  ca: DevCa,
+  opts: { name?: string; notBefore?: Date; notAfter?: Date; type?: KeyType } = {},
+): Promise<DevCert> {
+  const type = opts.type ?? ca.type;
+  const keys =
+    (await crypto.subtle.generateKey(ALG[type].gen, true, ["sign", "verify"])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: (serial++).toString(16).padStart(2, "0"),
+    subject: `CN=${opts.name ?? "node"}`,
+    issuer: ca.cert.subject,
+    notBefore: opts.notBefore ?? new Date(Date.now() - DAY),
+    notAfter: opts.notAfter ?? new Date(Date.now() + 7 * DAY),
+    publicKey: keys.publicKey,
+    signingKey: ca.keys.privateKey,
+    signingAlgorithm: ALG[ca.type].sign,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
+      new x509.SubjectAlternativeNameExtension([
+        { type: "dns", value: "localhost" },
+        { type: "ip", value: "127.0.0.1" },
+      ]),
+    ],
+  });
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return { cert: cert.toString("pem"), key: pemKey(pkcs8) };
+}
+
+/** TLS options for an endpoint: the CA plus a fresh certificate it issued. */
+export async function tlsFor(ca: DevCa, opts: Parameters<typeof issue>[1] = {}) {
+  const c = await issue(ca, opts);
+  return { ca: ca.pem, cert: c.cert, key: c.key };
+}

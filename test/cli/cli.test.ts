@@ -1,0 +1,160 @@
+/**
+ * The `macula` command tree, run from source (`bun cli/main.ts`): help, version, exit codes,
+ * the not-implemented groups and usage errors. The compiled binary has its own test
+ * (binary.test.ts).
+ */
+import { describe, expect, test } from "bun:test";
+import { fileURLToPath } from "node:url";
+import pkg from "../../package.json" with { type: "json" };
+import { notImplementedMessage, PLANNED_GROUPS } from "../../cli/commands/planned.ts";
+import { formatQuicVersion } from "../../cli/commands/version.ts";
+import { buildProgram } from "../../cli/main.ts";
+import { quiche } from "../../lib/quic/native.ts";
+
+const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `bun cli/main.ts ...args`, bounded by a timeout. */
+async function macula(...args: string[]): Promise<Result> {
+  const proc = Bun.spawn({
+    cmd: [process.execPath, MAIN, ...args],
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: 30_000,
+    killSignal: "SIGKILL",
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
+describe("macula (from source)", () => {
+  test("--version prints the package.json version", async () => {
+    const result = await macula("--version");
+    expect(result).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+  });
+
+  test("--help lists every command group with its description, and examples", async () => {
+    const result = await macula("--help");
+    expect(result.code).toBe(0);
+    for (const group of PLANNED_GROUPS) {
+      expect(result.stdout).toMatch(new RegExp(`^  ${group.name} +${group.summary}`, "m"));
+    }
+    expect(result.stdout).toMatch(/^ {2}demo( \[options\])? +run a local demo/m);
+    expect(result.stdout).toContain("Examples:");
+    expect(result.stdout).toContain("Exit codes:");
+    expect(result.stdout).not.toMatch(/^ {2}version/m); // hidden diagnostic command
+  });
+
+  test("the tree holds every planned group exactly once, plus demo", () => {
+    const names = buildProgram().commands.map((command) => command.name());
+    const expected = [
+      "demo",
+      "node",
+      "pub",
+      "sub",
+      "call",
+      "serve",
+      "certs",
+      "inspect",
+      "ping",
+      "netcheck",
+      "stun",
+      "relay",
+      "bench",
+      "sim",
+      "context",
+    ];
+    for (const name of expected) expect(names.filter((n) => n === name)).toEqual([name]);
+    expect(PLANNED_GROUPS.map((group) => group.name).sort()).toEqual(
+      expected.filter((name) => name !== "demo").sort(),
+    );
+  });
+
+  test.each(PLANNED_GROUPS.map((group) => [group.name, group] as const))(
+    "%s: not implemented yet, exit 2, whatever the arguments",
+    async (_name, group) => {
+      const result = await macula(group.name, "some", "args", "--unknown-flag", "-x", "--k=v");
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toBe(`${notImplementedMessage(group)}\n`);
+      expect(result.stderr).toContain(`macula ${group.name}: not implemented yet (planned: `);
+    },
+  );
+
+  test("a planned group's --help explains the plan and exits 0", async () => {
+    const result = await macula("certs", "--help");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Usage: macula certs");
+    expect(result.stdout).toContain("Not implemented yet. Planned:");
+  });
+
+  test("help <command> works like <command> --help", async () => {
+    const result = await macula("help", "pub");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Usage: macula pub");
+  });
+
+  test("an unknown command exits 2 naming it", async () => {
+    const result = await macula("frobnicate", "--now");
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("macula: error: unknown command 'frobnicate'");
+    expect(result.stderr).toContain("macula --help");
+  });
+
+  test("a misspelt command gets a suggestion", async () => {
+    const result = await macula("netchek");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("unknown command 'netchek'");
+    expect(result.stderr).toContain("Did you mean netcheck?");
+  });
+
+  test("an unknown option exits 2 naming it", async () => {
+    const result = await macula("--frobnicate");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("macula: error: unknown option '--frobnicate'");
+  });
+
+  test("an unknown option on a built command exits 2 naming the command", async () => {
+    const result = await macula("version", "--frobnicate");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("macula version: error: unknown option '--frobnicate'");
+    expect(result.stderr).toContain("macula version --help");
+  });
+
+  test("no command prints help to stderr and exits 2", async () => {
+    const result = await macula();
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("Usage: macula");
+  });
+
+  test("version --verbose names the runtime and loads the QUIC addon", async () => {
+    const result = await macula("version", "--verbose");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`macula ${pkg.version}\n`);
+    expect(result.stdout).toContain(`runtime: bun ${Bun.version}`);
+    expect(result.stdout).toContain("build: source\n");
+    expect(result.stdout).toContain(
+      `quiche: PROTOCOL_VERSION ${formatQuicVersion(quiche.PROTOCOL_VERSION)}\n`,
+    );
+  });
+
+  test("version --json is machine-readable", async () => {
+    const result = await macula("version", "--verbose", "--json");
+    expect(result.code).toBe(0);
+    const info = JSON.parse(result.stdout) as Record<string, string>;
+    expect(info.version).toBe(pkg.version);
+    expect(info.quiche).toBe(`PROTOCOL_VERSION ${formatQuicVersion(quiche.PROTOCOL_VERSION)}`);
+  });
+});
