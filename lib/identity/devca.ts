@@ -3,6 +3,7 @@
  * over WebCrypto. Used by `macula demo`, tests and benchmarks; the realm CA operators use is
  * `macula certs` (certs-tool/).
  */
+// @peculiar/x509 (through tsyringe) needs the Reflect metadata polyfill loaded before it.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 
@@ -24,6 +25,7 @@ export interface DevCa {
   type: KeyType;
   cert: x509.X509Certificate;
   keys: CryptoKeyPair;
+  /** The CA certificate, PEM. */
   pem: string;
 }
 
@@ -33,18 +35,40 @@ export interface DevCert {
   key: string;
 }
 
+/** Options for `issue`. */
+export interface IssueOptions {
+  /** Common name. Default `node`. */
+  name?: string;
+  notBefore?: Date;
+  notAfter?: Date;
+  /** Key type of the certificate (default: the CA's). */
+  type?: KeyType;
+  /** DNS names. Default `["localhost"]`. */
+  dns?: string[];
+  /** IP addresses. Default `["127.0.0.1", "::1"]`. */
+  ips?: string[];
+}
+
 const DAY = 86_400_000;
 
-function pemKey(der: ArrayBuffer): string {
-  return x509.PemConverter.encode(der, "PRIVATE KEY");
+function serial(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[0] = b[0]! & 0x7f; // positive
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+async function keyPair(type: KeyType): Promise<CryptoKeyPair> {
+  return (await crypto.subtle.generateKey(ALG[type].gen, true, [
+    "sign",
+    "verify",
+  ])) as CryptoKeyPair;
 }
 
 /** Makes a self-signed CA valid from yesterday for 30 days. */
 export async function makeCa(type: KeyType = "ed25519", name = "test-ca"): Promise<DevCa> {
-  const keys =
-    (await crypto.subtle.generateKey(ALG[type].gen, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = await keyPair(type);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: "01",
+    serialNumber: serial(),
     name: `CN=${name}`,
     notBefore: new Date(Date.now() - DAY),
     notAfter: new Date(Date.now() + 30 * DAY),
@@ -56,23 +80,21 @@ export async function makeCa(type: KeyType = "ed25519", name = "test-ca"): Promi
         x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
         true,
       ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
   return { type, cert, keys, pem: cert.toString("pem") };
 }
 
-let serial = 2;
-
-/** Issues a certificate for `localhost` / 127.0.0.1 (serverAuth and clientAuth). */
-export async function issue(
-  ca: DevCa,
-  opts: { name?: string; notBefore?: Date; notAfter?: Date; type?: KeyType } = {},
-): Promise<DevCert> {
-  const type = opts.type ?? ca.type;
-  const keys =
-    (await crypto.subtle.generateKey(ALG[type].gen, true, ["sign", "verify"])) as CryptoKeyPair;
+/** Issues a certificate (serverAuth and clientAuth) valid from yesterday for 7 days by default. */
+export async function issue(ca: DevCa, opts: IssueOptions = {}): Promise<DevCert> {
+  const keys = await keyPair(opts.type ?? ca.type);
+  const names: x509.JsonGeneralNames = [
+    ...(opts.dns ?? ["localhost"]).map((value) => ({ type: "dns" as const, value })),
+    ...(opts.ips ?? ["127.0.0.1", "::1"]).map((value) => ({ type: "ip" as const, value })),
+  ];
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: (serial++).toString(16).padStart(2, "0"),
+    serialNumber: serial(),
     subject: `CN=${opts.name ?? "node"}`,
     issuer: ca.cert.subject,
     notBefore: opts.notBefore ?? new Date(Date.now() - DAY),
@@ -87,18 +109,17 @@ export async function issue(
         x509.ExtendedKeyUsage.serverAuth,
         x509.ExtendedKeyUsage.clientAuth,
       ]),
-      new x509.SubjectAlternativeNameExtension([
-        { type: "dns", value: "localhost" },
-        { type: "ip", value: "127.0.0.1" },
-      ]),
+      new x509.SubjectAlternativeNameExtension(names),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
     ],
   });
   const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
-  return { cert: cert.toString("pem"), key: pemKey(pkcs8) };
+  return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
 }
 
 /** TLS options for an endpoint: the CA plus a fresh certificate it issued. */
-export async function tlsFor(ca: DevCa, opts: Parameters<typeof issue>[1] = {}) {
+export async function tlsFor(ca: DevCa, opts: IssueOptions = {}) {
   const c = await issue(ca, opts);
   return { ca: ca.pem, cert: c.cert, key: c.key };
 }

@@ -11,7 +11,7 @@ import {
   QuicError,
 } from "./errors.ts";
 import type { Connection, HostPort, PathStats } from "./native.ts";
-import { QuicStream, type StreamOwner } from "./stream.ts";
+import { QuicStream, type RecvSlab, type StreamOwner } from "./stream.ts";
 
 /** What a connection needs from its endpoint. */
 export interface ConnectionHost {
@@ -27,7 +27,8 @@ export interface ConnectionHost {
   closed(c: QuicConnection): void;
   /** A migration started by `migrateTo` finished (switched, or given up). */
   migrated(c: QuicConnection): void;
-  readonly scratch: Uint8Array;
+  /** Where stream data is received (see `RecvSlab`). */
+  readonly slab: RecvSlab;
 }
 
 /** Per-connection tunables (from the endpoint options). */
@@ -97,6 +98,14 @@ export class QuicConnection implements StreamOwner {
   /** @internal set by the endpoint once `checkPeer` passed. */
   checked = false;
   #recvAtEstablish = 0;
+  /** Packets arrived since the last `service()`. */
+  #received = true;
+  /** A reader made room: look at readable streams even without new packets. */
+  #pullAgain = false;
+  /** When spare connection ids were last topped up (ms). */
+  #cidsCheckedAt = 0;
+  /** @internal sending was put off by one turn so the application's answer joins the ACK. */
+  deferred = false;
   /** @internal sent while dirty */
   inDirty = false;
   /** @internal next keepalive time, ms since epoch (0 = off). */
@@ -358,6 +367,7 @@ export class QuicConnection implements StreamOwner {
 
   /** @internal */
   wantRead(_s: QuicStream): void {
+    this.#pullAgain = true;
     this.host.dirty(this);
   }
 
@@ -372,6 +382,7 @@ export class QuicConnection implements StreamOwner {
 
   /** @internal feed one received packet. */
   recv(data: Uint8Array, from: HostPort, to: HostPort): void {
+    this.#received = true;
     try {
       this.native.recv(data, { from, to });
     } catch {
@@ -380,9 +391,13 @@ export class QuicConnection implements StreamOwner {
     if (this.limits.keepAliveMs > 0) this.keepAliveAt = Date.now() + this.limits.keepAliveMs;
   }
 
-  /** @internal handle what recv and timers produced: handshake, streams, datagrams, paths. */
-  service(): void {
+  /**
+   * @internal Handle what recv and timers produced: handshake, streams, datagrams, paths. True
+   * when something reached the application, which may answer at once.
+   */
+  service(): boolean {
     const n = this.native;
+    let woke = false;
     if (this.state === "handshake" && n.isEstablished()) {
       this.state = "verifying";
       this.peerCertificates = n.peerCertChain() ?? [];
@@ -397,7 +412,10 @@ export class QuicConnection implements StreamOwner {
         this.host.confirmed(this);
       }
     }
-    if (this.state === "open") {
+    const received = this.#received;
+    this.#received = false;
+    if (this.state === "open" && (received || this.#pullAgain)) {
+      this.#pullAgain = false;
       // Peer-opened streams and readable data.
       for (const id of n.readable()) {
         let s = this.#streams.get(id);
@@ -416,14 +434,18 @@ export class QuicConnection implements StreamOwner {
           );
           this.#streams.set(id, s);
           this.#deliverStream(s);
+          woke = true;
         }
-        s.pull(this.host.scratch);
+        if (s.pull(this.host.slab)) woke = true;
       }
+    }
+    if (this.state === "open" && received) {
       // Datagrams.
       for (let i = 0; i < 4096; i++) {
         const d = n.dgramRecvVec();
         if (d === null) break;
         this.#deliverDatagram(d);
+        woke = true;
       }
       // Streams blocked on flow control that quiche can take again.
       if (this.#blocked.size > 0) {
@@ -438,7 +460,8 @@ export class QuicConnection implements StreamOwner {
         for (const w of ws) w();
       }
     }
-    if (this.state !== "closed") this.#paths();
+    if (this.state !== "closed" && received) this.#paths();
+    return woke;
   }
 
   /** @internal push queued stream data into quiche. */
@@ -477,7 +500,12 @@ export class QuicConnection implements StreamOwner {
     if (this.state === "closed") return true;
     const n = this.native;
     if (!n.isClosed() && !force) {
-      if (this.state !== "closing" && (n.isDraining() || n.localError() || n.peerError())) {
+      // Open connections enter draining on any close; during the handshake an error may come
+      // before that, and a pending dial wants to know at once.
+      const early = this.state === "handshake" || this.state === "verifying";
+      if (
+        this.state !== "closing" && (n.isDraining() || (early && (n.localError() || n.peerError())))
+      ) {
         this.state = "closing";
         this.#failAll();
       }
@@ -571,7 +599,7 @@ export class QuicConnection implements StreamOwner {
 
   /** Reads and drops data on a stream nobody holds any more. */
   #drop(id: number): void {
-    const scratch = this.host.scratch;
+    const scratch = this.host.slab.area();
     for (let i = 0; i < 1024; i++) {
       try {
         if (this.native.streamRecv(id, scratch) === null) return;
@@ -659,6 +687,10 @@ export class QuicConnection implements StreamOwner {
       );
       if (k >= 0) this.#cids.splice(k, 1);
     }
-    if (this.state === "open" && n.sourceCidsLeft() > 0) this.#issueCids();
+    const now = Date.now();
+    if (this.state === "open" && now - this.#cidsCheckedAt > 1000) {
+      this.#cidsCheckedAt = now;
+      if (n.sourceCidsLeft() > 0) this.#issueCids();
+    }
   }
 }

@@ -9,6 +9,7 @@ import { type ConnectionHost, type ConnectionLimits, QuicConnection } from "./co
 import { ConnectionClosedError, QuicError } from "./errors.ts";
 import { type Config, type HostPort, quiche } from "./native.ts";
 import { RetryTokens } from "./retry.ts";
+import { RecvSlab } from "./stream.ts";
 import { TimerHeap } from "./timers.ts";
 import { openUdpSocket, type PacketHandler, type UdpSocket, type UdpSocketFactory } from "./udp.ts";
 
@@ -116,8 +117,18 @@ const SLOTS = 64;
 /** Packets one connection may emit per flush before others get a turn. */
 const SEND_BURST = 256;
 const TYPE_INITIAL = 0;
+/** A flush less than this long ago (ms) means packets are streaming in: batch per turn. */
+const BUSY_MS = 0.05;
+/** Microtask hops to wait for the application's answer before sending (see `#flushAfterApp`). */
+const APP_HOPS = 16;
 
 const toBytes = (v: string | Uint8Array) => typeof v === "string" ? new TextEncoder().encode(v) : v;
+
+/** True when `d[1..21]` (a short header's connection id) equals `cid`. */
+function sameCid(d: Uint8Array, cid: Uint8Array): boolean {
+  for (let i = 0; i < CID_LEN; i++) if (d[i + 1] !== cid[i]) return false;
+  return true;
+}
 
 function cidKey(d: Uint8Array, start: number, end: number): string {
   let s = "";
@@ -127,7 +138,7 @@ function cidKey(d: Uint8Array, start: number, end: number): string {
 
 /** A QUIC endpoint on one UDP socket. Create with `QuicEndpoint.bind`. */
 export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnection> {
-  readonly scratch = new Uint8Array(65536);
+  readonly slab = new RecvSlab();
   #socket!: UdpSocket;
   /** Sockets left by `rebind`, kept open briefly so packets already in flight still land. */
   #retired: UdpSocket[] = [];
@@ -149,6 +160,10 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
   readonly #handshaking = new Set<QuicConnection>();
   #dirty: QuicConnection[] = [];
   #flushScheduled = false;
+  /** The connection of the last short-header packet, and its connection id (fast path). */
+  #lastConn: QuicConnection | null = null;
+  readonly #lastCid = new Uint8Array(CID_LEN);
+  #lastFlushAt = 0;
   readonly #slots: Uint8Array[];
   readonly #out = new Uint8Array(1500);
   #accepted: QuicConnection[] = [];
@@ -400,15 +415,36 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setImmediate(this.#flushBound);
+      // Idle (nothing flushed lately): flush as soon as the current task is done, for latency.
+      // Busy (packets streaming in): flush once per event-loop turn, so a burst is batched.
+      if (performance.now() - this.#lastFlushAt < BUSY_MS) setImmediate(this.#flushBound);
+      else queueMicrotask(this.#flushBound);
     }
+  }
+
+  /**
+   * Flushes after the application's pending microtasks ran (a short chain of microtask hops), so
+   * an answer to what was just delivered joins the ACK in one packet.
+   */
+  #flushAfterApp(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    let hops = APP_HOPS;
+    const hop = () => {
+      if (--hops > 0) queueMicrotask(hop);
+      else this.#flush();
+    };
+    queueMicrotask(hop);
   }
 
   /** @internal */
   route(cid: Uint8Array, c: QuicConnection | null): void {
     const k = cidKey(cid, 0, cid.length);
     if (c) this.#table.set(k, c);
-    else this.#table.delete(k);
+    else {
+      this.#table.delete(k);
+      this.#lastConn = null;
+    }
   }
 
   /** @internal the TLS handshake finished: check the peer, then hand the connection out. */
@@ -517,9 +553,21 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
         this.#stats.droppedInvalid++;
         return;
       }
+      // Fast path: most packets belong to the connection the previous one did.
+      const last = this.#lastConn;
+      if (last !== null && sameCid(data, this.#lastCid)) {
+        const r = last.remote;
+        last.recv(data, r.port === port && r.host === host ? r : { host, port }, local);
+        this.dirty(last);
+        return;
+      }
       key = cidKey(data, 1, 1 + CID_LEN);
     }
     const conn = this.#table.get(key);
+    if (conn && !(b0 & 0x80)) {
+      this.#lastConn = conn;
+      this.#lastCid.set(data.subarray(1, 1 + CID_LEN));
+    }
     if (conn) {
       const r = conn.remote;
       conn.recv(data, r.port === port && r.host === host ? r : { host, port }, local);
@@ -616,15 +664,27 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
 
   #flush(): void {
     this.#flushScheduled = false;
+    this.#lastFlushAt = performance.now();
     const dirty = this.#dirty;
     if (dirty.length === 0) return;
     this.#dirty = [];
     let slot = 0;
     const sock = this.#socket;
     const again: QuicConnection[] = [];
+    let deferredOnly = true;
+    const sent: QuicConnection[] = [];
     for (const c of dirty) {
       c.inDirty = false;
-      c.service();
+      const woke = c.service();
+      if (woke && !c.deferred) {
+        // Data reached the application: let it answer in this turn's microtasks, then send the
+        // answer with the ACK in one packet (next turn) instead of a lone ACK now.
+        c.deferred = true;
+        again.push(c);
+        continue;
+      }
+      c.deferred = false;
+      sent.push(c);
       c.pushWrites();
       const n = c.native;
       if (c.probing.length > 0) slot = this.#sendProbes(c, slot);
@@ -644,16 +704,31 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
         if (r === null) break;
         if (this.#emit(buf, r[0], r[1].from, r[1].to)) slot++;
       }
-      if (i === SEND_BURST) again.push(c);
+      if (i === SEND_BURST) {
+        again.push(c);
+        deferredOnly = false;
+      }
     }
     sock.flush();
     const now = Date.now();
-    for (const c of dirty) {
+    for (const c of sent) {
       if (c.checkClosed()) continue;
       if (c.state === "closing") this.#failConnect(c);
       this.#arm(c, now);
     }
-    for (const c of again) this.dirty(c);
+    if (again.length > 0) {
+      for (const c of again) {
+        if (!c.inDirty) {
+          c.inDirty = true;
+          this.#dirty.push(c);
+        }
+      }
+      if (deferredOnly) this.#flushAfterApp();
+      else if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(this.#flushBound);
+      }
+    }
   }
 
   /**

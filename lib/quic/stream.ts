@@ -29,6 +29,37 @@ const RESOLVED = Promise.resolve();
 /** Writes smaller than this are concatenated with their neighbours before `streamSend`. */
 const COALESCE_BELOW = 16 * 1024;
 
+/**
+ * Where stream data is received: quiche copies into a large slab and the application gets views
+ * of it, so big reads cost no second copy and few allocations. Small reads are copied out (and
+ * the space reused) so a retained small chunk never pins a slab.
+ */
+export class RecvSlab {
+  static readonly SIZE = 512 * 1024;
+  static readonly AREA = 64 * 1024;
+  /** Reads smaller than this are copied out. */
+  static readonly COPY_BELOW = 16 * 1024;
+  #buf = new Uint8Array(RecvSlab.SIZE);
+  #off = 0;
+
+  /** A view of at least `AREA` bytes to receive into. */
+  area(): Uint8Array {
+    if (RecvSlab.SIZE - this.#off < RecvSlab.AREA) {
+      this.#buf = new Uint8Array(RecvSlab.SIZE);
+      this.#off = 0;
+    }
+    return this.#buf.subarray(this.#off, this.#off + RecvSlab.AREA);
+  }
+
+  /** The first `n` bytes of the last area, as a chunk the caller owns. */
+  take(n: number): Uint8Array {
+    const start = this.#off;
+    if (n < RecvSlab.COPY_BELOW) return this.#buf.slice(start, start + n);
+    this.#off += n;
+    return this.#buf.subarray(start, start + n);
+  }
+}
+
 /** Shutdown direction in quiche's `streamShutdown`. */
 const SHUTDOWN_READ = 0;
 const SHUTDOWN_WRITE = 1;
@@ -88,35 +119,41 @@ export class QuicStream implements AsyncIterable<Uint8Array> {
 
   // ---------------------------------------------------------------- reading
 
-  /** Called by the connection: pull what quiche has, up to the read buffer bound. */
-  pull(scratch: Uint8Array): void {
+  /**
+   * Called by the connection: pull what quiche has, up to the read buffer bound. True when
+   * something reached the application (data, the end, or an error).
+   */
+  pull(slab: RecvSlab): boolean {
     if (this.#readDone) {
-      this.#discard(scratch);
-      return;
+      this.#discard(slab.area());
+      return false;
     }
     const native = this.owner.native;
+    let got = false;
     while (this.#buffered < this.readBufferBytes) {
       let r: [number, boolean] | null;
       try {
-        r = native.streamRecv(this.id, scratch);
+        r = native.streamRecv(this.id, slab.area());
       } catch (e) {
         this.#failRead(quicheStreamError(e));
-        return;
+        return true;
       }
-      if (r === null) return;
+      if (r === null) return got;
       const n = r[0];
       if (n > 0) {
-        this.#chunks.push(scratch.slice(0, n));
+        this.#chunks.push(slab.take(n));
         this.#buffered += n;
+        got = true;
       }
       if (r[1]) {
         this.#readDone = true;
         this.#wakeReader();
         this.#maybeDone();
-        return;
+        return true;
       }
       if (n > 0) this.#wakeReader();
     }
+    return got;
   }
 
   /** Reads and drops data for a stream the application no longer reads. */

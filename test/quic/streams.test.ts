@@ -76,6 +76,22 @@ describe("streams", () => {
     expect(results.filter(Boolean).length).toBe(1000);
   }, 60_000);
 
+  test("small writes are coalesced: 10,000 writes of 16 bytes take far fewer packets", async () => {
+    const { client, conn, sconn } = await pair();
+    const s = await conn.openStream();
+    const before = client.stats.packetsSent;
+    const reader = (async () => {
+      const r = (await sconn.acceptStream())!;
+      let n = 0;
+      for await (const c of r) n += c.length;
+      return n;
+    })();
+    for (let i = 0; i < 10_000; i++) await s.write(pattern(16, i + 1));
+    await s.end();
+    expect(await reader).toBe(160_000);
+    expect(client.stats.packetsSent - before).toBeLessThan(1000);
+  });
+
   test("FIN: the reader sees the end after the last byte", async () => {
     const { conn, sconn } = await pair();
     const s = await conn.openStream();
