@@ -33,7 +33,6 @@ flags (env in brackets; flags win):
   --timeout S    limit per spawned process, seconds      [BENCH_TIMEOUT_S]   default 300
   --quick        small counts for a smoke run (1000 round trips, 8 MiB)
   --no-docs      do not rewrite docs/benchmarks.md       [BENCH_NO_DOCS=1]
-  --strict       a system whose scripts are missing fails the run [BENCH_STRICT=1]
 `;
 
 function usageError(msg: string): never {
@@ -71,7 +70,6 @@ async function main(): Promise<number> {
         timeout: { type: "string" },
         quick: { type: "boolean", default: false },
         "no-docs": { type: "boolean", default: false },
-        strict: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -97,7 +95,6 @@ async function main(): Promise<number> {
     systems: v.systems?.split(",").filter((s) => s !== ""),
     timeoutS: intFlag("timeout", v.timeout ?? process.env.BENCH_TIMEOUT_S) ?? 300,
     quick: v.quick,
-    strict: v.strict || envOn("BENCH_STRICT"),
   };
   const writeDocs = !(v["no-docs"] || envOn("BENCH_NO_DOCS"));
 

@@ -1,4 +1,4 @@
-/** Result lines on stdout, loud warnings, and the docs/benchmarks.md section writer. */
+/** Result lines on stdout, progress on stderr, and the docs/benchmarks.md section writer. */
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -28,13 +28,6 @@ export function emitMetric(m: MetricLine): void {
 /** Progress goes to stderr so that stdout stays result lines plus the final table. */
 export function progress(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
-}
-
-/** A warning nobody can miss: banner on stderr, and the same line on stdout. */
-export function loud(msg: string): void {
-  const bar = "!".repeat(Math.min(100, msg.length + 8));
-  process.stderr.write(`\n${bar}\n!!! ${msg} !!!\n${bar}\n\n`);
-  process.stdout.write(`!!! ${msg}\n`);
 }
 
 const DOC_TITLE =

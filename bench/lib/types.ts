@@ -14,8 +14,6 @@ export interface BenchOptions {
   timeoutS: number;
   /** Small counts for a smoke run. */
   quick: boolean;
-  /** Missing system scripts count as failures instead of loud skips. */
-  strict: boolean;
 }
 
 export interface DocSection {
@@ -25,7 +23,7 @@ export interface DocSection {
 }
 
 export interface BenchOutcome {
-  /** False if any system failed (or, with `strict`, was skipped). */
+  /** False if any system failed. */
   ok: boolean;
   /** Rewritten into docs/benchmarks.md unless the run says not to. */
   doc?: DocSection;

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { makeCertDir } from "../lib/certs.ts";
 import { denoPath, machineInfo, machineMarkdown } from "../lib/machine.ts";
-import { emitMetric, loud, progress, type Unit } from "../lib/report.ts";
+import { emitMetric, progress, type Unit } from "../lib/report.ts";
 import { type ProcResult, runProcess, startServer } from "../lib/spawn.ts";
 import { type LatencySummary, round, summarizeNs } from "../lib/stats.ts";
 import { markdownTable, type Row, textTable } from "../lib/table.ts";
@@ -32,8 +32,6 @@ interface System {
   client: string;
   /** How the 1,350-byte UDP payload limit applies. */
   udpPayload: string;
-  /** Skipped (loudly) instead of failed while its scripts do not exist yet. */
-  pending: boolean;
   /** False for the raw-UDP floor, which has no reliable bulk mode. */
   bulk: boolean;
 }
@@ -46,7 +44,6 @@ const SYSTEMS: readonly System[] = [
     server: "bench/quic/macula-server.ts",
     client: "bench/quic/macula-client.ts",
     udpPayload: `${MAX_UDP_PAYLOAD} (quiche setMaxSendUdpPayloadSize / setMaxRecvUdpPayloadSize)`,
-    pending: true,
     bulk: true,
   },
   {
@@ -56,7 +53,6 @@ const SYSTEMS: readonly System[] = [
     server: "bench/quic/matrixai-server.ts",
     client: "bench/quic/matrixai-client.ts",
     udpPayload: `${MAX_UDP_PAYLOAD} (config maxSendUdpPayloadSize / maxRecvUdpPayloadSize)`,
-    pending: false,
     bulk: true,
   },
   {
@@ -68,7 +64,6 @@ const SYSTEMS: readonly System[] = [
     client: "bench/quic/deno-client.ts",
     udpPayload:
       "not configurable (no MTU/payload option in the API); on the wire quinn sends 1452 B packets, batched by UDP GSO up to 10 per send",
-    pending: false,
     bulk: true,
   },
   {
@@ -78,7 +73,6 @@ const SYSTEMS: readonly System[] = [
     server: "bench/quic/udp-server.ts",
     client: "bench/quic/udp-client.ts",
     udpPayload: "64 B datagrams",
-    pending: false,
     bulk: false,
   },
 ];
@@ -92,7 +86,7 @@ interface Params {
 
 interface Outcome {
   system: System;
-  status: "ok" | "failed" | "skipped";
+  status: "ok" | "failed";
   errors: string[];
   rtt?: LatencySummary;
   bulk?: { mibps: number; bytes: number; seconds: number };
@@ -241,22 +235,12 @@ async function runSystem(
   p: Params,
   certDir: string,
   repoRoot: string,
-  strict: boolean,
 ): Promise<Outcome> {
   const out: Outcome = { system: sys, status: "ok", errors: [] };
   const missing = [sys.server, sys.client].filter((f) => !existsSync(join(repoRoot, f)));
   if (missing.length > 0) {
-    if (sys.pending) {
-      loud(
-        `${sys.name}: scripts not present yet (${missing.join(", ")})${
-          strict ? " — FAILING (--strict)" : ""
-        }`,
-      );
-      out.status = strict ? "failed" : "skipped";
-    } else {
-      out.status = "failed";
-      out.errors.push(`missing ${missing.join(", ")}`);
-    }
+    out.status = "failed";
+    out.errors.push(`missing ${missing.join(", ")}`);
     return out;
   }
 
@@ -301,7 +285,7 @@ const ratio = (
 ): string => (v === undefined || !Number.isFinite(v) ? "—" : `${v.toFixed(2)}×`);
 
 function tableRows(results: readonly Outcome[]): { headers: Row; rows: Row[] } {
-  const ref = results.find((r) => r.system.name === REFERENCE && r.status !== "skipped");
+  const ref = results.find((r) => r.system.name === REFERENCE);
   const withRatios = ref !== undefined && (ref.rtt !== undefined || ref.bulk !== undefined);
   const headers: string[] = ["system", "p50 µs", "p99 µs", "p99.9 µs", "mean µs", "bulk MiB/s"];
   if (withRatios) headers.push("macula gain p50", "macula gain p99", "macula gain bulk");
@@ -323,11 +307,7 @@ function tableRows(results: readonly Outcome[]): { headers: Row; rows: Row[] } {
       );
     }
     row.push(
-      r.status === "skipped"
-        ? "SKIPPED: scripts not present yet"
-        : r.status === "ok"
-        ? "ok"
-        : "FAILED",
+      r.status === "ok" ? "ok" : "FAILED",
     );
     return row;
   });
@@ -392,7 +372,7 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
   const results: Outcome[] = [];
   try {
     for (const sys of systems) {
-      const r = await runSystem(sys, p, certs.dir, o.repoRoot, o.strict);
+      const r = await runSystem(sys, p, certs.dir, o.repoRoot);
       for (const e of r.errors) process.stderr.write(`\n[bench] ${sys.name} FAILED: ${e}\n`);
       results.push(r);
     }

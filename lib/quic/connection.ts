@@ -67,6 +67,15 @@ export interface ConnectionStats {
 
 type State = "handshake" | "verifying" | "open" | "closing" | "closed";
 
+/** Iterates what `next()` resolves to until it resolves to `null`. */
+async function* untilNull<T>(next: () => Promise<T | null>): AsyncIterableIterator<T> {
+  for (;;) {
+    const v = await next();
+    if (v === null) return;
+    yield v;
+  }
+}
+
 /** A QUIC connection. */
 export class QuicConnection implements StreamOwner {
   /** Certificate chain the peer presented (DER, leaf first), set once the handshake completes. */
@@ -212,12 +221,8 @@ export class QuicConnection implements StreamOwner {
   }
 
   /** Iterates the streams the peer opens until the connection closes. */
-  async *streams(): AsyncIterableIterator<QuicStream> {
-    for (;;) {
-      const s = await this.acceptStream();
-      if (s === null) return;
-      yield s;
-    }
+  streams(): AsyncIterableIterator<QuicStream> {
+    return untilNull(() => this.acceptStream());
   }
 
   // ------------------------------------------------------------------ datagrams
@@ -253,12 +258,8 @@ export class QuicConnection implements StreamOwner {
   }
 
   /** Iterates received datagrams until the connection closes. */
-  async *datagrams(): AsyncIterableIterator<Uint8Array> {
-    for (;;) {
-      const d = await this.receiveDatagram();
-      if (d === null) return;
-      yield d;
-    }
+  datagrams(): AsyncIterableIterator<Uint8Array> {
+    return untilNull(() => this.receiveDatagram());
   }
 
   #takeDgram(): Uint8Array {

@@ -12,14 +12,9 @@ import pkg from "../../package.json" with { type: "json" };
 import { PLANNED_GROUPS } from "../../cli/commands/planned.ts";
 import { formatQuicVersion } from "../../cli/commands/version.ts";
 import { quiche } from "../../lib/quic/native.ts";
+import { type Result, run } from "../helpers/run.ts";
 
 const BUILT = fileURLToPath(new URL("../../dist/macula", import.meta.url));
-
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 let folder: Promise<string> | undefined;
 
@@ -40,22 +35,10 @@ function isolatedFolder(): Promise<string> {
 /** Runs `./macula ...args` inside the isolated folder, bounded by a timeout. */
 async function macula(...args: string[]): Promise<Result> {
   const dir = await isolatedFolder();
-  const proc = Bun.spawn({
-    cmd: ["./macula", ...args],
+  return run(["./macula", ...args], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: 30_000,
-    killSignal: "SIGKILL",
   });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, stdout, stderr };
 }
 
 afterAll(async () => {

@@ -10,31 +10,13 @@ import { notImplementedMessage, PLANNED_GROUPS } from "../../cli/commands/planne
 import { formatQuicVersion } from "../../cli/commands/version.ts";
 import { buildProgram } from "../../cli/main.ts";
 import { quiche } from "../../lib/quic/native.ts";
+import { type Result, run } from "../helpers/run.ts";
 
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs `bun cli/main.ts ...args`, bounded by a timeout. */
-async function macula(...args: string[]): Promise<Result> {
-  const proc = Bun.spawn({
-    cmd: [process.execPath, MAIN, ...args],
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: 30_000,
-    killSignal: "SIGKILL",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { code, stdout, stderr };
+function macula(...args: string[]): Promise<Result> {
+  return run([process.execPath, MAIN, ...args]);
 }
 
 describe("macula (from source)", () => {

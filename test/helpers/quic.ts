@@ -1,4 +1,5 @@
 /** Helpers for tests that run real QUIC endpoints on 127.0.0.1. */
+import { afterEach } from "bun:test";
 import { setImmediate } from "node:timers";
 import {
   type QuicConnection,
@@ -17,6 +18,25 @@ export async function ca(): Promise<DevCa> {
 }
 
 type Opts = Omit<QuicEndpointOptions, "tls">;
+
+/**
+ * `endpoint()` for a test file: every endpoint it makes is closed after each test. Call once at
+ * the top of the file.
+ */
+export function closingEndpoints(): {
+  ep: typeof endpoint;
+  track: (e: QuicEndpoint) => QuicEndpoint;
+} {
+  const open: QuicEndpoint[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((e) => e.close()));
+  });
+  const track = (e: QuicEndpoint) => {
+    open.push(e);
+    return e;
+  };
+  return { ep: async (...args) => track(await endpoint(...args)), track };
+}
 
 /** An endpoint on 127.0.0.1 with a fresh certificate from the test CA. */
 export async function endpoint(opts: Opts = {}, theCa?: DevCa): Promise<QuicEndpoint> {

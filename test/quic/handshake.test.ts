@@ -1,18 +1,10 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { ConnectionClosedError, PEER_REJECTED, type QuicEndpoint } from "../../lib/quic/mod.ts";
 import { makeCa, tlsFor } from "../../lib/identity/devca.ts";
-import { ca, endpoint, serveEcho } from "../helpers/quic.ts";
+import { ca, closingEndpoints, endpoint, serveEcho } from "../helpers/quic.ts";
 import { QuicEndpoint as Endpoint } from "../../lib/quic/mod.ts";
 
-const open: QuicEndpoint[] = [];
-async function ep(...args: Parameters<typeof endpoint>) {
-  const e = await endpoint(...args);
-  open.push(e);
-  return e;
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((e) => e.close()));
-});
+const { ep, track } = closingEndpoints();
 
 async function roundTrip(conn: Awaited<ReturnType<QuicEndpoint["connect"]>>) {
   const s = await conn.openStream();
@@ -72,7 +64,7 @@ describe("handshake", () => {
       acceptIncoming: false,
       tls: { ...(await tlsFor(other)), ca: (await ca()).pem },
     });
-    open.push(client);
+    track(client);
     const accepted = server.accept();
     const err = await client.connect(server.address).catch((e) => e);
     // TLS 1.3: the client finishes first, so it may learn of the refusal as the server's close.
@@ -92,7 +84,7 @@ describe("handshake", () => {
         notAfter: new Date(Date.now() - 1e9),
       }),
     });
-    open.push(server);
+    track(server);
     const client = await ep({ acceptIncoming: false });
     const err = await client.connect(server.address).catch((e) => e);
     expect(err).toBeInstanceOf(ConnectionClosedError);
@@ -108,7 +100,7 @@ describe("handshake", () => {
         notAfter: new Date(Date.now() + 2e9),
       }),
     });
-    open.push(server);
+    track(server);
     const client = await ep({ acceptIncoming: false });
     const err = await client.connect(server.address).catch((e) => e);
     expect(err).toBeInstanceOf(ConnectionClosedError);
@@ -122,7 +114,7 @@ describe("handshake", () => {
       acceptIncoming: false,
       tls: { ca: (await ca()).pem },
     });
-    open.push(client);
+    track(client);
     const err = await client.connect(server.address).catch((e) => e);
     expect(err).toBeInstanceOf(ConnectionClosedError);
     expect(err.message).toContain("certificate_required");

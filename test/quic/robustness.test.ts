@@ -7,17 +7,11 @@ import {
   type UdpSocket,
   type UdpSocketFactory,
 } from "../../lib/quic/mod.ts";
-import { echoStreams, endpoint, pattern, prng, serveEcho, until } from "../helpers/quic.ts";
+import { closingEndpoints, echoStreams, pattern, prng, serveEcho, until } from "../helpers/quic.ts";
 
-const open: QuicEndpoint[] = [];
-async function ep(...args: Parameters<typeof endpoint>) {
-  const e = await endpoint(...args);
-  open.push(e);
-  return e;
-}
+const { ep } = closingEndpoints();
 const sockets: dgram.Socket[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((e) => e.close()));
+afterEach(() => {
   for (const s of sockets.splice(0)) s.close();
 });
 

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
   ConnectionClosedError,
@@ -7,21 +7,13 @@ import {
   StreamResetError,
   StreamStoppedError,
 } from "../../lib/quic/mod.ts";
-import { echoStreams, endpoint, pattern, until } from "../helpers/quic.ts";
+import { closingEndpoints, echoStreams, pattern, until } from "../helpers/quic.ts";
 
-const open: QuicEndpoint[] = [];
-async function ep(...args: Parameters<typeof endpoint>) {
-  const e = await endpoint(...args);
-  open.push(e);
-  return e;
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((e) => e.close()));
-});
+const { ep } = closingEndpoints();
 
 async function pair(
-  serverOpts: Parameters<typeof endpoint>[0] = {},
-  clientOpts: Parameters<typeof endpoint>[0] = {},
+  serverOpts: Parameters<typeof ep>[0] = {},
+  clientOpts: Parameters<typeof ep>[0] = {},
 ): Promise<
   { server: QuicEndpoint; client: QuicEndpoint; conn: QuicConnection; sconn: QuicConnection }
 > {
