@@ -107,12 +107,16 @@ export class QuicConnection implements StreamOwner {
   /** @internal set by the endpoint once `checkPeer` passed. */
   checked = false;
   #recvAtEstablish = 0;
-  /** Packets arrived since the last `service()`. */
+  /** Packets arrived (or a timer fired) since the last `service()`. */
   #received = true;
   /** A reader made room: look at readable streams even without new packets. */
   #pullAgain = false;
   /** When spare connection ids were last topped up (ms). */
   #cidsCheckedAt = 0;
+  /** A packet came from an address other than `remote` since the last path check. */
+  #addrSeen = true;
+  /** When path events were last polled without a reason (ms). */
+  #pathsAt = 0;
   /** @internal sending was put off by one turn so the application's answer joins the ACK. */
   deferred = false;
   /** @internal sent while dirty */
@@ -189,13 +193,13 @@ export class QuicConnection implements StreamOwner {
   }
 
   async #open(bidi: boolean): Promise<QuicStream> {
-    for (let i = 0;; i++) {
+    // Waits for MAX_STREAMS from the peer while it allows no more streams; re-checked after each
+    // received packet, and ended by the connection closing (#assertOpen throws then).
+    for (;;) {
       this.#assertOpen();
       const left = bidi ? this.native.peerStreamsLeftBidi() : this.native.peerStreamsLeftUni();
       if (left > 0) break;
-      // Wait for MAX_STREAMS from the peer (re-checked after each received packet).
       await new Promise<void>((r) => this.#openWaiters.push(r));
-      if (i > 1e7) throw new QuicError("stream credit never arrived");
     }
     const id = bidi ? this.#nextBidi : this.#nextUni;
     if (bidi) this.#nextBidi += 4;
@@ -384,12 +388,19 @@ export class QuicConnection implements StreamOwner {
   /** @internal feed one received packet. */
   recv(data: Uint8Array, from: HostPort, to: HostPort): void {
     this.#received = true;
+    // The endpoint passes `this.remote` itself when the address is unchanged.
+    if (from !== this.remote) this.#addrSeen = true;
     try {
       this.native.recv(data, { from, to });
     } catch {
       // quiche rejected the packet (undecryptable, or a TLS failure it will report in the close).
     }
     if (this.limits.keepAliveMs > 0) this.keepAliveAt = Date.now() + this.limits.keepAliveMs;
+  }
+
+  /** @internal a timer fired: look at everything in the next `service()`, as after a packet. */
+  timerFired(): void {
+    this.#received = true;
   }
 
   /**
@@ -448,20 +459,29 @@ export class QuicConnection implements StreamOwner {
         this.#deliverDatagram(d);
         woke = true;
       }
-      // Streams blocked on flow control that quiche can take again.
-      if (this.#blocked.size > 0) {
-        for (const id of n.writable()) {
-          const s = this.#streams.get(id);
-          if (s && this.#blocked.has(s)) this.#writeQueue.add(s);
-        }
-      }
+      // Streams blocked on flow control or the congestion window: try them again (quiche's
+      // writable() set was seen to miss a stream that had room, so every one is retried).
+      for (const s of this.#blocked) this.#writeQueue.add(s);
       if (this.#openWaiters.length > 0) {
         const ws = this.#openWaiters;
         this.#openWaiters = [];
         for (const w of ws) w();
       }
     }
-    if (this.state !== "closed" && received) this.#paths();
+    if (this.state !== "closed" && received) {
+      // Path events come from new peer addresses or our own probing; otherwise poll them (and
+      // retired connection ids) at most every 100 ms rather than on every batch of packets.
+      if (this.#addrSeen || this.probing.length > 0 || this.#migrating !== null) {
+        this.#addrSeen = false;
+        this.#paths();
+      } else {
+        const now = Date.now();
+        if (now - this.#pathsAt > 100) {
+          this.#pathsAt = now;
+          this.#paths();
+        }
+      }
+    }
     return woke;
   }
 

@@ -787,6 +787,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     const now = Date.now();
     for (const c of due) {
       c.native.onTimeout();
+      c.timerFired();
       if (c.keepAliveAt > 0 && now >= c.keepAliveAt && c.isOpen) {
         c.native.sendAckEliciting();
         c.keepAliveAt = now + this.#limits.keepAliveMs;

@@ -152,6 +152,8 @@ export class QuicStream implements AsyncIterable<Uint8Array> {
         return true;
       }
       if (n > 0) this.#wakeReader();
+      // Less than the area: quiche had nothing more contiguous to give (saves a call).
+      if (n < RecvSlab.AREA) return got;
     }
     return got;
   }
@@ -348,7 +350,10 @@ export class QuicStream implements AsyncIterable<Uint8Array> {
         if (fin) this.#writeDone = true;
       }
       if (this.#finRequested && !this.#writeDone) {
-        // A FIN alone (the data went out earlier).
+        // A FIN alone (the data went out earlier). Known quiche bug (fixed upstream after the
+        // version we ship, cloudflare/quiche#2525): if this FIN-only frame is lost once all data
+        // was acknowledged and our read side is finished, the stream is collected and the FIN
+        // never retransmitted. `end(lastChunk)` sends the FIN with data and avoids it.
         if (native.streamSend(this.id, EMPTY, true) === null) {
           this.#blocked = true;
           return false;

@@ -70,20 +70,20 @@ class BunUdp implements UdpSocket {
   flush(): void {
     const batch = this.#batch;
     if (batch.length === 0) return;
-    this.#batch = [];
+    // The batch array is reused: sendMany is synchronous and #keep copies what it keeps.
     if (this.#backlog.length > 0) {
       this.#keep(batch, 0);
-      return;
+    } else {
+      let sent = 0;
+      try {
+        sent = this.sock.sendMany(batch);
+        this.stats.sent += sent;
+        if (sent * 3 < batch.length) this.#keep(batch, sent * 3);
+      } catch {
+        this.stats.sendErrors += batch.length / 3;
+      }
     }
-    let sent = 0;
-    try {
-      sent = this.sock.sendMany(batch);
-    } catch {
-      this.stats.sendErrors += batch.length / 3;
-      return;
-    }
-    this.stats.sent += sent;
-    if (sent * 3 < batch.length) this.#keep(batch, sent * 3);
+    batch.length = 0;
   }
 
   /** Copies what the kernel did not take; sent again on `drain`. */
