@@ -39,7 +39,8 @@ interface System {
 const SYSTEMS: readonly System[] = [
   {
     name: REFERENCE,
-    what: "Macula's own driver (`lib/quic`) over the quiche bindings, Bun",
+    what:
+      "Macula's own driver (`lib/quic`) over the quiche bindings, Bun; mutual TLS (the client presents a certificate too), BBR",
     runtime: "bun",
     server: "bench/quic/macula-server.ts",
     client: "bench/quic/macula-client.ts",
