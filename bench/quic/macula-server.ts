@@ -4,7 +4,8 @@
  */
 import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { chunkIO, endpointOptions } from "./macula-io.ts";
-import { describeError, parseServerArgs, type ReadyLine, serveStream } from "./protocol.ts";
+import { describeError, parseServerArgs, serveStream } from "./protocol.ts";
+import { announceAndServe } from "../lib/serve.ts";
 
 const args = parseServerArgs(process.argv.slice(2));
 const ep = await QuicEndpoint.bind({
@@ -26,15 +27,4 @@ void (async () => {
   }
 })();
 
-const shutdown = async () => {
-  await ep.close("bench done");
-  process.exit(0);
-};
-process.on("SIGTERM", shutdown);
-process.on("SIGINT", shutdown);
-process.stdin.on("end", shutdown);
-process.stdin.on("data", () => {});
-process.stdin.resume();
-
-const ready: ReadyLine = { ready: true, port: ep.address.port };
-process.stdout.write(`${JSON.stringify(ready)}\n`);
+announceAndServe(ep.address.port, () => ep.close("bench done"));

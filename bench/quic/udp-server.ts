@@ -2,7 +2,8 @@
  * Reference floor `udp-raw`, server end: plain `Bun.udpSocket` echo, no QUIC, no TLS. Ping-pong
  * only (there is no reliable bulk over bare UDP). Same process protocol as the QUIC systems.
  */
-import { describeError, parseServerArgs, type ReadyLine } from "./protocol.ts";
+import { describeError, parseServerArgs } from "./protocol.ts";
+import { announceAndServe } from "../lib/serve.ts";
 
 const args = parseServerArgs(process.argv.slice(2));
 if (args.mode !== "pingpong") {
@@ -23,15 +24,4 @@ const sock = await Bun.udpSocket({
   },
 });
 
-const shutdown = (): never => {
-  sock.close();
-  process.exit(0);
-};
-process.on("SIGTERM", shutdown);
-process.on("SIGINT", shutdown);
-process.stdin.on("end", shutdown);
-process.stdin.on("data", () => {});
-process.stdin.resume();
-
-const ready: ReadyLine = { ready: true, port: sock.port };
-process.stdout.write(`${JSON.stringify(ready)}\n`);
+announceAndServe(sock.port, () => sock.close());

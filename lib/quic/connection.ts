@@ -25,8 +25,6 @@ export interface ConnectionHost {
   confirmed(c: QuicConnection): void;
   /** The connection is closed for good. */
   closed(c: QuicConnection): void;
-  /** A migration started by `migrateTo` finished (switched, or given up). */
-  migrated(c: QuicConnection): void;
   /** Where stream data is received (see `RecvSlab`). */
   readonly slab: RecvSlab;
 }
@@ -355,6 +353,11 @@ export class QuicConnection implements StreamOwner {
     this.host.dirty(this);
   }
 
+  /** @internal gives up a migration that did not validate in time. */
+  abandonMigration(): void {
+    this.#migrating = null;
+  }
+
   #assertOpen(): void {
     if (this.state === "open") return;
     if (this.closeInfo) throw new ConnectionClosedError(this.closeInfo);
@@ -537,7 +540,6 @@ export class QuicConnection implements StreamOwner {
     this.#failAll();
     if (this.#migrating) {
       this.#migrating = null;
-      this.host.migrated(this);
     }
     for (const cid of this.#cids) this.host.route(cid, null);
     this.#cids = [];
@@ -668,12 +670,13 @@ export class QuicConnection implements StreamOwner {
           this.native.migrate(ev.local, ev.peer);
           this.local = this.#migrating;
           this.#dropPath(ev.local, ev.peer);
+          // Packets still in flight on the old path are recovered there (quiche keeps recovery
+          // per path), so it stays served until its socket retires.
           this.#addPath(old, this.remote);
         } catch {
           // the new path cannot carry the connection: stay on the old one
         }
         this.#migrating = null;
-        this.host.migrated(this);
       }
       if (ev.type === "New") this.#addPath(ev.local, ev.peer);
       if (ev.type === "Closed") this.#dropPath(ev.local, ev.peer);
@@ -690,7 +693,6 @@ export class QuicConnection implements StreamOwner {
         }
         if (this.#migrateAttempts >= 4) {
           this.#migrating = null;
-          this.host.migrated(this);
         }
       }
       if (ev.type === "PeerMigrated") {

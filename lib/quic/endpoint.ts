@@ -105,6 +105,8 @@ export interface EndpointStats {
   connectionsDialed: number;
   /** Datagrams the socket could not hand to the kernel (send buffer full past our bound). */
   socketSendDropped: number;
+  /** Sockets left by `rebind` and still open for packets in flight to them. */
+  socketsRetiring: number;
 }
 
 /** Application close code used when `checkPeer` refuses a peer. */
@@ -143,7 +145,6 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
   /** Sockets left by `rebind`, kept open briefly so packets already in flight still land. */
   #retired: UdpSocket[] = [];
   #retiredSent = 0;
-  #graceMs = 2000;
   #local!: HostPort;
   readonly #opts: QuicEndpointOptions;
   readonly #limits: ConnectionLimits;
@@ -185,6 +186,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     connectionsAccepted: 0,
     connectionsDialed: 0,
     socketSendDropped: 0,
+    socketsRetiring: 0,
   };
   readonly #flushBound = () => this.#flush();
 
@@ -247,6 +249,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     this.#stats.packetsSent = this.#socket.stats.sent + this.#retiredSent +
       this.#retired.reduce((n, s) => n + s.stats.sent, 0);
     this.#stats.socketSendDropped = this.#socket.stats.sendDropped;
+    this.#stats.socketsRetiring = this.#retired.length;
     return { ...this.#stats };
   }
 
@@ -330,8 +333,8 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
    * Moves the endpoint to a new UDP socket (a new local port; same host unless given). Connections
    * this endpoint dialed migrate to it and keep their streams; connections it accepted cannot
    * migrate (QUIC servers keep their address) and are closed with reason "endpoint rebound".
-   * The old socket stays open until the migrations finished and `graceMs` more (default 2 s, and
-   * 30 s at most), so packets in flight to it still arrive.
+   * The old socket stays open until the migrations finished and it carried nothing for `graceMs`
+   * (default 2 s; 30 s at most), so packets in flight on the old path still get through.
    */
   async rebind(opts: { host?: string; port?: number; graceMs?: number } = {}): Promise<HostPort> {
     if (this.#closing) throw new QuicError("endpoint is closed");
@@ -357,19 +360,33 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
       }
     }
     this.#retired.push(old);
-    this.#graceMs = opts.graceMs ?? 2000;
-    // The old socket closes `graceMs` after the last migration finished, or after 30 s at most.
-    setTimeout(() => this.#retire(old), 30_000).unref?.();
+    const graceMs = opts.graceMs ?? 2000;
+    // Every 500 ms: close the old socket once no migration is pending and it has carried nothing
+    // for `graceMs` (quiche recovers packets in flight on the old path there, per path); 30 s at
+    // most, when unfinished migrations are given up. (A lost probe is retried on quiche's
+    // FailedValidation event: probing a path again while a probe is pending makes quiche fall
+    // back to the old path if the second one fails.)
+    const started = Date.now();
+    let lastUse = started;
+    let lastCount = old.stats.sent + old.stats.received;
+    const watch = setInterval(() => {
+      const now = Date.now();
+      const migrating = [...this.#conns].some((c) => c.migrating !== null);
+      const count = old.stats.sent + old.stats.received;
+      if (count !== lastCount) {
+        lastCount = count;
+        lastUse = now;
+      }
+      const idle = !migrating && now - lastUse >= graceMs;
+      if (idle || this.#closing || now - started >= 30_000) {
+        clearInterval(watch);
+        for (const c of this.#conns) c.abandonMigration();
+        this.#retire(old);
+      }
+    }, 500);
+    watch.unref?.();
     this.#flush();
-    if (![...this.#conns].some((c) => c.migrating)) this.migrated(null);
     return this.#local;
-  }
-
-  /** @internal a migration finished; once none is left, retire the old sockets after the grace period. */
-  migrated(_c: QuicConnection | null): void {
-    if ([...this.#conns].some((c) => c.migrating)) return;
-    const old = [...this.#retired];
-    setTimeout(() => old.forEach((s) => this.#retire(s)), this.#graceMs).unref?.();
   }
 
   #retire(sock: UdpSocket): void {

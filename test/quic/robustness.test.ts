@@ -262,7 +262,14 @@ describe("loss and migration", () => {
     expect(newPort).not.toBe(oldPort);
     expect(got.n).toBe(total);
     expect(got.hex).toBe(h.digest("hex"));
-    expect(sconn.remote.port).toBe(newPort);
     expect(migrated).toContain(newPort);
+    // Once the old socket is closed, only the new path is left: the connection still works on
+    // it and the server talks to the new port.
+    await until(() => client.stats.socketsRetiring === 0, "old socket retired");
+    const after = await conn.openStream();
+    const back = after.readAll();
+    await after.end(new TextEncoder().encode("still here"));
+    expect(new TextDecoder().decode(await back)).toBe("still here");
+    expect(sconn.remote.port).toBe(newPort);
   }, 60_000);
 });
