@@ -6,6 +6,7 @@
 // @peculiar/x509 (through tsyringe) needs the Reflect metadata polyfill loaded before it.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
+import { caUri, groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
 
 x509.cryptoProvider.set(crypto);
 
@@ -27,6 +28,8 @@ export interface DevCa {
   keys: CryptoKeyPair;
   /** The CA certificate, PEM. */
   pem: string;
+  /** The realm named in the CA's SAN (`macula://<realm>/ca`), when made for one. */
+  realm?: string;
 }
 
 /** A PEM certificate and its PKCS#8 PEM private key. */
@@ -47,6 +50,12 @@ export interface IssueOptions {
   dns?: string[];
   /** IP addresses. Default `["127.0.0.1", "::1"]`. */
   ips?: string[];
+  /** Realm for the `macula://<realm>/node/<node-id>` SAN. Default: the CA's realm, if any. */
+  realm?: string;
+  /** Groups, as `macula://<realm>/group/<g>` SANs (needs a realm). */
+  groups?: string[];
+  /** Override the node id in the node URI (tests of mismatch detection). */
+  nodeIdOverride?: string;
 }
 
 const DAY = 86_400_000;
@@ -65,7 +74,11 @@ async function keyPair(type: KeyType): Promise<CryptoKeyPair> {
 }
 
 /** Makes a self-signed CA valid from yesterday for 30 days. */
-export async function makeCa(type: KeyType = "ed25519", name = "test-ca"): Promise<DevCa> {
+export async function makeCa(
+  type: KeyType = "ed25519",
+  name = "test-ca",
+  realm?: string,
+): Promise<DevCa> {
   const keys = await keyPair(type);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -81,9 +94,12 @@ export async function makeCa(type: KeyType = "ed25519", name = "test-ca"): Promi
         true,
       ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(realm
+        ? [new x509.SubjectAlternativeNameExtension([{ type: "url", value: caUri(realm) }])]
+        : []),
     ],
   });
-  return { type, cert, keys, pem: cert.toString("pem") };
+  return { type, cert, keys, pem: cert.toString("pem"), realm };
 }
 
 /** Issues a certificate (serverAuth and clientAuth) valid from yesterday for 7 days by default. */
@@ -93,6 +109,13 @@ export async function issue(ca: DevCa, opts: IssueOptions = {}): Promise<DevCert
     ...(opts.dns ?? ["localhost"]).map((value) => ({ type: "dns" as const, value })),
     ...(opts.ips ?? ["127.0.0.1", "::1"]).map((value) => ({ type: "ip" as const, value })),
   ];
+  const realm = opts.realm ?? ca.realm;
+  if (realm) {
+    const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
+    const id = opts.nodeIdOverride ?? nodeIdText(nodeIdFromSpki(spki));
+    names.push({ type: "url", value: nodeUri(realm, id) });
+    for (const g of opts.groups ?? []) names.push({ type: "url", value: groupUri(realm, g) });
+  }
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: `CN=${opts.name ?? "node"}`,
