@@ -2,8 +2,10 @@
  * Macula: mesh networking over QUIC.
  *
  * Today the library exposes its QUIC engine (`lib/quic`): endpoints that dial and accept over one
- * UDP socket, mutual TLS, streams with backpressure, datagrams and migration. The mesh API
- * (`connect`, `Node`) builds on it in later releases.
+ * UDP socket, mutual TLS, streams with backpressure, datagrams and migration; and peer identity
+ * (`lib/identity`): realm names, node ids, and a `Verifier` that turns a peer's certificate chain
+ * into `{ nodeId, realm, groups, notAfter }`. The mesh API (`connect`, `Node`) builds on them in
+ * later releases.
  *
  * @example Two endpoints exchanging a message
  * ```ts
@@ -18,4 +20,13 @@
  * @module
  */
 export * from "./lib/quic/mod.ts";
+export {
+  checkRealm,
+  nodeIdFromSpki,
+  nodeIdText,
+  parseMaculaUri,
+  realmProblem,
+  realmTag,
+} from "./lib/identity/names.ts";
+export { IdentityError, type PeerIdentity, Verifier } from "./lib/identity/verify.ts";
 export { VERSION } from "./lib/version.ts";
