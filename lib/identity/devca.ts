@@ -3,12 +3,8 @@
  * over WebCrypto. Used by `macula demo`, tests and benchmarks; the realm CA operators use is
  * `macula certs` (certs-tool/).
  */
-// @peculiar/x509 (through tsyringe) needs the Reflect metadata polyfill loaded before it.
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
+import { x509 } from "./x509.ts";
 import { caUri, groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
-
-x509.cryptoProvider.set(crypto);
 
 /** Key algorithms for certificates: Ed25519 (default) or ECDSA P-256. */
 export type KeyType = "ed25519" | "p256";

@@ -6,11 +6,8 @@
  * answer does not depend on how TLS was configured) and adds what TLS does not know: the realm,
  * the node id bound to the key, groups, and revocation (a CRL signed by the realm CA, reloadable).
  */
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
+import { x509 } from "./x509.ts";
 import { checkRealm, nodeIdFromSpki, nodeIdText, parseMaculaUri } from "./names.ts";
-
-x509.cryptoProvider.set(crypto);
 
 /** Why a peer was refused. */
 export type IdentityErrorCode =
