@@ -10,6 +10,7 @@
  */
 import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import process from "node:process";
+import { certsCommand } from "./commands/certs.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { plannedCommands } from "./commands/planned.ts";
 import { VERSION, versionCommand } from "./commands/version.ts";
@@ -29,7 +30,7 @@ const INTRO = [
 const EXAMPLES = `
 Examples:
   $ macula demo                                  two QUIC endpoints talking on 127.0.0.1
-  $ macula certs ca init --realm acme            create a realm certificate authority (planned)
+  $ macula certs ca init --realm acme            create a realm certificate authority
   $ macula node up                              start a node on embedded defaults (planned)
   $ macula sub 'sensors.>'                       print every message under sensors. (planned)
   $ macula pub sensors.kitchen.temp 21.5         publish one message (planned)
@@ -47,6 +48,7 @@ export function buildProgram(): CommandUnknownOpts {
     .addHelpText("after", EXAMPLES);
 
   program.addCommand(demoCommand().helpGroup("Getting started:"));
+  program.addCommand(certsCommand().helpGroup("Security:"));
   for (const planned of plannedCommands()) program.addCommand(planned);
   program.addCommand(versionCommand(), { hidden: true });
   program.commandsGroup("Tools:").helpCommand("help [command]", "show help for a command");

@@ -60,12 +60,6 @@ export const PLANNED_GROUPS: readonly PlannedGroup[] = [
     group: "Messaging:",
   },
   {
-    name: "certs",
-    summary: "realm certificate authority",
-    plan: "create a realm CA, sign node and user certificates, print, verify and revoke them",
-    group: "Security:",
-  },
-  {
     name: "inspect",
     summary: "show what a running node knows",
     plan: "print a node's peers, membership, DHT, routes and metrics, as text or JSON",

@@ -1,0 +1,94 @@
+/**
+ * File writing for the CA: every output is written to a temporary file beside its target and
+ * renamed into place, and a group of files lands together or not at all.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+
+/** A file-level problem (exists, unreadable…); the message names the path. */
+export class FileError extends Error {
+  override name = "FileError";
+}
+
+/** One file to write. */
+export interface OutFile {
+  path: string;
+  data: string;
+  /** Permission bits; default 0o644. */
+  mode?: number;
+}
+
+/** Reads a text file, turning errors into one clear line naming the file and its role. */
+export async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT"
+      ? "no such file"
+      : code === "EACCES"
+      ? "permission denied"
+      : code === "EISDIR"
+      ? "is a directory"
+      : (e as Error).message;
+    throw new FileError(`cannot read ${what} ${path}: ${why}`);
+  }
+}
+
+/** Throws unless every target is absent (or `force`). */
+export function refuseExisting(
+  paths: string[],
+  force: boolean,
+  hint = "use --force to replace",
+): void {
+  if (force) return;
+  for (const p of paths) {
+    if (existsSync(p)) throw new FileError(`${p} already exists (${hint})`);
+  }
+}
+
+/**
+ * Writes all files atomically as a group: temp files first, then renames. On any error the
+ * temp files, any renamed file and any directory made here are removed again.
+ */
+export async function writeAll(files: OutFile[], opts: { force?: boolean } = {}): Promise<void> {
+  refuseExisting(files.map((f) => f.path), opts.force ?? false);
+  const madeDirs: string[] = [];
+  const temps: string[] = [];
+  const placed: string[] = [];
+  try {
+    for (const f of files) {
+      const dir = dirname(resolve(f.path));
+      if (!existsSync(dir)) {
+        const first = await mkdir(dir, { recursive: true, mode: 0o755 });
+        if (first) madeDirs.push(first);
+      } else if (!(await lstat(dir)).isDirectory()) {
+        throw new FileError(`${dir} is not a directory`);
+      }
+    }
+    for (const f of files) {
+      const tmp = join(
+        dirname(resolve(f.path)),
+        `.${basename(f.path)}.${randomBytes(6).toString("hex")}.tmp`,
+      );
+      temps.push(tmp);
+      await writeFile(tmp, f.data, { mode: f.mode ?? 0o644, flag: "wx" });
+      await chmod(tmp, f.mode ?? 0o644); // exact, whatever the umask
+    }
+    for (const [i, f] of files.entries()) {
+      await rename(temps[i]!, f.path);
+      placed.push(f.path);
+    }
+  } catch (e) {
+    for (const t of temps) await rm(t, { force: true }).catch(() => {});
+    // A forced overwrite that fails half way cannot restore the old files; new ones are removed
+    // only when they did not replace anything (not forced).
+    if (!opts.force) { for (const p of placed) await rm(p, { force: true }).catch(() => {}); }
+    for (const d of madeDirs) await rm(d, { recursive: true, force: true }).catch(() => {});
+    if (e instanceof FileError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    throw new FileError(`cannot write ${err.path ?? "output"}: ${err.code ?? err.message}`);
+  }
+}

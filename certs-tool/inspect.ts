@@ -1,0 +1,314 @@
+/**
+ * Reading certificates: `describeCert` (what `macula certs print` shows) and `verifyCert`
+ * (what `macula certs verify` checks), with one failure class per kind of problem.
+ */
+import { x509 } from "../lib/identity/x509.ts";
+import { createHash } from "node:crypto";
+import {
+  checkRealm,
+  nodeIdFromSpki,
+  nodeIdText,
+  parseMaculaUri,
+  realmTagHex,
+} from "../lib/identity/names.ts";
+import {
+  caRealmOf,
+  CertsError,
+  expiryWarnings,
+  loadCrl,
+  normalizeSerial,
+  parseCert,
+  sanUris,
+} from "./ca.ts";
+
+/** What a certificate says, in plain data (`macula certs print --json`). */
+export interface CertInfo {
+  subject: string;
+  issuer: string;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  /** Whole days until notAfter (negative once expired). */
+  daysLeft: number;
+  isCa: boolean;
+  pathLength: number | null;
+  keyType: string;
+  keyUsage: string[];
+  extendedKeyUsage: string[];
+  /** Realm from the node URI (end entity) or the CA URI (CA); null when absent. */
+  realm: string | null;
+  realmTag: string | null;
+  /** Node id from the node URI; null when absent. */
+  nodeId: string | null;
+  /** Node id computed from the certificate's key (SHA-256 of the SPKI, base32). */
+  keyNodeId: string;
+  groups: string[];
+  uris: string[];
+  dns: string[];
+  ips: string[];
+  sha256: string;
+}
+
+const KU_NAMES: [number, string][] = [
+  [x509.KeyUsageFlags.digitalSignature, "digitalSignature"],
+  [x509.KeyUsageFlags.nonRepudiation, "nonRepudiation"],
+  [x509.KeyUsageFlags.keyEncipherment, "keyEncipherment"],
+  [x509.KeyUsageFlags.dataEncipherment, "dataEncipherment"],
+  [x509.KeyUsageFlags.keyAgreement, "keyAgreement"],
+  [x509.KeyUsageFlags.keyCertSign, "keyCertSign"],
+  [x509.KeyUsageFlags.cRLSign, "cRLSign"],
+  [x509.KeyUsageFlags.encipherOnly, "encipherOnly"],
+  [x509.KeyUsageFlags.decipherOnly, "decipherOnly"],
+];
+const EKU_NAMES: Record<string, string> = {
+  [x509.ExtendedKeyUsage.serverAuth]: "serverAuth",
+  [x509.ExtendedKeyUsage.clientAuth]: "clientAuth",
+  [x509.ExtendedKeyUsage.codeSigning]: "codeSigning",
+  [x509.ExtendedKeyUsage.emailProtection]: "emailProtection",
+  [x509.ExtendedKeyUsage.timeStamping]: "timeStamping",
+  [x509.ExtendedKeyUsage.ocspSigning]: "ocspSigning",
+};
+
+function keyTypeName(cert: x509.X509Certificate): string {
+  const alg = cert.publicKey.algorithm as EcKeyAlgorithm;
+  if (alg.name === "Ed25519") return "ed25519";
+  if (alg.name === "ECDSA" || alg.name === "ECDH") {
+    return alg.namedCurve === "P-256" ? "p256" : `ec-${alg.namedCurve}`;
+  }
+  return alg.name.toLowerCase();
+}
+
+/** Describes a parsed certificate. */
+export function describe(cert: x509.X509Certificate, now: Date = new Date()): CertInfo {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const items = san?.names.items ?? [];
+  const uris = sanUris(cert);
+  const parsed = uris.map(parseMaculaUri);
+  const node = parsed.find((p) => p?.kind === "node");
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  const realm = node?.realm ?? caRealmOf(cert);
+  return {
+    subject: cert.subject,
+    issuer: cert.issuer,
+    serial: normalizeSerial(cert.serialNumber),
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    daysLeft: Math.floor((cert.notAfter.getTime() - now.getTime()) / 86_400_000),
+    isCa: bc?.ca ?? false,
+    pathLength: bc?.pathLength ?? null,
+    keyType: keyTypeName(cert),
+    keyUsage: ku ? KU_NAMES.filter(([f]) => (ku.usages & f) !== 0).map(([, n]) => n) : [],
+    extendedKeyUsage: (eku?.usages ?? []).map((u) => EKU_NAMES[String(u)] ?? String(u)),
+    realm,
+    realmTag: realm ? realmTagHex(realm) : null,
+    nodeId: node?.kind === "node" ? node.nodeId : null,
+    keyNodeId: nodeIdText(nodeIdFromSpki(new Uint8Array(cert.publicKey.rawData))),
+    groups: parsed.flatMap((p) => (p?.kind === "group" ? [p.group] : [])),
+    uris,
+    dns: items.filter((n) => n.type === "dns").map((n) => n.value),
+    ips: items.filter((n) => n.type === "ip").map((n) => n.value),
+    sha256: createHash("sha256").update(new Uint8Array(cert.rawData)).digest("hex"),
+  };
+}
+
+/** Parses a PEM certificate and describes it; `warnings` holds expiry warnings. */
+export function describeCert(
+  pem: string,
+  now: Date = new Date(),
+): { info: CertInfo; warnings: string[] } {
+  const cert = parseCert(pem);
+  const info = describe(cert, now);
+  const label = info.isCa
+    ? `the CA${info.realm ? ` for realm ${info.realm}` : ""}`
+    : `certificate ${cert.subject}`;
+  return { info, warnings: expiryWarnings(label, cert, now) };
+}
+
+/** Why a certificate was rejected. */
+export type FailureClass =
+  | "expired"
+  | "not-yet-valid"
+  | "untrusted"
+  | "wrong-realm"
+  | "revoked"
+  | "bad-profile";
+
+/** Exit codes of `macula certs verify`, one per failure class. */
+export const VERIFY_EXIT_CODES: Record<"ok" | FailureClass, number> = {
+  ok: 0,
+  expired: 3,
+  "not-yet-valid": 4,
+  untrusted: 5,
+  "wrong-realm": 6,
+  revoked: 7,
+  "bad-profile": 8,
+};
+
+/** The verdict on a certificate. */
+export type VerifyResult =
+  & { warnings: string[]; cert?: CertInfo }
+  & (
+    | { ok: true; class: "ok"; code: 0; message: string }
+    | { ok: false; class: FailureClass; code: number; message: string }
+  );
+
+/** Options for `verifyCert`. */
+export interface VerifyOptions {
+  caPem: string;
+  certPem: string;
+  crlPem?: string;
+  /** The realm the certificate must belong to (besides the CA's). */
+  realm?: string;
+  now?: Date;
+}
+
+/**
+ * Checks an end-entity certificate against a realm CA: signature, validity window, profile
+ * (CA flag, key usage, EKU, node URI, node id = hash of the key), realm, and the CRL.
+ * Problems with the inputs themselves (an unreadable CA or CRL) throw `CertsError`.
+ */
+export async function verifyCert(opts: VerifyOptions): Promise<VerifyResult> {
+  const now = opts.now ?? new Date();
+  if (opts.realm !== undefined) checkRealm(opts.realm);
+  const ca = parseCert(opts.caPem, "the CA certificate");
+  const caRealm = caRealmOf(ca);
+  const caBc = ca.getExtension(x509.BasicConstraintsExtension);
+  if (caRealm === null || !caBc?.ca) {
+    throw new CertsError(
+      "the CA certificate is not a Macula realm CA (no CA flag or no macula://<realm>/ca SAN)",
+    );
+  }
+  const crl = opts.crlPem === undefined ? undefined : await loadCrl(opts.crlPem, ca);
+  const warnings = expiryWarnings(`the CA for realm ${caRealm}`, ca, now);
+  if (crl?.nextUpdate && crl.nextUpdate.getTime() < now.getTime()) {
+    warnings.push(
+      `warning: the CRL was due for renewal on ${crl.nextUpdate.toISOString()}; run 'macula certs revoke' to refresh it`,
+    );
+  }
+  const fail = (cls: FailureClass, message: string, info?: CertInfo): VerifyResult => {
+    const r: VerifyResult = {
+      ok: false,
+      class: cls,
+      code: VERIFY_EXIT_CODES[cls],
+      message,
+      warnings,
+    };
+    if (info) r.cert = info;
+    return r;
+  };
+
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(opts.certPem);
+  } catch (e) {
+    return fail(
+      "untrusted",
+      `the certificate cannot be parsed (damaged or tampered): ${(e as Error).message}`,
+    );
+  }
+  const info = describe(cert, now);
+  let signed = false;
+  try {
+    signed = await cert.verify({ publicKey: ca.publicKey, signatureOnly: true });
+  } catch {
+    signed = false;
+  }
+  if (cert.issuerName.toString() !== ca.subjectName.toString()) {
+    return fail("untrusted", `issued by "${cert.issuer}", not by this CA ("${ca.subject}")`, info);
+  }
+  if (!signed) {
+    return fail(
+      "untrusted",
+      "the signature does not verify against this CA (wrong CA, or the certificate was altered)",
+      info,
+    );
+  }
+  if (ca.notAfter.getTime() < now.getTime()) {
+    return fail("expired", `the CA expired on ${ca.notAfter.toISOString()}`, info);
+  }
+  if (cert.notAfter.getTime() < now.getTime()) {
+    return fail("expired", `the certificate expired on ${info.notAfter}`, info);
+  }
+  if (cert.notBefore.getTime() > now.getTime() || ca.notBefore.getTime() > now.getTime()) {
+    const when = cert.notBefore.getTime() > now.getTime() ? cert.notBefore : ca.notBefore;
+    return fail("not-yet-valid", `not valid until ${when.toISOString()}`, info);
+  }
+  warnings.push(...expiryWarnings(`certificate ${cert.subject}`, cert, now));
+  if (info.isCa) {
+    return fail(
+      "bad-profile",
+      "the certificate is a CA certificate, not a node or user certificate",
+      info,
+    );
+  }
+  if (!info.keyUsage.includes("digitalSignature") || info.keyUsage.includes("keyCertSign")) {
+    return fail(
+      "bad-profile",
+      `key usage is [${info.keyUsage.join(", ")}]: needs digitalSignature (and not keyCertSign)`,
+      info,
+    );
+  }
+  if (
+    !info.extendedKeyUsage.includes("serverAuth") || !info.extendedKeyUsage.includes("clientAuth")
+  ) {
+    return fail(
+      "bad-profile",
+      `extended key usage is [${
+        info.extendedKeyUsage.join(", ")
+      }]: needs serverAuth and clientAuth`,
+      info,
+    );
+  }
+  const nodeUris = info.uris.map(parseMaculaUri).filter((p) => p?.kind === "node");
+  if (nodeUris.length !== 1) {
+    return fail(
+      "bad-profile",
+      nodeUris.length === 0
+        ? "missing SAN: no macula://<realm>/node/<node-id> URI"
+        : `${nodeUris.length} node URIs (exactly one allowed)`,
+      info,
+    );
+  }
+  if (info.nodeId !== info.keyNodeId) {
+    return fail(
+      "bad-profile",
+      `node id mismatch: the URI says ${info.nodeId} but the key hashes to ${info.keyNodeId}`,
+      info,
+    );
+  }
+  const realms = new Set(info.uris.map(parseMaculaUri).flatMap((p) => (p ? [p.realm] : [])));
+  if (info.realm !== caRealm || realms.size !== 1) {
+    return fail(
+      "wrong-realm",
+      `the certificate names realm ${[...realms].join(", ")} but the CA is for realm ${caRealm}`,
+      info,
+    );
+  }
+  if (opts.realm !== undefined && info.realm !== opts.realm) {
+    return fail(
+      "wrong-realm",
+      `the certificate is for realm ${info.realm}, not ${opts.realm}`,
+      info,
+    );
+  }
+  if (crl) {
+    const hit = crl.entries.find((e) => normalizeSerial(e.serialNumber) === info.serial);
+    if (hit) {
+      return fail(
+        "revoked",
+        `serial ${info.serial} was revoked on ${hit.revocationDate.toISOString()}`,
+        info,
+      );
+    }
+  }
+  return {
+    ok: true,
+    class: "ok",
+    code: 0,
+    message: `valid: node ${info.nodeId} in realm ${info.realm}, until ${info.notAfter}`,
+    warnings,
+    cert: info,
+  };
+}
