@@ -3,6 +3,7 @@
  * certificates, and revoke them with a signed CRL. `macula certs` is a thin shell over this;
  * docs/certificates.md is the operator's guide.
  */
+import { endEntityExtensions } from "../lib/identity/profile.ts";
 import { x509 } from "../lib/identity/x509.ts";
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -394,17 +395,7 @@ async function buildLeaf(opts: LeafOptions, spki: Uint8Array<ArrayBuffer>): Prom
     publicKey: spki,
     signingKey: ca.privateKey,
     signingAlgorithm: SIGN[ca.type],
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([
-        x509.ExtendedKeyUsage.serverAuth,
-        x509.ExtendedKeyUsage.clientAuth,
-      ]),
-      new x509.SubjectAlternativeNameExtension(names),
-      await x509.SubjectKeyIdentifierExtension.create(spki),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.cert.publicKey),
-    ],
+    extensions: await endEntityExtensions(spki, ca.cert.publicKey, names),
   });
   const warnings = [
     ...expiryWarnings(`the CA for realm ${ca.realm}`, ca.cert, now),

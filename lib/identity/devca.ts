@@ -3,6 +3,7 @@
  * over WebCrypto. Used by `macula demo`, tests and benchmarks; the realm CA operators use is
  * `macula certs` (certs-tool/).
  */
+import { endEntityExtensions } from "./profile.ts";
 import { x509 } from "./x509.ts";
 import { caUri, groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
 
@@ -121,17 +122,7 @@ export async function issue(ca: DevCa, opts: IssueOptions = {}): Promise<DevCert
     publicKey: keys.publicKey,
     signingKey: ca.keys.privateKey,
     signingAlgorithm: ALG[ca.type].sign,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([
-        x509.ExtendedKeyUsage.serverAuth,
-        x509.ExtendedKeyUsage.clientAuth,
-      ]),
-      new x509.SubjectAlternativeNameExtension(names),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
-    ],
+    extensions: await endEntityExtensions(keys.publicKey, ca.keys.publicKey, names),
   });
   const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
   return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
