@@ -1,0 +1,215 @@
+/**
+ * Frames on the wire (docs/wire-protocol.md): a 4-byte big-endian length, then one CBOR array
+ * `[type, field1, field2, …]` whose fields are positional and declared per frame type. Encoding
+ * is deterministic (definite lengths, shortest integer forms, fields in declared order, no
+ * floats); decoding is strict: a bad frame is a `WireError` naming the frame and the field.
+ *
+ * Rules for evolution: a decoder ignores fields past the ones it knows (a newer peer may append
+ * fields); an unknown frame type below 0x40 is an error (the peer needs it understood), one at
+ * 0x40 or above is skipped and reported as unknown.
+ */
+// The pure-JavaScript build: cbor-x's default entry loads the cbor-extract native addon, which
+// aborted the whole process (not an exception) on fuzzed input here.
+import { Decoder } from "cbor-x/decode";
+import { Encoder } from "cbor-x/encode";
+
+/** Field kinds a frame may carry. */
+export type FieldKind = "uint" | "str" | "bytes" | "bool" | "strs";
+
+/** One field of a frame type. */
+export interface FieldSpec {
+  name: string;
+  kind: FieldKind;
+  /** Largest value (uint), length in bytes (str, bytes), or item count (strs). */
+  max: number;
+  /** May be null / absent (trailing). */
+  optional?: boolean;
+  /** For `strs`: largest length of each string. */
+  itemMax?: number;
+}
+
+/** A frame type. */
+export interface FrameSpec {
+  type: number;
+  name: string;
+  fields: readonly FieldSpec[];
+}
+
+/** A decoded frame of a known type. */
+export interface Frame {
+  type: number;
+  name: string;
+  fields: Record<string, unknown>;
+}
+
+/** A bad frame; `frame` and `field` name what was wrong where known. */
+export class WireError extends Error {
+  override name = "WireError";
+  constructor(readonly frame: string, readonly field: string | null, detail: string) {
+    super(`${frame}${field ? `.${field}` : ""}: ${detail}`);
+  }
+}
+
+/** First type number a decoder may skip when it does not know it. */
+export const FIRST_IGNORABLE_TYPE = 0x40;
+/** Default largest frame (header excluded). */
+export const DEFAULT_MAX_FRAME = 1024 * 1024;
+
+const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+
+function check(spec: FrameSpec, f: FieldSpec, v: unknown): unknown {
+  const bad = (d: string) => new WireError(spec.name, f.name, d);
+  if (v === undefined || v === null) {
+    if (f.optional) return null;
+    throw bad("missing");
+  }
+  switch (f.kind) {
+    case "uint":
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+        throw bad("not an unsigned integer");
+      }
+      if (v > f.max) throw bad(`${v} is over the limit of ${f.max}`);
+      return v;
+    case "str":
+      if (typeof v !== "string") throw bad("not a text string");
+      if (Buffer.byteLength(v) > f.max) throw bad(`longer than ${f.max} bytes`);
+      return v;
+    case "bytes":
+      if (!(v instanceof Uint8Array)) throw bad("not a byte string");
+      if (v.length > f.max) throw bad(`${v.length} bytes, over the limit of ${f.max}`);
+      return v;
+    case "bool":
+      if (typeof v !== "boolean") throw bad("not a boolean");
+      return v;
+    case "strs": {
+      if (!Array.isArray(v)) throw bad("not an array");
+      if (v.length > f.max) throw bad(`${v.length} items, over the limit of ${f.max}`);
+      for (const s of v) {
+        if (typeof s !== "string") throw bad("an item is not a text string");
+        if (Buffer.byteLength(s) > (f.itemMax ?? 1024)) {
+          throw bad(`an item is longer than ${f.itemMax ?? 1024} bytes`);
+        }
+      }
+      return v;
+    }
+  }
+}
+
+/** A set of frame types, encoding and decoding them. */
+export class Codec {
+  readonly #byType = new Map<number, FrameSpec>();
+  readonly #byName = new Map<string, FrameSpec>();
+
+  constructor(specs: readonly FrameSpec[], readonly maxFrame = DEFAULT_MAX_FRAME) {
+    for (const s of specs) {
+      if (!Number.isInteger(s.type) || s.type < 0 || s.type > 0xffff) {
+        throw new Error(`frame ${s.name}: type ${s.type} is not 0-65535`);
+      }
+      if (this.#byType.has(s.type) || this.#byName.has(s.name)) {
+        throw new Error(`frame ${s.name}: duplicate`);
+      }
+      this.#byType.set(s.type, s);
+      this.#byName.set(s.name, s);
+    }
+  }
+
+  /** Encodes a frame (with its length prefix), validating every field first. */
+  encode(name: string, fields: Record<string, unknown>): Uint8Array {
+    const spec = this.#byName.get(name);
+    if (!spec) throw new WireError(name, null, "unknown frame type");
+    const arr: unknown[] = [spec.type];
+    for (const f of spec.fields) arr.push(check(spec, f, fields[f.name]));
+    while (arr.length > 1 && arr[arr.length - 1] === null) arr.pop(); // trailing optionals
+    const body = encoder.encode(arr) as Uint8Array;
+    if (body.length > this.maxFrame) {
+      throw new WireError(
+        spec.name,
+        null,
+        `${body.length} bytes, over the frame limit of ${this.maxFrame}`,
+      );
+    }
+    const out = new Uint8Array(4 + body.length);
+    new DataView(out.buffer).setUint32(0, body.length);
+    out.set(body, 4);
+    return out;
+  }
+
+  /** Encodes an arbitrary array as a frame, unchecked (tests of hostile and future peers). */
+  encodeRaw(arr: unknown[]): Uint8Array {
+    const body = encoder.encode(arr) as Uint8Array;
+    const out = new Uint8Array(4 + body.length);
+    new DataView(out.buffer).setUint32(0, body.length);
+    out.set(body, 4);
+    return out;
+  }
+
+  /** Decodes one frame body (without the length prefix). */
+  decodeBody(body: Uint8Array): Frame | { type: number; unknown: true } {
+    let v: unknown;
+    try {
+      v = decoder.decode(body);
+    } catch (e) {
+      throw new WireError("frame", null, `not valid CBOR (${(e as Error).message})`);
+    }
+    if (!Array.isArray(v) || v.length === 0) {
+      throw new WireError("frame", null, "not a CBOR array [type, …]");
+    }
+    const type = v[0];
+    if (typeof type !== "number" || !Number.isInteger(type) || type < 0 || type > 0xffff) {
+      throw new WireError("frame", "type", "not an integer 0-65535");
+    }
+    const spec = this.#byType.get(type);
+    if (!spec) {
+      if (type >= FIRST_IGNORABLE_TYPE) return { type, unknown: true };
+      throw new WireError(
+        `frame type ${type}`,
+        null,
+        "unknown, and below 0x40 so it may not be ignored",
+      );
+    }
+    const fields: Record<string, unknown> = {};
+    spec.fields.forEach((f, i) => {
+      fields[f.name] = check(spec, f, v[i + 1]);
+    });
+    return { type, name: spec.name, fields };
+  }
+}
+
+/**
+ * Splits a byte stream into frame bodies. Rejects a length over the limit as soon as the
+ * header arrives, so a hostile peer cannot make it buffer more than one frame's worth.
+ */
+export class FrameReader {
+  #buf = new Uint8Array(0);
+  constructor(readonly maxFrame = DEFAULT_MAX_FRAME) {}
+
+  /** Adds bytes; returns the complete frame bodies now available. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    const joined = new Uint8Array(this.#buf.length + chunk.length);
+    joined.set(this.#buf);
+    joined.set(chunk, this.#buf.length);
+    const out: Uint8Array[] = [];
+    let off = 0;
+    while (joined.length - off >= 4) {
+      const len = new DataView(joined.buffer, off, 4).getUint32(0);
+      if (len > this.maxFrame) {
+        throw new WireError(
+          "frame",
+          "length",
+          `${len} bytes, over the frame limit of ${this.maxFrame}`,
+        );
+      }
+      if (joined.length - off - 4 < len) break;
+      out.push(joined.subarray(off + 4, off + 4 + len));
+      off += 4 + len;
+    }
+    this.#buf = joined.slice(off);
+    return out;
+  }
+
+  /** Bytes held waiting for the rest of a frame. */
+  get pending(): number {
+    return this.#buf.length;
+  }
+}
