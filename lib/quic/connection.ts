@@ -503,6 +503,8 @@ export class QuicConnection implements StreamOwner {
   open(): void {
     if (this.state !== "verifying") return;
     this.state = "open";
+    // Streams and datagrams that arrived while the peer was being checked are read now.
+    this.#received = true;
     if (this.limits.keepAliveMs > 0) this.keepAliveAt = Date.now() + this.limits.keepAliveMs;
     this.host.dirty(this);
   }

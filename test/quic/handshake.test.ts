@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ConnectionClosedError, PEER_REJECTED, type QuicEndpoint } from "../../lib/quic/mod.ts";
 import { makeCa, tlsFor } from "../../lib/identity/devca.ts";
-import { ca, closingEndpoints, endpoint, serveEcho } from "../helpers/quic.ts";
+import { ca, closingEndpoints, endpoint, serveEcho, until } from "../helpers/quic.ts";
 import { QuicEndpoint as Endpoint } from "../../lib/quic/mod.ts";
 
 const { ep, track } = closingEndpoints();
@@ -149,6 +149,23 @@ describe("handshake", () => {
     const err = await client.connect(server.address).catch((e) => e);
     expect(seen).toBe(1);
     expect(err.message).toContain("wrong node id");
+  });
+
+  test("data sent while the server's asynchronous checkPeer runs is read once it passes", async () => {
+    let pass!: () => void;
+    const gate = new Promise<void>((r) => (pass = r));
+    const server = await ep({ checkPeer: () => gate });
+    serveEcho(server);
+    const client = await ep({ acceptIncoming: false });
+    // TLS finished, so the client may already send; the server holds the data until checkPeer
+    // passes, and must then read it without waiting for another packet.
+    const conn = await client.connect(server.address);
+    const s = await conn.openStream();
+    const back = s.readAll();
+    await s.end(new TextEncoder().encode("early"));
+    await until(() => server.stats.packetsReceived > 5, "the early data reached the server");
+    pass();
+    expect(new TextDecoder().decode(await back)).toBe("early");
   });
 
   test("bad TLS material fails at bind with a message naming it", async () => {

@@ -1,0 +1,344 @@
+/**
+ * A peer session: one QUIC connection between two identities of the same realm, with a version
+ * handshake that binds the TLS identity, request/response multiplexed one QUIC stream per
+ * request, deadlines, cancellation and a graceful close. docs/wire-protocol.md, "Session".
+ *
+ * Streams: the dialer's first bidirectional stream is the control stream (HELLO → HELLO_ACK,
+ * later GOAWAY). Every other bidirectional stream, opened by either side, carries one request:
+ * `REQ` with FIN, answered by `RES` or `ERR` with FIN.
+ */
+import type { PeerIdentity } from "../identity/verify.ts";
+import type { CloseInfo, QuicConnection, QuicStream } from "../quic/mod.ts";
+import { type Frame, FrameReader, WireError } from "../wire/codec.ts";
+import { sessionCodec, VERSIONS } from "./frames.ts";
+
+/** Why a session operation failed. */
+export type SessionErrorCode =
+  | "protocol"
+  | "version"
+  | "identity"
+  | "timeout"
+  | "cancelled"
+  | "remote"
+  | "closed";
+
+/** A session failure; `remoteCode` is set for errors the peer's handler returned. */
+export class SessionError extends Error {
+  override name = "SessionError";
+  constructor(readonly code: SessionErrorCode, message: string, readonly remoteCode?: string) {
+    super(message);
+  }
+}
+
+/** Handles one request from the peer; throw to answer with an error (its message is sent). */
+export type RequestHandler = (
+  method: string,
+  payload: Uint8Array,
+  ctx: { peer: PeerIdentity; signal: AbortSignal },
+) => Uint8Array | Promise<Uint8Array>;
+
+/** Session options. */
+export interface SessionOptions {
+  /** This side's identity (from its own certificate). */
+  self: { nodeId: string; realm: string };
+  /** Serves the peer's requests; without one, requests are answered `no_handler`. */
+  onRequest?: RequestHandler;
+  /** How long the version handshake may take. Default 5 000 ms. */
+  helloTimeoutMs?: number;
+}
+
+/** Application close code for a session the peer refused (handshake failure). */
+export const SESSION_REFUSED = 0x10;
+/** Stream error code used when a request is cancelled or timed out. */
+export const REQUEST_CANCELLED = 0x11;
+
+const enc = (name: string, fields: Record<string, unknown>) => sessionCodec.encode(name, fields);
+
+/** Reads the frames of a stream, in order, until its end. */
+async function* frames(stream: QuicStream): AsyncGenerator<Frame> {
+  const reader = new FrameReader(sessionCodec.maxFrame);
+  for await (const chunk of stream) {
+    for (const body of reader.push(chunk)) {
+      const f = sessionCodec.decodeBody(body);
+      if ("unknown" in f) continue; // an ignorable frame from a newer peer
+      yield f;
+    }
+  }
+  if (reader.pending > 0) {
+    throw new WireError("frame", null, `stream ended inside a frame (${reader.pending} bytes)`);
+  }
+}
+
+/** The first frame of a stream, or an error naming what came instead. */
+async function firstFrame(stream: QuicStream, want: string[]): Promise<Frame> {
+  for await (const f of frames(stream)) {
+    if (!want.includes(f.name)) {
+      throw new WireError(f.name, null, `unexpected here (wanted ${want.join(" or ")})`);
+    }
+    return f;
+  }
+  throw new WireError(want.join("|"), null, "stream ended before the frame");
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new SessionError("timeout", `${what} took longer than ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** One authenticated session with a peer. */
+export class PeerSession {
+  #closing = false;
+  readonly #abort = new AbortController();
+
+  private constructor(
+    /** The QUIC connection underneath. */
+    readonly conn: QuicConnection,
+    /** Who the peer is (from its certificate, confirmed by its HELLO). */
+    readonly peer: PeerIdentity,
+    /** The protocol version both sides speak. */
+    readonly version: string,
+    private readonly opts: SessionOptions,
+  ) {
+    void conn.closed.then(() => this.#abort.abort());
+    this.#serve();
+  }
+
+  /** Resolves when the underlying connection has closed. */
+  get closed(): Promise<CloseInfo> {
+    return this.conn.closed;
+  }
+
+  /** Opens a session on a connection this side dialed. */
+  static async dial(conn: QuicConnection, opts: SessionOptions): Promise<PeerSession> {
+    const peer = PeerSession.#identity(conn);
+    const control = await conn.openStream();
+    await control.write(
+      enc("HELLO", { versions: [...VERSIONS], node: opts.self.nodeId, realm: opts.self.realm }),
+    );
+    try {
+      const f = await withTimeout(
+        firstFrame(control, ["HELLO_ACK", "ERR"]),
+        opts.helloTimeoutMs ?? 5000,
+        "the session handshake",
+      );
+      if (f.name === "ERR") {
+        const { code, message } = f.fields as { code: string; message: string };
+        throw new SessionError(
+          code === "version" ? "version" : "identity",
+          `peer refused the session: ${message}`,
+          code,
+        );
+      }
+      const ack = f.fields as { version: string; node: string; realm: string };
+      if (!VERSIONS.includes(ack.version as (typeof VERSIONS)[number])) {
+        throw new SessionError(
+          "version",
+          `peer chose version ${ack.version}, which this node does not speak`,
+        );
+      }
+      PeerSession.#bind(peer, ack.node, ack.realm);
+      return new PeerSession(conn, peer, ack.version, opts);
+    } catch (e) {
+      await conn.close(SESSION_REFUSED, (e as Error).message.slice(0, 200));
+      throw e instanceof SessionError ? e : new SessionError("protocol", (e as Error).message);
+    }
+  }
+
+  /** Accepts a session on a connection this side accepted. */
+  static async accept(conn: QuicConnection, opts: SessionOptions): Promise<PeerSession> {
+    const peer = PeerSession.#identity(conn);
+    const control = await withTimeout(
+      conn.acceptStream(),
+      opts.helloTimeoutMs ?? 5000,
+      "waiting for HELLO",
+    );
+    if (!control) {
+      throw new SessionError("closed", "the connection closed before the session handshake");
+    }
+    const refuse = async (code: string, message: string, as: SessionErrorCode) => {
+      await control.end(enc("ERR", { code, message })).catch(() => {});
+      await conn.close(SESSION_REFUSED, message.slice(0, 200));
+      return new SessionError(as, message);
+    };
+    let hello: Frame;
+    try {
+      hello = await withTimeout(
+        firstFrame(control, ["HELLO"]),
+        opts.helloTimeoutMs ?? 5000,
+        "the session handshake",
+      );
+    } catch (e) {
+      throw await refuse(
+        "protocol",
+        (e as Error).message,
+        e instanceof SessionError ? e.code : "protocol",
+      );
+    }
+    const h = hello.fields as { versions: string[]; node: string; realm: string };
+    const version = VERSIONS.find((v) => h.versions.includes(v));
+    if (!version) {
+      throw await refuse(
+        "version",
+        `no common version: peer speaks ${h.versions.join(", ")}, this node ${VERSIONS.join(", ")}`,
+        "version",
+      );
+    }
+    try {
+      PeerSession.#bind(peer, h.node, h.realm);
+    } catch (e) {
+      throw await refuse("identity", (e as Error).message, "identity");
+    }
+    await control.write(
+      enc("HELLO_ACK", { version, node: opts.self.nodeId, realm: opts.self.realm }),
+    );
+    return new PeerSession(conn, peer, version, opts);
+  }
+
+  static #identity(conn: QuicConnection): PeerIdentity {
+    const peer = conn.context as PeerIdentity | undefined;
+    if (!peer || typeof peer.nodeId !== "string") {
+      throw new SessionError(
+        "identity",
+        "the connection has no verified peer identity (use Verifier.checkPeer)",
+      );
+    }
+    return peer;
+  }
+
+  /** The HELLO must name the identity the certificate proved. */
+  static #bind(peer: PeerIdentity, node: string, realm: string): void {
+    if (node !== peer.nodeId || realm !== peer.realm) {
+      throw new SessionError(
+        "identity",
+        `HELLO names node ${node} in realm ${realm}, but the certificate is node ${peer.nodeId} in realm ${peer.realm}`,
+      );
+    }
+  }
+
+  /**
+   * Sends a request and resolves with the answer. Rejects with `SessionError`: `remote` (the
+   * peer's handler failed; `remoteCode` and its message), `timeout`, `cancelled`, `closed`.
+   */
+  async request(
+    method: string,
+    payload: Uint8Array,
+    o: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Uint8Array> {
+    if (this.#closing) throw new SessionError("closed", "the session is closing");
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    const frame = enc("REQ", { method, payload, timeout_ms: timeoutMs });
+    let stream: QuicStream;
+    try {
+      stream = await this.conn.openStream();
+    } catch (e) {
+      throw new SessionError("closed", (e as Error).message);
+    }
+    let settle!: (e: SessionError) => void;
+    const stopped = new Promise<never>((_, reject) => (settle = reject));
+    const stop = (e: SessionError) => {
+      stream.stopSending(REQUEST_CANCELLED);
+      stream.reset(REQUEST_CANCELLED);
+      settle(e);
+    };
+    const timer = setTimeout(
+      () => stop(new SessionError("timeout", `${method}: no answer in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onAbort = () => stop(new SessionError("cancelled", `${method}: cancelled`));
+    if (o.signal?.aborted) onAbort();
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const answer = (async () => {
+        await stream.end(frame);
+        return await firstFrame(stream, ["RES", "ERR"]);
+      })();
+      const f = await Promise.race([answer, stopped]);
+      if (f.name === "ERR") {
+        const { code, message } = f.fields as { code: string; message: string };
+        throw new SessionError("remote", `${method}: ${message}`, code);
+      }
+      return (f.fields as { payload: Uint8Array }).payload;
+    } catch (e) {
+      if (e instanceof SessionError) throw e;
+      if (this.conn.closeInfo || !this.conn.isOpen) {
+        throw new SessionError("closed", (e as Error).message);
+      }
+      throw new SessionError("protocol", (e as Error).message);
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Says goodbye (GOAWAY with the reason) and closes the connection. */
+  async close(reason = "session closed"): Promise<CloseInfo> {
+    this.#closing = true;
+    try {
+      const s = await this.conn.openUniStream();
+      await s.end(enc("GOAWAY", { reason }));
+    } catch {
+      // already closing
+    }
+    return this.conn.close(0, reason);
+  }
+
+  /** Serves the peer's requests until the connection closes. */
+  #serve(): void {
+    void (async () => {
+      for await (const s of this.conn.streams()) {
+        if (!s.bidi) {
+          void this.#control(s);
+          continue;
+        }
+        void this.#answer(s).catch(() => {});
+      }
+    })();
+  }
+
+  /** A one-frame uni stream from the peer: GOAWAY. */
+  async #control(s: QuicStream): Promise<void> {
+    try {
+      const f = await firstFrame(s, ["GOAWAY"]);
+      this.#closing = true;
+      void f;
+    } catch {
+      // a malformed control frame: ignore the stream
+    }
+  }
+
+  async #answer(s: QuicStream): Promise<void> {
+    let req: Frame;
+    try {
+      req = await firstFrame(s, ["REQ"]);
+    } catch (e) {
+      await s.end(enc("ERR", { code: "protocol", message: (e as Error).message.slice(0, 4000) }));
+      return;
+    }
+    const { method, payload } = req.fields as { method: string; payload: Uint8Array };
+    const handler = this.opts.onRequest;
+    if (!handler) {
+      await s.end(
+        enc("ERR", {
+          code: "no_handler",
+          message: `no handler for requests on this node (${method})`,
+        }),
+      );
+      return;
+    }
+    let out: Uint8Array;
+    try {
+      out = await handler(method, payload, { peer: this.peer, signal: this.#abort.signal });
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      await s.end(enc("ERR", { code: "handler_error", message: message.slice(0, 4000) }));
+      return;
+    }
+    await s.end(enc("RES", { payload: out }));
+  }
+}
