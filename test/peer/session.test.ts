@@ -40,6 +40,18 @@ async function pair(
   return { server: await accepted, client, a, b };
 }
 
+/** Connects beta to alpha without a session on beta's side (alpha accepts one). */
+async function rawDial() {
+  const ca = await makeCa("ed25519", "acme-ca", "acme");
+  const v = await Verifier.create({ ca: ca.pem });
+  const a = await node(ca, v, "alpha");
+  const b = await node(ca, v, "beta", false);
+  const accepted = (async () => PeerSession.accept((await a.ep.accept())!, { self: a.self }))()
+    .catch((e) => e);
+  const conn = await b.ep.connect(a.ep.address);
+  return { a, b, accepted, conn };
+}
+
 describe("peer sessions", () => {
   test("the handshake binds each side's certificate identity and agrees on a version", async () => {
     const { server, client, a, b } = await pair();
@@ -93,13 +105,7 @@ describe("peer sessions", () => {
   });
 
   test("a HELLO that names another node than the certificate is refused", async () => {
-    const ca = await makeCa("ed25519", "acme-ca", "acme");
-    const v = await Verifier.create({ ca: ca.pem });
-    const a = await node(ca, v, "alpha");
-    const b = await node(ca, v, "beta", false);
-    const accepted = (async () => PeerSession.accept((await a.ep.accept())!, { self: a.self }))()
-      .catch((e) => e);
-    const conn = await b.ep.connect(a.ep.address);
+    const { a, accepted, conn } = await rawDial();
     const err = await PeerSession.dial(conn, { self: { nodeId: a.self.nodeId, realm: "acme" } })
       .catch((e) => e);
     expect(err).toMatchObject({ code: "identity" });
@@ -108,13 +114,7 @@ describe("peer sessions", () => {
   });
 
   test("no common version: the acceptor says which versions each side speaks", async () => {
-    const ca = await makeCa("ed25519", "acme-ca", "acme");
-    const v = await Verifier.create({ ca: ca.pem });
-    const a = await node(ca, v, "alpha");
-    const b = await node(ca, v, "beta", false);
-    const accepted = (async () => PeerSession.accept((await a.ep.accept())!, { self: a.self }))()
-      .catch((e) => e);
-    const conn = await b.ep.connect(a.ep.address);
+    const { b, accepted, conn } = await rawDial();
     const s = await conn.openStream();
     const reply = s.readAll();
     await s.end(
