@@ -116,7 +116,11 @@ export async function runDemo(mib: number, say: (s: string) => void = line) {
     const st = conn.stats();
     say(
       `7. stats: ${st.packetsSent} packets sent, ${st.packetsReceived} received, ${st.packetsLost} lost, ` +
-        `cwnd ${st.cwnd} B`,
+        `cwnd ${st.cwnd} B` +
+        (st.packetsLost > 0
+          ? " (losses: with both ends in one process the kernel drops packets while the process " +
+            "is busy; QUIC resent them)"
+          : ""),
     );
     const closing = conn.close(0, "demo done");
     await closing;

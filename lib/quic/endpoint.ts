@@ -694,8 +694,8 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
       c.inDirty = false;
       const woke = c.service();
       if (woke && !c.deferred) {
-        // Data reached the application: let it answer in this turn's microtasks, then send the
-        // answer with the ACK in one packet (next turn) instead of a lone ACK now.
+        // Data reached the application: let its microtasks run first (#flushAfterApp), so an
+        // immediate answer leaves with the ACK in one packet instead of a lone ACK now.
         c.deferred = true;
         again.push(c);
         continue;
