@@ -137,6 +137,8 @@ export class QuicConnection implements StreamOwner {
   #dgramWaiter: ((d: Uint8Array | null) => void) | null = null;
   #dgramDropped = 0;
   #cids: Uint8Array[] = [];
+  /** Highest peer-opened stream id seen, bidirectional and unidirectional (-1: none). */
+  #maxPeerStream = [-1, -1];
   #resolveClosed!: (i: CloseInfo) => void;
   #onPeerMigrated: ((from: HostPort, to: HostPort) => void) | null = null;
   #migrating: HostPort | null = null;
@@ -436,10 +438,14 @@ export class QuicConnection implements StreamOwner {
         let s = this.#streams.get(id);
         if (!s) {
           const peerOpened = ((id & 1) === 1) === this.isClient;
-          if (!peerOpened) {
+          // Peers open streams in order: an id at or below the highest seen is one this side
+          // already finished (late data after STOP_SENDING, say), not a new stream.
+          const kind = id & 2;
+          if (!peerOpened || id <= this.#maxPeerStream[kind >> 1]!) {
             this.#drop(id);
             continue;
           }
+          this.#maxPeerStream[kind >> 1] = id;
           s = new QuicStream(
             this,
             id,
