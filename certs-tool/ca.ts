@@ -3,14 +3,13 @@
  * certificates, and revoke them with a signed CRL. `macula certs` is a thin shell over this;
  * docs/certificates.md is the operator's guide.
  */
-import { endEntityExtensions } from "../lib/identity/profile.ts";
+import { caExtensions, endEntityExtensions } from "../lib/identity/profile.ts";
 import { x509 } from "../lib/identity/x509.ts";
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import {
-  caUri,
   checkGroup,
   checkRealm,
   groupUri,
@@ -198,15 +197,7 @@ export async function initCa(opts: InitCaOptions): Promise<InitCaResult> {
     notAfter: new Date(now.getTime() + opts.durationMs),
     keys,
     signingAlgorithm: SIGN[type],
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      new x509.SubjectAlternativeNameExtension([{ type: "url", value: caUri(realm) }]),
-    ],
+    extensions: await caExtensions(keys.publicKey, realm),
   });
   const der = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
   const keyPem = opts.passphrase === undefined

@@ -3,9 +3,9 @@
  * over WebCrypto. Used by `macula demo`, tests and benchmarks; the realm CA operators use is
  * `macula certs` (certs-tool/).
  */
-import { endEntityExtensions } from "./profile.ts";
+import { caExtensions, endEntityExtensions } from "./profile.ts";
 import { x509 } from "./x509.ts";
-import { caUri, groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
+import { groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
 
 /** Key algorithms for certificates: Ed25519 (default) or ECDSA P-256. */
 export type KeyType = "ed25519" | "p256";
@@ -84,17 +84,7 @@ export async function makeCa(
     notAfter: new Date(Date.now() + 30 * DAY),
     keys,
     signingAlgorithm: ALG[type].sign,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ...(realm
-        ? [new x509.SubjectAlternativeNameExtension([{ type: "url", value: caUri(realm) }])]
-        : []),
-    ],
+    extensions: await caExtensions(keys.publicKey, realm),
   });
   return { type, cert, keys, pem: cert.toString("pem"), realm };
 }

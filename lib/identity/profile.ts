@@ -1,8 +1,27 @@
 /**
- * The X.509 profile of a Macula node or user certificate (docs/certificates.md, "SAN layout"):
- * not a CA, digitalSignature, serverAuth + clientAuth, the SANs, and key identifiers.
+ * The X.509 profiles of Macula certificates (docs/certificates.md): the realm CA, and node or user
+ * certificates (not a CA, digitalSignature, serverAuth + clientAuth, the SANs, key identifiers).
  */
+import { caUri } from "./names.ts";
 import { x509 } from "./x509.ts";
+
+/**
+ * The extensions of a realm CA: CA with pathLen 0 and keyCertSign + cRLSign (both critical), a
+ * subject key identifier, and the SAN `macula://<realm>/ca` when a realm is given.
+ */
+export async function caExtensions(
+  publicKey: x509.PublicKeyType,
+  realm?: string,
+): Promise<x509.Extension[]> {
+  return [
+    new x509.BasicConstraintsExtension(true, 0, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
+    ...(realm
+      ? [new x509.SubjectAlternativeNameExtension([{ type: "url", value: caUri(realm) }])]
+      : []),
+  ];
+}
 
 /** The extensions of an end-entity certificate for `publicKey`, issued by `issuerKey`. */
 export async function endEntityExtensions(

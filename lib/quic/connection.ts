@@ -137,8 +137,8 @@ export class QuicConnection implements StreamOwner {
   #dgramWaiter: ((d: Uint8Array | null) => void) | null = null;
   #dgramDropped = 0;
   #cids: Uint8Array[] = [];
-  /** Highest peer-opened stream id seen, bidirectional and unidirectional (-1: none). */
-  #maxPeerStream = [-1, -1];
+  /** Peer-opened streams finished here, so late data on them is not taken for a new stream. */
+  #finishedPeer = new Set<number>();
   #resolveClosed!: (i: CloseInfo) => void;
   #onPeerMigrated: ((from: HostPort, to: HostPort) => void) | null = null;
   #migrating: HostPort | null = null;
@@ -206,13 +206,12 @@ export class QuicConnection implements StreamOwner {
     else this.#nextUni += 4;
     // A zero-length send makes quiche create the stream and count it against the peer's limit.
     this.native.streamSend(id, new Uint8Array(0), false);
-    const s = new QuicStream(
-      this,
-      id,
-      this.isClient,
-      this.limits.readBufferBytes,
-      this.limits.writeBufferBytes,
-    );
+    return this.#newStream(id);
+  }
+
+  #newStream(id: number): QuicStream {
+    const l = this.limits;
+    const s = new QuicStream(this, id, this.isClient, l.readBufferBytes, l.writeBufferBytes);
     this.#streams.set(id, s);
     return s;
   }
@@ -384,6 +383,13 @@ export class QuicConnection implements StreamOwner {
   /** @internal */
   streamDone(s: QuicStream): void {
     this.#streams.delete(s.id);
+    if (!s.local) {
+      this.#finishedPeer.add(s.id);
+      // Bounded: forget the oldest (quiche stops reporting collected streams anyway).
+      if (this.#finishedPeer.size > 4096) {
+        this.#finishedPeer.delete(this.#finishedPeer.values().next().value!);
+      }
+    }
     this.#writeQueue.delete(s);
     this.#blocked.delete(s);
   }
@@ -438,22 +444,13 @@ export class QuicConnection implements StreamOwner {
         let s = this.#streams.get(id);
         if (!s) {
           const peerOpened = ((id & 1) === 1) === this.isClient;
-          // Peers open streams in order: an id at or below the highest seen is one this side
-          // already finished (late data after STOP_SENDING, say), not a new stream.
-          const kind = id & 2;
-          if (!peerOpened || id <= this.#maxPeerStream[kind >> 1]!) {
+          // (Stream data can arrive out of order after loss, so a peer stream with a lower id
+          // than one already seen may well be new: ids cannot tell finished streams apart.)
+          if (!peerOpened || this.#finishedPeer.has(id)) {
             this.#drop(id);
             continue;
           }
-          this.#maxPeerStream[kind >> 1] = id;
-          s = new QuicStream(
-            this,
-            id,
-            this.isClient,
-            this.limits.readBufferBytes,
-            this.limits.writeBufferBytes,
-          );
-          this.#streams.set(id, s);
+          s = this.#newStream(id);
           this.#deliverStream(s);
           woke = true;
         }
