@@ -1,0 +1,153 @@
+/**
+ * Node configuration: a YAML file (`yaml`, YAML 1.2) and flags over embedded defaults. Every
+ * problem is reported with the path of the offending key; unknown keys are errors (a typo must
+ * not silently fall back to a default).
+ *
+ * ```yaml
+ * realm: acme
+ * data_dir: /var/lib/macula
+ * listen: { host: 0.0.0.0, port: 4433 }
+ * join: [quic://10.0.0.2:4433]
+ * tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
+ * quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
+ * ```
+ */
+import { parse, YAMLParseError } from "yaml";
+import { realmProblem } from "../identity/names.ts";
+
+/** A node's configuration, defaults filled in. */
+export interface NodeConfig {
+  /** Realm; default `dev` (a development realm with a CA made under `data_dir`). */
+  realm: string;
+  /** Where keys, certificates and state live. Default `./macula-data`. */
+  dataDir: string;
+  listen: { host: string; port: number };
+  /** Seed nodes to connect to, as `quic://host:port`. */
+  join: { host: string; port: number }[];
+  /** Certificate files; absent in a dev realm, where the node makes its own. */
+  tls: { ca: string; cert: string; key: string; crl?: string } | null;
+  quic: { idleTimeoutMs: number; keepAliveMs: number };
+}
+
+/** A bad configuration; the message names the key. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export const DEFAULTS: NodeConfig = {
+  realm: "dev",
+  dataDir: "./macula-data",
+  listen: { host: "0.0.0.0", port: 4433 },
+  join: [],
+  tls: null,
+  quic: { idleTimeoutMs: 30_000, keepAliveMs: 10_000 },
+};
+
+type Obj = Record<string, unknown>;
+
+function fail(path: string, what: string, got: unknown): never {
+  throw new ConfigError(`${path}: ${what} (got ${JSON.stringify(got)})`);
+}
+
+function object(v: unknown, path: string, keys: readonly string[]): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(path, "must be a mapping", v);
+  for (const k of Object.keys(v)) {
+    if (!keys.includes(k)) {
+      throw new ConfigError(
+        `${path ? `${path}.` : ""}${k}: unknown key (known: ${keys.join(", ")})`,
+      );
+    }
+  }
+  return v as Obj;
+}
+
+function str(v: unknown, path: string): string {
+  if (typeof v !== "string" || v.length === 0) fail(path, "must be a non-empty string", v);
+  return v;
+}
+
+function int(v: unknown, path: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    fail(path, `must be an integer from ${min} to ${max}`, v);
+  }
+  return v;
+}
+
+/** Parses `quic://host:port` (IPv6 in brackets). */
+export function parseSeed(v: unknown, path = "join"): { host: string; port: number } {
+  const s = str(v, path);
+  const m = /^quic:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})$/.exec(s);
+  if (!m) fail(path, "must look like quic://host:port", v);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) fail(path, "port must be 1-65535", v);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+/** Validates a parsed configuration object and fills in defaults. */
+export function configFrom(raw: unknown): NodeConfig {
+  const top = object(raw ?? {}, "", ["realm", "data_dir", "listen", "join", "tls", "quic"]);
+  const c: NodeConfig = structuredClone(DEFAULTS);
+  if (top.realm !== undefined) {
+    const r = str(top.realm, "realm");
+    const p = realmProblem(r);
+    if (p) fail("realm", p, r);
+    c.realm = r;
+  }
+  if (top.data_dir !== undefined) c.dataDir = str(top.data_dir, "data_dir");
+  if (top.listen !== undefined) {
+    const l = object(top.listen, "listen", ["host", "port"]);
+    if (l.host !== undefined) c.listen.host = str(l.host, "listen.host");
+    if (l.port !== undefined) c.listen.port = int(l.port, "listen.port", 0, 65535);
+  }
+  if (top.join !== undefined) {
+    if (!Array.isArray(top.join)) fail("join", "must be a list of quic://host:port", top.join);
+    c.join = top.join.map((s, i) => parseSeed(s, `join[${i}]`));
+  }
+  if (top.tls !== undefined && top.tls !== null) {
+    const t = object(top.tls, "tls", ["ca", "cert", "key", "crl"]);
+    for (const k of ["ca", "cert", "key"] as const) {
+      if (t[k] === undefined) {
+        throw new ConfigError(`tls.${k}: missing (tls needs ca, cert and key)`);
+      }
+    }
+    c.tls = { ca: str(t.ca, "tls.ca"), cert: str(t.cert, "tls.cert"), key: str(t.key, "tls.key") };
+    if (t.crl !== undefined) c.tls.crl = str(t.crl, "tls.crl");
+  }
+  if (top.quic !== undefined) {
+    const q = object(top.quic, "quic", ["idle_timeout_ms", "keep_alive_ms"]);
+    if (q.idle_timeout_ms !== undefined) {
+      c.quic.idleTimeoutMs = int(q.idle_timeout_ms, "quic.idle_timeout_ms", 1000, 3_600_000);
+    }
+    if (q.keep_alive_ms !== undefined) {
+      c.quic.keepAliveMs = int(q.keep_alive_ms, "quic.keep_alive_ms", 0, 3_600_000);
+    }
+  }
+  if (c.realm !== "dev" && c.tls === null) {
+    throw new ConfigError(
+      `tls: required for realm ${c.realm} (only the dev realm makes its own certificates)`,
+    );
+  }
+  return c;
+}
+
+/** Parses YAML text (`source` names it in errors) into a configuration. */
+export function parseConfig(text: string, source = "config"): NodeConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text, { uniqueKeys: true, strict: true });
+  } catch (e) {
+    if (e instanceof YAMLParseError) {
+      const at = e.linePos?.[0];
+      throw new ConfigError(
+        `${source}${at ? `:${at.line}:${at.col}` : ""}: ${e.message.split("\n")[0]}`,
+      );
+    }
+    throw e;
+  }
+  try {
+    return configFrom(raw);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`${source}: ${e.message}`);
+    throw e;
+  }
+}

@@ -1,0 +1,69 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, DEFAULTS, parseConfig, parseSeed } from "../../lib/node/config.ts";
+
+const err = (text: string) => {
+  try {
+    parseConfig(text, "node.yaml");
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("node configuration", () => {
+  test("empty means the embedded defaults: dev realm, port 4433", () => {
+    expect(parseConfig("")).toEqual(DEFAULTS);
+    expect(parseConfig("{}").listen).toEqual({ host: "0.0.0.0", port: 4433 });
+  });
+
+  test("a full file", () => {
+    const c = parseConfig(`
+realm: com.acme.prod   # comments are fine
+data_dir: /var/lib/macula
+listen: { host: "::", port: 0 }
+join: [quic://10.0.0.2:4433, "quic://[::1]:5000"]
+tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
+quic: { idle_timeout_ms: 60000, keep_alive_ms: 0 }
+`);
+    expect(c).toEqual({
+      realm: "com.acme.prod",
+      dataDir: "/var/lib/macula",
+      listen: { host: "::", port: 0 },
+      join: [{ host: "10.0.0.2", port: 4433 }, { host: "::1", port: 5000 }],
+      tls: { ca: "ca.pem", cert: "node.crt", key: "node.key", crl: "crl.pem" },
+      quic: { idleTimeoutMs: 60000, keepAliveMs: 0 },
+    });
+  });
+
+  test("every mistake names the key and what was wrong", () => {
+    expect(err("lisen: {port: 1}")).toBe(
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic)",
+    );
+    expect(err("listen: {port: 70000}")).toBe(
+      "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",
+    );
+    expect(err("listen: {port: '4433'}")).toBe(
+      'node.yaml: listen.port: must be an integer from 0 to 65535 (got "4433")',
+    );
+    expect(err("realm: Acme")).toContain("node.yaml: realm: realm label");
+    expect(err("join: [10.0.0.2:4433]")).toBe(
+      'node.yaml: join[0]: must look like quic://host:port (got "10.0.0.2:4433")',
+    );
+    expect(err("realm: acme")).toBe(
+      "node.yaml: tls: required for realm acme (only the dev realm makes its own certificates)",
+    );
+    expect(err("tls: {ca: a}")).toBe("node.yaml: tls.cert: missing (tls needs ca, cert and key)");
+    expect(err("quic: {idle_timeout_ms: 5}")).toContain(
+      "quic.idle_timeout_ms: must be an integer from 1000",
+    );
+    expect(err("a: 1\na: 2")).toMatch(/^node\.yaml:\d+:\d+: /);
+    expect(err("listen: [1, 2]")).toBe("node.yaml: listen: must be a mapping (got [1,2])");
+  });
+
+  test("seeds: host and port, IPv6 in brackets", () => {
+    expect(parseSeed("quic://node-1.acme:4433")).toEqual({ host: "node-1.acme", port: 4433 });
+    expect(() => parseSeed("quic://h:0")).toThrow("port must be 1-65535");
+    expect(() => parseSeed("http://h:1")).toThrow("quic://host:port");
+  });
+});
