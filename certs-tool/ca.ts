@@ -3,7 +3,14 @@
  * certificates, and revoke them with a signed CRL. `macula certs` is a thin shell over this;
  * docs/certificates.md is the operator's guide.
  */
-import { caExtensions, endEntityExtensions } from "../lib/identity/profile.ts";
+import {
+  caExtensions,
+  endEntityExtensions,
+  generateKeyPair,
+  KEY_ALGORITHMS,
+  type KeyType,
+  randomSerial,
+} from "../lib/identity/profile.ts";
 import { x509 } from "../lib/identity/x509.ts";
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -22,7 +29,7 @@ import { formatDuration } from "./duration.ts";
 import { FileError, readText, refuseExisting, writeAll } from "./files.ts";
 
 /** Key algorithms: Ed25519 (default) or ECDSA P-256. */
-export type KeyType = "ed25519" | "p256";
+export type { KeyType };
 
 /** Warn when a certificate or CA is within this long of its expiry: 30 days. */
 export const WARN_WITHIN_MS = 30 * 86_400_000;
@@ -35,15 +42,6 @@ export const CRL_DURATION_MS = 30 * 86_400_000;
 export class CertsError extends Error {
   override name = "CertsError";
 }
-
-const GEN: Record<KeyType, Algorithm | EcKeyGenParams> = {
-  ed25519: { name: "Ed25519" },
-  p256: { name: "ECDSA", namedCurve: "P-256" },
-};
-const SIGN: Record<KeyType, Algorithm | EcdsaParams> = {
-  ed25519: { name: "Ed25519" },
-  p256: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
-};
 
 /** File names inside a CA directory. */
 export const CA_CERT_FILE = "ca.pem";
@@ -60,12 +58,6 @@ export interface Ca {
   privateKey: CryptoKey;
   /** The directory it was loaded from or written to, if any. */
   dir?: string;
-}
-
-function randomSerial(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[0] = (b[0]! & 0x7f) | 0x40; // positive, and always 16 bytes in DER
-  return Buffer.from(b).toString("hex");
 }
 
 /** Serial numbers compare as numbers: lowercase hex without leading zeros. */
@@ -174,7 +166,7 @@ export interface InitCaResult {
 export async function initCa(opts: InitCaOptions): Promise<InitCaResult> {
   const realm = checkRealm(opts.realm);
   const type = opts.keyType ?? "ed25519";
-  if (!(type in GEN)) throw new CertsError(`unknown key type ${JSON.stringify(type)}`);
+  if (!(type in KEY_ALGORITHMS)) throw new CertsError(`unknown key type ${JSON.stringify(type)}`);
   if (opts.passphrase !== undefined && opts.passphrase.length < 8) {
     throw new CertsError("the CA passphrase must be at least 8 characters");
   }
@@ -188,15 +180,14 @@ export async function initCa(opts: InitCaOptions): Promise<InitCaResult> {
     );
   }
   const now = opts.now ?? new Date();
-  const keys =
-    (await crypto.subtle.generateKey(GEN[type], true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = await generateKeyPair(type);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     name: `CN=Macula realm CA ${realm}, O=Macula`,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
     notAfter: new Date(now.getTime() + opts.durationMs),
     keys,
-    signingAlgorithm: SIGN[type],
+    signingAlgorithm: KEY_ALGORITHMS[type].sign,
     extensions: await caExtensions(keys.publicKey, realm),
   });
   const der = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
@@ -274,7 +265,7 @@ export async function loadCa(dir: string, passphrase?: string): Promise<Ca> {
   const privateKey = await crypto.subtle.importKey(
     "pkcs8",
     new Uint8Array(der),
-    GEN[type] as Algorithm,
+    KEY_ALGORITHMS[type].gen as Algorithm,
     false,
     ["sign"],
   );
@@ -385,7 +376,7 @@ async function buildLeaf(opts: LeafOptions, spki: Uint8Array<ArrayBuffer>): Prom
     notAfter,
     publicKey: spki,
     signingKey: ca.privateKey,
-    signingAlgorithm: SIGN[ca.type],
+    signingAlgorithm: KEY_ALGORITHMS[ca.type].sign,
     extensions: await endEntityExtensions(spki, ca.cert.publicKey, names),
   });
   const warnings = [
@@ -446,8 +437,7 @@ export async function issueCert(opts: IssueOptions): Promise<Issued> {
   if (opts.publicKeyPem !== undefined) {
     spki = publicKeySpki(opts.publicKeyPem);
   } else {
-    const keys =
-      (await crypto.subtle.generateKey(GEN.ed25519, true, ["sign", "verify"])) as CryptoKeyPair;
+    const keys = await generateKeyPair("ed25519");
     spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey)) as Uint8Array<
       ArrayBuffer
     >;
@@ -658,7 +648,7 @@ export async function revoke(opts: RevokeOptions): Promise<RevokeResult> {
     thisUpdate: now,
     nextUpdate: next,
     signingKey: ca.privateKey,
-    signingAlgorithm: SIGN[ca.type],
+    signingAlgorithm: KEY_ALGORITHMS[ca.type].sign,
     entries: [...entries].map(([s, e]) => ({
       serialNumber: s.length % 2 ? `0${s}` : s,
       revocationDate: e.date,

@@ -3,20 +3,18 @@
  * over WebCrypto. Used by `macula demo`, tests and benchmarks; the realm CA operators use is
  * `macula certs` (certs-tool/).
  */
-import { caExtensions, endEntityExtensions } from "./profile.ts";
+import {
+  caExtensions,
+  endEntityExtensions,
+  generateKeyPair,
+  KEY_ALGORITHMS,
+  type KeyType,
+  randomSerial,
+} from "./profile.ts";
+
+export type { KeyType };
 import { x509 } from "./x509.ts";
 import { groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
-
-/** Key algorithms for certificates: Ed25519 (default) or ECDSA P-256. */
-export type KeyType = "ed25519" | "p256";
-
-const ALG: Record<KeyType, { gen: EcKeyGenParams | Algorithm; sign: Algorithm | EcdsaParams }> = {
-  ed25519: { gen: { name: "Ed25519" }, sign: { name: "Ed25519" } },
-  p256: {
-    gen: { name: "ECDSA", namedCurve: "P-256" },
-    sign: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
-  },
-};
 
 /** A CA held in memory. */
 export interface DevCa {
@@ -57,33 +55,20 @@ export interface IssueOptions {
 
 const DAY = 86_400_000;
 
-function serial(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[0] = b[0]! & 0x7f; // positive
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-async function keyPair(type: KeyType): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey(ALG[type].gen, true, [
-    "sign",
-    "verify",
-  ])) as CryptoKeyPair;
-}
-
 /** Makes a self-signed CA valid from yesterday for 30 days. */
 export async function makeCa(
   type: KeyType = "ed25519",
   name = "test-ca",
   realm?: string,
 ): Promise<DevCa> {
-  const keys = await keyPair(type);
+  const keys = await generateKeyPair(type);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
+    serialNumber: randomSerial(),
     name: `CN=${name}`,
     notBefore: new Date(Date.now() - DAY),
     notAfter: new Date(Date.now() + 30 * DAY),
     keys,
-    signingAlgorithm: ALG[type].sign,
+    signingAlgorithm: KEY_ALGORITHMS[type].sign,
     extensions: await caExtensions(keys.publicKey, realm),
   });
   return { type, cert, keys, pem: cert.toString("pem"), realm };
@@ -91,7 +76,7 @@ export async function makeCa(
 
 /** Issues a certificate (serverAuth and clientAuth) valid from yesterday for 7 days by default. */
 export async function issue(ca: DevCa, opts: IssueOptions = {}): Promise<DevCert> {
-  const keys = await keyPair(opts.type ?? ca.type);
+  const keys = await generateKeyPair(opts.type ?? ca.type);
   const names: x509.JsonGeneralNames = [
     ...(opts.dns ?? ["localhost"]).map((value) => ({ type: "dns" as const, value })),
     ...(opts.ips ?? ["127.0.0.1", "::1"]).map((value) => ({ type: "ip" as const, value })),
@@ -104,14 +89,14 @@ export async function issue(ca: DevCa, opts: IssueOptions = {}): Promise<DevCert
     for (const g of opts.groups ?? []) names.push({ type: "url", value: groupUri(realm, g) });
   }
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
+    serialNumber: randomSerial(),
     subject: `CN=${opts.name ?? "node"}`,
     issuer: ca.cert.subject,
     notBefore: opts.notBefore ?? new Date(Date.now() - DAY),
     notAfter: opts.notAfter ?? new Date(Date.now() + 7 * DAY),
     publicKey: keys.publicKey,
     signingKey: ca.keys.privateKey,
-    signingAlgorithm: ALG[ca.type].sign,
+    signingAlgorithm: KEY_ALGORITHMS[ca.type].sign,
     extensions: await endEntityExtensions(keys.publicKey, ca.keys.publicKey, names),
   });
   const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);

@@ -5,6 +5,36 @@
 import { caUri } from "./names.ts";
 import { x509 } from "./x509.ts";
 
+/** Key algorithms for certificates: Ed25519 (the default) or ECDSA P-256. */
+export type KeyType = "ed25519" | "p256";
+
+/** WebCrypto parameters per key type: generating (and importing) keys, and signing with them. */
+export const KEY_ALGORITHMS: Record<
+  KeyType,
+  { gen: Algorithm | EcKeyGenParams; sign: Algorithm | EcdsaParams }
+> = {
+  ed25519: { gen: { name: "Ed25519" }, sign: { name: "Ed25519" } },
+  p256: {
+    gen: { name: "ECDSA", namedCurve: "P-256" },
+    sign: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
+  },
+};
+
+/** A new extractable signing key pair. */
+export async function generateKeyPair(type: KeyType): Promise<CryptoKeyPair> {
+  return (await crypto.subtle.generateKey(KEY_ALGORITHMS[type].gen, true, [
+    "sign",
+    "verify",
+  ])) as CryptoKeyPair;
+}
+
+/** A random positive certificate serial number, always 16 bytes in DER, as hex. */
+export function randomSerial(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[0] = (b[0]! & 0x7f) | 0x40;
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 /**
  * The extensions of a realm CA: CA with pathLen 0 and keyCertSign + cRLSign (both critical), a
  * subject key identifier, and the SAN `macula://<realm>/ca` when a realm is given.
