@@ -16,6 +16,7 @@
  * ```
  */
 import { checkProcedure } from "./topics.ts";
+import { MinHeap } from "../util/heap.ts";
 
 /**
  * The closed set of RPC error codes. Each has a stable number for the wire (`RPC_ERROR_NUMBERS`)
@@ -292,7 +293,7 @@ export interface FailedCall<C> {
 export class PendingCalls<C = undefined> {
   private readonly calls = new Map<number, PendingCall<C>>();
   /** Min-heap of (deadline, id); entries of calls already gone are skipped lazily. */
-  private heap: [number, number][] = [];
+  private readonly heap = new MinHeap<[number, number]>(less);
   private nextId = 1;
 
   /** Registers a call with deadline `now + timeoutMs`; returns it. */
@@ -317,7 +318,11 @@ export class PendingCalls<C = undefined> {
       context: options.context as C,
     };
     this.calls.set(call.id, call);
-    this.heapPush([call.deadline, call.id]);
+    this.heap.push([call.deadline, call.id]);
+    // Compact when most heap entries belong to calls that already ended.
+    if (this.heap.size > 64 && this.heap.size > 4 * this.calls.size) {
+      this.heap.retain(([, id]) => this.calls.has(id));
+    }
     return call;
   }
 
@@ -363,9 +368,9 @@ export class PendingCalls<C = undefined> {
   tick(now: number): FailedCall<C>[] {
     const out: FailedCall<C>[] = [];
     for (;;) {
-      const top = this.heap[0];
+      const top = this.heap.peek();
       if (top === undefined || top[0] > now) break;
-      this.heapPop();
+      this.heap.pop();
       const call = this.calls.get(top[1]);
       if (call === undefined) continue;
       this.calls.delete(call.id);
@@ -385,10 +390,10 @@ export class PendingCalls<C = undefined> {
   /** The earliest deadline of a call still pending (for the driver's one timer), or undefined. */
   nextDeadline(): number | undefined {
     for (;;) {
-      const top = this.heap[0];
+      const top = this.heap.peek();
       if (top === undefined) return undefined;
       if (this.calls.has(top[1])) return top[0];
-      this.heapPop();
+      this.heap.pop();
     }
   }
 
@@ -400,44 +405,6 @@ export class PendingCalls<C = undefined> {
   /** Calls pending. */
   get size(): number {
     return this.calls.size;
-  }
-
-  private heapPush(item: [number, number]): void {
-    const h = this.heap;
-    h.push(item);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!less(h[i]!, h[parent]!)) break;
-      [h[i], h[parent]] = [h[parent]!, h[i]!];
-      i = parent;
-    }
-    // Compact when most heap entries belong to calls that already ended.
-    if (h.length > 64 && h.length > 4 * this.calls.size) this.rebuild();
-  }
-
-  private heapPop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && less(h[l]!, h[m]!)) m = l;
-      if (r < h.length && less(h[r]!, h[m]!)) m = r;
-      if (m === i) break;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
-  }
-
-  private rebuild(): void {
-    const items = [...this.calls.values()].map((c): [number, number] => [c.deadline, c.id]);
-    items.sort((a, b) => (less(a, b) ? -1 : 1));
-    this.heap = items; // a sorted array is a valid min-heap
   }
 }
 
