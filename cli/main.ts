@@ -11,6 +11,7 @@
 import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import process from "node:process";
 import { certsCommand } from "./commands/certs.ts";
+import { contextCommand } from "./commands/context.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { plannedCommands } from "./commands/planned.ts";
 import { VERSION, versionCommand } from "./commands/version.ts";
@@ -50,6 +51,7 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(demoCommand().helpGroup("Getting started:"));
   program.addCommand(certsCommand().helpGroup("Security:"));
   for (const planned of plannedCommands()) program.addCommand(planned);
+  program.addCommand(contextCommand().helpGroup("Tools:"));
   program.addCommand(versionCommand(), { hidden: true });
   program.commandsGroup("Tools:").helpCommand("help [command]", "show help for a command");
 

@@ -101,12 +101,6 @@ export const PLANNED_GROUPS: readonly PlannedGroup[] = [
     plan: "simulate thousands of nodes on a virtual clock and network, reproducible from a seed",
     group: "Tools:",
   },
-  {
-    name: "context",
-    summary: "manage saved connection contexts",
-    plan: "save, list and select the node address, realm and credentials commands use",
-    group: "Tools:",
-  },
 ];
 
 /** The message a planned group prints. */
