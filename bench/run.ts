@@ -6,11 +6,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeDocSection } from "./lib/report.ts";
 import { type Bench, type BenchOptions, UsageError } from "./lib/types.ts";
+import { messagingBench } from "./messaging/bench.ts";
 import { quicBench } from "./quic/bench.ts";
 
 /** Add new benches here (`messaging`, `nat`, …). */
 const BENCHES: Readonly<Record<string, Bench>> = {
   quic: quicBench,
+  messaging: messagingBench,
 };
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");
@@ -25,7 +27,7 @@ ${
     .join("\n")
 }
 
-flags (env in brackets; flags win):
+flags (env in brackets; flags win; the env names are the quic bench's):
   --count N      measured iterations, e.g. round trips   [BENCH_QUIC_COUNT]  default 10000
   --warmup N     warm-up iterations                      [BENCH_QUIC_WARMUP] default 500
   --mib N        bulk transfer size in MiB               [BENCH_QUIC_MIB]    default 64
@@ -33,6 +35,12 @@ flags (env in brackets; flags win):
   --timeout S    limit per spawned process, seconds      [BENCH_TIMEOUT_S]   default 300
   --quick        small counts for a smoke run (1000 round trips, 8 MiB)
   --no-docs      do not rewrite docs/benchmarks.md       [BENCH_NO_DOCS=1]
+
+messaging (--count = messages per publisher [BENCH_MSG_COUNT] default 200000,
+  --warmup = RPC warm-up calls [BENCH_MSG_WARMUP] default 500, --systems [BENCH_MSG_SYSTEMS];
+  --quick: 20000 messages, 100 + 1000 RPC calls; more in bench/messaging/README.md):
+  BENCH_MSG_RPC_COUNT (10000)  BENCH_MSG_RPC_CALLS (40000)  BENCH_MSG_CONCURRENCY (8)
+  BENCH_MSG_IDLE_MS (2000)  BENCH_MSG_BATCH (256)  BENCH_MSG_NATS_SERVER (path)
 `;
 
 function usageError(msg: string): never {

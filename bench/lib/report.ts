@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
-export type Unit = "us" | "MiB/s";
+export type Unit = "us" | "MiB/s" | "msg/s" | "calls/s" | "msgs";
 
 export interface MetricLine {
   bench: string;

@@ -4,7 +4,12 @@
  */
 import type { ReadyLine } from "../quic/protocol.ts";
 
-export function announceAndServe(port: number, stop: () => unknown): void {
+export function announceAndServe(
+  port: number,
+  stop: () => unknown,
+  /** More fields for the ready line (`ready` and `port` always win). */
+  extra: Readonly<Record<string, unknown>> = {},
+): void {
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
@@ -17,6 +22,6 @@ export function announceAndServe(port: number, stop: () => unknown): void {
   process.stdin.on("end", shutdown);
   process.stdin.on("data", () => {});
   process.stdin.resume();
-  const ready: ReadyLine = { ready: true, port };
+  const ready: ReadyLine = { ...extra, ready: true, port };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 }

@@ -88,6 +88,8 @@ export function runProcess(
 
 export interface Server {
   readonly port: number;
+  /** The whole ready line as parsed (servers may add fields beside `ready` and `port`). */
+  readonly ready: Readonly<Record<string, unknown>>;
   /** True if the server exited before `stop` was called. */
   exitedEarly(): boolean;
   stderr(): string;
@@ -150,8 +152,10 @@ export function startServer(
       if (nl < 0) return;
       const line = stdout.slice(0, nl).trim();
       let port = -1;
+      let ready: Record<string, unknown> = {};
       try {
         const v = JSON.parse(line) as { ready?: unknown; port?: unknown };
+        if (typeof v === "object" && v !== null) ready = v as Record<string, unknown>;
         if (
           v.ready === true && typeof v.port === "number" && Number.isInteger(v.port) && v.port > 0
         ) port = v.port;
@@ -171,6 +175,7 @@ export function startServer(
       child.stdout.resume(); // keep draining
       resolve({
         port,
+        ready,
         exitedEarly: () => exited !== undefined && !stopping,
         stderr: () => stderr,
         stop: async (graceMs = 3000): Promise<ProcResult> => {

@@ -1,0 +1,129 @@
+/**
+ * What the messaging bench's processes share: topic names, the payload pattern, the client's
+ * result lines and argument parsing. Process protocol: bench/messaging/README.md.
+ */
+import { fillPing } from "../quic/protocol.ts";
+
+/** The systems this bench knows; each has `<system>-node.ts` and `<system>-adapter.ts`. */
+export type SystemName = "nats" | "macula";
+export const SYSTEM_NAMES: readonly SystemName[] = ["nats", "macula"];
+
+/** Pub/sub data topic (NATS subject syntax, which Macula topics share). */
+export const DATA_TOPIC = "bench.data";
+/** Subscriber `i` answers calls to `probeProc(i)` once its data subscription is in place. */
+export const probeProc = (i: number): string => `bench.probe.${i}`;
+/** The RPC procedure the responder serves: it echoes the payload. */
+export const RPC_PROC = "bench.rpc";
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Message `seq` of `size` bytes (≥ 4): bytes 0–3 = seq u32 BE, byte j ≥ 4 = (seq·31 + j·7) & 0xff. */
+export function makePayload(seq: number, size: number): Uint8Array {
+  const b = new Uint8Array(size);
+  fillPing(b, seq);
+  return b;
+}
+
+/** The sequence number of a well-formed payload of `size` bytes, or a description of the fault. */
+export function checkPayload(p: Uint8Array, size: number): number | string {
+  if (p.length !== size) return `payload is ${p.length} bytes, expected ${size}`;
+  const seq = ((p[0] as number) * 2 ** 24) + (((p[1] as number) << 16) | ((p[2] as number) << 8) |
+    (p[3] as number));
+  for (let j = 4; j < size; j++) {
+    if (p[j] !== ((seq * 31 + j * 7) & 0xff)) return `message ${seq}: byte ${j} is wrong`;
+  }
+  return seq;
+}
+
+/** Subscriber result: what arrived, checked message by message. */
+export interface SubResult {
+  role: "sub";
+  id: number;
+  size: number;
+  /** Messages the publisher sends. */
+  count: number;
+  /** Messages that arrived (including duplicates and bad ones). */
+  received: number;
+  /** Distinct, well-formed sequence numbers in [0, count). */
+  unique: number;
+  duplicates: number;
+  /** Wrong length, wrong bytes or sequence number out of range. */
+  bad: number;
+  firstBad?: string;
+  /** Arrivals whose sequence number was lower than one already seen. */
+  reordered: number;
+  /** nowMs() of the first and last arrival; 0 if none. */
+  first_ms: number;
+  last_ms: number;
+  /** Drops the client library itself counted, when it counts them. */
+  client_dropped?: number;
+}
+
+/** Publisher result. */
+export interface PubResult {
+  role: "pub";
+  size: number;
+  count: number;
+  /** nowMs() just before the first publish, and once the flush after the last one resolved. */
+  start_ms: number;
+  end_ms: number;
+}
+
+/** Requester result: sequential round trips, or a concurrent burst. */
+export type CallResult =
+  | { role: "call"; mode: "seq"; size: number; warmup: number; count: number; rtt_ns: number[] }
+  | {
+    role: "call";
+    mode: "par";
+    size: number;
+    concurrency: number;
+    calls: number;
+    elapsed_ns: number;
+  };
+
+export type ClientResult = SubResult | PubResult | CallResult;
+
+/** `--key value` / `--key=value` pairs. */
+export function flagMap(argv: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? "";
+    if (!a.startsWith("--")) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+    const eq = a.indexOf("=");
+    if (eq > 0) {
+      out.set(a.slice(2, eq), a.slice(eq + 1));
+    } else {
+      const v = argv[i + 1];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      out.set(a.slice(2), v);
+      i++;
+    }
+  }
+  return out;
+}
+
+export function strFlag(m: Map<string, string>, k: string, dflt?: string): string {
+  const v = m.get(k) ?? dflt;
+  if (v === undefined) throw new Error(`--${k} is required`);
+  return v;
+}
+
+export function intFlag(m: Map<string, string>, k: string, dflt?: number): number {
+  const raw = m.get(k);
+  if (raw === undefined) {
+    if (dflt === undefined) throw new Error(`--${k} is required`);
+    return dflt;
+  }
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new Error(`--${k} must be a non-negative integer, got ${raw}`);
+  }
+  return n;
+}
+
+export function describeError(e: unknown): string {
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
