@@ -1,11 +1,24 @@
 /**
  * Macula: mesh networking over QUIC.
  *
- * Today the library exposes its QUIC engine (`lib/quic`): endpoints that dial and accept over one
- * UDP socket, mutual TLS, streams with backpressure, datagrams and migration; and peer identity
- * (`lib/identity`): realm names, node ids, and a `Verifier` that turns a peer's certificate chain
- * into `{ nodeId, realm, groups, notAfter }`. The mesh API (`connect`, `Node`) builds on them in
- * later releases.
+ * - `connect()` attaches to a node and gives a `Client`: `publish`, `subscribe` (an async
+ *   iterator), `call`/`request`, `serve`/`register`, `flush`, `close`. It reconnects by itself and
+ *   restores its subscriptions and procedures.
+ * - `Node` runs a node in this process (what `macula node up` does).
+ * - Below them: the QUIC engine (`QuicEndpoint`) and peer identity (`Verifier`, node ids, realms).
+ *
+ * @example Publish, subscribe and call through a node
+ * ```ts
+ * import { connect } from "macula";
+ * const c = await connect({ url: "quic://127.0.0.1:4433", creds: "macula-data/client" });
+ * const sub = c.subscribe("greetings.*");
+ * c.serve("math.double", (p) => new TextEncoder().encode(String(2 * Number(new TextDecoder().decode(p)))));
+ * await c.flush();
+ * c.publish("greetings.en", "hello");
+ * for await (const m of sub) { console.log(m.topic, m.text()); break; }
+ * console.log(new TextDecoder().decode(await c.call("math.double", "21"))); // 42
+ * await c.close();
+ * ```
  *
  * @example Two endpoints exchanging a message
  * ```ts
@@ -19,6 +32,24 @@
  * ```
  * @module
  */
+export {
+  type CallContext,
+  type CallOptions,
+  Client,
+  ClientError,
+  type ClientStatus,
+  connect,
+  type ConnectOptions,
+  type Handler,
+  Message,
+  type Registration,
+  type SubscribeOptions,
+  Subscription,
+} from "./lib/client/client.ts";
+export { Node, type NodeSnapshot, type NodeStartOptions } from "./lib/node/node.ts";
+export { parseConfig } from "./lib/node/config.ts";
+export { RpcError, type RpcErrorCode } from "./lib/messaging/rpc.ts";
+export { TopicError } from "./lib/messaging/topics.ts";
 export * from "./lib/quic/mod.ts";
 export {
   checkRealm,

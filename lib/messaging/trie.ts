@@ -101,6 +101,9 @@ export interface TrieCounts {
   readonly nodes: number;
 }
 
+/** Topics whose receivers are remembered between changes (a hot-topic cache). */
+export const MATCH_CACHE_SIZE = 8192;
+
 /** The subscription index. `S` is the subscriber id: a local subscription id or a peer id. */
 export class SubscriptionTrie<S> {
   private readonly root: Node<S> = node<S>(undefined, "");
@@ -112,6 +115,8 @@ export class SubscriptionTrie<S> {
   private subs = 0;
   private pats = 0;
   private nodeCount = 1;
+  /** topic → receivers, for topics no queue group matches; cleared on every change. */
+  private readonly cache = new Map<string, readonly S[]>();
 
   /** `strategy` picks queue-group members; round-robin per group by default. */
   constructor(options: { strategy?: QueueStrategy<S> } = {}) {
@@ -151,6 +156,7 @@ export class SubscriptionTrie<S> {
     }
     if (wasEmpty) this.pats++;
     this.subs++;
+    this.cache.clear();
     let mine = this.bySubscriber.get(subscriber);
     if (mine === undefined) {
       mine = new Map();
@@ -190,6 +196,7 @@ export class SubscriptionTrie<S> {
       }
     }
     this.subs--;
+    this.cache.clear();
     const mine = this.bySubscriber.get(subscriber);
     mine?.delete(key(pattern, queue));
     if (mine !== undefined && mine.size === 0) this.bySubscriber.delete(subscriber);
@@ -224,13 +231,23 @@ export class SubscriptionTrie<S> {
   /**
    * The receivers of one message on `topic` (which must be a valid topic; not re-checked here,
    * the publish path validates once): plain subscribers first, then one member per queue group,
-   * de-duplicated. Advances the queue strategy's state.
+   * de-duplicated. Advances the queue strategy's state. Results for topics that no queue group
+   * matches are cached until the subscriptions change: do not modify the returned array.
    */
-  match(topic: string): S[] {
+  match(topic: string): readonly S[] {
+    const hit = this.cache.get(topic);
+    if (hit !== undefined) return hit;
     const segs = topic.split(".");
     const plain = new Set<S>();
     const groups = new Map<string, Set<S>>();
     this.walk(this.root, segs, 0, plain, groups);
+    if (groups.size === 0) {
+      // No queue group involved: the answer stays the same until the subscriptions change.
+      if (this.cache.size >= MATCH_CACHE_SIZE) this.cache.clear();
+      const result = [...plain];
+      this.cache.set(topic, result);
+      return result;
+    }
     const out = new Set<S>(plain);
     for (const [group, members] of groups) {
       const candidates = [...members];

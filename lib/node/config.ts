@@ -10,10 +10,15 @@
  * join: [quic://10.0.0.2:4433]
  * tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
  * quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
+ * limits: { max_payload: 1048576 }
+ * # dev realm only: the CA directory to use (default <data_dir>/ca), so several local
+ * # nodes share one development CA
+ * dev_ca_dir: ./n1/ca
  * ```
  */
 import { parse, YAMLParseError } from "yaml";
 import { realmProblem } from "../identity/names.ts";
+import { MAX_PAYLOAD_LIMIT } from "../messaging/frames.ts";
 
 /** A node's configuration, defaults filled in. */
 export interface NodeConfig {
@@ -27,6 +32,10 @@ export interface NodeConfig {
   /** Certificate files; absent in a dev realm, where the node makes its own. */
   tls: { ca: string; cert: string; key: string; crl?: string } | null;
   quic: { idleTimeoutMs: number; keepAliveMs: number };
+  /** Largest message or call payload this node accepts. Default 1 MiB. */
+  limits: { maxPayload: number };
+  /** Dev realm: the CA directory (default `<dataDir>/ca`). Must be null outside the dev realm. */
+  devCaDir: string | null;
 }
 
 /** A bad configuration; the message names the key. */
@@ -41,6 +50,8 @@ export const DEFAULTS: NodeConfig = {
   join: [],
   tls: null,
   quic: { idleTimeoutMs: 30_000, keepAliveMs: 10_000 },
+  limits: { maxPayload: 1024 * 1024 },
+  devCaDir: null,
 };
 
 type Obj = Record<string, unknown>;
@@ -85,7 +96,16 @@ export function parseSeed(v: unknown, path = "join"): { host: string; port: numb
 
 /** Validates a parsed configuration object and fills in defaults. */
 export function configFrom(raw: unknown): NodeConfig {
-  const top = object(raw ?? {}, "", ["realm", "data_dir", "listen", "join", "tls", "quic"]);
+  const top = object(raw ?? {}, "", [
+    "realm",
+    "data_dir",
+    "listen",
+    "join",
+    "tls",
+    "quic",
+    "limits",
+    "dev_ca_dir",
+  ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
     const r = str(top.realm, "realm");
@@ -121,6 +141,18 @@ export function configFrom(raw: unknown): NodeConfig {
     if (q.keep_alive_ms !== undefined) {
       c.quic.keepAliveMs = int(q.keep_alive_ms, "quic.keep_alive_ms", 0, 3_600_000);
     }
+  }
+  if (top.limits !== undefined) {
+    const l = object(top.limits, "limits", ["max_payload"]);
+    if (l.max_payload !== undefined) {
+      c.limits.maxPayload = int(l.max_payload, "limits.max_payload", 1, MAX_PAYLOAD_LIMIT);
+    }
+  }
+  if (top.dev_ca_dir !== undefined) c.devCaDir = str(top.dev_ca_dir, "dev_ca_dir");
+  if (c.devCaDir !== null && c.realm !== "dev") {
+    throw new ConfigError(
+      `dev_ca_dir: only for the dev realm (realm ${c.realm} uses tls.ca from its own CA)`,
+    );
   }
   if (c.realm !== "dev" && c.tls === null) {
     throw new ConfigError(

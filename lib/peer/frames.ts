@@ -33,6 +33,11 @@ export const SESSION_FRAMES: readonly FrameSpec[] = [
     fields: [{ name: "reason", kind: "str", max: NAME }],
   },
   {
+    type: 4,
+    name: "OPEN",
+    fields: [{ name: "channel", kind: "str", max: 32 }],
+  },
+  {
     type: 16,
     name: "REQ",
     fields: [

@@ -3,9 +3,11 @@
  * handshake that binds the TLS identity, request/response multiplexed one QUIC stream per
  * request, deadlines, cancellation and a graceful close. docs/wire-protocol.md, "Session".
  *
- * Streams: the dialer's first bidirectional stream is the control stream (HELLO → HELLO_ACK,
- * later GOAWAY). Every other bidirectional stream, opened by either side, carries one request:
- * `REQ` with FIN, answered by `RES` or `ERR` with FIN.
+ * Streams: the dialer's first bidirectional stream is the control stream (HELLO → HELLO_ACK).
+ * Every other bidirectional stream, opened by either side, carries one request: `REQ` with FIN,
+ * answered by `RES` or `ERR` with FIN. A unidirectional stream starts with `GOAWAY` (alone) or
+ * with `OPEN <channel>`: a long-lived one-way channel whose frames belong to the layer above
+ * (the messaging bus).
  */
 import type { PeerIdentity } from "../identity/verify.ts";
 import type { CloseInfo, QuicConnection, QuicStream } from "../quic/mod.ts";
@@ -45,6 +47,15 @@ export interface SessionOptions {
   onRequest?: RequestHandler;
   /** How long the version handshake may take. Default 5 000 ms. */
   helloTimeoutMs?: number;
+  /**
+   * The peer opened a channel: `bodies` yields its frame bodies (length prefixes removed), in
+   * batches as they arrive, and ends when the peer ends the channel or the session closes (it
+   * throws `WireError` on broken framing). Without a handler, channels are refused (the stream
+   * is stopped).
+   */
+  onChannel?: (name: string, bodies: AsyncIterable<Uint8Array[]>, session: PeerSession) => void;
+  /** The peer sent GOAWAY: it is about to close the session. */
+  onGoaway?: (reason: string, session: PeerSession) => void;
 }
 
 /** Application close code for a session the peer refused (handshake failure). */
@@ -54,18 +65,28 @@ export const REQUEST_CANCELLED = 0x11;
 
 const enc = (name: string, fields: Record<string, unknown>) => sessionCodec.encode(name, fields);
 
+/** Reads the frame bodies of a stream, a batch per chunk, until its end. */
+async function* bodies(
+  stream: QuicStream,
+  reader = new FrameReader(sessionCodec.maxFrame),
+): AsyncGenerator<Uint8Array[]> {
+  for await (const chunk of stream) {
+    const batch = reader.push(chunk);
+    if (batch.length > 0) yield batch;
+  }
+  if (reader.pending > 0) {
+    throw new WireError("frame", null, `stream ended inside a frame (${reader.pending} bytes)`);
+  }
+}
+
 /** Reads the frames of a stream, in order, until its end. */
 async function* frames(stream: QuicStream): AsyncGenerator<Frame> {
-  const reader = new FrameReader(sessionCodec.maxFrame);
-  for await (const chunk of stream) {
-    for (const body of reader.push(chunk)) {
+  for await (const batch of bodies(stream)) {
+    for (const body of batch) {
       const f = sessionCodec.decodeBody(body);
       if ("unknown" in f) continue; // an ignorable frame from a newer peer
       yield f;
     }
-  }
-  if (reader.pending > 0) {
-    throw new WireError("frame", null, `stream ended inside a frame (${reader.pending} bytes)`);
   }
 }
 
@@ -276,6 +297,27 @@ export class PeerSession {
     }
   }
 
+  /**
+   * Opens a one-way channel to the peer (its `onChannel` handler gets the frames). Write whole
+   * frames to the returned stream; it lives as long as the session.
+   */
+  async openChannel(name: string): Promise<QuicStream> {
+    if (this.#closing) throw new SessionError("closed", "the session is closing");
+    let s: QuicStream;
+    try {
+      s = await this.conn.openUniStream();
+    } catch (e) {
+      throw new SessionError("closed", (e as Error).message);
+    }
+    void s.write(enc("OPEN", { channel: name })).catch(() => {});
+    return s;
+  }
+
+  /** True once either side said GOAWAY or `close` was called. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
   /** Says goodbye (GOAWAY with the reason) and closes the connection. */
   async close(reason = "session closed"): Promise<CloseInfo> {
     this.#closing = true;
@@ -301,15 +343,50 @@ export class PeerSession {
     })();
   }
 
-  /** A one-frame uni stream from the peer: GOAWAY. */
+  /** A uni stream from the peer: GOAWAY alone, or OPEN and then the channel's frames. */
   async #control(s: QuicStream): Promise<void> {
+    const reader = new FrameReader(sessionCodec.maxFrame);
+    const it = bodies(s, reader)[Symbol.asyncIterator]();
+    let first: Frame;
+    let rest: Uint8Array[];
     try {
-      const f = await firstFrame(s, ["GOAWAY"]);
-      this.#closing = true;
-      void f;
-    } catch {
-      // a malformed control frame: ignore the stream
+      const r = await it.next();
+      if (r.done) return;
+      const [head, ...tail] = r.value;
+      const f = sessionCodec.decodeBody(head!);
+      if ("unknown" in f || (f.name !== "GOAWAY" && f.name !== "OPEN")) {
+        throw new WireError(
+          "frame",
+          null,
+          "a unidirectional stream must start with GOAWAY or OPEN",
+        );
+      }
+      first = f;
+      rest = tail;
+    } catch (e) {
+      // A malformed start: this peer breaks the protocol.
+      void this.conn.close(SESSION_REFUSED, `protocol: ${(e as Error).message}`.slice(0, 200));
+      return;
     }
+    if (first.name === "GOAWAY") {
+      this.#closing = true;
+      this.opts.onGoaway?.((first.fields as { reason: string }).reason, this);
+      return;
+    }
+    const name = (first.fields as { channel: string }).channel;
+    if (!this.opts.onChannel) {
+      s.stopSending(0);
+      return;
+    }
+    const all = async function* (): AsyncGenerator<Uint8Array[]> {
+      if (rest.length > 0) yield rest;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    };
+    this.opts.onChannel(name, all(), this);
   }
 
   async #answer(s: QuicStream): Promise<void> {

@@ -12,6 +12,7 @@
 // aborted the whole process (not an exception) on fuzzed input here.
 import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
+import { encodeFrame, type Item } from "./cbor.ts";
 
 /** Field kinds a frame may carry. */
 export type FieldKind = "uint" | "str" | "bytes" | "bool" | "strs";
@@ -96,6 +97,18 @@ function check(spec: FrameSpec, f: FieldSpec, v: unknown): unknown {
   }
 }
 
+/** The body behind its 4-byte big-endian length (bytes set one by one: no ArrayBuffer access). */
+function withLength(body: Uint8Array): Uint8Array {
+  const n = body.length;
+  const out = new Uint8Array(4 + n);
+  out[0] = n >>> 24;
+  out[1] = (n >>> 16) & 0xff;
+  out[2] = (n >>> 8) & 0xff;
+  out[3] = n & 0xff;
+  out.set(body, 4);
+  return out;
+}
+
 /** A set of frame types, encoding and decoding them. */
 export class Codec {
   readonly #byType = new Map<number, FrameSpec>();
@@ -118,30 +131,24 @@ export class Codec {
   encode(name: string, fields: Record<string, unknown>): Uint8Array {
     const spec = this.#byName.get(name);
     if (!spec) throw new WireError(name, null, "unknown frame type");
-    const arr: unknown[] = [spec.type];
-    for (const f of spec.fields) arr.push(check(spec, f, fields[f.name]));
+    const arr: Item[] = [spec.type];
+    for (const f of spec.fields) arr.push(check(spec, f, fields[f.name]) as Item);
     while (arr.length > 1 && arr[arr.length - 1] === null) arr.pop(); // trailing optionals
-    const body = encoder.encode(arr) as Uint8Array;
-    if (body.length > this.maxFrame) {
+    const frame = encodeFrame(arr);
+    if (frame.length - 4 > this.maxFrame) {
       throw new WireError(
         spec.name,
         null,
-        `${body.length} bytes, over the frame limit of ${this.maxFrame}`,
+        `${frame.length - 4} bytes, over the frame limit of ${this.maxFrame}`,
       );
     }
-    const out = new Uint8Array(4 + body.length);
-    new DataView(out.buffer).setUint32(0, body.length);
-    out.set(body, 4);
-    return out;
+    return frame;
   }
 
   /** Encodes an arbitrary array as a frame, unchecked (tests of hostile and future peers). */
   encodeRaw(arr: unknown[]): Uint8Array {
     const body = encoder.encode(arr) as Uint8Array;
-    const out = new Uint8Array(4 + body.length);
-    new DataView(out.buffer).setUint32(0, body.length);
-    out.set(body, 4);
-    return out;
+    return withLength(body);
   }
 
   /** Decodes one frame body (without the length prefix). */
@@ -176,23 +183,32 @@ export class Codec {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * Splits a byte stream into frame bodies. Rejects a length over the limit as soon as the
  * header arrives, so a hostile peer cannot make it buffer more than one frame's worth.
  */
 export class FrameReader {
-  #buf = new Uint8Array(0);
+  #buf = EMPTY;
   constructor(readonly maxFrame = DEFAULT_MAX_FRAME) {}
 
-  /** Adds bytes; returns the complete frame bodies now available. */
+  /**
+   * Adds bytes; returns the complete frame bodies now available. Bodies are views of `chunk`
+   * (or of a copy when a frame spans chunks): the caller must not change `chunk` afterwards.
+   */
   push(chunk: Uint8Array): Uint8Array[] {
-    const joined = new Uint8Array(this.#buf.length + chunk.length);
-    joined.set(this.#buf);
-    joined.set(chunk, this.#buf.length);
+    let data = chunk;
+    if (this.#buf.length > 0) {
+      data = new Uint8Array(this.#buf.length + chunk.length);
+      data.set(this.#buf);
+      data.set(chunk, this.#buf.length);
+    }
     const out: Uint8Array[] = [];
     let off = 0;
-    while (joined.length - off >= 4) {
-      const len = new DataView(joined.buffer, off, 4).getUint32(0);
+    while (data.length - off >= 4) {
+      const len = ((data[off]! << 24) >>> 0) + (data[off + 1]! << 16) + (data[off + 2]! << 8) +
+        data[off + 3]!;
       if (len > this.maxFrame) {
         throw new WireError(
           "frame",
@@ -200,11 +216,11 @@ export class FrameReader {
           `${len} bytes, over the frame limit of ${this.maxFrame}`,
         );
       }
-      if (joined.length - off - 4 < len) break;
-      out.push(joined.subarray(off + 4, off + 4 + len));
+      if (data.length - off - 4 < len) break;
+      out.push(data.subarray(off + 4, off + 4 + len));
       off += 4 + len;
     }
-    this.#buf = joined.slice(off);
+    this.#buf = off === data.length ? EMPTY : data.slice(off);
     return out;
   }
 

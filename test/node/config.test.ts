@@ -25,6 +25,7 @@ listen: { host: "::", port: 0 }
 join: [quic://10.0.0.2:4433, "quic://[::1]:5000"]
 tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
 quic: { idle_timeout_ms: 60000, keep_alive_ms: 0 }
+limits: { max_payload: 4096 }
 `);
     expect(c).toEqual({
       realm: "com.acme.prod",
@@ -33,12 +34,24 @@ quic: { idle_timeout_ms: 60000, keep_alive_ms: 0 }
       join: [{ host: "10.0.0.2", port: 4433 }, { host: "::1", port: 5000 }],
       tls: { ca: "ca.pem", cert: "node.crt", key: "node.key", crl: "crl.pem" },
       quic: { idleTimeoutMs: 60000, keepAliveMs: 0 },
+      limits: { maxPayload: 4096 },
+      devCaDir: null,
     });
+  });
+
+  test("dev_ca_dir: a shared development CA, only in the dev realm", () => {
+    expect(parseConfig("dev_ca_dir: n1/ca").devCaDir).toBe("n1/ca");
+    expect(err("realm: acme\ntls: {ca: a, cert: b, key: c}\ndev_ca_dir: x")).toBe(
+      "node.yaml: dev_ca_dir: only for the dev realm (realm acme uses tls.ca from its own CA)",
+    );
+    expect(err("limits: {max_payload: 0}")).toBe(
+      "node.yaml: limits.max_payload: must be an integer from 1 to 16777216 (got 0)",
+    );
   });
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",

@@ -1,0 +1,634 @@
+/**
+ * The router: what a node does with the bus frames of its clients and peer nodes. Sans-IO: a
+ * link is anything with `send`, time is the injected clock, randomness an injected generator.
+ * The node runtime (lib/node) turns sessions into links and calls `receive` per frame.
+ *
+ * Routing is one hop (docs/messaging.md, "Across nodes"):
+ * - A node tells each peer node the patterns its clients subscribe to (`SUB`/`UNSUB`, one per
+ *   distinct pattern and queue group, reference-counted) and the procedures they serve
+ *   (`REG`/`UNREG`).
+ * - A client's `PUB` goes to the matching local subscriptions and, as one `FWD` per interested
+ *   peer node, to the nodes with matching interest. A node delivers a `FWD` to its own clients
+ *   only, never onwards, so there are no loops. A queue group gets one member: a local one when
+ *   the group has local members (as in NATS), else one peer node (round-robin), which then
+ *   picks one of its members.
+ * - A `CALL` goes to one provider chosen by strategy (default local-first). A node serves a call
+ *   from a peer node with its own clients only. A peer node answering `no_provider` (its provider
+ *   left meanwhile) makes the router try the next provider within the same deadline.
+ */
+import type { Frame } from "../wire/codec.ts";
+import {
+  checkPayloadSize,
+  type PendingCall,
+  PendingCalls,
+  ProcedureRegistry,
+  RPC_ERROR_NUMBERS,
+  RpcError,
+  type RpcErrorCode,
+  rpcErrorCodeOf,
+  SELECTION_STRATEGIES,
+  type SelectionStrategy,
+} from "./rpc.ts";
+import { checkProcedure, checkTopic, TopicError } from "./topics.ts";
+import { SubscriptionTrie } from "./trie.ts";
+
+/** The far end of a session as the router sees it. */
+export interface Link {
+  /** Unique among the router's links. */
+  readonly id: string;
+  /** A client attached to this node, or a peer node. */
+  readonly kind: "client" | "node";
+  /** Queues one bus frame to the peer. */
+  send(name: string, fields: Record<string, unknown>): void;
+}
+
+/** A frame the peer should not have sent: the session is closed with this message. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/** Router options. */
+export interface RouterOptions {
+  /** The clock, in ms (a monotonic one in production, a virtual one in simulation). */
+  now: () => number;
+  /** Numbers in [0, 1) for the `random` strategy. */
+  random: () => number;
+  /** Largest payload accepted (PUB, CALL, REPLY). Default 1 MiB. */
+  maxPayload?: number;
+  /** Strategy for calls that do not name one. Default `local-first`. */
+  defaultStrategy?: SelectionStrategy;
+  /** How long a flush waits for peer nodes. Default 5 000 ms. */
+  pingTimeoutMs?: number;
+}
+
+/** Counters, all growing. */
+export interface RouterStats {
+  published: number;
+  delivered: number;
+  forwarded: number;
+  /** Messages published with no subscriber anywhere (at-most-once: counted, not kept). */
+  unrouted: number;
+  calls: number;
+  replies: number;
+  failures: number;
+  protocolErrors: number;
+}
+
+interface LocalSub {
+  readonly link: Link;
+  readonly sid: number;
+  readonly pattern: string;
+  readonly queue: string | undefined;
+}
+
+/** A peer node's interest; interned per (link, queue) so the trie de-duplicates per node. */
+interface Remote {
+  readonly link: Link;
+  readonly queue: string | undefined;
+}
+
+interface LinkState {
+  readonly link: Link;
+  /** client: sid → its subscription; node: interest id → what it names. */
+  readonly subs: Map<
+    number,
+    { pattern: string; queue: string | undefined; entry: LocalSub | Remote }
+  >;
+  /** node: queue ("" for plain) → the interned interest object. */
+  readonly remotes: Map<string, Remote>;
+  /** Procedures this link provides. */
+  readonly provides: Set<string>;
+  /** Calls this link started and that are still pending here: its call id → our id. */
+  readonly calls: Map<number, number>;
+}
+
+interface CallContext {
+  readonly origin: Link;
+  readonly originId: number;
+  readonly payload: Uint8Array;
+  readonly strategy: SelectionStrategy;
+  readonly tried: Set<string>;
+}
+
+interface Ping {
+  readonly origin: Link;
+  readonly originId: number;
+  readonly waiting: Set<Link>;
+  readonly deadline: number;
+}
+
+const QUEUE_KEY = (queue: string | undefined) => queue ?? "";
+
+/** The message router of one node. */
+export class Router {
+  readonly stats: RouterStats = {
+    published: 0,
+    delivered: 0,
+    forwarded: 0,
+    unrouted: 0,
+    calls: 0,
+    replies: 0,
+    failures: 0,
+    protocolErrors: 0,
+  };
+  readonly maxPayload: number;
+  readonly #links = new Map<string, LinkState>();
+  readonly #local: SubscriptionTrie<LocalSub>;
+  readonly #remote: SubscriptionTrie<Remote>;
+  /** Distinct local (pattern, queue) → reference count and the interest id told to peers. */
+  readonly #interest = new Map<
+    string,
+    { pattern: string; queue?: string; id: number; n: number }
+  >();
+  #interestIds = 1;
+  /** Procedure → number of local (client) providers. */
+  readonly #localProcs = new Map<string, number>();
+  readonly #registry: ProcedureRegistry;
+  readonly #calls = new PendingCalls<CallContext>();
+  readonly #pings = new Map<number, Ping>();
+  /** Topics already checked (publishers repeat topics; the check is a regex per segment). */
+  readonly #validTopics = new Set<string>();
+  #pingIds = 1;
+  readonly #opts: Required<RouterOptions>;
+
+  constructor(options: RouterOptions) {
+    this.#opts = {
+      maxPayload: 1024 * 1024,
+      defaultStrategy: "local-first",
+      pingTimeoutMs: 5000,
+      ...options,
+    };
+    this.maxPayload = this.#opts.maxPayload;
+    this.#local = new SubscriptionTrie<LocalSub>();
+    this.#remote = new SubscriptionTrie<Remote>();
+    this.#registry = new ProcedureRegistry({ random: options.random });
+  }
+
+  /** A session became usable. A peer node learns this node's interest and procedures. */
+  attach(link: Link): void {
+    if (this.#links.has(link.id)) throw new Error(`link ${link.id} is already attached`);
+    this.#links.set(link.id, {
+      link,
+      subs: new Map(),
+      remotes: new Map(),
+      provides: new Set(),
+      calls: new Map(),
+    });
+    if (link.kind === "node") {
+      for (const i of this.#interest.values()) {
+        link.send("SUB", { sid: i.id, pattern: i.pattern, queue: i.queue });
+      }
+      for (const proc of this.#localProcs.keys()) link.send("REG", { proc });
+    }
+  }
+
+  /** A session ended: its subscriptions, procedures, calls and flushes are cleaned up. */
+  detach(link: Link): void {
+    const st = this.#links.get(link.id);
+    if (!st) return;
+    for (const sid of [...st.subs.keys()]) this.#unsub(st, sid);
+    for (const proc of [...st.provides]) this.#unreg(st, proc);
+    // Calls it was serving fail with `unavailable`; calls it made are cancelled downstream.
+    for (const f of this.#calls.failProvider(link.id)) this.#answerFail(f.call, f.error);
+    for (const ourId of st.calls.values()) {
+      const call = this.#calls.cancel(ourId, "the caller went away");
+      if (call) this.#cancelDownstream(call.call);
+    }
+    this.#links.delete(link.id);
+    for (const [id, p] of this.#pings) {
+      if (p.origin === link) this.#pings.delete(id);
+      else if (p.waiting.delete(link) && p.waiting.size === 0) this.#pingDone(id, p);
+    }
+  }
+
+  /** Handles one frame from `link`. Throws `ProtocolError` when the session must be closed. */
+  receive(link: Link, frame: Frame): void {
+    const st = this.#links.get(link.id);
+    if (!st) throw new Error(`frame from unknown link ${link.id}`);
+    const f = frame.fields;
+    switch (frame.name) {
+      case "PUB":
+        if (link.kind !== "client") break;
+        return this.#publish(link, f.topic as string, f.payload as Uint8Array);
+      case "FWD":
+        if (link.kind !== "node") break;
+        return this.#forwarded(f.topic as string, f.payload as Uint8Array, f.queues as string[]);
+      case "SUB":
+        return this.#sub(
+          st,
+          f.sid as number,
+          f.pattern as string,
+          (f.queue ?? undefined) as
+            | string
+            | undefined,
+        );
+      case "UNSUB":
+        this.#unsub(st, f.sid as number);
+        return;
+      case "REG":
+        return this.#reg(st, f.proc as string);
+      case "UNREG":
+        this.#unreg(st, f.proc as string);
+        return;
+      case "CALL":
+        return this.#call(
+          st,
+          f.id as number,
+          f.proc as string,
+          f.payload as Uint8Array,
+          f.timeout_ms as number,
+          (f.strategy ?? undefined) as string | undefined,
+        );
+      case "REPLY":
+        return this.#reply(link, f.id as number, f.payload as Uint8Array);
+      case "FAIL":
+        return this.#failed(link, f.id as number, f.code as number, f.message as string);
+      case "CANCEL":
+        return this.#cancel(st, f.id as number);
+      case "PING":
+        return this.#ping(link, f.id as number);
+      case "PONG":
+        if (link.kind !== "node") break;
+        return this.#pong(link, f.id as number);
+      default:
+        break;
+    }
+    this.stats.protocolErrors++;
+    throw new ProtocolError(`${frame.name}: not allowed from a ${link.kind} on the bus`);
+  }
+
+  /** Expires calls and flushes whose deadline passed. */
+  tick(): void {
+    const now = this.#opts.now();
+    for (const f of this.#calls.tick(now)) {
+      this.#answerFail(f.call, f.error);
+      this.#cancelDownstream(f.call);
+    }
+    for (const [id, p] of this.#pings) if (p.deadline <= now) this.#pingDone(id, p);
+  }
+
+  /** When `tick` should next run (the injected clock's ms), or undefined. */
+  nextDeadline(): number | undefined {
+    let d = this.#calls.nextDeadline();
+    for (const p of this.#pings.values()) if (d === undefined || p.deadline < d) d = p.deadline;
+    return d;
+  }
+
+  /** A snapshot for inspection. */
+  snapshot(): {
+    links: { clients: number; nodes: number };
+    subscriptions: number;
+    remoteInterest: number;
+    procedures: string[];
+    pendingCalls: number;
+    stats: RouterStats;
+  } {
+    let clients = 0;
+    let nodes = 0;
+    for (const s of this.#links.values()) s.link.kind === "client" ? clients++ : nodes++;
+    return {
+      links: { clients, nodes },
+      subscriptions: this.#local.size,
+      remoteInterest: this.#remote.size,
+      procedures: this.#registry.procedures(),
+      pendingCalls: this.#calls.size,
+      stats: { ...this.stats },
+    };
+  }
+
+  // ------------------------------------------------------------------ pub/sub
+
+  #publish(link: Link, topic: string, payload: Uint8Array): void {
+    if (!this.#validTopics.has(topic)) {
+      try {
+        checkTopic(topic);
+      } catch (e) {
+        link.send("ERROR", { code: "bad_topic", message: (e as Error).message });
+        return;
+      }
+      if (this.#validTopics.size >= 8192) this.#validTopics.clear();
+      this.#validTopics.add(topic);
+    }
+    if (payload.length > this.maxPayload) {
+      link.send("ERROR", {
+        code: "payload_too_large",
+        message:
+          `PUB ${topic}: ${payload.length} bytes, over this node's limit of ${this.maxPayload}`,
+      });
+      return;
+    }
+    this.stats.published++;
+    const local = this.#local.match(topic);
+    let served: Set<string> | undefined;
+    for (const s of local) {
+      if (s.queue !== undefined) (served ??= new Set()).add(s.queue);
+      s.link.send("MSG", { sid: s.sid, topic, payload });
+    }
+    this.stats.delivered += local.length;
+    const remote = this.#remote.match(topic);
+    if (remote.length === 0) {
+      if (local.length === 0) this.stats.unrouted++;
+      return;
+    }
+    // One FWD per node: plain interest, plus the queue groups it was picked for.
+    const perNode = new Map<Link, string[]>();
+    for (const r of remote) {
+      if (r.queue !== undefined && served?.has(r.queue)) continue;
+      let qs = perNode.get(r.link);
+      if (!qs) perNode.set(r.link, qs = []);
+      if (r.queue !== undefined) qs.push(r.queue);
+    }
+    for (const [node, queues] of perNode) node.send("FWD", { topic, payload, queues });
+    this.stats.forwarded += perNode.size;
+    if (local.length === 0 && perNode.size === 0) this.stats.unrouted++;
+  }
+
+  #forwarded(topic: string, payload: Uint8Array, queues: string[]): void {
+    try {
+      checkTopic(topic);
+    } catch (e) {
+      throw new ProtocolError(`FWD.topic: ${(e as Error).message}`);
+    }
+    for (const s of this.#local.match(topic)) {
+      if (s.queue !== undefined && !queues.includes(s.queue)) continue;
+      s.link.send("MSG", { sid: s.sid, topic, payload });
+      this.stats.delivered++;
+    }
+  }
+
+  #sub(st: LinkState, sid: number, pattern: string, queue: string | undefined): void {
+    const link = st.link;
+    if (st.subs.has(sid)) {
+      if (link.kind === "node") throw new ProtocolError(`SUB: interest id ${sid} is in use`);
+      link.send("ERROR", { code: "duplicate_sid", message: `SUB: sid ${sid} is in use`, sid });
+      return;
+    }
+    if (link.kind === "client") {
+      const entry: LocalSub = { link, sid, pattern, queue };
+      try {
+        this.#local.add(pattern, entry, queue);
+      } catch (e) {
+        if (!(e instanceof TopicError)) throw e;
+        link.send("ERROR", { code: "bad_pattern", message: e.message, sid });
+        return;
+      }
+      st.subs.set(sid, { pattern, queue, entry });
+      this.#addInterest(pattern, queue);
+      return;
+    }
+    let entry = st.remotes.get(QUEUE_KEY(queue));
+    if (!entry) st.remotes.set(QUEUE_KEY(queue), entry = { link, queue });
+    try {
+      this.#remote.add(pattern, entry, queue);
+    } catch (e) {
+      throw new ProtocolError(`SUB.pattern: ${(e as Error).message}`);
+    }
+    st.subs.set(sid, { pattern, queue, entry });
+  }
+
+  #unsub(st: LinkState, sid: number): void {
+    const s = st.subs.get(sid);
+    if (!s) return;
+    st.subs.delete(sid);
+    if (st.link.kind === "client") {
+      this.#local.remove(s.pattern, s.entry as LocalSub, s.queue);
+      this.#dropInterest(s.pattern, s.queue);
+      return;
+    }
+    // Another interest id of this node may name the same (pattern, queue): keep it then.
+    for (const other of st.subs.values()) {
+      if (other.pattern === s.pattern && other.queue === s.queue) return;
+    }
+    this.#remote.remove(s.pattern, s.entry as Remote, s.queue);
+  }
+
+  #addInterest(pattern: string, queue: string | undefined): void {
+    const key = `${QUEUE_KEY(queue)} ${pattern}`;
+    const i = this.#interest.get(key);
+    if (i) {
+      i.n++;
+      return;
+    }
+    const id = this.#interestIds++;
+    this.#interest.set(key, { pattern, queue, id, n: 1 });
+    this.#toNodes("SUB", { sid: id, pattern, queue });
+  }
+
+  #dropInterest(pattern: string, queue: string | undefined): void {
+    const key = `${QUEUE_KEY(queue)} ${pattern}`;
+    const i = this.#interest.get(key);
+    if (!i) return;
+    if (--i.n > 0) return;
+    this.#interest.delete(key);
+    this.#toNodes("UNSUB", { sid: i.id });
+  }
+
+  #toNodes(name: string, fields: Record<string, unknown>): void {
+    for (const s of this.#links.values()) if (s.link.kind === "node") s.link.send(name, fields);
+  }
+
+  // ------------------------------------------------------------------ RPC
+
+  #reg(st: LinkState, proc: string): void {
+    try {
+      checkProcedure(proc);
+    } catch (e) {
+      if (st.link.kind === "node") throw new ProtocolError(`REG.proc: ${(e as Error).message}`);
+      st.link.send("ERROR", { code: "bad_procedure", message: (e as Error).message });
+      return;
+    }
+    if (st.provides.has(proc)) return;
+    st.provides.add(proc);
+    this.#registry.register(proc, { id: st.link.id, local: st.link.kind === "client" });
+    if (st.link.kind === "client") {
+      const n = this.#localProcs.get(proc) ?? 0;
+      this.#localProcs.set(proc, n + 1);
+      if (n === 0) this.#toNodes("REG", { proc });
+    }
+  }
+
+  #unreg(st: LinkState, proc: string): void {
+    if (!st.provides.delete(proc)) return;
+    this.#registry.unregister(proc, st.link.id);
+    if (st.link.kind === "client") {
+      const n = (this.#localProcs.get(proc) ?? 1) - 1;
+      if (n > 0) this.#localProcs.set(proc, n);
+      else {
+        this.#localProcs.delete(proc);
+        this.#toNodes("UNREG", { proc });
+      }
+    }
+  }
+
+  #call(
+    st: LinkState,
+    id: number,
+    proc: string,
+    payload: Uint8Array,
+    timeoutMs: number,
+    strategyName: string | undefined,
+  ): void {
+    const link = st.link;
+    const fail = (code: RpcErrorCode, message: string) => {
+      this.stats.failures++;
+      link.send("FAIL", { id, code: RPC_ERROR_NUMBERS[code], message });
+    };
+    this.stats.calls++;
+    if (st.calls.has(id)) {
+      if (link.kind === "node") throw new ProtocolError(`CALL: id ${id} is in use`);
+      return fail("bad_request", `CALL: id ${id} is already in flight on this session`);
+    }
+    try {
+      checkProcedure(proc);
+      checkPayloadSize(payload, this.maxPayload);
+    } catch (e) {
+      if (e instanceof RpcError) return fail(e.code, e.detail ?? e.message);
+      return fail("bad_request", (e as Error).message);
+    }
+    let strategy = this.#opts.defaultStrategy;
+    if (strategyName !== undefined) {
+      if (!SELECTION_STRATEGIES.includes(strategyName as SelectionStrategy)) {
+        return fail(
+          "bad_request",
+          `CALL.strategy: ${JSON.stringify(strategyName)} is not one of ${
+            SELECTION_STRATEGIES.join(", ")
+          }`,
+        );
+      }
+      strategy = strategyName as SelectionStrategy;
+    }
+    const tried = new Set<string>();
+    if (link.kind === "node") {
+      // A peer node's call is served by this node's own clients only.
+      for (const p of this.#registry.providers(proc)) if (!p.local) tried.add(p.id);
+    }
+    this.#dispatch(
+      { origin: link, originId: id, payload, strategy, tried },
+      proc,
+      this.#opts.now() + timeoutMs,
+    );
+  }
+
+  /** Picks a provider and sends the call; answers `no_provider` when none is left. */
+  #dispatch(ctx: CallContext, proc: string, deadline: number): void {
+    const origin = this.#links.get(ctx.origin.id);
+    if (!origin) return;
+    let providerId: string;
+    try {
+      providerId = this.#registry.choose(proc, ctx.strategy, { exclude: ctx.tried }).id;
+    } catch (e) {
+      this.stats.failures++;
+      const err = e as RpcError;
+      ctx.origin.send("FAIL", {
+        id: ctx.originId,
+        code: RPC_ERROR_NUMBERS[err.code],
+        message: err.detail ?? err.message,
+      });
+      return;
+    }
+    const provider = this.#links.get(providerId)!;
+    ctx.tried.add(providerId);
+    const now = this.#opts.now();
+    const call = this.#calls.start({
+      procedure: proc,
+      provider: providerId,
+      now,
+      timeoutMs: Math.max(0, deadline - now),
+      context: ctx,
+    });
+    origin.calls.set(ctx.originId, call.id);
+    provider.link.send("CALL", {
+      id: call.id,
+      proc,
+      payload: ctx.payload,
+      timeout_ms: Math.max(0, Math.ceil(deadline - now)),
+      strategy: ctx.strategy,
+    });
+  }
+
+  #reply(link: Link, id: number, payload: Uint8Array): void {
+    const call = this.#calls.get(id);
+    if (!call || call.provider !== link.id) return; // late (timed out, cancelled) or not theirs
+    this.#calls.complete(id);
+    const ctx = call.context;
+    this.#links.get(ctx.origin.id)?.calls.delete(ctx.originId);
+    this.stats.replies++;
+    ctx.origin.send("REPLY", { id: ctx.originId, payload });
+  }
+
+  #failed(link: Link, id: number, code: number, message: string): void {
+    const call = this.#calls.get(id);
+    if (!call || call.provider !== link.id) return;
+    this.#calls.complete(id);
+    const rpcCode = rpcErrorCodeOf(code) ?? "handler_error";
+    // A peer node whose provider left meanwhile: try the next provider, same deadline.
+    if (link.kind === "node" && rpcCode === "no_provider") {
+      this.#links.get(call.context.origin.id)?.calls.delete(call.context.originId);
+      this.#dispatch(call.context, call.procedure, call.deadline);
+      return;
+    }
+    this.#answerFail(call, new RpcError(rpcCode, message));
+  }
+
+  #cancel(st: LinkState, originId: number): void {
+    const ourId = st.calls.get(originId);
+    if (ourId === undefined) return;
+    const f = this.#calls.cancel(ourId, "cancelled by the caller");
+    st.calls.delete(originId);
+    if (f) this.#cancelDownstream(f.call);
+  }
+
+  #cancelDownstream(call: PendingCall<CallContext>): void {
+    this.#links.get(call.provider)?.link.send("CANCEL", { id: call.id });
+  }
+
+  /** Tells the caller a call failed (the wire carries the detail; the code is the number). */
+  #answerFail(call: PendingCall<CallContext>, error: RpcError): void {
+    const ctx = call.context;
+    const st = this.#links.get(ctx.origin.id);
+    if (!st) return;
+    st.calls.delete(ctx.originId);
+    this.stats.failures++;
+    ctx.origin.send("FAIL", {
+      id: ctx.originId,
+      code: error.number,
+      message: error.detail ?? error.message,
+    });
+  }
+
+  // ------------------------------------------------------------------ flush
+
+  /**
+   * PING from a client: answered once every peer node has answered a PING of ours, so a PONG
+   * means this node and its peers have processed everything the client sent before. PING from a
+   * node is answered at once (it does not travel further).
+   */
+  #ping(link: Link, id: number): void {
+    const waiting = new Set<Link>();
+    if (link.kind === "client") {
+      for (const s of this.#links.values()) if (s.link.kind === "node") waiting.add(s.link);
+    }
+    if (waiting.size === 0) {
+      link.send("PONG", { id });
+      return;
+    }
+    const ourId = this.#pingIds++;
+    this.#pings.set(ourId, {
+      origin: link,
+      originId: id,
+      waiting,
+      deadline: this.#opts.now() + this.#opts.pingTimeoutMs,
+    });
+    for (const peer of waiting) peer.send("PING", { id: ourId });
+  }
+
+  #pong(link: Link, id: number): void {
+    const p = this.#pings.get(id);
+    if (p && p.waiting.delete(link) && p.waiting.size === 0) this.#pingDone(id, p);
+  }
+
+  #pingDone(id: number, p: Ping): void {
+    this.#pings.delete(id);
+    if (this.#links.has(p.origin.id)) p.origin.send("PONG", { id: p.originId });
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * A node's certificates. In a real realm they come from files the operator made with
+ * `macula certs` (config `tls`). In the dev realm the node makes them itself, under its data
+ * directory, the first time it starts, and reuses them afterwards:
+ *
+ * ```
+ * <data_dir>/ca/ca.pem, ca.key         the dev realm CA (or dev_ca_dir: shared by local nodes)
+ * <data_dir>/node/node.crt, node.key   this node's certificate
+ * <data_dir>/client/ca.pem, cert.pem, key.pem
+ *                                       credentials for `macula pub/sub/call/serve --creds`
+ * ```
+ *
+ * A node or client certificate that has expired, expires within a day, or was issued by another
+ * CA is replaced.
+ */
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { initCa, issueCert, loadCa } from "../../certs-tool/ca.ts";
+import { Verifier } from "../identity/verify.ts";
+import { x509 } from "../identity/x509.ts";
+import type { NodeConfig } from "./config.ts";
+
+/** PEM texts for an endpoint. */
+export interface Credentials {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** What `nodeCredentials` found or made. */
+export interface NodeCredentials extends Credentials {
+  /** Dev realm: the CA directory and the client credentials directory; null otherwise. */
+  caDir: string | null;
+  credsDir: string | null;
+  /** What was created on this start, for the log. */
+  created: string[];
+}
+
+/** Files of a client credentials directory. */
+export const CREDS_FILES = { ca: "ca.pem", cert: "cert.pem", key: "key.pem" } as const;
+
+const YEAR_MS = 365 * 86_400_000;
+const DAY_MS = 86_400_000;
+
+/** Reads a credentials directory (ca.pem, cert.pem, key.pem), naming a missing file. */
+export async function loadCredsDir(dir: string): Promise<Credentials> {
+  const out: Partial<Credentials> = {};
+  for (const [k, f] of Object.entries(CREDS_FILES) as [keyof Credentials, string][]) {
+    const path = join(dir, f);
+    try {
+      out[k] = await readFile(path, "utf8");
+    } catch (e) {
+      throw new Error(
+        `credentials: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}); a ` +
+          `credentials directory holds ${Object.values(CREDS_FILES).join(", ")}`,
+      );
+    }
+  }
+  return out as Credentials;
+}
+
+async function writeAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, data, { mode });
+  await chmod(tmp, mode);
+  await rename(tmp, path);
+}
+
+/** True when `certPem` is valid for another day and was issued by `caPem`. */
+async function stillGood(caPem: string, certPem: string): Promise<boolean> {
+  try {
+    const v = await Verifier.create({ ca: caPem });
+    const der = new Uint8Array(new x509.X509Certificate(certPem).rawData);
+    const id = await v.verify([der]);
+    return id.notAfter.getTime() - Date.now() > DAY_MS;
+  } catch {
+    return false;
+  }
+}
+
+/** Loads (real realm) or makes and reuses (dev realm) the node's credentials. */
+export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentials> {
+  if (config.tls) {
+    const read = async (what: string, path: string) => {
+      try {
+        return await readFile(path, "utf8");
+      } catch (e) {
+        throw new Error(`tls.${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code})`);
+      }
+    };
+    return {
+      ca: await read("ca", config.tls.ca),
+      cert: await read("cert", config.tls.cert),
+      key: await read("key", config.tls.key),
+      caDir: null,
+      credsDir: null,
+      created: [],
+    };
+  }
+  const created: string[] = [];
+  const caDir = resolve(config.devCaDir ?? join(config.dataDir, "ca"));
+  await mkdir(caDir, { recursive: true, mode: 0o700 });
+  const ca = existsSync(join(caDir, "ca.pem"))
+    ? await loadCa(caDir)
+    : (created.push(`dev realm CA in ${caDir}`),
+      (await initCa({ realm: "dev", outDir: caDir, durationMs: 10 * YEAR_MS })).ca);
+  if (ca.realm !== "dev") {
+    throw new Error(`${caDir}: the CA there is for realm ${ca.realm}, not the dev realm`);
+  }
+
+  const nodeDir = resolve(join(config.dataDir, "node"));
+  await mkdir(nodeDir, { recursive: true, mode: 0o700 });
+  const certPath = join(nodeDir, "node.crt");
+  const keyPath = join(nodeDir, "node.key");
+  if (!existsSync(certPath) || !(await stillGood(ca.pem, await readFile(certPath, "utf8")))) {
+    await issueCert({
+      ca,
+      name: "node",
+      durationMs: YEAR_MS,
+      outDir: nodeDir,
+      force: true,
+      dns: ["localhost"],
+      ips: ["127.0.0.1", "::1"],
+    });
+    created.push(`node certificate in ${nodeDir}`);
+  }
+
+  const credsDir = resolve(join(config.dataDir, "client"));
+  await mkdir(credsDir, { recursive: true, mode: 0o700 });
+  const clientCert = join(credsDir, CREDS_FILES.cert);
+  if (
+    !existsSync(clientCert) || !(await stillGood(ca.pem, await readFile(clientCert, "utf8")))
+  ) {
+    const c = await issueCert({ ca, name: "client", durationMs: YEAR_MS });
+    await writeAtomic(join(credsDir, CREDS_FILES.key), `${c.keyPem}\n`, 0o600);
+    await writeAtomic(clientCert, `${c.pem}\n`);
+    created.push(`client credentials in ${credsDir}`);
+  }
+  await writeAtomic(join(credsDir, CREDS_FILES.ca), `${ca.pem}\n`);
+
+  return {
+    ca: ca.pem,
+    cert: await readFile(certPath, "utf8"),
+    key: await readFile(keyPath, "utf8"),
+    caDir,
+    credsDir,
+    created,
+  };
+}

@@ -1,0 +1,509 @@
+/**
+ * The node runtime: configuration → credentials → QUIC endpoint → sessions → the message router.
+ *
+ * - Every accepted connection becomes a `PeerSession`; the peer then opens a bus channel:
+ *   `client` (an application or CLI attaching) or `route` (a peer node). The node answers with
+ *   its own channel of the same name, and the router takes the link.
+ * - `join` seeds are dialed and redialed with jittered exponential backoff for as long as the node
+ *   runs. Two nodes that dial each other keep one route: the one dialed by the smaller node id.
+ * - Outbound messages to a link whose stream is backed up past `maxBacklog` are dropped and
+ *   counted per subscription; the client is told how many (`LOST`) once the backlog drains.
+ * - `stop()` drains: GOAWAY to every peer, queued frames flushed (bounded), then close.
+ */
+import process from "node:process";
+import type { PeerIdentity } from "../identity/verify.ts";
+import { Verifier } from "../identity/verify.ts";
+import { busCodec, CLIENT_CHANNEL, ROUTE_CHANNEL } from "../messaging/frames.ts";
+import { type Link, ProtocolError, Router, type RouterStats } from "../messaging/router.ts";
+import { backoffDelay } from "../peer/backoff.ts";
+import { PeerSession } from "../peer/session.ts";
+import { ChannelWriter } from "../peer/writer.ts";
+import { type QuicConnection, QuicEndpoint } from "../quic/mod.ts";
+import { DEFAULTS, type NodeConfig } from "./config.ts";
+import { nodeCredentials } from "./credentials.ts";
+import { nodeIdFromSpki, nodeIdText } from "../identity/names.ts";
+import { x509 } from "../identity/x509.ts";
+
+/** Application close code for a session closed because the peer broke the protocol. */
+export const PROTOCOL_VIOLATION = 0x12;
+/** Application close code for a duplicate route between two nodes. */
+export const DUPLICATE_ROUTE = 0x13;
+
+/** What `Node.start` takes: a configuration (defaults for what is left out) and hooks. */
+export interface NodeStartOptions extends Partial<Omit<NodeConfig, "listen" | "quic" | "limits">> {
+  listen?: Partial<NodeConfig["listen"]>;
+  quic?: Partial<NodeConfig["quic"]>;
+  limits?: Partial<NodeConfig["limits"]>;
+  /** Where the node reports what it does, a line at a time. Default: nowhere. */
+  log?: (line: string) => void;
+  /** Outbound bytes queued per link before messages to it are dropped. Default 8 MiB. */
+  maxBacklog?: number;
+}
+
+/** A node's state for `macula inspect` and tests. */
+export interface NodeSnapshot {
+  nodeId: string;
+  realm: string;
+  url: string;
+  clients: number;
+  routes: { nodeId: string; name: string; dialed: boolean }[];
+  subscriptions: number;
+  remoteInterest: number;
+  procedures: string[];
+  pendingCalls: number;
+  router: RouterStats;
+  /** Messages dropped because a link was backed up. */
+  dropped: { messages: number; forwards: number };
+}
+
+const MONO = () => performance.now();
+
+class BusLink implements Link {
+  writer: ChannelWriter | null = null;
+  /** Resolves once the router has the link (frames are read only after that). */
+  readonly attached: Promise<void>;
+  markAttached!: () => void;
+  /** Messages dropped per subscription id since the last LOST. */
+  readonly lost = new Map<number, number>();
+  #lostTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly kind: "client" | "node",
+    readonly session: PeerSession,
+    readonly dialed: boolean,
+    private readonly node: Node,
+  ) {
+    this.attached = new Promise((r) => (this.markAttached = r));
+  }
+
+  send(name: string, fields: Record<string, unknown>): void {
+    const w = this.writer;
+    if (!w) return;
+    if (name === "MSG" || name === "FWD") {
+      if (w.backlog > this.node.maxBacklog) {
+        if (name === "MSG") {
+          const sid = fields.sid as number;
+          this.lost.set(sid, (this.lost.get(sid) ?? 0) + 1);
+          this.node.dropped.messages++;
+          this.#reportLost();
+        } else this.node.dropped.forwards++;
+        return;
+      }
+    }
+    w.write(busCodec.encode(name, fields));
+  }
+
+  /** Tells the client about drops once its backlog has room again. */
+  #reportLost(): void {
+    if (this.#lostTimer) return;
+    this.#lostTimer = setTimeout(() => {
+      this.#lostTimer = undefined;
+      if (!this.writer || this.session.conn.closeInfo) return;
+      if (this.writer.backlog > this.node.maxBacklog / 2) return this.#reportLost();
+      for (const [sid, count] of this.lost) {
+        this.writer.write(busCodec.encode("LOST", { sid, count }));
+      }
+      this.lost.clear();
+    }, 50);
+  }
+
+  stop(): void {
+    clearTimeout(this.#lostTimer);
+  }
+}
+
+/** A running node. */
+export class Node {
+  readonly dropped = { messages: 0, forwards: 0 };
+  readonly maxBacklog: number;
+  readonly router: Router;
+  readonly #links = new Map<PeerSession, BusLink>();
+  /** Peer node id → its route link. */
+  readonly #routes = new Map<string, BusLink>();
+  readonly #sessions = new Set<PeerSession>();
+  #linkIds = 1;
+  #stopping = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  readonly #dialers: Promise<void>[] = [];
+  /** Sleeping dial loops, woken by stop. */
+  readonly #wake = new Set<() => void>();
+  /** `waitForRoutes` callers, told when a route comes up. */
+  readonly #routeWatch = new Set<() => void>();
+
+  private constructor(
+    readonly config: NodeConfig,
+    readonly endpoint: QuicEndpoint,
+    readonly nodeId: string,
+    /** Dev realm: the CA directory (share it with `devCaDir` to run more local nodes). */
+    readonly caDir: string | null,
+    /** Dev realm: client credentials (`--creds`). */
+    readonly credsDir: string | null,
+    private readonly log: (line: string) => void,
+    maxBacklog: number,
+  ) {
+    this.maxBacklog = maxBacklog;
+    this.router = new Router({
+      now: MONO,
+      random: Math.random,
+      maxPayload: config.limits.maxPayload,
+    });
+  }
+
+  /** Starts a node: credentials, endpoint, seeds. Resolves once it listens. */
+  static async start(o: NodeStartOptions = {}): Promise<Node> {
+    const config: NodeConfig = {
+      ...structuredClone(DEFAULTS),
+      ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+      listen: { ...DEFAULTS.listen, ...o.listen },
+      quic: { ...DEFAULTS.quic, ...o.quic },
+      limits: { ...DEFAULTS.limits, ...o.limits },
+      join: o.join ?? [],
+      tls: o.tls ?? null,
+      devCaDir: o.devCaDir ?? null,
+    };
+    const log = o.log ?? (() => {});
+    const creds = await nodeCredentials(config);
+    for (const c of creds.created) log(`created ${c}`);
+    const verifier = await Verifier.create({ ca: creds.ca, realm: config.realm });
+    const spki = new Uint8Array(new x509.X509Certificate(creds.cert).publicKey.rawData);
+    const nodeId = nodeIdText(nodeIdFromSpki(spki));
+    let endpoint: QuicEndpoint;
+    try {
+      endpoint = await QuicEndpoint.bind({
+        host: config.listen.host,
+        port: config.listen.port,
+        tls: { ca: creds.ca, cert: creds.cert, key: creds.key },
+        checkPeer: verifier.checkPeer(),
+        idleTimeoutMs: config.quic.idleTimeoutMs,
+        keepAliveMs: config.quic.keepAliveMs,
+      });
+    } catch (e) {
+      throw new Error(
+        `cannot listen on udp ${config.listen.host}:${config.listen.port}: ${(e as Error).message}`,
+      );
+    }
+    const node = new Node(
+      config,
+      endpoint,
+      nodeId,
+      creds.caDir,
+      creds.credsDir,
+      log,
+      o.maxBacklog ?? 8 * 1024 * 1024,
+    );
+    node.#acceptLoop();
+    for (const seed of config.join) node.#dialers.push(node.#dialLoop(seed));
+    return node;
+  }
+
+  /** The address clients and nodes dial: `quic://host:port` (loopback when bound to any). */
+  get url(): string {
+    const { port } = this.endpoint.address;
+    let host = this.config.listen.host;
+    if (host === "0.0.0.0") host = "127.0.0.1";
+    if (host === "::") host = "::1";
+    return host.includes(":") ? `quic://[${host}]:${port}` : `quic://${host}:${port}`;
+  }
+
+  get realm(): string {
+    return this.config.realm;
+  }
+
+  /** The data directory (absolute where it was given absolute). */
+  get dataDir(): string {
+    return this.config.dataDir;
+  }
+
+  /** Peer node ids with a live route. */
+  get routes(): string[] {
+    return [...this.#routes.keys()];
+  }
+
+  snapshot(): NodeSnapshot {
+    const r = this.router.snapshot();
+    return {
+      nodeId: this.nodeId,
+      realm: this.realm,
+      url: this.url,
+      clients: r.links.clients,
+      routes: [...this.#routes.values()].map((l) => ({
+        nodeId: l.session.peer.nodeId,
+        name: l.session.peer.name,
+        dialed: l.dialed,
+      })),
+      subscriptions: r.subscriptions,
+      remoteInterest: r.remoteInterest,
+      procedures: r.procedures,
+      pendingCalls: r.pendingCalls,
+      router: r.stats,
+      dropped: { ...this.dropped },
+    };
+  }
+
+  /**
+   * Resolves once this node has at least `count` routes to peer nodes (for scripts and tests);
+   * rejects after `timeoutMs`.
+   */
+  async waitForRoutes(count: number, timeoutMs = 10_000): Promise<void> {
+    if (this.#routes.size >= count) return;
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (this.#routes.size >= count) {
+          clearTimeout(t);
+          this.#routeWatch.delete(check);
+          resolve();
+        }
+      };
+      const t = setTimeout(() => {
+        this.#routeWatch.delete(check);
+        reject(
+          new Error(
+            `node ${this.url}: ${this.#routes.size} of ${count} routes after ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      this.#routeWatch.add(check);
+    });
+  }
+
+  /** Drains and stops: GOAWAY to every peer, queued frames flushed (up to 2 s), endpoint closed. */
+  async stop(reason = "node shutting down"): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const w of this.#wake) w();
+    clearTimeout(this.#timer);
+    const deadline = performance.now() + 2000;
+    for (const link of this.#links.values()) link.stop();
+    // Let queued frames reach QUIC, then say goodbye.
+    for (let i = 0; i < 200 && performance.now() < deadline; i++) {
+      let backlog = 0;
+      for (const l of this.#links.values()) backlog += l.writer?.backlog ?? 0;
+      if (backlog === 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.allSettled([...this.#sessions].map((s) => s.close(reason)));
+    await this.endpoint.close(reason);
+    await Promise.allSettled(this.#dialers);
+    this.log(`stopped: ${reason}`);
+  }
+
+  // ------------------------------------------------------------------ sessions
+
+  #sessionOptions() {
+    return {
+      self: { nodeId: this.nodeId, realm: this.realm },
+      onChannel: (name: string, bodies: AsyncIterable<Uint8Array[]>, s: PeerSession) =>
+        void this.#onChannel(name, bodies, s),
+    };
+  }
+
+  #acceptLoop(): void {
+    void (async () => {
+      for await (const conn of this.endpoint) {
+        void this.#accept(conn);
+      }
+    })();
+  }
+
+  async #accept(conn: QuicConnection): Promise<void> {
+    let s: PeerSession;
+    try {
+      s = await PeerSession.accept(conn, this.#sessionOptions());
+    } catch (e) {
+      this.log(
+        `refused a session from ${conn.remote.host}:${conn.remote.port}: ${(e as Error).message}`,
+      );
+      return;
+    }
+    this.#track(s);
+  }
+
+  #track(s: PeerSession): void {
+    if (this.#stopping) {
+      void s.close("node shutting down");
+      return;
+    }
+    this.#sessions.add(s);
+    void s.closed.then(() => {
+      this.#sessions.delete(s);
+      const link = this.#links.get(s);
+      if (link) this.#detach(link);
+    });
+  }
+
+  /** The peer opened its bus channel. A dialer has already opened ours. */
+  async #onChannel(
+    name: string,
+    bodies: AsyncIterable<Uint8Array[]>,
+    s: PeerSession,
+  ): Promise<void> {
+    let link = this.#links.get(s);
+    if (!link) {
+      if (name !== CLIENT_CHANNEL && name !== ROUTE_CHANNEL) {
+        void s.conn.close(PROTOCOL_VIOLATION, `unknown channel ${name}`);
+        return;
+      }
+      const kind = name === CLIENT_CHANNEL ? "client" : "node";
+      link = await this.#open(s, kind, false);
+      if (!link) return;
+    }
+    await link.attached;
+    await this.#read(link, bodies);
+  }
+
+  /** Opens our channel on `s` and attaches the link to the router. */
+  async #open(
+    s: PeerSession,
+    kind: "client" | "node",
+    dialed: boolean,
+  ): Promise<BusLink | undefined> {
+    const link = new BusLink(`${kind}:${this.#linkIds++}`, kind, s, dialed, this);
+    if (kind === "node") {
+      const peer = s.peer.nodeId;
+      if (peer === this.nodeId) {
+        void s.conn.close(DUPLICATE_ROUTE, "a node does not route to itself");
+        return undefined;
+      }
+      const old = this.#routes.get(peer);
+      if (old) {
+        // Keep the route dialed by the smaller node id; both ends decide the same way.
+        const dialerOf = (l: { dialed: boolean }) => (l.dialed ? this.nodeId : peer);
+        const keepNew = dialerOf(link) < dialerOf(old);
+        const loser = keepNew ? old.session : s;
+        void loser.conn.close(DUPLICATE_ROUTE, "duplicate route");
+        if (!keepNew) return undefined;
+        this.#detach(old);
+      }
+    }
+    this.#links.set(s, link);
+    if (kind === "node") this.#routes.set(s.peer.nodeId, link);
+    let stream;
+    try {
+      stream = await s.openChannel(kind === "client" ? CLIENT_CHANNEL : ROUTE_CHANNEL);
+    } catch {
+      this.#detach(link);
+      return undefined;
+    }
+    link.writer = new ChannelWriter(stream, () => void s.conn.close(0, "bus stream failed"));
+    if (kind === "client") {
+      link.send("INFO", { node: this.nodeId, max_payload: this.router.maxPayload });
+    }
+    this.router.attach(link);
+    link.markAttached();
+    if (kind === "node") {
+      this.log(`route up: ${describe(s.peer)} (${dialed ? "dialed" : "accepted"})`);
+      for (const w of [...this.#routeWatch]) w();
+    }
+    return link;
+  }
+
+  #detach(link: BusLink): void {
+    if (this.#links.get(link.session) !== link) return;
+    this.#links.delete(link.session);
+    link.stop();
+    if (link.kind === "node" && this.#routes.get(link.session.peer.nodeId) === link) {
+      this.#routes.delete(link.session.peer.nodeId);
+      if (!this.#stopping) this.log(`route down: ${describe(link.session.peer)}`);
+    }
+    this.router.detach(link);
+    this.#arm();
+  }
+
+  async #read(link: BusLink, bodies: AsyncIterable<Uint8Array[]>): Promise<void> {
+    try {
+      for await (const batch of bodies) {
+        if (this.#links.get(link.session) !== link) return;
+        for (const body of batch) {
+          const f = busCodec.decodeBody(body);
+          if ("unknown" in f) continue;
+          this.router.receive(link, f);
+        }
+        this.#arm();
+      }
+    } catch (e) {
+      if (link.session.conn.closeInfo || !link.session.conn.isOpen) return;
+      const why = e instanceof ProtocolError ? e.message : `protocol: ${(e as Error).message}`;
+      this.log(`closing session with ${describe(link.session.peer)}: ${why}`);
+      void link.session.conn.close(PROTOCOL_VIOLATION, why.slice(0, 200));
+    }
+  }
+
+  /** Keeps one timer at the router's next deadline. */
+  #arm(): void {
+    const d = this.router.nextDeadline();
+    if (d === undefined || d >= this.#timerAt || this.#stopping) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = d;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.router.tick();
+      this.#arm();
+    }, Math.max(0, d - MONO()));
+  }
+
+  /** Keeps a route to one seed for as long as the node runs. */
+  async #dialLoop(seed: { host: string; port: number }): Promise<void> {
+    const where = `quic://${seed.host.includes(":") ? `[${seed.host}]` : seed.host}:${seed.port}`;
+    let attempt = 0;
+    while (!this.#stopping) {
+      let s: PeerSession | undefined;
+      try {
+        const conn = await this.endpoint.connect(seed);
+        s = await PeerSession.dial(conn, this.#sessionOptions());
+      } catch (e) {
+        if (this.#stopping) return;
+        const wait = backoffDelay(attempt++, Math.random, { baseMs: 200, maxMs: 10_000 });
+        this.log(`join ${where}: ${(e as Error).message}; retrying in ${wait} ms`);
+        await this.#sleep(wait);
+        continue;
+      }
+      attempt = 0;
+      this.#track(s);
+      await this.#open(s, "node", true);
+      await s.closed;
+      // A duplicate route closed this one: wait for the kept route to go before redialing.
+      for (let kept = this.#routes.get(s.peer.nodeId); kept && !this.#stopping;) {
+        await kept.session.closed;
+        kept = this.#routes.get(s.peer.nodeId);
+      }
+      if (this.#stopping) return;
+      await this.#sleep(backoffDelay(0, Math.random, { baseMs: 200 }));
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.#wake.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      if (this.#stopping) done();
+      else this.#wake.add(done);
+    });
+  }
+
+  /** Installs SIGINT/SIGTERM handlers that stop the node; returns a remover. */
+  stopOnSignals(onStopped: () => void = () => process.exit(0)): () => void {
+    const handler = (sig: string) => {
+      this.log(`${sig}: draining`);
+      void this.stop(`node shutting down (${sig})`).then(onStopped);
+    };
+    const int = () => handler("SIGINT");
+    const term = () => handler("SIGTERM");
+    process.once("SIGINT", int);
+    process.once("SIGTERM", term);
+    return () => {
+      process.off("SIGINT", int);
+      process.off("SIGTERM", term);
+    };
+  }
+}
+
+function describe(p: PeerIdentity): string {
+  return `${p.name} ${p.nodeId.slice(0, 12)}…`;
+}

@@ -1,0 +1,65 @@
+/**
+ * Batches encoded frames for one long-lived stream: every frame written in the same tick goes to
+ * the stream as one write, so a burst of small frames costs one hand-off to QUIC, not one each.
+ * `backlog` tells the layer above how much is waiting, for its own overflow policy.
+ */
+import type { QuicStream } from "../quic/mod.ts";
+
+/** A frame writer over one stream. */
+export class ChannelWriter {
+  #parts: Uint8Array[] = [];
+  #bytes = 0;
+  #scheduled = false;
+  #error: Error | null = null;
+  readonly #flush = () => this.#doFlush();
+
+  constructor(
+    readonly stream: QuicStream,
+    private readonly onError: (e: Error) => void = () => {},
+  ) {}
+
+  /** Queues one encoded frame (never split, never reordered). False once the stream failed. */
+  write(frame: Uint8Array): boolean {
+    if (this.#error) return false;
+    this.#parts.push(frame);
+    this.#bytes += frame.length;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+    return true;
+  }
+
+  /** Bytes queued here or in the stream and not yet taken by QUIC. */
+  get backlog(): number {
+    return this.#bytes + this.stream.writableBytes;
+  }
+
+  /** The error that ended the stream, if any. */
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  #doFlush(): void {
+    this.#scheduled = false;
+    const parts = this.#parts;
+    if (parts.length === 0 || this.#error) return;
+    let data: Uint8Array;
+    if (parts.length === 1) data = parts[0]!;
+    else {
+      data = new Uint8Array(this.#bytes);
+      let off = 0;
+      for (const p of parts) {
+        data.set(p, off);
+        off += p.length;
+      }
+    }
+    this.#parts = [];
+    this.#bytes = 0;
+    this.stream.write(data).catch((e: Error) => {
+      if (this.#error) return;
+      this.#error = e;
+      this.onError(e);
+    });
+  }
+}
