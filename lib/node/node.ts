@@ -207,6 +207,11 @@ export class Node {
     return host.includes(":") ? `quic://[${host}]:${port}` : `quic://${host}:${port}`;
   }
 
+  /** False once `stop` was called. */
+  get running(): boolean {
+    return !this.#stopping;
+  }
+
   get realm(): string {
     return this.config.realm;
   }

@@ -1,0 +1,286 @@
+/** The router, sans-IO: fake links record frames; time is a variable. */
+import { describe, expect, test } from "bun:test";
+import { type Link, ProtocolError, Router } from "../../lib/messaging/router.ts";
+import { RPC_ERROR_NUMBERS } from "../../lib/messaging/rpc.ts";
+import type { Frame } from "../../lib/wire/codec.ts";
+
+type Sent = [string, Record<string, unknown>];
+
+class FakeLink implements Link {
+  sent: Sent[] = [];
+  constructor(readonly id: string, readonly kind: "client" | "node") {}
+  send(name: string, fields: Record<string, unknown>): void {
+    this.sent.push([name, { ...fields }]);
+  }
+  /** The frames sent since the last call, as `NAME {fields}` without undefined fields. */
+  take(): string[] {
+    const out = this.sent.map(([n, f]) =>
+      `${n} ${
+        JSON.stringify(f, (_, v) => (v instanceof Uint8Array ? new TextDecoder().decode(v) : v))
+      }`
+    );
+    this.sent = [];
+    return out;
+  }
+}
+
+const b = (s: string) => new TextEncoder().encode(s);
+const frame = (name: string, fields: Record<string, unknown>): Frame => ({ type: 0, name, fields });
+
+function setup() {
+  let now = 1000;
+  const r = new Router({ now: () => now, random: () => 0.5, maxPayload: 100 });
+  const link = (id: string, kind: "client" | "node") => {
+    const l = new FakeLink(id, kind);
+    r.attach(l);
+    return l;
+  };
+  return {
+    r,
+    link,
+    advance: (ms: number) => {
+      now += ms;
+      r.tick();
+    },
+    rx: (l: Link, name: string, fields: Record<string, unknown>) =>
+      r.receive(l, frame(name, fields)),
+  };
+}
+
+describe("router: interest and forwarding", () => {
+  test("distinct local interest is told to every peer node once, and withdrawn at zero", () => {
+    const { link, rx } = setup();
+    const n1 = link("n1", "node");
+    const a = link("a", "client");
+    const c = link("c", "client");
+    rx(a, "SUB", { sid: 1, pattern: "x.>" });
+    rx(c, "SUB", { sid: 7, pattern: "x.>" }); // same pattern: no second announcement
+    rx(c, "SUB", { sid: 8, pattern: "x.>", queue: "q" }); // with a queue group: a distinct one
+    expect(n1.take()).toEqual([
+      'SUB {"sid":1,"pattern":"x.>"}',
+      'SUB {"sid":2,"pattern":"x.>","queue":"q"}',
+    ]);
+    rx(a, "UNSUB", { sid: 1 });
+    expect(n1.take()).toEqual([]);
+    rx(c, "UNSUB", { sid: 7 });
+    expect(n1.take()).toEqual(['UNSUB {"sid":1}']);
+    // A node attached later learns what is current, procedures included.
+    rx(a, "REG", { proc: "svc.a" });
+    const n2 = link("n2", "node");
+    expect(n2.take()).toEqual([
+      'SUB {"sid":2,"pattern":"x.>","queue":"q"}',
+      'REG {"proc":"svc.a"}',
+    ]);
+  });
+
+  test("a publish goes to local subscribers and one FWD per interested node, never further", () => {
+    const { link, rx } = setup();
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    const a = link("a", "client");
+    rx(a, "SUB", { sid: 1, pattern: "t.*" });
+    rx(n1, "SUB", { sid: 1, pattern: "t.>" });
+    rx(n1, "SUB", { sid: 2, pattern: "t.x" }); // two patterns of one node: still one FWD
+    rx(n2, "SUB", { sid: 1, pattern: "t.x", queue: "w" });
+    n1.take();
+    n2.take();
+    rx(a, "PUB", { topic: "t.x", payload: b("hi") });
+    expect(a.take()).toEqual(['MSG {"sid":1,"topic":"t.x","payload":"hi"}']);
+    expect(n1.take()).toEqual(['FWD {"topic":"t.x","payload":"hi","queues":[]}']);
+    expect(n2.take()).toEqual(['FWD {"topic":"t.x","payload":"hi","queues":["w"]}']);
+    // A forwarded message is delivered locally only.
+    rx(n1, "FWD", { topic: "t.y", payload: b("back"), queues: [] });
+    expect(a.take()).toEqual(['MSG {"sid":1,"topic":"t.y","payload":"back"}']);
+    expect(n1.take()).toEqual([]);
+    expect(n2.take()).toEqual([]);
+  });
+
+  test("queue groups: a local member wins; a FWD delivers only to the groups it names", () => {
+    const { link, rx } = setup();
+    const n1 = link("n1", "node");
+    const a = link("a", "client");
+    rx(n1, "SUB", { sid: 1, pattern: "j", queue: "w" });
+    rx(a, "SUB", { sid: 5, pattern: "j", queue: "w" });
+    rx(a, "SUB", { sid: 6, pattern: "j", queue: "other" });
+    n1.take();
+    rx(a, "PUB", { topic: "j", payload: b("1") });
+    expect(a.take().sort()).toEqual([
+      'MSG {"sid":5,"topic":"j","payload":"1"}',
+      'MSG {"sid":6,"topic":"j","payload":"1"}',
+    ]);
+    expect(n1.take()).toEqual([]);
+    rx(n1, "FWD", { topic: "j", payload: b("2"), queues: ["w"] });
+    expect(a.take()).toEqual(['MSG {"sid":5,"topic":"j","payload":"2"}']);
+  });
+
+  test("bad input from a client is answered with ERROR; from a node it closes the session", () => {
+    const { link, rx, r } = setup();
+    const a = link("a", "client");
+    const n1 = link("n1", "node");
+    rx(a, "PUB", { topic: "a..b", payload: b("") });
+    rx(a, "PUB", { topic: "big", payload: new Uint8Array(101) });
+    rx(a, "SUB", { sid: 1, pattern: "a.>.b" });
+    rx(a, "SUB", { sid: 2, pattern: "ok" });
+    rx(a, "SUB", { sid: 2, pattern: "ok2" });
+    rx(a, "REG", { proc: "x.*" });
+    expect(a.take().map((s) => JSON.parse(s.slice(6)).code)).toEqual([
+      "bad_topic",
+      "payload_too_large",
+      "bad_pattern",
+      "duplicate_sid",
+      "bad_procedure",
+    ]);
+    expect(() => rx(n1, "PUB", { topic: "x", payload: b("") })).toThrow(ProtocolError);
+    expect(() => rx(a, "FWD", { topic: "x", payload: b(""), queues: [] })).toThrow(
+      "FWD: not allowed from a client on the bus",
+    );
+    expect(() => rx(n1, "SUB", { sid: 1, pattern: "a.>.b" })).toThrow(/SUB.pattern/);
+    expect(() => rx(n1, "REG", { proc: "x.*" })).toThrow(/REG.proc/);
+    expect(r.stats.protocolErrors).toBe(2);
+  });
+});
+
+describe("router: calls", () => {
+  const n = RPC_ERROR_NUMBERS;
+
+  test("a call reaches a provider and its reply the caller, ids mapped per hop", () => {
+    const { link, rx } = setup();
+    const caller = link("c", "client");
+    const prov = link("p", "client");
+    rx(prov, "REG", { proc: "svc" });
+    rx(caller, "CALL", { id: 77, proc: "svc", payload: b("q"), timeout_ms: 500 });
+    expect(prov.take()).toEqual([
+      'CALL {"id":1,"proc":"svc","payload":"q","timeout_ms":500,"strategy":"local-first"}',
+    ]);
+    rx(prov, "REPLY", { id: 1, payload: b("a") });
+    expect(caller.take()).toEqual(['REPLY {"id":77,"payload":"a"}']);
+    rx(prov, "REPLY", { id: 1, payload: b("late") }); // already answered: ignored
+    expect(caller.take()).toEqual([]);
+  });
+
+  test("a node answering no_provider makes the router try the next provider", () => {
+    const { link, rx } = setup();
+    const caller = link("c", "client");
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    rx(n1, "REG", { proc: "svc" });
+    rx(n2, "REG", { proc: "svc" });
+    rx(caller, "CALL", {
+      id: 1,
+      proc: "svc",
+      payload: b(""),
+      timeout_ms: 500,
+      strategy: "round-robin",
+    });
+    expect(n1.take().length).toBe(1);
+    rx(n1, "FAIL", { id: 1, code: n.no_provider, message: "gone" });
+    expect(n2.take()).toEqual([
+      'CALL {"id":2,"proc":"svc","payload":"","timeout_ms":500,"strategy":"round-robin"}',
+    ]);
+    rx(n2, "FAIL", { id: 2, code: n.no_provider, message: "gone too" });
+    const [fail] = caller.take();
+    expect(fail).toContain(`"code":${n.no_provider}`);
+    expect(fail).toContain("all providers already tried");
+  });
+
+  test("a call from a peer node is served by local providers only", () => {
+    const { link, rx } = setup();
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    rx(n2, "REG", { proc: "svc" }); // only a remote provider
+    rx(n1, "CALL", { id: 9, proc: "svc", payload: b(""), timeout_ms: 100 });
+    expect(n2.take()).toEqual([]);
+    expect(n1.take()[0]).toContain(`"code":${n.no_provider}`);
+  });
+
+  test("deadlines: a timeout fails the caller and cancels at the provider", () => {
+    const { link, rx, advance, r } = setup();
+    const caller = link("c", "client");
+    const prov = link("p", "client");
+    rx(prov, "REG", { proc: "svc" });
+    rx(caller, "CALL", { id: 3, proc: "svc", payload: b(""), timeout_ms: 250 });
+    prov.take();
+    expect(r.nextDeadline()).toBe(1250);
+    advance(249);
+    expect(caller.take()).toEqual([]);
+    advance(1);
+    expect(caller.take()[0]).toContain(`"code":${n.timeout}`);
+    expect(prov.take()).toEqual(['CANCEL {"id":1}']);
+  });
+
+  test("cancel, provider loss and caller loss each end the call once", () => {
+    const { link, rx, r } = setup();
+    const caller = link("c", "client");
+    const prov = link("p", "client");
+    rx(prov, "REG", { proc: "svc" });
+    rx(caller, "CALL", { id: 1, proc: "svc", payload: b(""), timeout_ms: 1000 });
+    rx(caller, "CANCEL", { id: 1 });
+    expect(prov.take()).toEqual([
+      'CALL {"id":1,"proc":"svc","payload":"","timeout_ms":1000,"strategy":"local-first"}',
+      'CANCEL {"id":1}',
+    ]);
+    rx(caller, "CALL", { id: 2, proc: "svc", payload: b(""), timeout_ms: 1000 });
+    r.detach(prov);
+    expect(caller.take()[0]).toContain(`"code":${n.unavailable}`);
+    const prov2 = link("p2", "client");
+    rx(prov2, "REG", { proc: "svc" });
+    rx(caller, "CALL", { id: 3, proc: "svc", payload: b(""), timeout_ms: 1000 });
+    prov2.take();
+    r.detach(caller);
+    expect(prov2.take()).toEqual(['CANCEL {"id":3}']);
+    expect(r.snapshot().pendingCalls).toBe(0);
+  });
+
+  test("bad calls: unknown strategy, duplicate id, bad name, too large", () => {
+    const { link, rx } = setup();
+    const caller = link("c", "client");
+    const prov = link("p", "client");
+    rx(prov, "REG", { proc: "svc" });
+    rx(caller, "CALL", { id: 1, proc: "svc", payload: b(""), timeout_ms: 9, strategy: "best" });
+    rx(caller, "CALL", { id: 2, proc: "svc", payload: b(""), timeout_ms: 9 });
+    rx(caller, "CALL", { id: 2, proc: "svc", payload: b(""), timeout_ms: 9 });
+    rx(caller, "CALL", { id: 3, proc: "a..b", payload: b(""), timeout_ms: 9 });
+    rx(caller, "CALL", { id: 4, proc: "svc", payload: new Uint8Array(101), timeout_ms: 9 });
+    expect(caller.take().map((s) => JSON.parse(s.slice(5)).code)).toEqual([
+      n.bad_request,
+      n.bad_request,
+      n.bad_request,
+      n.payload_too_large,
+    ]);
+  });
+});
+
+describe("router: flush", () => {
+  test("a client's PING is answered once every peer node answered ours", () => {
+    const { link, rx } = setup();
+    const a = link("a", "client");
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    rx(a, "PING", { id: 5 });
+    expect(n1.take()).toEqual(['PING {"id":1}']);
+    expect(n2.take()).toEqual(['PING {"id":1}']);
+    rx(n1, "PONG", { id: 1 });
+    expect(a.take()).toEqual([]);
+    rx(n2, "PONG", { id: 1 });
+    expect(a.take()).toEqual(['PONG {"id":5}']);
+    // A node's PING is answered at once and goes no further.
+    rx(n1, "PING", { id: 9 });
+    expect(n1.take()).toEqual(['PONG {"id":9}']);
+    expect(n2.take()).toEqual([]);
+  });
+
+  test("a peer that leaves or never answers does not hold a flush forever", () => {
+    const { link, rx, r, advance } = setup();
+    const a = link("a", "client");
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    rx(a, "PING", { id: 1 });
+    rx(n1, "PONG", { id: 1 });
+    r.detach(n2);
+    expect(a.take()).toEqual(['PONG {"id":1}']);
+    rx(a, "PING", { id: 2 });
+    advance(5000);
+    expect(a.take()).toEqual(['PONG {"id":2}']);
+    void n1;
+  });
+});
