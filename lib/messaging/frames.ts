@@ -103,8 +103,8 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
   },
 ];
 
-/** The bus codec: frames up to the payload limit plus headers. */
-export const busCodec = new Codec(BUS_FRAMES, MAX_PAYLOAD_LIMIT + 1024);
+/** The bus codec: frames up to the payload limit plus room for the other fields (a FWD's queues). */
+export const busCodec = new Codec(BUS_FRAMES, MAX_PAYLOAD_LIMIT + 64 * 1024);
 
 /** The channel a client opens to its node, and the one a node opens to a peer node. */
 export const CLIENT_CHANNEL = "client";

@@ -67,6 +67,8 @@ function check(spec: FrameSpec, f: FieldSpec, v: unknown): unknown {
   }
   switch (f.kind) {
     case "uint":
+      // cbor-x decodes integers of 2^32 and more as bigint.
+      if (typeof v === "bigint" && v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER)) v = Number(v);
       if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
         throw bad("not an unsigned integer");
       }
