@@ -70,8 +70,20 @@ describe("dist/macula (compiled, alone in an empty folder)", () => {
     );
   });
 
-  test("./macula demo runs two QUIC endpoints end to end and exits 0", async () => {
-    const result = await macula("demo", "--mib", "4");
+  test("./macula demo runs three nodes: pub/sub and RPC across them, exit 0", async () => {
+    const result = await macula("demo");
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      "published on node A, received on node C through 'demo.greetings.*'",
+    );
+    expect(result.stdout).toContain("each went to one worker");
+    expect(result.stdout).toContain("node B answered 42");
+    expect(result.stdout).toContain("nodes drained and stopped");
+  });
+
+  test("./macula demo quic runs two QUIC endpoints end to end and exits 0", async () => {
+    const result = await macula("demo", "quic", "--mib", "4");
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("mutual TLS 1.3, ALPN macula/1");
     expect(result.stdout).toContain("4 MiB sent on one stream");
@@ -80,7 +92,7 @@ describe("dist/macula (compiled, alone in an empty folder)", () => {
   });
 
   test("demo rejects a bad --mib with a clear message", async () => {
-    const result = await macula("demo", "--mib", "lots");
+    const result = await macula("demo", "quic", "--mib", "lots");
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("give a whole number of MiB from 1 to 4096");
   });
