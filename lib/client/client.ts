@@ -171,6 +171,9 @@ interface PendingCall {
   done: () => void;
 }
 
+/** Buffered messages in one subscription past which the reader lets consumers run first. */
+const YIELD_AT = 256;
+
 const enc = (name: string, fields: Record<string, unknown>) => busCodec.encode(name, fields);
 const utf8 = new TextEncoder();
 
@@ -581,6 +584,10 @@ export class Client {
   async #read(bodies: AsyncIterable<Uint8Array[]>, info: (f: Frame) => void): Promise<void> {
     try {
       for await (const batch of bodies) {
+        // Consumers take one message per microtask hop while this loop takes a chunk: when a
+        // buffer fills up, give them a macrotask to catch up before reading on, so a consumer
+        // that keeps up on average never overflows just because of scheduling.
+        let deepest = 0;
         for (const body of batch) {
           const f = busCodec.decodeBody(body);
           if ("unknown" in f) continue;
@@ -599,10 +606,12 @@ export class Client {
               await sub.buffer.writable();
               r = sub.buffer.push(m);
             }
+            if (sub.buffer.length > deepest) deepest = sub.buffer.length;
             continue;
           }
           this.#frame(f, info);
         }
+        if (deepest >= YIELD_AT) await new Promise((r) => setImmediate(r));
       }
     } catch (e) {
       this.#session?.conn.close(0x12, `protocol: ${(e as Error).message}`.slice(0, 200));

@@ -119,6 +119,14 @@ export class QuicConnection implements StreamOwner {
   deferred = false;
   /** @internal sent while dirty */
   inDirty = false;
+  /** @internal packets received since quiche last built packets for this connection. */
+  recvSinceSend = 0;
+  /** @internal the application queued something (stream data, a datagram) since `deferred`. */
+  appWrote = false;
+  /** @internal a lone ACK is being held back (see the endpoint's `#holdAck`). */
+  ackHeld = false;
+  /** @internal the hold is over: send now. */
+  ackDue = false;
   /** @internal next keepalive time, ms since epoch (0 = off). */
   keepAliveAt = 0;
   /** @internal a close requested locally, kept until quiche has it. */
@@ -239,6 +247,7 @@ export class QuicConnection implements StreamOwner {
     const max = this.native.dgramMaxWritableLen();
     if (max === null || data.length > max) return false;
     if (this.native.isDgramSendQueueFull()) return false;
+    this.appWrote = true;
     try {
       this.native.dgramSend(data);
     } catch {
@@ -370,6 +379,7 @@ export class QuicConnection implements StreamOwner {
 
   /** @internal */
   wantWrite(s: QuicStream): void {
+    this.appWrote = true;
     this.#writeQueue.add(s);
     this.host.dirty(this);
   }
@@ -399,6 +409,7 @@ export class QuicConnection implements StreamOwner {
   /** @internal feed one received packet. */
   recv(data: Uint8Array, from: HostPort, to: HostPort): void {
     this.#received = true;
+    this.recvSinceSend++;
     // The endpoint passes `this.remote` itself when the address is unchanged.
     if (from !== this.remote) this.#addrSeen = true;
     try {

@@ -123,6 +123,8 @@ const TYPE_INITIAL = 0;
 const BUSY_MS = 0.05;
 /** Microtask hops to wait for the application's answer before sending (see `#flushAfterApp`). */
 const APP_HOPS = 16;
+/** How long a lone ACK may wait for data to ride with (see `#holdAck`). */
+const ACK_HOLD_MS = 1;
 
 const toBytes = (v: string | Uint8Array) => typeof v === "string" ? new TextEncoder().encode(v) : v;
 
@@ -189,6 +191,8 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     socketsRetiring: 0,
   };
   readonly #flushBound = () => this.#flush();
+  #held: QuicConnection[] = [];
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(opts: QuicEndpointOptions) {
     this.#opts = opts;
@@ -414,6 +418,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     for (const p of this.#pendingConnects.values()) p.reject(new QuicError("endpoint closed"));
     this.#pendingConnects.clear();
     this.#timers.stop();
+    clearTimeout(this.#ackTimer);
     this.#socket.close();
     for (const r of [...this.#retired]) this.#retire(r);
     const w = this.#acceptWaiter;
@@ -697,10 +702,23 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
         // Data reached the application: let its microtasks run first (#flushAfterApp), so an
         // immediate answer leaves with the ACK in one packet instead of a lone ACK now.
         c.deferred = true;
+        c.appWrote = false;
         again.push(c);
         continue;
       }
+      if (
+        c.deferred && !c.appWrote && !c.ackDue && c.recvSinceSend === 1 && c.state === "open" &&
+        c.probing.length === 0
+      ) {
+        // The application did not answer: all quiche has to send is the ACK of one packet.
+        c.deferred = false;
+        this.#holdAck(c);
+        continue;
+      }
       c.deferred = false;
+      c.ackDue = false;
+      c.ackHeld = false;
+      c.recvSinceSend = 0;
       sent.push(c);
       c.pushWrites();
       const n = c.native;
@@ -747,6 +765,31 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
       }
     }
   }
+
+  /**
+   * Holds back the ACK of a single packet for up to `ACK_HOLD_MS` (RFC 9000 §13.2.1 allows up to
+   * max_ack_delay, 25 ms), so it rides with the application's next data to that peer instead of
+   * waking the peer with a packet of its own. A relay (a node passing a request on) answers on
+   * another connection, later: without the hold every hop costs a lone ACK. A second packet
+   * from the peer ends the hold at once (§13.2.2: acknowledge every second packet).
+   */
+  #holdAck(c: QuicConnection): void {
+    c.ackHeld = true;
+    this.#held.push(c);
+    this.#ackTimer ??= setTimeout(this.#releaseAcks, ACK_HOLD_MS);
+  }
+
+  readonly #releaseAcks = () => {
+    this.#ackTimer = undefined;
+    const held = this.#held;
+    this.#held = [];
+    for (const c of held) {
+      if (!c.ackHeld) continue;
+      c.ackHeld = false;
+      c.ackDue = true;
+      this.dirty(c);
+    }
+  };
 
   /**
    * Sends a packet quiche built. True when it went into the current batch (its slot is used);

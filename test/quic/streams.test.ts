@@ -84,6 +84,18 @@ describe("streams", () => {
     expect(client.stats.packetsSent - before).toBeLessThan(1000);
   });
 
+  test("a lone ACK that is held for the application's answer still goes out without one", async () => {
+    const { server, conn, sconn } = await pair();
+    const s = await conn.openStream();
+    const accepted = sconn.acceptStream();
+    const before = server.stats.packetsSent;
+    await s.write(pattern(100, 7));
+    const r = (await accepted)!;
+    expect((await r.read())?.length).toBe(100); // the application reads and never answers
+    await until(() => server.stats.packetsSent > before, "the server acknowledges the data");
+    await s.end();
+  });
+
   test("FIN: the reader sees the end after the last byte", async () => {
     const { conn, sconn } = await pair();
     const s = await conn.openStream();
