@@ -1,8 +1,9 @@
 /**
- * Deno smoke test (run by `npm test` through scripts/check.ts): the library loads under Deno, and
- * two endpoints exchange data over QUIC on 127.0.0.1 through the node:dgram socket adapter.
+ * Deno smoke test (run by `npm test` through scripts/check.ts): the library loads under Deno;
+ * two endpoints exchange data over QUIC on 127.0.0.1 through the node:dgram socket adapter; and
+ * a node started in-process routes a publish and a call between two `connect()` clients.
  */
-import { QuicEndpoint, Verifier, VERSION } from "../../mod.ts";
+import { connect, Node, QuicEndpoint, Verifier, VERSION } from "../../mod.ts";
 import { makeCa, tlsFor } from "../../lib/identity/devca.ts";
 
 const Deno = (globalThis as unknown as {
@@ -44,6 +45,28 @@ if (text !== "hello" || peerName !== "node") {
   );
   Deno.exit(1);
 }
+
+// A node and two clients: pub/sub and RPC through the node.
+const dataDir = await (globalThis as unknown as {
+  Deno: { makeTempDir(): Promise<string> };
+}).Deno.makeTempDir();
+const node = await Node.start({ dataDir, listen: { host: "127.0.0.1", port: 0 } });
+const a = await connect({ url: node.url, creds: node.credsDir! });
+const b = await connect({ url: node.url, creds: node.credsDir! });
+const sub = b.subscribe("smoke.*");
+b.serve("smoke.upper", (p) => new TextEncoder().encode(new TextDecoder().decode(p).toUpperCase()));
+await b.flush();
+a.publish("smoke.hello", "from deno");
+const got = await sub[Symbol.asyncIterator]().next();
+const upper = new TextDecoder().decode(await a.call("smoke.upper", "shout"));
+await a.close();
+await b.close();
+await node.stop();
+if (got.done || got.value.text() !== "from deno" || upper !== "SHOUT") {
+  console.error(`deno smoke: pub/sub or RPC through a node failed: ${got.value?.text()} ${upper}`);
+  Deno.exit(1);
+}
 console.log(
-  `deno smoke: macula ${VERSION} on Deno ${Deno.version.deno}: QUIC round trip and peer identity ok`,
+  `deno smoke: macula ${VERSION} on Deno ${Deno.version.deno}: QUIC round trip, peer identity, ` +
+    "pub/sub and RPC through a node ok",
 );
