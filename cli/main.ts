@@ -13,6 +13,8 @@ import process from "node:process";
 import { certsCommand } from "./commands/certs.ts";
 import { contextCommand } from "./commands/context.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { messagingCommands } from "./commands/messaging.ts";
+import { nodeCommand } from "./commands/node.ts";
 import { plannedCommands } from "./commands/planned.ts";
 import { VERSION, versionCommand } from "./commands/version.ts";
 
@@ -30,11 +32,12 @@ const INTRO = [
 
 const EXAMPLES = `
 Examples:
-  $ macula demo                                  two QUIC endpoints talking on 127.0.0.1
+  $ macula demo                                  three local nodes: pub/sub and RPC across them
   $ macula certs ca init --realm acme            create a realm certificate authority
-  $ macula node up                              start a node on embedded defaults (planned)
-  $ macula sub 'sensors.>'                       print every message under sensors. (planned)
-  $ macula pub sensors.kitchen.temp 21.5         publish one message (planned)
+  $ macula node up                               start a node on embedded defaults
+  $ macula sub 'sensors.>'                       print every message under sensors.
+  $ macula pub sensors.kitchen.temp 21.5         publish one message
+  $ macula call math.add '{"a":1,"b":2}'         call a procedure, print the reply
   $ macula netcheck                              which NAT is this host behind? (planned)
 
 Run 'macula <command> --help' for a command's arguments and options.
@@ -49,6 +52,8 @@ export function buildProgram(): CommandUnknownOpts {
     .addHelpText("after", EXAMPLES);
 
   program.addCommand(demoCommand().helpGroup("Getting started:"));
+  program.addCommand(nodeCommand().helpGroup("Node:"));
+  for (const command of messagingCommands()) program.addCommand(command);
   program.addCommand(certsCommand().helpGroup("Security:"));
   for (const planned of plannedCommands()) program.addCommand(planned);
   program.addCommand(contextCommand().helpGroup("Tools:"));

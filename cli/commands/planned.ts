@@ -30,36 +30,6 @@ export interface PlannedGroup {
 /** Every planned group, in the order `macula --help` lists them. */
 export const PLANNED_GROUPS: readonly PlannedGroup[] = [
   {
-    name: "node",
-    summary: "run and manage a mesh node",
-    plan: "start a node from a config file, show its status, stop it",
-    group: "Node:",
-  },
-  {
-    name: "pub",
-    summary: "publish a message to a topic",
-    plan: "publish messages to a realm topic through a node, from arguments or stdin",
-    group: "Messaging:",
-  },
-  {
-    name: "sub",
-    summary: "subscribe to a topic and print what arrives",
-    plan: "subscribe with wildcards and queue groups, print messages as text or JSON",
-    group: "Messaging:",
-  },
-  {
-    name: "call",
-    summary: "call an RPC service and print the reply",
-    plan: "send a request to a service with a deadline and retries, print the reply",
-    group: "Messaging:",
-  },
-  {
-    name: "serve",
-    summary: "answer RPC calls for a service",
-    plan: "register a service and answer its calls (echo, static reply or a command)",
-    group: "Messaging:",
-  },
-  {
     name: "inspect",
     summary: "show what a running node knows",
     plan: "print a node's peers, membership, DHT, routes and metrics, as text or JSON",

@@ -471,7 +471,7 @@ export class Client {
   }
 
   #setStatus(s: ClientStatus, detail: string): void {
-    if (this.#status === s) return;
+    if (this.#status === s || this.#status === "closed") return; // closed is final
     this.#status = s;
     this.opts.onStatus?.(s, detail);
   }
@@ -510,6 +510,11 @@ export class Client {
     const stream = await session.openChannel(CLIENT_CHANNEL);
     const first = await withTimeout(gotInfo, 5000, "waiting for the node's INFO");
     info = null;
+    if (this.#closing) {
+      // close() ran while this attempt was in flight.
+      await session.close("client closed");
+      return;
+    }
     const f = first.fields as { node: string; max_payload: number };
     this.#nodeId = f.node;
     this.#maxPayload = f.max_payload;
@@ -573,6 +578,7 @@ export class Client {
         await withTimeout(this.#dial(), 10_000, "reconnecting");
         return;
       } catch (e) {
+        if (this.#closing) return;
         this.opts.onStatus?.(
           "reconnecting",
           `attempt ${this.#attempt} failed: ${(e as Error).message}`,

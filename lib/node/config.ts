@@ -17,6 +17,7 @@
  * ```
  */
 import { parse, YAMLParseError } from "yaml";
+import { parseUrl, UrlError } from "../client/url.ts";
 import { realmProblem } from "../identity/names.ts";
 import { MAX_PAYLOAD_LIMIT } from "../messaging/frames.ts";
 
@@ -84,14 +85,16 @@ function int(v: unknown, path: string, min: number, max: number): number {
   return v;
 }
 
-/** Parses `quic://host:port` (IPv6 in brackets). */
+/** Parses `quic://host[:port]` (IPv6 in brackets, port 4433 when left out), like `--server`. */
 export function parseSeed(v: unknown, path = "join"): { host: string; port: number } {
-  const s = str(v, path);
-  const m = /^quic:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})$/.exec(s);
-  if (!m) fail(path, "must look like quic://host:port", v);
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) fail(path, "port must be 1-65535", v);
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+  const text = str(v, path);
+  try {
+    const { host, port } = parseUrl(text, path);
+    return { host, port };
+  } catch (e) {
+    if (e instanceof UrlError) throw new ConfigError(e.message);
+    throw e;
+  }
 }
 
 /** Validates a parsed configuration object and fills in defaults. */

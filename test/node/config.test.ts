@@ -61,7 +61,7 @@ limits: { max_payload: 4096 }
     );
     expect(err("realm: Acme")).toContain("node.yaml: realm: realm label");
     expect(err("join: [10.0.0.2:4433]")).toBe(
-      'node.yaml: join[0]: must look like quic://host:port (got "10.0.0.2:4433")',
+      'node.yaml: join[0] "10.0.0.2:4433": scheme must be quic:// (e.g. quic://127.0.0.1:4433)',
     );
     expect(err("realm: acme")).toBe(
       "node.yaml: tls: required for realm acme (only the dev realm makes its own certificates)",
@@ -76,7 +76,8 @@ limits: { max_payload: 4096 }
 
   test("seeds: host and port, IPv6 in brackets", () => {
     expect(parseSeed("quic://node-1.acme:4433")).toEqual({ host: "node-1.acme", port: 4433 });
-    expect(() => parseSeed("quic://h:0")).toThrow("port must be 1-65535");
-    expect(() => parseSeed("http://h:1")).toThrow("quic://host:port");
+    expect(() => parseSeed("quic://h:0")).toThrow("port 0 is out of range (1-65535)");
+    expect(parseSeed("quic://10.0.0.2")).toEqual({ host: "10.0.0.2", port: 4433 }); // as --server
+    expect(() => parseSeed("http://h:1")).toThrow("scheme must be quic://");
   });
 });

@@ -1,0 +1,249 @@
+/**
+ * `macula node up` — run a mesh node in the foreground: configuration from flags over a YAML
+ * file over embedded defaults (lib/node/config.ts), logs on stderr, and a graceful drain on
+ * SIGINT/SIGTERM. docs/cli.md is the guide.
+ */
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { readFileSync } from "node:fs";
+import { isIPv4, isIPv6 } from "node:net";
+import { resolve } from "node:path";
+import process from "node:process";
+import { parse } from "yaml";
+import { realmProblem } from "../../lib/identity/names.ts";
+import {
+  ConfigError,
+  configFrom,
+  DEFAULTS,
+  type NodeConfig,
+  parseConfig,
+  parseSeed,
+} from "../../lib/node/config.ts";
+import { Node } from "../../lib/node/node.ts";
+import { guarded, intArg, usage } from "./shared.ts";
+
+const line = (s: string) => process.stdout.write(`${s}\n`);
+
+function realmArg(v: string): string {
+  const p = realmProblem(v);
+  if (p) throw new InvalidArgumentError(`invalid realm ${JSON.stringify(v)}: ${p}`);
+  return v;
+}
+
+function seedArg(v: string, prev: string[] = []): string[] {
+  try {
+    parseSeed(v, "--join");
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return [...prev, v];
+}
+
+/** `host:port`, `[v6]:port`, `:port` or a bare host (port from the file or the default). */
+export function parseListen(v: string): { host?: string; port?: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*))(?::(\d{1,5}))?$/.exec(v.trim());
+  const bad = (why: string): never => {
+    throw new InvalidArgumentError(
+      `${JSON.stringify(v)}: ${why} (e.g. 0.0.0.0:4433, 127.0.0.1:0, [::]:4433)`,
+    );
+  };
+  if (!m) {
+    if (isIPv6(v)) bad("put an IPv6 address in brackets");
+    return bad("expected host:port");
+  }
+  const host = m[1] ?? m[2] ?? "";
+  if (m[1] !== undefined && !isIPv6(host)) bad(`${host} is not an IPv6 address`);
+  if (m[2] !== undefined && host !== "" && !isIPv4(host) && !/^[A-Za-z0-9.-]+$/.test(host)) {
+    bad(`${JSON.stringify(host)} is not a host`);
+  }
+  const out: { host?: string; port?: number } = {};
+  if (host !== "") out.host = host;
+  if (m[3] !== undefined) {
+    const port = Number(m[3]);
+    if (port > 65535) bad("the port must be 0-65535");
+    out.port = port;
+  }
+  if (out.host === undefined && out.port === undefined) bad("expected host:port");
+  return out;
+}
+
+interface UpFlags {
+  config?: string;
+  dataDir?: string;
+  listen?: { host?: string; port?: number };
+  port?: number;
+  join?: string[];
+  realm?: string;
+  devCaDir?: string;
+}
+
+/** Reads the file (if any) and lays the flags over it. Throws ConfigError naming the key. */
+export function nodeConfig(flags: UpFlags): NodeConfig {
+  let raw: Record<string, unknown> = {};
+  if (flags.config !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.config, "utf8");
+    } catch (e) {
+      throw new ConfigError(
+        `--config ${flags.config}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`,
+      );
+    }
+    parseConfig(text, flags.config); // validates the file alone, errors name file and key
+    raw = (parse(text) ?? {}) as Record<string, unknown>;
+  }
+  const merged: Record<string, unknown> = { ...raw };
+  if (flags.realm !== undefined) merged.realm = flags.realm;
+  if (flags.dataDir !== undefined) merged.data_dir = flags.dataDir;
+  if (flags.listen !== undefined || flags.port !== undefined) {
+    merged.listen = {
+      ...(raw.listen as Record<string, unknown> | undefined),
+      ...flags.listen,
+      ...(flags.port !== undefined ? { port: flags.port } : {}),
+    };
+  }
+  if (flags.join !== undefined) merged.join = flags.join;
+  if (flags.devCaDir !== undefined) merged.dev_ca_dir = flags.devCaDir;
+  try {
+    return configFrom(merged);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      const from = flags.config !== undefined ? `${flags.config} with the flags` : "the flags";
+      throw new ConfigError(`${from}: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+/** Shell-quotes a path for the printed example commands when it needs it. */
+function q(s: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+function banner(node: Node, listen: NodeConfig["listen"]): void {
+  line(`macula node ${node.nodeId} is up`);
+  line(`  realm    ${node.realm}`);
+  line(`  url      ${node.url}   (udp ${listen.host}:${node.endpoint.address.port})`);
+  line(`  data     ${resolve(node.dataDir)}`);
+  const seeds = node.config.join.map((s) =>
+    s.host.includes(":") ? `quic://[${s.host}]:${s.port}` : `quic://${s.host}:${s.port}`
+  );
+  line(`  join     ${seeds.length > 0 ? seeds.join(", ") : "-"}`);
+  if (node.credsDir !== null && node.caDir !== null) {
+    const creds = q(node.credsDir);
+    const next = node.endpoint.address.port === 4433 ? "4434" : "0";
+    line(``);
+    line(`dev realm: client credentials are in ${node.credsDir}`);
+    line(`  $ macula sub '>' --server ${node.url} --creds ${creds}`);
+    line(`  $ macula pub hello.world hi --server ${node.url} --creds ${creds}`);
+    line(`a second local node joins this one with:`);
+    line(
+      `  $ macula node up --data-dir macula-data-2 --port ${next} --dev-ca-dir ${
+        q(node.caDir)
+      } --join ${node.url}`,
+    );
+  }
+  line(``);
+  line(`Ctrl-C (or SIGTERM) drains the node and stops it.`);
+}
+
+function upCommand() {
+  return new Command("up")
+    .description("start a node in the foreground (Ctrl-C drains and stops it)")
+    .option("-f, --config <file>", "YAML configuration file (flags override it)")
+    .option("-d, --data-dir <dir>", `keys, certificates and state (default ${DEFAULTS.dataDir})`)
+    .addOption(
+      new Option("-l, --listen <host:port>", "UDP address to listen on (default 0.0.0.0:4433)")
+        .argParser(parseListen)
+        .conflicts("port"),
+    )
+    .option(
+      "-p, --port <n>",
+      "UDP port to listen on (host: from --config, else 0.0.0.0); 0 = a free port",
+      intArg(0, 65535),
+    )
+    .option("-j, --join <url>", "seed node quic://host:port to connect to (repeatable)", seedArg)
+    .option(
+      "--realm <realm>",
+      "realm (default dev: a development CA made under the data dir)",
+      realmArg,
+    )
+    .option(
+      "--dev-ca-dir <dir>",
+      "dev realm: use the CA in this directory (share it between local nodes)",
+    )
+    .option(
+      "--ready-json",
+      "print one JSON line {ready,nodeId,realm,url,credsDir,caDir} instead of the text banner",
+    )
+    .addHelpText(
+      "after",
+      `
+Configuration: flags, over the --config file, over the defaults (dev realm, ./macula-data,
+0.0.0.0:4433). Unknown or invalid keys are errors naming the key. The file:
+  realm: acme
+  data_dir: /var/lib/macula
+  listen: { host: 0.0.0.0, port: 4433 }
+  join: [quic://10.0.0.2:4433]
+  tls: { ca: ca.pem, cert: node.crt, key: node.key }      # required outside the dev realm
+  quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
+  limits: { max_payload: 1048576 }
+  dev_ca_dir: ./n1/ca                                     # dev realm only
+
+In the dev realm the node makes its own CA, node certificate and client credentials under the
+data directory on first start, and prints how to connect. The banner (or --ready-json line)
+goes to stdout once the node listens; log lines go to stderr with a timestamp.
+
+Examples:
+  $ macula node up
+  $ macula node up --port 0 --data-dir /tmp/n1 --ready-json
+  $ macula node up --data-dir n2 --port 4434 --dev-ca-dir macula-data/ca \\
+      --join quic://127.0.0.1:4433
+  $ macula node up --config /etc/macula/node.yaml --listen 10.0.0.7:4433
+
+Exit codes: 0 stopped by SIGINT/SIGTERM after draining, 1 failed while running (port in use,
+unreadable certificates), 2 usage or configuration error.`,
+    )
+    .action(guarded("macula node up", async (opts) => {
+      let config: NodeConfig;
+      try {
+        config = nodeConfig(opts);
+      } catch (e) {
+        if (e instanceof ConfigError) throw usage(e.message);
+        throw e;
+      }
+      const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
+      const node = await Node.start({ ...config, log });
+      const stopped = new Promise<void>((r) => node.stopOnSignals(r));
+      if (opts.readyJson) {
+        line(JSON.stringify({
+          ready: true,
+          nodeId: node.nodeId,
+          realm: node.realm,
+          url: node.url,
+          port: node.endpoint.address.port,
+          dataDir: resolve(node.dataDir),
+          credsDir: node.credsDir,
+          caDir: node.caDir,
+        }));
+      } else {
+        banner(node, config.listen);
+      }
+      await stopped;
+    }));
+}
+
+/** Builds the `node` command group. */
+export function nodeCommand() {
+  return new Command("node")
+    .description("run a mesh node")
+    .addCommand(upCommand())
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ macula node up                      a dev-realm node on 0.0.0.0:4433, data in ./macula-data
+  $ macula node up --config node.yaml
+
+Guide: docs/cli.md`,
+    );
+}

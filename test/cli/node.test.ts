@@ -1,0 +1,354 @@
+/**
+ * `macula node up` end to end, as real processes on 127.0.0.1: the ready line and the banner,
+ * configuration from a file under flags, configuration errors naming the key (exit 2), a busy
+ * port (exit 1), draining on SIGINT/SIGTERM (exit 0), two nodes joined from the command line,
+ * and the compiled `dist/macula` running a node with pub/sub through it. Synchronisation is by
+ * printed lines, never by sleeping; every wait is bounded.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Subprocess } from "bun";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Node } from "../../lib/node/node.ts";
+
+const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+const BUILT = fileURLToPath(new URL("../../dist/macula", import.meta.url));
+const WAIT_MS = 15_000;
+
+/** A running `macula` process whose output can be awaited line by line. */
+class Proc {
+  out = "";
+  err = "";
+  readonly exited: Promise<number>;
+  readonly #wake = new Set<() => void>();
+  constructor(readonly args: string[], readonly p: Subprocess<"pipe" | "ignore", "pipe", "pipe">) {
+    const pump = async (s: ReadableStream<Uint8Array>, to: "out" | "err") => {
+      const d = new TextDecoder();
+      for await (const c of s) {
+        this[to] += d.decode(c, { stream: true });
+        for (const w of this.#wake) w();
+      }
+    };
+    const pumped = Promise.all([pump(p.stdout, "out"), pump(p.stderr, "err")]);
+    this.exited = pumped.then(() => p.exited);
+  }
+
+  /** Resolves once `pattern` appears on the stream; fails after `ms` with what was seen. */
+  async waitFor(to: "out" | "err", pattern: string | RegExp, ms = WAIT_MS): Promise<void> {
+    const seen = () =>
+      typeof pattern === "string" ? this[to].includes(pattern) : pattern.test(this[to]);
+    let done = false;
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!seen()) return;
+        finish();
+        resolve();
+      };
+      const finish = () => {
+        done = true;
+        clearTimeout(t);
+        this.#wake.delete(check);
+      };
+      const t = setTimeout(() => {
+        finish();
+        reject(
+          new Error(
+            `macula ${this.args.join(" ")}: no ${String(pattern)} on std${to} within ${ms} ms\n` +
+              `stdout: ${this.out}\nstderr: ${this.err}`,
+          ),
+        );
+      }, ms);
+      this.#wake.add(check);
+      void this.exited.then(() => {
+        if (done) return;
+        if (seen()) check();
+        else {
+          finish();
+          reject(
+            new Error(
+              `macula ${this.args.join(" ")} exited without ${String(pattern)} on std${to}\n` +
+                `stdout: ${this.out}\nstderr: ${this.err}`,
+            ),
+          );
+        }
+      });
+      check();
+    });
+  }
+
+  /** The exit code, within `ms`. */
+  async code(ms = WAIT_MS): Promise<number> {
+    let t: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        this.exited,
+        new Promise<number>((_, reject) => {
+          t = setTimeout(
+            () => reject(new Error(`macula ${this.args.join(" ")} still running after ${ms} ms`)),
+            ms,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  /** Output lines on stdout. */
+  lines(): string[] {
+    return this.out.split("\n").filter((l) => l !== "");
+  }
+}
+
+let root: string;
+let env: Record<string, string>;
+const procs: Proc[] = [];
+let dirs = 0;
+
+/** A fresh directory under the test root. */
+function fresh(name: string): string {
+  return join(root, `${name}-${++dirs}`);
+}
+
+/** Starts `macula ...args` (from source, or the compiled binary with `binary`). */
+function macula(args: string[], o: { binary?: boolean } = {}): Proc {
+  const p = Bun.spawn({
+    cmd: o.binary ? [BUILT, ...args] : [process.execPath, MAIN, ...args],
+    cwd: root,
+    env,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: 60_000,
+    killSignal: "SIGKILL",
+  }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">;
+  const proc = new Proc(args, p);
+  procs.push(proc);
+  return proc;
+}
+
+/** Runs a command to its end. */
+async function done(args: string[], o: { binary?: boolean } = {}) {
+  const p = macula(args, o);
+  const code = await p.code();
+  return { code, stdout: p.out, stderr: p.err };
+}
+
+interface Ready {
+  ready: true;
+  nodeId: string;
+  realm: string;
+  url: string;
+  port: number;
+  dataDir: string;
+  credsDir: string;
+  caDir: string;
+}
+
+/** Starts `node up --ready-json ...args` and waits for its ready line. */
+async function nodeUp(args: string[], o: { binary?: boolean } = {}) {
+  const p = macula(["node", "up", "--ready-json", ...args], o);
+  await p.waitFor("out", "\n");
+  return { proc: p, ready: JSON.parse(p.lines()[0]!) as Ready };
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "macula-node-cli-"));
+  env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: join(root, "home"),
+    MACULA_CONFIG_DIR: join(root, "config"),
+  };
+});
+
+afterAll(async () => {
+  for (const p of procs) p.p.kill("SIGKILL");
+  await Promise.allSettled(procs.map((p) => p.exited));
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe("macula node up", () => {
+  test("--ready-json: one JSON line; pub/sub through the node; SIGTERM drains, exit 0", async () => {
+    const dataDir = fresh("n");
+    const { proc, ready } = await nodeUp(["--port", "0", "--data-dir", dataDir]);
+    expect(ready).toMatchObject({ ready: true, realm: "dev", dataDir });
+    expect(ready.url).toBe(`quic://127.0.0.1:${ready.port}`);
+    expect(ready.nodeId).toMatch(/^[a-z2-7]{52}$/);
+    expect(ready.credsDir).toBe(join(dataDir, "client"));
+    expect(ready.caDir).toBe(join(dataDir, "ca"));
+    expect(proc.err).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z created dev realm CA in /m);
+
+    const target = ["--server", ready.url, "--creds", ready.credsDir];
+    const sub = macula(["sub", "up.test", "--count", "1", ...target]);
+    await sub.waitFor("err", "subscribed to up.test");
+    expect((await done(["pub", "up.test", "through the node", ...target])).code).toBe(0);
+    expect(await sub.code()).toBe(0);
+    expect(sub.out).toBe("[up.test] through the node\n");
+
+    proc.p.kill("SIGTERM");
+    expect(await proc.code()).toBe(0);
+    expect(proc.err).toContain("SIGTERM: draining");
+    expect(proc.err).toContain("stopped: node shutting down (SIGTERM)");
+    expect(proc.lines().length).toBe(1);
+  });
+
+  test("the banner says how to connect and how a second node joins; SIGINT exits 0", async () => {
+    const dataDir = fresh("banner");
+    const proc = macula(["node", "up", "--listen", "127.0.0.1:0", "--data-dir", dataDir]);
+    await proc.waitFor("out", "drains the node");
+    const url = /url +(quic:\/\/127\.0\.0\.1:\d+)/.exec(proc.out)?.[1];
+    expect(url).toBeDefined();
+    expect(proc.out).toMatch(/^macula node [a-z2-7]{52} is up$/m);
+    expect(proc.out).toContain("realm    dev");
+    expect(proc.out).toContain(
+      `$ macula sub '>' --server ${url} --creds ${join(dataDir, "client")}`,
+    );
+    expect(proc.out).toContain(`--dev-ca-dir ${join(dataDir, "ca")} --join ${url}`);
+    proc.p.kill("SIGINT");
+    expect(await proc.code()).toBe(0);
+    expect(proc.err).toContain("SIGINT: draining");
+  });
+
+  test("two nodes joined from the command line carry a message across", async () => {
+    const a = await nodeUp(["--port", "0", "--data-dir", fresh("a")]);
+    const b = await nodeUp([
+      "--port",
+      "0",
+      "--data-dir",
+      fresh("b"),
+      "--dev-ca-dir",
+      a.ready.caDir,
+      "--join",
+      a.ready.url,
+    ]);
+    await b.proc.waitFor("err", "route up: ");
+    const sub = macula([
+      "sub",
+      "across.>",
+      "--count",
+      "1",
+      "--server",
+      b.ready.url,
+      "--creds",
+      b.ready.credsDir,
+    ]);
+    await sub.waitFor("err", "subscribed to across.>");
+    const pub = await done([
+      "pub",
+      "across.nodes",
+      "hop",
+      "--server",
+      a.ready.url,
+      "--creds",
+      a.ready.credsDir,
+    ]);
+    expect(pub.code).toBe(0);
+    expect(await sub.code()).toBe(0);
+    expect(sub.out).toBe("[across.nodes] hop\n");
+    for (const n of [a, b]) n.proc.p.kill("SIGTERM");
+    expect([await a.proc.code(), await b.proc.code()]).toEqual([0, 0]);
+  });
+
+  test("flags override the config file", async () => {
+    const dataDir = fresh("file");
+    const file = join(root, "override.yaml");
+    writeFileSync(
+      file,
+      `realm: dev\ndata_dir: ${join(root, "not-this-one")}\nlisten: { host: 127.0.0.1, port: 1 }\n`,
+    );
+    const { proc, ready } = await nodeUp(["--config", file, "--port", "0", "--data-dir", dataDir]);
+    expect(ready.port).not.toBe(1);
+    expect(ready.url).toBe(`quic://127.0.0.1:${ready.port}`); // host from the file
+    expect(ready.dataDir).toBe(dataDir);
+    expect(statSync(join(dataDir, "client", "cert.pem")).isFile()).toBe(true);
+    proc.p.kill("SIGTERM");
+    expect(await proc.code()).toBe(0);
+  });
+
+  test("configuration errors name the key and exit 2", async () => {
+    const bad = (name: string, text: string) => {
+      const file = join(root, name);
+      writeFileSync(file, text);
+      return file;
+    };
+    let r = await done(["node", "up", "--config", bad("k.yaml", "listen: { prot: 4433 }\n")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("k.yaml: listen.prot: unknown key (known: host, port)");
+    r = await done(["node", "up", "--config", bad("p.yaml", "listen: { port: 70000 }\n")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("listen.port: must be an integer from 0 to 65535");
+    r = await done(["node", "up", "--config", bad("y.yaml", "realm: [unclosed\n")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/y\.yaml:\d+:\d+: /);
+    r = await done(["node", "up", "--config", join(root, "missing.yaml")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("missing.yaml: cannot read it (ENOENT)");
+    r = await done(["node", "up", "--realm", "acme", "--data-dir", fresh("acme")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("tls: required for realm acme");
+    r = await done(["node", "up", "--port", "0", "--listen", "127.0.0.1:0"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("cannot be used with option '-p, --port <n>'");
+    r = await done(["node", "up", "--join", "http://x:1"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--join "http://x:1": scheme must be quic://');
+    r = await done(["node", "up", "--listen", "1.2.3.4:99999"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("the port must be 0-65535");
+  });
+
+  test("a port already in use: exit 1, 'cannot listen on udp'", async () => {
+    const busy = await Node.start({
+      dataDir: fresh("busy"),
+      listen: { host: "127.0.0.1", port: 0 },
+    });
+    try {
+      const port = busy.endpoint.address.port;
+      const r = await done([
+        "node",
+        "up",
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--data-dir",
+        fresh("second"),
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`macula node up: error: cannot listen on udp 127.0.0.1:${port}`);
+    } finally {
+      await busy.stop();
+    }
+  });
+});
+
+describe("dist/macula (compiled)", () => {
+  test("node up, sub and pub end to end", async () => {
+    const info = (() => {
+      try {
+        return statSync(BUILT);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (!info?.isFile()) {
+      throw new Error(`${BUILT} is missing: run \`npm run build\` first (\`npm test\` does)`);
+    }
+    const { proc, ready } = await nodeUp(["--port", "0", "--data-dir", fresh("bin")], {
+      binary: true,
+    });
+    const target = ["--server", ready.url, "--creds", ready.credsDir];
+    const sub = macula(["sub", "bin.>", "--json", "--count", "2", ...target], { binary: true });
+    await sub.waitFor("err", "subscribed to bin.>");
+    const pub = await done(["pub", "bin.test", '{"compiled":true}', "--count", "2", ...target], {
+      binary: true,
+    });
+    expect(pub).toEqual({ code: 0, stdout: "", stderr: "published 2 messages to bin.test\n" });
+    expect(await sub.code()).toBe(0);
+    expect(sub.lines().map((l) => JSON.parse(l))).toEqual(
+      Array(2).fill({ topic: "bin.test", data: { compiled: true }, bytes: 17 }),
+    );
+    proc.p.kill("SIGINT");
+    expect(await proc.code()).toBe(0);
+  });
+});
