@@ -20,16 +20,8 @@
  * await c.close();
  * ```
  *
- * @example Two endpoints exchanging a message
- * ```ts
- * import { QuicEndpoint } from "macula";
- * const tls = { ca: caPem, cert: certPem, key: keyPem };
- * const server = await QuicEndpoint.bind({ host: "127.0.0.1", tls });
- * const client = await QuicEndpoint.bind({ host: "127.0.0.1", tls, acceptIncoming: false });
- * const conn = await client.connect(server.address);
- * const stream = await conn.openStream();
- * await stream.end(new TextEncoder().encode("hello"));
- * ```
+ * The QUIC engine alone: docs/quic.md.
+ *
  * @module
  */
 export {
