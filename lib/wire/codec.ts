@@ -12,7 +12,7 @@
 // aborted the whole process (not an exception) on fuzzed input here.
 import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
-import { encodeFrame, type Item } from "./cbor.ts";
+import { encodeFrame, type Item, utf8Length } from "./cbor.ts";
 
 /** Field kinds a frame may carry. */
 export type FieldKind = "uint" | "str" | "bytes" | "bool" | "strs";
@@ -59,40 +59,47 @@ export const DEFAULT_MAX_FRAME = 1024 * 1024;
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
+function bad(spec: FrameSpec, f: FieldSpec, detail: string): WireError {
+  return new WireError(spec.name, f.name, detail);
+}
+
+/** UTF-8 bytes of `v` are over `max` (a string of n UTF-16 units has at most 3n bytes). */
+function over(v: string, max: number): boolean {
+  return v.length * 3 > max && utf8Length(v) > max;
+}
+
 function check(spec: FrameSpec, f: FieldSpec, v: unknown): unknown {
-  const bad = (d: string) => new WireError(spec.name, f.name, d);
   if (v === undefined || v === null) {
     if (f.optional) return null;
-    throw bad("missing");
+    throw bad(spec, f, "missing");
   }
   switch (f.kind) {
     case "uint":
       // cbor-x decodes integers of 2^32 and more as bigint.
       if (typeof v === "bigint" && v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER)) v = Number(v);
       if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
-        throw bad("not an unsigned integer");
+        throw bad(spec, f, "not an unsigned integer");
       }
-      if (v > f.max) throw bad(`${v} is over the limit of ${f.max}`);
+      if (v > f.max) throw bad(spec, f, `${v} is over the limit of ${f.max}`);
       return v;
     case "str":
-      if (typeof v !== "string") throw bad("not a text string");
-      if (Buffer.byteLength(v) > f.max) throw bad(`longer than ${f.max} bytes`);
+      if (typeof v !== "string") throw bad(spec, f, "not a text string");
+      if (over(v, f.max)) throw bad(spec, f, `longer than ${f.max} bytes`);
       return v;
     case "bytes":
-      if (!(v instanceof Uint8Array)) throw bad("not a byte string");
-      if (v.length > f.max) throw bad(`${v.length} bytes, over the limit of ${f.max}`);
+      if (!(v instanceof Uint8Array)) throw bad(spec, f, "not a byte string");
+      if (v.length > f.max) throw bad(spec, f, `${v.length} bytes, over the limit of ${f.max}`);
       return v;
     case "bool":
-      if (typeof v !== "boolean") throw bad("not a boolean");
+      if (typeof v !== "boolean") throw bad(spec, f, "not a boolean");
       return v;
     case "strs": {
-      if (!Array.isArray(v)) throw bad("not an array");
-      if (v.length > f.max) throw bad(`${v.length} items, over the limit of ${f.max}`);
+      if (!Array.isArray(v)) throw bad(spec, f, "not an array");
+      if (v.length > f.max) throw bad(spec, f, `${v.length} items, over the limit of ${f.max}`);
+      const itemMax = f.itemMax ?? 1024;
       for (const s of v) {
-        if (typeof s !== "string") throw bad("an item is not a text string");
-        if (Buffer.byteLength(s) > (f.itemMax ?? 1024)) {
-          throw bad(`an item is longer than ${f.itemMax ?? 1024} bytes`);
-        }
+        if (typeof s !== "string") throw bad(spec, f, "an item is not a text string");
+        if (over(s, itemMax)) throw bad(spec, f, `an item is longer than ${itemMax} bytes`);
       }
       return v;
     }
@@ -178,9 +185,11 @@ export class Codec {
       );
     }
     const fields: Record<string, unknown> = {};
-    spec.fields.forEach((f, i) => {
+    const specs = spec.fields;
+    for (let i = 0; i < specs.length; i++) {
+      const f = specs[i]!;
       fields[f.name] = check(spec, f, v[i + 1]);
-    });
+    }
     return { type, name: spec.name, fields };
   }
 }
