@@ -36,7 +36,7 @@ export interface NodeStartOptions extends Partial<Omit<NodeConfig, "listen" | "q
   limits?: Partial<NodeConfig["limits"]>;
   /** Where the node reports what it does, a line at a time. Default: nowhere. */
   log?: (line: string) => void;
-  /** Outbound bytes queued per link before messages to it are dropped. Default 8 MiB. */
+  /** Outbound bytes queued per link before messages to it are dropped. Default 64 MiB (as NATS). */
   maxBacklog?: number;
 }
 
@@ -191,7 +191,7 @@ export class Node {
       creds.caDir,
       creds.credsDir,
       log,
-      o.maxBacklog ?? 8 * 1024 * 1024,
+      o.maxBacklog ?? 64 * 1024 * 1024,
     );
     node.#acceptLoop();
     for (const seed of config.join) node.#dialers.push(node.#dialLoop(seed));
