@@ -28,6 +28,7 @@ import {
 } from "../../certs-tool/mod.ts";
 import { readText } from "../../certs-tool/files.ts";
 import { realmProblem, realmTagHex } from "../../lib/identity/names.ts";
+import { guarded } from "./shared.ts";
 
 /** Environment variable holding the CA passphrase (otherwise it is asked on the terminal). */
 export const PASSPHRASE_ENV = "MACULA_CA_PASSPHRASE";
@@ -74,20 +75,6 @@ function repeatArg(v: string, prev: string[] = []): string[] {
 }
 
 // ---- shared helpers ------------------------------------------------------------------------
-
-/** Runs a command body; any failure becomes one line on stderr and exit code 1. */
-function guarded<A extends unknown[]>(path: string, body: (...args: A) => Promise<unknown>) {
-  return async (...args: A): Promise<void> => {
-    try {
-      await body(...args);
-    } catch (e) {
-      if (e instanceof CommanderError) throw e;
-      const message = e instanceof Error ? e.message : String(e);
-      process.stderr.write(`macula certs ${path}: error: ${message}\n`);
-      throw new CommanderError(1, "macula.certs.failed", message);
-    }
-  };
-}
 
 /** Reads a line from the terminal without echoing it. */
 function askHidden(question: string): Promise<string> {
@@ -206,7 +193,7 @@ Examples:
   $ macula certs ca init --realm acme
   $ MACULA_CA_PASSPHRASE=... macula certs ca init --realm com.acme.prod --out /secure/ca --encrypt`,
     )
-    .action(guarded("ca init", async (opts) => {
+    .action(guarded("macula certs ca init", async (opts) => {
       const pass = opts.encrypt ? await passphrase(true) : undefined;
       const r = await initCa({
         realm: opts.realm,
@@ -270,7 +257,7 @@ Examples:
   $ macula certs issue --realm acme --name edge-1 --groups sensors,ops --ip 10.0.0.7
   $ macula certs issue --realm acme --name laptop --in-pub laptop.pub.pem --out certs/`,
     )
-    .action(guarded("issue", async (opts) => {
+    .action(guarded("macula certs issue", async (opts) => {
       const ca = await openCa(opts.caDir);
       if (ca.realm !== opts.realm) {
         throw new CertsError(`the CA in ${opts.caDir} is for realm ${ca.realm}, not ${opts.realm}`);
@@ -322,7 +309,7 @@ Example:
   $ openssl req -new -key node.key -subj /CN=edge-2 -out node.csr
   $ macula certs sign --csr node.csr --out edge-2.crt`,
     )
-    .action(guarded("sign", async (opts) => {
+    .action(guarded("macula certs sign", async (opts) => {
       const csrPem = await readText(opts.csr, "request");
       const ca = await openCa(opts.caDir);
       if (opts.realm !== undefined && ca.realm !== opts.realm) {
@@ -352,7 +339,7 @@ function printCommand() {
     .argument("<file>", "certificate, PEM")
     .option("--json", "print as JSON")
     .addHelpText("after", `\nExample:\n  $ macula certs print --json edge-1.crt`)
-    .action(guarded("print", async (file, opts) => {
+    .action(guarded("macula certs print", async (file, opts) => {
       const { info, warnings } = describeCert(await readText(file, "certificate"));
       warn(warnings);
       if (opts.json) return json(info);
@@ -412,7 +399,7 @@ ${codes}
 Example:
   $ macula certs verify --ca macula-ca/ca.pem --crl macula-ca/crl.pem --realm acme edge-1.crt`,
     )
-    .action(guarded("verify", async (file, opts) => {
+    .action(guarded("macula certs verify", async (file, opts) => {
       const certPem = await readText(file, "certificate");
       const caPem = await readText(opts.ca, "CA certificate");
       const crlPem = opts.crl === undefined ? undefined : await readText(opts.crl, "CRL");
@@ -457,7 +444,7 @@ Examples:
   $ macula certs revoke --cert edge-1.crt
   $ macula certs revoke --serial 4f1b17e58e0eb8c2f7e4ebe0254e5e31 --crl /srv/macula/crl.pem`,
     )
-    .action(guarded("revoke", async (opts) => {
+    .action(guarded("macula certs revoke", async (opts) => {
       const certs: string[] = [];
       for (const f of opts.cert ?? []) certs.push(await readText(f, "certificate"));
       if (certs.length === 0 && (opts.serial ?? []).length === 0) {

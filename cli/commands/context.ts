@@ -3,7 +3,7 @@
  * add, use, ls, show, rm. A thin shell over lib/client/contexts.ts; the guide is
  * docs/contexts.md.
  */
-import { Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -15,6 +15,7 @@ import {
   ENV,
 } from "../../lib/client/contexts.ts";
 import { parseUrl, UrlError } from "../../lib/client/url.ts";
+import { guarded } from "./shared.ts";
 
 const line = (s: string) => process.stdout.write(`${s}\n`);
 const warn = (s: string) => process.stderr.write(`macula context: warning: ${s}\n`);
@@ -43,20 +44,6 @@ function credsArg(v: string): string {
 }
 
 // ---- shared helpers ------------------------------------------------------------------------
-
-/** Runs a command body; any failure becomes one line on stderr and exit code 1. */
-function guarded<A extends unknown[]>(body: (...args: A) => unknown) {
-  return async (...args: A): Promise<void> => {
-    try {
-      await body(...args);
-    } catch (e) {
-      if (e instanceof CommanderError) throw e;
-      const message = e instanceof Error ? e.message : String(e);
-      process.stderr.write(`macula context: error: ${message}\n`);
-      throw new CommanderError(1, "macula.context.failed", message);
-    }
-  };
-}
 
 /** Which credential files are missing from `dir` (all of them if it is not a directory). */
 function missingCreds(dir: string): string[] {
@@ -112,7 +99,7 @@ Examples:
       --description "acme production"
   $ macula context add v6 --server 'quic://[2001:db8::7]:7000' --force`,
     )
-    .action(guarded((name: string, opts) => {
+    .action(guarded("macula context", (name: string, opts) => {
       const store = ContextStore.open();
       const saved = store.add(
         {
@@ -148,7 +135,7 @@ function useCommand() {
 Example:
   $ macula context use acme`,
     )
-    .action(guarded((name: string) => {
+    .action(guarded("macula context", (name: string) => {
       const store = ContextStore.open();
       const c = store.use(name);
       line(`using context ${c.name} (${c.server})`);
@@ -168,7 +155,7 @@ Examples:
   $ macula context ls
   $ macula context ls --json | jq -r '.contexts[].name'`,
     )
-    .action(guarded((opts) => {
+    .action(guarded("macula context", (opts) => {
       const store = ContextStore.open();
       const all = store.list();
       const current = store.current()?.name ?? null;
@@ -218,7 +205,7 @@ Examples:
   $ macula context show
   $ macula context show acme --json`,
     )
-    .action(guarded((name: string | undefined, opts) => {
+    .action(guarded("macula context", (name: string | undefined, opts) => {
       const store = ContextStore.open();
       const currentName = store.current()?.name ?? null;
       let c: Context;
@@ -275,7 +262,7 @@ Only the saved entry goes; the credentials directory is left alone.
 Example:
   $ macula context rm old-lab`,
     )
-    .action(guarded((name: string) => {
+    .action(guarded("macula context", (name: string) => {
       const store = ContextStore.open();
       const r = store.remove(name);
       line(
