@@ -20,6 +20,7 @@ import {
   SYSTEM_NAMES,
   type SystemName,
 } from "./protocol.ts";
+import { envInt } from "../lib/flags.ts";
 
 const BENCH = "messaging";
 const REFERENCE: SystemName = "macula";
@@ -193,16 +194,6 @@ interface Outcome {
   errors: string[];
   /** metric key → value, as emitted. */
   values: Map<string, Value>;
-}
-
-function envInt(name: string): number | undefined {
-  const v = process.env[name];
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new UsageError(`${name} must be a non-negative integer, got ${v}`);
-  }
-  return n;
 }
 
 function params(o: BenchOptions): Params {

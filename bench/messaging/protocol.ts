@@ -3,6 +3,7 @@
  * result lines and argument parsing. Process protocol: bench/messaging/README.md.
  */
 import { fillPing } from "../quic/protocol.ts";
+export { flagMap, intFlag, strFlag } from "../lib/flags.ts";
 
 /** The systems this bench knows; each has `<system>-node.ts` and `<system>-adapter.ts`. */
 export type SystemName = "nats" | "macula";
@@ -85,44 +86,6 @@ export type CallResult =
   };
 
 export type ClientResult = SubResult | PubResult | CallResult;
-
-/** `--key value` / `--key=value` pairs. */
-export function flagMap(argv: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    if (!a.startsWith("--")) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
-    const eq = a.indexOf("=");
-    if (eq > 0) {
-      out.set(a.slice(2, eq), a.slice(eq + 1));
-    } else {
-      const v = argv[i + 1];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      out.set(a.slice(2), v);
-      i++;
-    }
-  }
-  return out;
-}
-
-export function strFlag(m: Map<string, string>, k: string, dflt?: string): string {
-  const v = m.get(k) ?? dflt;
-  if (v === undefined) throw new Error(`--${k} is required`);
-  return v;
-}
-
-export function intFlag(m: Map<string, string>, k: string, dflt?: number): number {
-  const raw = m.get(k);
-  if (raw === undefined) {
-    if (dflt === undefined) throw new Error(`--${k} is required`);
-    return dflt;
-  }
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new Error(`--${k} must be a non-negative integer, got ${raw}`);
-  }
-  return n;
-}
 
 export function describeError(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);

@@ -18,6 +18,7 @@ import {
   type Mode,
   type PingpongResult,
 } from "./protocol.ts";
+import { envInt } from "../lib/flags.ts";
 
 const BENCH = "quic";
 const REFERENCE = "macula";
@@ -91,16 +92,6 @@ interface Outcome {
   errors: string[];
   rtt?: LatencySummary;
   bulk?: { mibps: number; bytes: number; seconds: number };
-}
-
-function envInt(name: string): number | undefined {
-  const v = process.env[name];
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new UsageError(`${name} must be a non-negative integer, got ${v}`);
-  }
-  return n;
 }
 
 function params(o: BenchOptions): Params {

@@ -4,6 +4,7 @@
  * This file is imported by scripts that run on Bun *and* on Deno (`deno run --no-config`), so it
  * uses only standard JavaScript: no `node:` modules, no `Bun`/`Deno` globals, no npm packages.
  */
+import { flagMap, intFlag, strFlag } from "../lib/flags.ts";
 
 /** ALPN the baseline systems agree on. A system may use its own ALPN between its own ends. */
 export const ALPN = "macula-bench";
@@ -76,45 +77,8 @@ export interface ClientArgs {
   chunk: number;
 }
 
-function flagMap(argv: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? "";
-    if (!a.startsWith("--")) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
-    const eq = a.indexOf("=");
-    if (eq > 0) {
-      out.set(a.slice(2, eq), a.slice(eq + 1));
-    } else {
-      const v = argv[i + 1];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      out.set(a.slice(2), v);
-      i++;
-    }
-  }
-  return out;
-}
-
-function str(m: Map<string, string>, k: string, dflt?: string): string {
-  const v = m.get(k) ?? dflt;
-  if (v === undefined) throw new Error(`--${k} is required`);
-  return v;
-}
-
-function int(m: Map<string, string>, k: string, dflt?: number): number {
-  const raw = m.get(k);
-  if (raw === undefined) {
-    if (dflt === undefined) throw new Error(`--${k} is required`);
-    return dflt;
-  }
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new Error(`--${k} must be a non-negative integer, got ${raw}`);
-  }
-  return n;
-}
-
 function mode(m: Map<string, string>): Mode {
-  const v = str(m, "mode");
+  const v = strFlag(m, "mode");
   if (v !== "pingpong" && v !== "bulk") {
     throw new Error(`--mode must be pingpong or bulk, got ${v}`);
   }
@@ -126,9 +90,9 @@ export function parseServerArgs(argv: readonly string[]): ServerArgs {
   const m = flagMap(argv);
   return {
     mode: mode(m),
-    host: str(m, "host", "127.0.0.1"),
-    port: int(m, "port", 0),
-    certDir: str(m, "cert-dir"),
+    host: strFlag(m, "host", "127.0.0.1"),
+    port: intFlag(m, "port", 0),
+    certDir: strFlag(m, "cert-dir"),
   };
 }
 
@@ -140,15 +104,15 @@ export function parseClientArgs(argv: readonly string[]): ClientArgs {
   const m = flagMap(argv);
   const a: ClientArgs = {
     mode: mode(m),
-    host: str(m, "host", "127.0.0.1"),
-    port: int(m, "port"),
-    serverName: str(m, "server-name", SERVER_NAME),
-    certDir: str(m, "cert-dir"),
-    warmup: int(m, "warmup", 500),
-    count: int(m, "count", 10_000),
-    size: int(m, "size", 64),
-    bytes: int(m, "bytes", 64 * 1024 * 1024),
-    chunk: int(m, "chunk", DEFAULT_CHUNK),
+    host: strFlag(m, "host", "127.0.0.1"),
+    port: intFlag(m, "port"),
+    serverName: strFlag(m, "server-name", SERVER_NAME),
+    certDir: strFlag(m, "cert-dir"),
+    warmup: intFlag(m, "warmup", 500),
+    count: intFlag(m, "count", 10_000),
+    size: intFlag(m, "size", 64),
+    bytes: intFlag(m, "bytes", 64 * 1024 * 1024),
+    chunk: intFlag(m, "chunk", DEFAULT_CHUNK),
   };
   if (a.size < 4) throw new Error("--size must be at least 4");
   if (a.chunk < 1) throw new Error("--chunk must be at least 1");
