@@ -171,6 +171,9 @@ interface PendingCall {
   done: () => void;
 }
 
+/** How long one reconnect attempt may take before a fresh one starts. */
+const RECONNECT_ATTEMPT_MS = 3000;
+
 /** Buffered messages in one subscription past which the reader lets consumers run first. */
 const YIELD_AT = 256;
 
@@ -187,7 +190,7 @@ export class Client {
   readonly #subs = new Map<number, Subscription>();
   readonly #procs = new Map<string, Handler>();
   readonly #calls = new Map<number, PendingCall>();
-  readonly #pings = new Map<number, () => void>();
+  readonly #pings = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   readonly #serving = new Map<number, AbortController>();
   /** Frames written while disconnected, sent after the restore. */
   #held: Uint8Array[] = [];
@@ -199,6 +202,8 @@ export class Client {
   #closing = false;
   #attempt = 0;
   #wakeSleep: (() => void) | null = null;
+  /** Connection attempts started; only the newest may become the session. */
+  #dials = 0;
 
   private constructor(
     readonly url: string,
@@ -322,11 +327,16 @@ export class Client {
    */
   async flush(timeoutMs = 10_000): Promise<void> {
     this.#open();
+    const deadline = performance.now() + timeoutMs;
+    if (this.#status !== "connected") {
+      // While reconnecting: the flush is about the session the client gets back.
+      await withTimeout(this.#connected, timeoutMs, `flush: waiting for ${this.url}`);
+    }
     const id = this.#ids++;
-    const pong = new Promise<void>((r) => this.#pings.set(id, r));
+    const pong = new Promise<void>((resolve, reject) => this.#pings.set(id, { resolve, reject }));
     this.#send(enc("PING", { id }), false);
     try {
-      await withTimeout(pong, timeoutMs, "flush");
+      await withTimeout(pong, Math.max(0, deadline - performance.now()), "flush");
     } finally {
       this.#pings.delete(id);
     }
@@ -459,6 +469,7 @@ export class Client {
       c.reject(new RpcError("unavailable", "the client closed"));
     }
     for (const ac of this.#serving.values()) ac.abort();
+    for (const p of this.#pings.values()) p.reject(new ClientError("closed", "the client closed"));
     for (const s of this.#subs.values()) s.buffer.close();
     this.#subs.clear();
     this.#setStatus("closed", "closed by the application");
@@ -500,6 +511,7 @@ export class Client {
   }
 
   async #dial(): Promise<void> {
+    const attempt = ++this.#dials;
     const conn = await this.endpoint.connect(this.target);
     let info: ((f: Frame) => void) | null = null;
     const gotInfo = new Promise<Frame>((r) => (info = r));
@@ -510,9 +522,9 @@ export class Client {
     const stream = await session.openChannel(CLIENT_CHANNEL);
     const first = await withTimeout(gotInfo, 5000, "waiting for the node's INFO");
     info = null;
-    if (this.#closing) {
-      // close() ran while this attempt was in flight.
-      await session.close("client closed");
+    if (this.#closing || attempt !== this.#dials) {
+      // close() ran, or this attempt timed out and a newer one started, while it was in flight.
+      await session.close(this.#closing ? "client closed" : "superseded by a newer attempt");
       return;
     }
     const f = first.fields as { node: string; max_payload: number };
@@ -546,6 +558,12 @@ export class Client {
     }
     for (const ac of this.#serving.values()) ac.abort();
     this.#serving.clear();
+    for (const p of this.#pings.values()) {
+      p.reject(
+        new ClientError("disconnected", `flush: the connection to ${this.url} was lost (${why})`),
+      );
+    }
+    this.#pings.clear();
     if (this.#closing) return;
     if (this.opts.reconnect === false) {
       this.#closing = true;
@@ -575,7 +593,9 @@ export class Client {
       this.#wakeSleep = null;
       if (this.#closing) return;
       try {
-        await withTimeout(this.#dial(), 10_000, "reconnecting");
+        // A node that is down gives QUIC no refusal, only silence: a fresh attempt every few
+        // seconds beats the handshake's own doubling retransmission timer.
+        await withTimeout(this.#dial(), RECONNECT_ATTEMPT_MS, "reconnecting");
         return;
       } catch (e) {
         if (this.#closing) return;
@@ -650,7 +670,7 @@ export class Client {
         this.#serving.delete(x.id as number);
         return;
       case "PONG":
-        return this.#pings.get(x.id as number)?.();
+        return this.#pings.get(x.id as number)?.resolve();
       case "LOST": {
         const sub = this.#subs.get(x.sid as number);
         if (sub) sub.droppedAtNode += x.count as number;

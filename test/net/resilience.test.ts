@@ -62,7 +62,7 @@ describe("restarts", () => {
     expect(fresh.snapshot().subscriptions).toBe(1);
   });
 
-  test("messages published while the node is away are held and sent after reconnecting", async () => {
+  test("messages published while the node is away are held and sent after reconnecting; a flush waits for it", async () => {
     m = await mesh(1);
     const watch = statusWatcher();
     const pub = await m.client(0, { onStatus: watch.onStatus, maxReconnectDelayMs: 200 });
@@ -72,6 +72,7 @@ describe("restarts", () => {
     await old.stop();
     await lost;
     for (let i = 0; i < 5; i++) pub.publish("held.x", String(i)); // held, not thrown away
+    const flushed = pub.flush(20_000); // waits for the session it gets back
     const back = watch.next("connected");
     const fresh = await m.add({
       dataDir: old.dataDir,
@@ -79,7 +80,7 @@ describe("restarts", () => {
       join: [],
     });
     await back;
-    await pub.flush();
+    await flushed;
     expect(fresh.snapshot().router.published).toBe(5);
   });
 
