@@ -12,6 +12,7 @@ import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/
 import process from "node:process";
 import { certsCommand } from "./commands/certs.ts";
 import { contextCommand } from "./commands/context.ts";
+import { simCommand } from "./commands/sim.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { messagingCommands } from "./commands/messaging.ts";
 import { nodeCommand } from "./commands/node.ts";
@@ -57,6 +58,7 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(certsCommand().helpGroup("Security:"));
   for (const planned of plannedCommands()) program.addCommand(planned);
   program.addCommand(contextCommand().helpGroup("Tools:"));
+  program.addCommand(simCommand().helpGroup("Tools:"));
   program.addCommand(versionCommand(), { hidden: true });
   program.commandsGroup("Tools:").helpCommand("help [command]", "show help for a command");
 

@@ -65,12 +65,6 @@ export const PLANNED_GROUPS: readonly PlannedGroup[] = [
     plan: "measure pub/sub, RPC and QUIC throughput and latency against a baseline in the same run",
     group: "Tools:",
   },
-  {
-    name: "sim",
-    summary: "run deterministic mesh simulations",
-    plan: "simulate thousands of nodes on a virtual clock and network, reproducible from a seed",
-    group: "Tools:",
-  },
 ];
 
 /** The message a planned group prints. */
