@@ -13,6 +13,7 @@ import process from "node:process";
 import { certsCommand } from "./commands/certs.ts";
 import { contextCommand } from "./commands/context.ts";
 import { simCommand } from "./commands/sim.ts";
+import { inspectCommand } from "./commands/inspect.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { messagingCommands } from "./commands/messaging.ts";
 import { nodeCommand } from "./commands/node.ts";
@@ -59,6 +60,7 @@ export function buildProgram(): CommandUnknownOpts {
   for (const planned of plannedCommands()) program.addCommand(planned);
   program.addCommand(contextCommand().helpGroup("Tools:"));
   program.addCommand(simCommand().helpGroup("Tools:"));
+  program.addCommand(inspectCommand().helpGroup("Node:"));
   program.addCommand(versionCommand(), { hidden: true });
   program.commandsGroup("Tools:").helpCommand("help [command]", "show help for a command");
 

@@ -30,12 +30,6 @@ export interface PlannedGroup {
 /** Every planned group, in the order `macula --help` lists them. */
 export const PLANNED_GROUPS: readonly PlannedGroup[] = [
   {
-    name: "inspect",
-    summary: "show what a running node knows",
-    plan: "print a node's peers, membership, DHT, routes and metrics, as text or JSON",
-    group: "Node:",
-  },
-  {
     name: "ping",
     summary: "measure round trips to a peer",
     plan: "ping a node over QUIC and report round-trip times and the path taken",

@@ -453,6 +453,22 @@ export class Client {
     return this.serve(procedure, handler);
   }
 
+  // ------------------------------------------------------------------ inspection
+
+  /**
+   * The attached node's view, for `macula inspect`: `"members"` (the realm's members it knows,
+   * with state, incarnation and how long ago that last changed) or `"node"` (its snapshot).
+   */
+  async inspect(what: "members" | "node", timeoutMs = 5000): Promise<unknown> {
+    this.#open();
+    const s = this.#session;
+    if (!s || this.#status !== "connected") {
+      throw new ClientError("disconnected", `not connected to ${this.url}`);
+    }
+    const bytes = await s.request(`inspect.${what}`, new Uint8Array(0), { timeoutMs });
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+
   // ------------------------------------------------------------------ lifecycle
 
   /** Flushes what is queued (bounded), says goodbye, and closes. Subscriptions end. */

@@ -14,6 +14,8 @@
  * # dev realm only: the CA directory to use (default <data_dir>/ca), so several local
  * # nodes share one development CA
  * dev_ca_dir: ./n1/ca
+ * # where other nodes reach this one (default: the listen address)
+ * advertise: quic://10.0.0.5:4433
  * ```
  */
 import { parse, YAMLParseError } from "yaml";
@@ -37,6 +39,11 @@ export interface NodeConfig {
   limits: { maxPayload: number };
   /** Dev realm: the CA directory (default `<dataDir>/ca`). Must be null outside the dev realm. */
   devCaDir: string | null;
+  /**
+   * The address other nodes reach this one at (`quic://host:port`); default: the listen address
+   * (127.0.0.1 when listening on all interfaces, fine on one host; set it on a real network).
+   */
+  advertise: string | null;
 }
 
 /** A bad configuration; the message names the key. */
@@ -53,6 +60,7 @@ export const DEFAULTS: NodeConfig = {
   quic: { idleTimeoutMs: 30_000, keepAliveMs: 10_000 },
   limits: { maxPayload: 1024 * 1024 },
   devCaDir: null,
+  advertise: null,
 };
 
 type Obj = Record<string, unknown>;
@@ -108,6 +116,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "quic",
     "limits",
     "dev_ca_dir",
+    "advertise",
   ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
@@ -152,6 +161,10 @@ export function configFrom(raw: unknown): NodeConfig {
     }
   }
   if (top.dev_ca_dir !== undefined) c.devCaDir = str(top.dev_ca_dir, "dev_ca_dir");
+  if (top.advertise !== undefined) {
+    const a = parseSeed(top.advertise, "advertise");
+    c.advertise = `quic://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
+  }
   if (c.devCaDir !== null && c.realm !== "dev") {
     throw new ConfigError(
       `dev_ca_dir: only for the dev realm (realm ${c.realm} uses tls.ca from its own CA)`,

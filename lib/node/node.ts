@@ -19,7 +19,9 @@ import { backoffDelay } from "../peer/backoff.ts";
 import { PeerSession } from "../peer/session.ts";
 import { ChannelWriter } from "../peer/writer.ts";
 import { type QuicConnection, QuicEndpoint } from "../quic/mod.ts";
-import { DEFAULTS, type NodeConfig } from "./config.ts";
+import { DEFAULTS, type NodeConfig, parseSeed } from "./config.ts";
+import { MEMBERSHIP_METHOD, MembershipGlue } from "./membership.ts";
+import { VERSION } from "../version.ts";
 import { nodeCredentials } from "./credentials.ts";
 import { nodeIdFromSpki, nodeIdText } from "../identity/names.ts";
 import { x509 } from "../identity/x509.ts";
@@ -54,6 +56,8 @@ export interface NodeSnapshot {
   router: RouterStats;
   /** Messages dropped because a link was backed up. */
   dropped: { messages: number; forwards: number };
+  /** Members of the realm this node knows, by state (itself included). */
+  members: Record<"alive" | "suspect" | "dead" | "left", number>;
 }
 
 const MONO = () => performance.now();
@@ -127,6 +131,8 @@ export class Node {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   readonly #dialers: Promise<void>[] = [];
+  /** SWIM + Lifeguard membership of this node's realm (docs/membership.md). */
+  membership!: MembershipGlue;
   /** Sleeping dial loops, woken by stop. */
   readonly #wake = new Set<() => void>();
   /** `waitForRoutes` callers, told when a route comes up. */
@@ -194,12 +200,29 @@ export class Node {
       o.maxBacklog ?? 64 * 1024 * 1024,
     );
     node.#acceptLoop();
+    node.membership = new MembershipGlue({
+      id: nodeId,
+      addr: node.url,
+      meta: { realm: config.realm, tags: [], version: VERSION },
+      seeds: config.join.map(urlOf),
+      dial: (addr) => node.#dialSession(addr),
+      isPinned: (s) => node.#links.has(s),
+      onEvent: (e, m) => {
+        if (e.kind === "alive" || e.kind === "dead" || e.kind === "left") {
+          log(`member ${e.kind === "alive" ? "up" : e.kind}: ${m.id.slice(0, 12)}… ${m.addr}`);
+        }
+      },
+    });
     for (const seed of config.join) node.#dialers.push(node.#dialLoop(seed));
     return node;
   }
 
-  /** The address clients and nodes dial: `quic://host:port` (loopback when bound to any). */
+  /**
+   * The address clients and nodes dial: `advertise`, else `quic://host:port` of the listen
+   * address (loopback when bound to any).
+   */
   get url(): string {
+    if (this.config.advertise) return this.config.advertise;
     const { port } = this.endpoint.address;
     let host = this.config.listen.host;
     if (host === "0.0.0.0") host = "127.0.0.1";
@@ -244,7 +267,29 @@ export class Node {
       pendingCalls: r.pendingCalls,
       router: r.stats,
       dropped: { ...this.dropped },
+      members: this.#memberCounts(),
     };
+  }
+
+  #memberCounts(): NodeSnapshot["members"] {
+    const c = { alive: 0, suspect: 0, dead: 0, left: 0 };
+    for (const m of this.membership.core.members()) {
+      if (m.state !== "unknown") c[m.state]++;
+    }
+    return c;
+  }
+
+  /** Resolves once this node knows `count` members alive (itself included), or rejects. */
+  async waitForMembers(count: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.membership.core.liveCount < count) {
+      if (performance.now() > deadline) {
+        throw new Error(
+          `node ${this.url}: ${this.membership.core.liveCount} of ${count} members after ${timeoutMs} ms`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /**
@@ -276,6 +321,7 @@ export class Node {
   /** Drains and stops: GOAWAY to every peer, queued frames flushed (up to 2 s), endpoint closed. */
   async stop(reason = "node shutting down"): Promise<void> {
     if (this.#stopping) return;
+    this.membership.leave(); // others learn "left" now, not by timing out
     this.#stopping = true;
     for (const w of this.#wake) w();
     clearTimeout(this.#timer);
@@ -301,7 +347,33 @@ export class Node {
       self: { nodeId: this.nodeId, realm: this.realm },
       onChannel: (name: string, bodies: AsyncIterable<Uint8Array[]>, s: PeerSession) =>
         void this.#onChannel(name, bodies, s),
+      onRequest: (method: string, payload: Uint8Array, ctx: { session: PeerSession }) =>
+        this.#request(method, payload, ctx.session),
     };
+  }
+
+  /** Requests on a session's own streams: membership messages, and inspection. */
+  #request(method: string, payload: Uint8Array, s: PeerSession): Uint8Array {
+    switch (method) {
+      case MEMBERSHIP_METHOD:
+        return this.membership.onStream(s, payload);
+      case "inspect.members":
+        return new TextEncoder().encode(JSON.stringify(this.membership.members()));
+      case "inspect.node":
+        return new TextEncoder().encode(JSON.stringify(this.snapshot()));
+      default:
+        throw new Error(`unknown request ${JSON.stringify(method)}`);
+    }
+  }
+
+  /** A session to a node's address, for membership (tracked like any other). */
+  async #dialSession(addr: string): Promise<PeerSession> {
+    if (this.#stopping) throw new Error("node stopping");
+    const { host, port } = parseSeed(addr, "member address");
+    const conn = await this.endpoint.connect({ host, port });
+    const s = await PeerSession.dial(conn, this.#sessionOptions());
+    this.#track(s);
+    return s;
   }
 
   #acceptLoop(): void {
@@ -331,6 +403,7 @@ export class Node {
       return;
     }
     this.#sessions.add(s);
+    this.membership.attach(s);
     void s.closed.then(() => {
       this.#sessions.delete(s);
       const link = this.#links.get(s);
@@ -507,6 +580,10 @@ export class Node {
       process.off("SIGTERM", term);
     };
   }
+}
+
+function urlOf(seed: { host: string; port: number }): string {
+  return `quic://${seed.host.includes(":") ? `[${seed.host}]` : seed.host}:${seed.port}`;
 }
 
 function describe(p: PeerIdentity): string {

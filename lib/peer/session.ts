@@ -36,7 +36,7 @@ export class SessionError extends Error {
 export type RequestHandler = (
   method: string,
   payload: Uint8Array,
-  ctx: { peer: PeerIdentity; signal: AbortSignal },
+  ctx: { peer: PeerIdentity; signal: AbortSignal; session: PeerSession },
 ) => Uint8Array | Promise<Uint8Array>;
 
 /** Session options. */
@@ -410,7 +410,11 @@ export class PeerSession {
     }
     let out: Uint8Array;
     try {
-      out = await handler(method, payload, { peer: this.peer, signal: this.#abort.signal });
+      out = await handler(method, payload, {
+        peer: this.peer,
+        signal: this.#abort.signal,
+        session: this,
+      });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       await s.end(enc("ERR", { code: "handler_error", message: message.slice(0, 4000) }));

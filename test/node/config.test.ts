@@ -26,6 +26,7 @@ join: [quic://10.0.0.2:4433, "quic://[::1]:5000"]
 tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
 quic: { idle_timeout_ms: 60000, keep_alive_ms: 0 }
 limits: { max_payload: 4096 }
+advertise: quic://10.0.0.5
 `);
     expect(c).toEqual({
       realm: "com.acme.prod",
@@ -36,6 +37,7 @@ limits: { max_payload: 4096 }
       quic: { idleTimeoutMs: 60000, keepAliveMs: 0 },
       limits: { maxPayload: 4096 },
       devCaDir: null,
+      advertise: "quic://10.0.0.5:4433",
     });
   });
 
@@ -51,7 +53,7 @@ limits: { max_payload: 4096 }
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",

@@ -1,0 +1,239 @@
+/**
+ * Membership on real nodes: the sans-IO `Membership` core driven by a timer and QUIC.
+ *
+ * - Small messages (ping, ack, nack, ping-req, gossip) travel as QUIC DATAGRAMs: unreliable like
+ *   the UDP memberlist uses, and inside mutual TLS. Full-state syncs (and anything larger than a
+ *   datagram) travel as a one-way request on a stream of the same session.
+ * - A message names its sender's node id, which must be the id the session's certificate proved
+ *   (else it is dropped and counted as forged), and the address to answer at.
+ * - Sessions used for membership are pooled by address, at most `maxSessions` (least recently
+ *   used closed first; routes and clients are never closed by the pool), so a node's connection
+ *   count stays bounded whatever the mesh size. docs/membership.md, "On real nodes".
+ */
+import { Directory, type MemberMeta } from "../mesh/membership/directory.ts";
+import type { Msg } from "../mesh/membership/messages.ts";
+import {
+  type MemberEvent,
+  Membership,
+  type MembershipConfig,
+  type MemberView,
+} from "../mesh/membership/swim.ts";
+import { decodeMembership, encodeMembership } from "../mesh/membership/wire.ts";
+import type { PeerSession } from "../peer/session.ts";
+
+/** The request method that carries a membership message on a stream. */
+export const MEMBERSHIP_METHOD = "membership.msg";
+
+/** Counters of the glue. */
+export interface MembershipGlueStats {
+  datagramsIn: number;
+  datagramsOut: number;
+  streamsIn: number;
+  streamsOut: number;
+  /** Messages that did not decode. */
+  malformed: number;
+  /** Messages whose sender id was not the session's certificate. */
+  forged: number;
+  /** Sends dropped: no session could be had, or the datagram queue was full. */
+  unsent: number;
+  sessionsClosedByPool: number;
+}
+
+export interface MembershipGlueOptions {
+  id: string;
+  /** Where others reach this node (`quic://host:port`). */
+  addr: string;
+  meta: MemberMeta;
+  seeds: string[];
+  config?: Partial<MembershipConfig>;
+  /** Opens a session to a node's address (the node runtime dials and tracks it). */
+  dial: (addr: string) => Promise<PeerSession>;
+  /** Sessions the pool must not close (routes, clients). */
+  isPinned: (s: PeerSession) => boolean;
+  onEvent?: (e: MemberEvent, view: { id: string; addr: string }) => void;
+  maxSessions?: number;
+}
+
+const MONO = () => performance.now();
+
+/** The membership of one running node. */
+export class MembershipGlue {
+  readonly dir = new Directory();
+  readonly core: Membership;
+  readonly stats: MembershipGlueStats = {
+    datagramsIn: 0,
+    datagramsOut: 0,
+    streamsIn: 0,
+    streamsOut: 0,
+    malformed: 0,
+    forged: 0,
+    unsent: 0,
+    sessionsClosedByPool: 0,
+  };
+  /** Sessions by the address their peer answers at; Map order = least recently used first. */
+  readonly #byAddr = new Map<string, PeerSession>();
+  readonly #dialing = new Map<string, Promise<PeerSession | null>>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #stopped = false;
+
+  constructor(private readonly o: MembershipGlueOptions) {
+    this.core = new Membership({
+      id: o.id,
+      addr: o.addr,
+      meta: o.meta,
+      rng: Math.random,
+      directory: this.dir,
+      config: o.config,
+      seeds: o.seeds,
+      now: MONO(),
+    });
+    this.#pump();
+  }
+
+  /** A session opened (either way): its datagrams feed the core. */
+  attach(s: PeerSession): void {
+    void (async () => {
+      for await (const d of s.conn.datagrams()) {
+        this.stats.datagramsIn++;
+        this.#receive(s, d);
+      }
+    })().catch(() => {});
+    void s.closed.then(() => {
+      for (const [addr, x] of this.#byAddr) if (x === s) this.#byAddr.delete(addr);
+    });
+  }
+
+  /** A membership message that came on a stream (`MEMBERSHIP_METHOD`). */
+  onStream(s: PeerSession, payload: Uint8Array): Uint8Array {
+    this.stats.streamsIn++;
+    this.#receive(s, payload);
+    return new Uint8Array(0);
+  }
+
+  /** What this node knows of the members, for `macula inspect members`. */
+  members(): (MemberView & { self: boolean; sinceMs: number })[] {
+    const now = MONO();
+    return this.core.members().map((m) => ({
+      ...m,
+      self: m.id === this.o.id,
+      sinceMs: Math.round(now - m.since),
+    }));
+  }
+
+  /** Leaves (gossips `left`), then stops the timer. */
+  leave(): void {
+    if (this.#stopped) return;
+    this.core.leave(MONO());
+    this.#pump();
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  #receive(s: PeerSession, bytes: Uint8Array): void {
+    if (this.#stopped) return;
+    let d;
+    try {
+      d = decodeMembership(bytes, this.dir);
+    } catch {
+      this.stats.malformed++;
+      return;
+    }
+    if (d.fromId !== s.peer.nodeId) {
+      this.stats.forged++;
+      return;
+    }
+    // Answers go back on this session.
+    this.#byAddr.delete(d.fromAddr);
+    this.#byAddr.set(d.fromAddr, s);
+    this.core.receive(MONO(), d.fromAddr, d.msg);
+    this.#pump();
+  }
+
+  /** Sends what the core queued, reports its events, and re-arms the timer. */
+  #pump(): void {
+    if (this.#stopped) return;
+    const out = this.core.drain();
+    for (const o of out.send) this.#send(o.to, o.msg);
+    if (this.o.onEvent) {
+      for (const e of out.events) {
+        const entry = this.dir.entries[e.member]!;
+        this.o.onEvent(e, { id: entry.id, addr: entry.addr });
+      }
+    }
+    const wake = this.core.nextWake();
+    if (wake === Infinity || wake >= this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = wake;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.core.tick(MONO());
+      this.#pump();
+    }, Math.max(0, wake - MONO()));
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  #send(to: string, msg: Msg): void {
+    const bytes = encodeMembership(msg, this.dir, this.o.addr);
+    const big = msg.t === "sync" || msg.t === "sync-reply";
+    void this.#session(to).then((s) => {
+      if (!s || s.conn.closeInfo || !s.conn.isOpen) {
+        this.stats.unsent++;
+        return;
+      }
+      try {
+        if (!big && bytes.length <= s.conn.maxDatagramSize && s.conn.sendDatagram(bytes)) {
+          this.stats.datagramsOut++;
+          return;
+        }
+      } catch {
+        this.stats.unsent++; // closing meanwhile
+        return;
+      }
+      this.stats.streamsOut++;
+      s.request(MEMBERSHIP_METHOD, bytes, { timeoutMs: 10_000 }).catch(() => {
+        this.stats.unsent++;
+      });
+    });
+  }
+
+  /** A session to `addr`: pooled, or dialed (once, however many sends wait for it). */
+  #session(addr: string): Promise<PeerSession | null> {
+    const have = this.#byAddr.get(addr);
+    if (have && have.conn.isOpen && !have.closing) {
+      this.#byAddr.delete(addr);
+      this.#byAddr.set(addr, have);
+      return Promise.resolve(have);
+    }
+    const pending = this.#dialing.get(addr);
+    if (pending) return pending;
+    const p = this.o.dial(addr).then(
+      (s) => {
+        this.#dialing.delete(addr);
+        this.#byAddr.set(addr, s);
+        this.#trim();
+        return s;
+      },
+      () => {
+        this.#dialing.delete(addr);
+        return null;
+      },
+    );
+    this.#dialing.set(addr, p);
+    return p;
+  }
+
+  /** Closes the least recently used unpinned sessions past the bound. */
+  #trim(): void {
+    const max = this.o.maxSessions ?? 64;
+    if (this.#byAddr.size <= max) return;
+    for (const [addr, s] of this.#byAddr) {
+      if (this.#byAddr.size <= max) break;
+      if (this.o.isPinned(s)) continue;
+      this.#byAddr.delete(addr);
+      this.stats.sessionsClosedByPool++;
+      void s.close("membership pool full");
+    }
+  }
+}
