@@ -100,6 +100,24 @@ export function nodeIdText(id: Uint8Array): string {
   return base32(id);
 }
 
+/** The 32 bytes of a node id's text form; throws `NameError` when it is not one. */
+export function nodeIdFromText(text: string): Uint8Array {
+  if (!isNodeIdText(text)) throw new NameError(`not a node id: ${JSON.stringify(text)}`);
+  const out = new Uint8Array(32);
+  let bits = 0;
+  let acc = 0;
+  let n = 0;
+  for (const ch of text) {
+    acc = ((acc << 5) | B32.indexOf(ch)) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      out[n++] = (acc >>> (bits - 8)) & 0xff;
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
 /** True when `text` has the shape of a node id's text form. */
 export function isNodeIdText(text: string): boolean {
   return NODE_ID_TEXT.test(text);

@@ -16,6 +16,8 @@
  * dev_ca_dir: ./n1/ca
  * # where other nodes reach this one (default: the listen address)
  * advertise: quic://10.0.0.5:4433
+ * # routes kept to neighbours chosen from membership (default 8)
+ * overlay: { k: 8 }
  * ```
  */
 import { parse, YAMLParseError } from "yaml";
@@ -44,6 +46,8 @@ export interface NodeConfig {
    * (127.0.0.1 when listening on all interfaces, fine on one host; set it on a real network).
    */
   advertise: string | null;
+  /** The overlay: `k` long-lived routes to neighbours chosen from membership (docs/overlay.md). */
+  overlay: { k: number };
 }
 
 /** A bad configuration; the message names the key. */
@@ -61,6 +65,7 @@ export const DEFAULTS: NodeConfig = {
   limits: { maxPayload: 1024 * 1024 },
   devCaDir: null,
   advertise: null,
+  overlay: { k: 8 },
 };
 
 type Obj = Record<string, unknown>;
@@ -117,6 +122,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "limits",
     "dev_ca_dir",
     "advertise",
+    "overlay",
   ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
@@ -161,6 +167,10 @@ export function configFrom(raw: unknown): NodeConfig {
     }
   }
   if (top.dev_ca_dir !== undefined) c.devCaDir = str(top.dev_ca_dir, "dev_ca_dir");
+  if (top.overlay !== undefined) {
+    const ov = object(top.overlay, "overlay", ["k"]);
+    if (ov.k !== undefined) c.overlay.k = int(ov.k, "overlay.k", 1, 64);
+  }
   if (top.advertise !== undefined) {
     const a = parseSeed(top.advertise, "advertise");
     c.advertise = `quic://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;

@@ -23,7 +23,8 @@ import { DEFAULTS, type NodeConfig, parseSeed } from "./config.ts";
 import { MEMBERSHIP_METHOD, MembershipGlue } from "./membership.ts";
 import { VERSION } from "../version.ts";
 import { nodeCredentials } from "./credentials.ts";
-import { nodeIdFromSpki, nodeIdText } from "../identity/names.ts";
+import { nodeIdFromSpki, nodeIdFromText, nodeIdText } from "../identity/names.ts";
+import { Overlay } from "../mesh/overlay/overlay.ts";
 import { x509 } from "../identity/x509.ts";
 
 /** Application close code for a session closed because the peer broke the protocol. */
@@ -64,6 +65,8 @@ const MONO = () => performance.now();
 
 class BusLink implements Link {
   writer: ChannelWriter | null = null;
+  /** A route to a configured seed (`join`): kept whatever the overlay prefers. */
+  seed = false;
   /** Resolves once the router has the link (frames are read only after that). */
   readonly attached: Promise<void>;
   markAttached!: () => void;
@@ -133,6 +136,12 @@ export class Node {
   readonly #dialers: Promise<void>[] = [];
   /** SWIM + Lifeguard membership of this node's realm (docs/membership.md). */
   membership!: MembershipGlue;
+  /** Which members this node keeps routes to (docs/overlay.md). */
+  overlay!: Overlay;
+  #avoidReset: ReturnType<typeof setInterval> | undefined;
+  #planScheduled = false;
+  /** Peer node ids an overlay dial is in flight to. */
+  readonly #overlayDialing = new Set<string>();
   /** Sleeping dial loops, woken by stop. */
   readonly #wake = new Set<() => void>();
   /** `waitForRoutes` callers, told when a route comes up. */
@@ -165,6 +174,7 @@ export class Node {
       listen: { ...DEFAULTS.listen, ...o.listen },
       quic: { ...DEFAULTS.quic, ...o.quic },
       limits: { ...DEFAULTS.limits, ...o.limits },
+      overlay: { ...DEFAULTS.overlay, ...o.overlay },
       join: o.join ?? [],
       tls: o.tls ?? null,
       devCaDir: o.devCaDir ?? null,
@@ -210,9 +220,20 @@ export class Node {
       onEvent: (e, m) => {
         if (e.kind === "alive" || e.kind === "dead" || e.kind === "left") {
           log(`member ${e.kind === "alive" ? "up" : e.kind}: ${m.id.slice(0, 12)}… ${m.addr}`);
+          node.#memberChanged(e.kind, m.id, m.addr);
         }
       },
     });
+    node.overlay = new Overlay({
+      self: nodeIdFromText(nodeId),
+      k: config.overlay.k,
+      rng: Math.random,
+    });
+    node.#avoidReset = setInterval(() => {
+      node.overlay.clearAvoided();
+      node.#schedulePlan();
+    }, 30_000);
+    (node.#avoidReset as { unref?: () => void }).unref?.();
     for (const seed of config.join) node.#dialers.push(node.#dialLoop(seed));
     return node;
   }
@@ -323,6 +344,7 @@ export class Node {
     if (this.#stopping) return;
     this.membership.leave(); // others learn "left" now, not by timing out
     this.#stopping = true;
+    clearInterval(this.#avoidReset);
     for (const w of this.#wake) w();
     clearTimeout(this.#timer);
     const deadline = performance.now() + 2000;
@@ -471,6 +493,8 @@ export class Node {
     this.router.attach(link);
     link.markAttached();
     if (kind === "node") {
+      this.overlay.linkUp(nodeIdFromText(s.peer.nodeId), dialed ? "out" : "in");
+      this.#schedulePlan();
       this.log(`route up: ${describe(s.peer)} (${dialed ? "dialed" : "accepted"})`);
       for (const w of [...this.#routeWatch]) w();
     }
@@ -483,6 +507,8 @@ export class Node {
     link.stop();
     if (link.kind === "node" && this.#routes.get(link.session.peer.nodeId) === link) {
       this.#routes.delete(link.session.peer.nodeId);
+      this.overlay.linkDown(nodeIdFromText(link.session.peer.nodeId));
+      this.#schedulePlan();
       if (!this.#stopping) this.log(`route down: ${describe(link.session.peer)}`);
     }
     this.router.detach(link);
@@ -505,6 +531,51 @@ export class Node {
       const why = e instanceof ProtocolError ? e.message : `protocol: ${(e as Error).message}`;
       this.log(`closing session with ${describe(link.session.peer)}: ${why}`);
       void link.session.conn.close(PROTOCOL_VIOLATION, why.slice(0, 200));
+    }
+  }
+
+  // ------------------------------------------------------------------ overlay
+
+  #memberChanged(kind: string, id: string, addr: string): void {
+    if (id === this.nodeId) return;
+    const bytes = nodeIdFromText(id);
+    if (kind === "alive") this.overlay.memberUp(bytes, addr);
+    else this.overlay.memberDown(bytes);
+    this.#schedulePlan();
+  }
+
+  /** Applies the overlay's plan once the current burst of changes is over. */
+  #schedulePlan(): void {
+    if (this.#planScheduled || this.#stopping) return;
+    this.#planScheduled = true;
+    setTimeout(() => {
+      this.#planScheduled = false;
+      if (this.#stopping) return;
+      const plan = this.overlay.plan();
+      for (const c of plan.connect) void this.#overlayDial(nodeIdText(c.id), c.addr);
+      for (const id of plan.disconnect) {
+        const link = this.#routes.get(nodeIdText(id));
+        if (link && !link.seed) void link.session.close("overlay: no longer a neighbour");
+      }
+    }, 0);
+  }
+
+  /** One attempt at a route to an overlay neighbour; a failure is reported to the overlay. */
+  async #overlayDial(id: string, addr: string): Promise<void> {
+    if (this.#routes.has(id) || this.#overlayDialing.has(id) || this.#stopping) return;
+    this.#overlayDialing.add(id);
+    try {
+      const s = await this.#dialSession(addr);
+      if (s.peer.nodeId !== id) throw new Error(`${addr} is node ${s.peer.nodeId}, not ${id}`);
+      const link = await this.#open(s, "node", true);
+      if (!link && !this.#routes.has(id)) this.overlay.linkDown(nodeIdFromText(id));
+    } catch (e) {
+      if (!this.#stopping) {
+        this.log(`overlay: no route to ${id.slice(0, 12)}… ${addr}: ${(e as Error).message}`);
+        this.overlay.linkDown(nodeIdFromText(id));
+      }
+    } finally {
+      this.#overlayDialing.delete(id);
     }
   }
 
@@ -540,7 +611,8 @@ export class Node {
       }
       attempt = 0;
       this.#track(s);
-      await this.#open(s, "node", true);
+      const link = await this.#open(s, "node", true);
+      if (link) link.seed = true;
       await s.closed;
       // A duplicate route closed this one: wait for the kept route to go before redialing.
       for (let kept = this.#routes.get(s.peer.nodeId); kept && !this.#stopping;) {

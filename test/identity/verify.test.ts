@@ -6,6 +6,8 @@ import {
   checkRealm,
   isNodeIdText,
   nodeIdFromSpki,
+  nodeIdFromText,
+  nodeIdText,
   parseMaculaUri,
   realmProblem,
   realmTagHex,
@@ -23,6 +25,15 @@ async function refused(p: Promise<unknown>): Promise<IdentityError> {
 }
 
 describe("names", () => {
+  test("node id text round-trips to its 32 bytes; anything else is refused", () => {
+    for (let i = 0; i < 200; i++) {
+      const id = crypto.getRandomValues(new Uint8Array(32));
+      expect(nodeIdFromText(nodeIdText(id))).toEqual(id);
+    }
+    expect(() => nodeIdFromText("abc")).toThrow("not a node id");
+    expect(() => nodeIdFromText("A".repeat(52))).toThrow("not a node id");
+  });
+
   test("realm syntax: lowercase DNS-like labels, with the broken rule named", () => {
     for (const ok of ["acme", "com.acme.prod", "a-1.b2", "x".repeat(63)]) {
       expect(realmProblem(ok)).toBeNull();

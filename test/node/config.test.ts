@@ -38,6 +38,7 @@ advertise: quic://10.0.0.5
       limits: { maxPayload: 4096 },
       devCaDir: null,
       advertise: "quic://10.0.0.5:4433",
+      overlay: { k: 8 },
     });
   });
 
@@ -53,7 +54,7 @@ advertise: quic://10.0.0.5
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",
