@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeDocSection } from "./lib/report.ts";
 import { type Bench, type BenchOptions, UsageError } from "./lib/types.ts";
+import { membershipBench } from "./membership/bench.ts";
 import { messagingBench } from "./messaging/bench.ts";
 import { quicBench } from "./quic/bench.ts";
 
@@ -13,6 +14,7 @@ import { quicBench } from "./quic/bench.ts";
 const BENCHES: Readonly<Record<string, Bench>> = {
   quic: quicBench,
   messaging: messagingBench,
+  membership: membershipBench,
 };
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");
