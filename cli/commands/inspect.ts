@@ -18,6 +18,7 @@ interface MemberRow {
   state: string;
   inc: number;
   sinceMs: number;
+  lastSeenMs: number | null;
   self: boolean;
   meta: { tags: string[]; version: string };
 }
@@ -47,7 +48,9 @@ export function inspectCommand(): Command {
   inspect.addCommand(
     withTarget(
       new Command("members")
-        .description("the realm's members the node knows: state, incarnation, last change")
+        .description(
+          "the realm's members the node knows: state, incarnation, last change, last heard",
+        )
         .option("--json", "print one JSON array (for jq)"),
     )
       .addHelpText(
@@ -72,7 +75,17 @@ Examples:
           `${r.id.slice(0, 16)}…  ${r.addr.padEnd(28)} ${r.state.padEnd(8)} inc ${
             String(r.inc).padEnd(4)
           } ` +
-          `${ago(r.sinceMs).padStart(8)} ago${r.self ? "  (this node)" : ""}`
+          `since ${ago(r.sinceMs).padStart(8)}  ` +
+          `heard ${
+            r.self
+              ? "-".padStart(8)
+              : r.lastSeenMs === null
+              ? "never".padStart(8)
+              : `${ago(r.lastSeenMs)} ago`
+          }` +
+          `${r.meta.tags.length ? `  [${r.meta.tags.join(",")}]` : ""}${
+            r.self ? "  (this node)" : ""
+          }`
         );
         process.stdout.write(`${lines.join("\n")}\n${rows.length} members\n`);
       })),

@@ -18,6 +18,8 @@
  * advertise: quic://10.0.0.5:4433
  * # routes kept to neighbours chosen from membership (default 8)
  * overlay: { k: 8 }
+ * # roles this node announces to the realm's members
+ * tags: [relay]
  * ```
  */
 import { parse, YAMLParseError } from "yaml";
@@ -48,6 +50,8 @@ export interface NodeConfig {
   advertise: string | null;
   /** The overlay: `k` long-lived routes to neighbours chosen from membership (docs/overlay.md). */
   overlay: { k: number };
+  /** Roles/tags this node announces in its membership metadata, e.g. `[relay, gpu]`. */
+  tags: string[];
 }
 
 /** A bad configuration; the message names the key. */
@@ -66,6 +70,7 @@ export const DEFAULTS: NodeConfig = {
   devCaDir: null,
   advertise: null,
   overlay: { k: 8 },
+  tags: [],
 };
 
 type Obj = Record<string, unknown>;
@@ -123,6 +128,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "dev_ca_dir",
     "advertise",
     "overlay",
+    "tags",
   ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
@@ -167,6 +173,18 @@ export function configFrom(raw: unknown): NodeConfig {
     }
   }
   if (top.dev_ca_dir !== undefined) c.devCaDir = str(top.dev_ca_dir, "dev_ca_dir");
+  if (top.tags !== undefined) {
+    if (!Array.isArray(top.tags) || top.tags.length > 32) {
+      fail("tags", "must be a list of at most 32 tags", top.tags);
+    }
+    c.tags = top.tags.map((t, i) => {
+      const v = str(t, `tags[${i}]`);
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) {
+        fail(`tags[${i}]`, "must be 1-64 of A-Z a-z 0-9 _ . -", v);
+      }
+      return v;
+    });
+  }
   if (top.overlay !== undefined) {
     const ov = object(top.overlay, "overlay", ["k"]);
     if (ov.k !== undefined) c.overlay.k = int(ov.k, "overlay.k", 1, 64);

@@ -76,6 +76,8 @@ export class MembershipGlue {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #stopped = false;
+  /** When a message last came from each member (by node id), for inspection. */
+  readonly #lastSeen = new Map<string, number>();
 
   constructor(private readonly o: MembershipGlueOptions) {
     this.core = new Membership({
@@ -112,13 +114,17 @@ export class MembershipGlue {
   }
 
   /** What this node knows of the members, for `macula inspect members`. */
-  members(): (MemberView & { self: boolean; sinceMs: number })[] {
+  members(): (MemberView & { self: boolean; sinceMs: number; lastSeenMs: number | null })[] {
     const now = MONO();
-    return this.core.members().map((m) => ({
-      ...m,
-      self: m.id === this.o.id,
-      sinceMs: Math.round(now - m.since),
-    }));
+    return this.core.members().map((m) => {
+      const seen = this.#lastSeen.get(m.id);
+      return {
+        ...m,
+        self: m.id === this.o.id,
+        sinceMs: Math.round(now - m.since),
+        lastSeenMs: m.id === this.o.id ? 0 : seen === undefined ? null : Math.round(now - seen),
+      };
+    });
   }
 
   /** Leaves (gossips `left`), then stops the timer. */
@@ -143,6 +149,7 @@ export class MembershipGlue {
       this.stats.forged++;
       return;
     }
+    this.#lastSeen.set(d.fromId, MONO());
     // Answers go back on this session.
     this.#byAddr.delete(d.fromAddr);
     this.#byAddr.set(d.fromAddr, s);

@@ -175,6 +175,7 @@ export class Node {
       quic: { ...DEFAULTS.quic, ...o.quic },
       limits: { ...DEFAULTS.limits, ...o.limits },
       overlay: { ...DEFAULTS.overlay, ...o.overlay },
+      tags: o.tags ?? [],
       join: o.join ?? [],
       tls: o.tls ?? null,
       devCaDir: o.devCaDir ?? null,
@@ -213,7 +214,7 @@ export class Node {
     node.membership = new MembershipGlue({
       id: nodeId,
       addr: node.url,
-      meta: { realm: config.realm, tags: [], version: VERSION },
+      meta: { realm: config.realm, tags: config.tags, version: VERSION },
       seeds: config.join.map(urlOf),
       dial: (addr) => node.#dialSession(addr),
       isPinned: (s) => node.#links.has(s),

@@ -112,6 +112,10 @@ describe("membership over QUIC, 25 nodes", () => {
     expect(rows.length).toBe(25);
     expect(rows.filter((x) => x.state === "alive").length).toBe(25);
     expect(rows.find((x) => x.self)?.id).toBe(childId);
+    // Last heard: a number of ms for members it has heard from (the seed at least), 0 for itself.
+    const heard = rows as unknown as { self: boolean; lastSeenMs: number | null }[];
+    expect(heard.find((x) => x.self)!.lastSeenMs).toBe(0);
+    expect(heard.some((x) => !x.self && typeof x.lastSeenMs === "number")).toBe(true);
     childInc = stateAt(nodes[3]!, childId)!.inc;
   }, 60_000);
 

@@ -27,6 +27,7 @@ tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
 quic: { idle_timeout_ms: 60000, keep_alive_ms: 0 }
 limits: { max_payload: 4096 }
 advertise: quic://10.0.0.5
+tags: [relay, gpu]
 `);
     expect(c).toEqual({
       realm: "com.acme.prod",
@@ -39,6 +40,7 @@ advertise: quic://10.0.0.5
       devCaDir: null,
       advertise: "quic://10.0.0.5:4433",
       overlay: { k: 8 },
+      tags: ["relay", "gpu"],
     });
   });
 
@@ -52,9 +54,18 @@ advertise: quic://10.0.0.5
     );
   });
 
+  test("tags: a short list of plain words", () => {
+    expect(err("tags: [ok, 'not ok']")).toBe(
+      'node.yaml: tags[1]: must be 1-64 of A-Z a-z 0-9 _ . - (got "not ok")',
+    );
+    expect(err("tags: relay")).toBe(
+      'node.yaml: tags: must be a list of at most 32 tags (got "relay")',
+    );
+  });
+
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",
