@@ -273,18 +273,21 @@ export class Membership implements Core<Msg, MemberEvent> {
     if (this.#joined && !this.#leaving && this.cfg.syncIntervalMs > 0 && now >= this.#nextSyncAt) {
       this.#nextSyncAt = now + this.#syncInterval();
       const peer = this.#randomLive([this.self]);
-      if (peer >= 0) {
-        this.#send(this.dir.entries[peer]!.addr, {
-          t: "sync",
-          realm: this.#realm,
-          from: this.self,
-          join: false,
-          digest: this.#digest(),
-          members: [],
-          reply: true,
-        });
-      }
+      if (peer >= 0) this.#digestSync(peer);
     }
+  }
+
+  /** Anti-entropy: our digest alone; the peer answers with its view only if the digests differ. */
+  #digestSync(member: number): void {
+    this.#send(this.dir.entries[member]!.addr, {
+      t: "sync",
+      realm: this.#realm,
+      from: this.self,
+      join: false,
+      digest: this.#digest(),
+      members: [],
+      reply: true,
+    });
   }
 
   #tickReconnect(now: number): void {
@@ -295,15 +298,7 @@ export class Membership implements Core<Msg, MemberEvent> {
     let k = Math.floor(this.#rng() * this.#dead.size);
     for (const member of this.#dead) {
       if (k-- > 0) continue;
-      this.#send(this.dir.entries[member]!.addr, {
-        t: "sync",
-        realm: this.#realm,
-        from: this.self,
-        join: false,
-        digest: this.#digest(),
-        members: [],
-        reply: true,
-      });
+      this.#digestSync(member);
       return;
     }
   }
