@@ -14,6 +14,7 @@ import { certsCommand } from "./commands/certs.ts";
 import { contextCommand } from "./commands/context.ts";
 import { simCommand } from "./commands/sim.ts";
 import { inspectCommand } from "./commands/inspect.ts";
+import { pingCommand } from "./commands/ping.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { messagingCommands } from "./commands/messaging.ts";
 import { nodeCommand } from "./commands/node.ts";
@@ -61,6 +62,7 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(contextCommand().helpGroup("Tools:"));
   program.addCommand(simCommand().helpGroup("Tools:"));
   program.addCommand(inspectCommand().helpGroup("Node:"));
+  program.addCommand(pingCommand().helpGroup("Network:"));
   program.addCommand(versionCommand(), { hidden: true });
   program.commandsGroup("Tools:").helpCommand("help [command]", "show help for a command");
 

@@ -30,12 +30,6 @@ export interface PlannedGroup {
 /** Every planned group, in the order `macula --help` lists them. */
 export const PLANNED_GROUPS: readonly PlannedGroup[] = [
   {
-    name: "ping",
-    summary: "measure round trips to a peer",
-    plan: "ping a node over QUIC and report round-trip times and the path taken",
-    group: "Network:",
-  },
-  {
     name: "netcheck",
     summary: "report NAT type and reachability",
     plan: "discover the public address, NAT mapping and filtering behaviour, and reachability",

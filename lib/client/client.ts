@@ -469,6 +469,27 @@ export class Client {
     return JSON.parse(new TextDecoder().decode(bytes));
   }
 
+  /**
+   * Asks the attached node to reach node `target` (by id) and ping it once: the path it took
+   * (`direct`, `punched`, `relayed`), the round trip, and what it tried first.
+   */
+  async ping(
+    target: string,
+    o: { relayOnly?: boolean; timeoutMs?: number } = {},
+  ): Promise<{ path: string; rttMs: number; via?: string; tried: string[] }> {
+    this.#open();
+    const s = this.#session;
+    if (!s || this.#status !== "connected") {
+      throw new ClientError("disconnected", `not connected to ${this.url}`);
+    }
+    const bytes = await s.request(
+      "nat.ping",
+      new TextEncoder().encode(JSON.stringify({ target, relayOnly: o.relayOnly === true })),
+      { timeoutMs: o.timeoutMs ?? 15_000 },
+    );
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+
   // ------------------------------------------------------------------ lifecycle
 
   /** Flushes what is queued (bounded), says goodbye, and closes. Subscriptions end. */

@@ -25,6 +25,8 @@ import { VERSION } from "../version.ts";
 import { nodeCredentials } from "./credentials.ts";
 import { nodeIdFromSpki, nodeIdFromText, nodeIdText } from "../identity/names.ts";
 import { Overlay } from "../mesh/overlay/overlay.ts";
+import { isPunch } from "../nat/punch.ts";
+import { Traversal } from "./traversal.ts";
 import { x509 } from "../identity/x509.ts";
 
 /** Application close code for a session closed because the peer broke the protocol. */
@@ -138,6 +140,10 @@ export class Node {
   membership!: MembershipGlue;
   /** Which members this node keeps routes to (docs/overlay.md). */
   overlay!: Overlay;
+  /** Reaching nodes by id: direct, punched, relayed (docs/nat-traversal.md). */
+  traversal!: Traversal;
+  /** Hole-punching probes that arrived (they open NAT state; nothing else to do with them). */
+  punchProbesSeen = 0;
   #avoidReset: ReturnType<typeof setInterval> | undefined;
   #planScheduled = false;
   /** Peer node ids an overlay dial is in flight to. */
@@ -224,6 +230,26 @@ export class Node {
           node.#memberChanged(e.kind, m.id, m.addr);
         }
       },
+    });
+    node.traversal = new Traversal({
+      nodeId,
+      endpoint,
+      sessionTo: (id) => node.#sessionTo(id),
+      rendezvous: () => [...node.#routes.values()].map((l) => l.session),
+      addressOf: (id) => {
+        const i = node.membership.dir.indexOf(id);
+        if (i === undefined || node.membership.core.stateOf(i) !== "alive") return undefined;
+        return node.membership.dir.entries[i]!.addr;
+      },
+      dial: (addr, ms) => withDeadline(node.#dialSession(addr), ms, `dialing ${addr}`),
+      adopt: async (conn) => {
+        const s = await PeerSession.dial(conn, node.#sessionOptions());
+        node.#track(s);
+        return s;
+      },
+    });
+    endpoint.setNonQuicHandler((data) => {
+      if (isPunch(data)) node.punchProbesSeen++;
     });
     node.overlay = new Overlay({
       self: nodeIdFromText(nodeId),
@@ -376,8 +402,24 @@ export class Node {
   }
 
   /** Requests on a session's own streams: membership messages, and inspection. */
-  #request(method: string, payload: Uint8Array, s: PeerSession): Uint8Array {
+  #request(
+    method: string,
+    payload: Uint8Array,
+    s: PeerSession,
+  ): Uint8Array | Promise<Uint8Array> {
+    const t = this.traversal.handle(method, payload, s);
+    if (t) return t;
     switch (method) {
+      case "nat.ping": {
+        // From a client: reach the node named and ping it once, saying how.
+        const { target, relayOnly } = JSON.parse(new TextDecoder().decode(payload)) as {
+          target: string;
+          relayOnly?: boolean;
+        };
+        return this.traversal.reach(target, { relayOnly: relayOnly === true }).then((r) =>
+          new TextEncoder().encode(JSON.stringify(r))
+        );
+      }
       case MEMBERSHIP_METHOD:
         return this.membership.onStream(s, payload);
       case "inspect.members":
@@ -387,6 +429,14 @@ export class Node {
       default:
         throw new Error(`unknown request ${JSON.stringify(method)}`);
     }
+  }
+
+  /** The first open session to `nodeId` (a route, a membership session, a punched one). */
+  #sessionTo(nodeId: string): PeerSession | undefined {
+    for (const s of this.#sessions) {
+      if (s.peer.nodeId === nodeId && s.conn.isOpen && !s.closing) return s;
+    }
+    return undefined;
   }
 
   /** A session to a node's address, for membership (tracked like any other). */
@@ -653,6 +703,16 @@ export class Node {
       process.off("SIGTERM", term);
     };
   }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
 }
 
 function urlOf(seed: { host: string; port: number }): string {

@@ -59,7 +59,19 @@ describe("macula (from source)", () => {
     for (const name of expected) expect(names.filter((n) => n === name)).toEqual([name]);
     expect(PLANNED_GROUPS.map((group) => group.name).sort()).toEqual(
       expected.filter((name) =>
-        !["demo", "certs", "context", "node", "pub", "sub", "call", "serve", "sim", "inspect"]
+        ![
+          "demo",
+          "certs",
+          "context",
+          "node",
+          "pub",
+          "sub",
+          "call",
+          "serve",
+          "sim",
+          "inspect",
+          "ping",
+        ]
           .includes(name)
       ).sort(),
     );

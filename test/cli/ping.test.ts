@@ -1,0 +1,60 @@
+/** `macula ping <node-id>` from source against nodes on 127.0.0.1. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { fileURLToPath } from "node:url";
+import { type Mesh, mesh } from "../helpers/mesh.ts";
+import { run } from "../helpers/run.ts";
+
+const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+let m: Mesh;
+beforeAll(async () => {
+  m = await mesh(3);
+});
+afterAll(() => m.close());
+
+const ping = (...args: string[]) =>
+  run([
+    process.execPath,
+    MAIN,
+    "ping",
+    ...args,
+    "--server",
+    m.nodes[1]!.url,
+    "--creds",
+    m.nodes[0]!.credsDir!,
+    "--interval",
+    "0",
+  ]);
+
+describe("macula ping", () => {
+  test("prints the path and round trip of each attempt", async () => {
+    const r = await ping(m.nodes[2]!.nodeId, "--count", "2");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.length).toBe(2);
+    expect(lines[0]).toMatch(/attempt 1: direct, rtt \d+\.\d\d ms/);
+  });
+
+  test("--relay --json: one object per attempt, relayed via the rendezvous", async () => {
+    const r = await ping(m.nodes[2]!.nodeId, "--relay", "--json", "--count", "1");
+    expect(r.code).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.path).toBe("relayed");
+    expect(o.via).toBe(m.nodes[0]!.nodeId);
+  });
+
+  test("--until-direct stops at the first direct path", async () => {
+    const r = await ping(m.nodes[2]!.nodeId, "--until-direct", "--count", "5");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n").length).toBe(1);
+  });
+
+  test("an unreachable id exits 1 saying what was tried; a malformed id exits 2", async () => {
+    let r = await ping("b".repeat(52), "--count", "1");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("cannot reach");
+    r = await ping("not-an-id");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("give a node id");
+  });
+});
