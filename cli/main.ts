@@ -13,10 +13,12 @@ import process from "node:process";
 import { certsCommand } from "./commands/certs.ts";
 import { contextCommand } from "./commands/context.ts";
 import { simCommand } from "./commands/sim.ts";
+import { stunCommand } from "./commands/stun.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { pingCommand } from "./commands/ping.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { messagingCommands } from "./commands/messaging.ts";
+import { netcheckCommand } from "./commands/netcheck.ts";
 import { nodeCommand } from "./commands/node.ts";
 import { plannedCommands } from "./commands/planned.ts";
 import { VERSION, versionCommand } from "./commands/version.ts";
@@ -41,7 +43,7 @@ Examples:
   $ macula sub 'sensors.>'                       print every message under sensors.
   $ macula pub sensors.kitchen.temp 21.5         publish one message
   $ macula call math.add '{"a":1,"b":2}'         call a procedure, print the reply
-  $ macula netcheck                              which NAT is this host behind? (planned)
+  $ macula netcheck                              which NAT is this host behind?
 
 Run 'macula <command> --help' for a command's arguments and options.
 Commands marked (planned) are not built yet: they print "not implemented yet" and exit 2.
@@ -58,6 +60,8 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(nodeCommand().helpGroup("Node:"));
   for (const command of messagingCommands()) program.addCommand(command);
   program.addCommand(certsCommand().helpGroup("Security:"));
+  program.addCommand(netcheckCommand().helpGroup("Network:"));
+  program.addCommand(stunCommand().helpGroup("Network:"));
   for (const planned of plannedCommands()) program.addCommand(planned);
   program.addCommand(contextCommand().helpGroup("Tools:"));
   program.addCommand(simCommand().helpGroup("Tools:"));

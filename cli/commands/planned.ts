@@ -30,18 +30,6 @@ export interface PlannedGroup {
 /** Every planned group, in the order `macula --help` lists them. */
 export const PLANNED_GROUPS: readonly PlannedGroup[] = [
   {
-    name: "netcheck",
-    summary: "report NAT type and reachability",
-    plan: "discover the public address, NAT mapping and filtering behaviour, and reachability",
-    group: "Network:",
-  },
-  {
-    name: "stun",
-    summary: "run or query a STUN server",
-    plan: "serve STUN binding requests, or ask a STUN server for this host's public address",
-    group: "Network:",
-  },
-  {
     name: "relay",
     summary: "relay traffic for peers that cannot connect directly",
     plan: "run a relay for peers behind NATs that hole punching cannot cross",

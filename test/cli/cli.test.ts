@@ -71,6 +71,8 @@ describe("macula (from source)", () => {
           "sim",
           "inspect",
           "ping",
+          "stun",
+          "netcheck",
         ]
           .includes(name)
       ).sort(),
@@ -89,9 +91,9 @@ describe("macula (from source)", () => {
   );
 
   test("a planned group's --help explains the plan and exits 0", async () => {
-    const result = await macula("netcheck", "--help");
+    const result = await macula("relay", "--help");
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain("Usage: macula netcheck");
+    expect(result.stdout).toContain("Usage: macula relay");
     expect(result.stdout).toContain("Not implemented yet. Planned:");
   });
 
