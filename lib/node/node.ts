@@ -26,6 +26,7 @@ import { nodeCredentials } from "./credentials.ts";
 import { nodeIdFromSpki, nodeIdFromText, nodeIdText } from "../identity/names.ts";
 import { Overlay } from "../mesh/overlay/overlay.ts";
 import { isPunch } from "../nat/punch.ts";
+import { StunServer } from "../nat/stun-server.ts";
 import { Traversal } from "./traversal.ts";
 import { x509 } from "../identity/x509.ts";
 
@@ -144,6 +145,8 @@ export class Node {
   traversal!: Traversal;
   /** Hole-punching probes that arrived (they open NAT state; nothing else to do with them). */
   punchProbesSeen = 0;
+  /** The STUN server on the QUIC port. */
+  stun!: StunServer;
   #avoidReset: ReturnType<typeof setInterval> | undefined;
   #planScheduled = false;
   /** Peer node ids an overlay dial is in flight to. */
@@ -248,8 +251,13 @@ export class Node {
         return s;
       },
     });
-    endpoint.setNonQuicHandler((data) => {
-      if (isPunch(data)) node.punchProbesSeen++;
+    // The QUIC port also answers STUN Binding requests (RFC 8489: netcheck and peers learn their
+    // public address from any node), and takes hole-punching probes (counted, dropped).
+    node.stun = new StunServer({
+      primary: endpoint,
+      onOther: (data) => {
+        if (isPunch(data)) node.punchProbesSeen++;
+      },
     });
     node.overlay = new Overlay({
       self: nodeIdFromText(nodeId),
@@ -477,6 +485,7 @@ export class Node {
     }
     this.#sessions.add(s);
     this.membership.attach(s);
+    this.traversal.sessionOpened(s);
     void s.closed.then(() => {
       this.#sessions.delete(s);
       const link = this.#links.get(s);

@@ -4,11 +4,12 @@
  * 1. an open session to it (path `direct`, or `punched` if it was made by punching);
  * 2. a direct dial to the address membership knows (`direct`);
  * 3. hole punching through a rendezvous node both have a session with: the rendezvous tells each
- *    side the other's address as it sees it, both send probes, one dials (`punched`);
+ *    side the other's address as it sees it, both send probes, one dials (`punched`); if that
+ *    fails, the target dials back the same way (a symmetric NAT reaches a full cone only so);
  * 4. else the rendezvous relays (`relayed`): requests for the target go through it.
  *
- * The requests between nodes: `nat.introduce` (to the rendezvous), `nat.punch` (from it, to the
- * target), `relay.ping` (through it), `ping`.
+ * The requests between nodes: `nat.introduce` and `nat.dialback` (to the rendezvous),
+ * `nat.punch` and `nat.dial` (from it, to the target), `relay.ping` (through it), `ping`.
  */
 import { punchConnect, PunchError, sendProbes } from "../nat/punch.ts";
 import type { PeerSession } from "../peer/session.ts";
@@ -52,7 +53,16 @@ const hostPort = (s: PeerSession) => ({ host: s.conn.remote.host, port: s.conn.r
 export class Traversal {
   /** Sessions made by punching. */
   readonly punched = new WeakSet<PeerSession>();
-  readonly stats = { introductions: 0, punchRequests: 0, punchedOk: 0, punchFailed: 0, relayed: 0 };
+  readonly stats = {
+    introductions: 0,
+    punchRequests: 0,
+    punchedOk: 0,
+    punchFailed: 0,
+    dialbacks: 0,
+    relayed: 0,
+  };
+  /** Peers told to punch towards us, until when: their session, if it comes, is punched. */
+  readonly #expected = new Map<string, number>();
 
   constructor(private readonly h: TraversalHost) {}
 
@@ -68,6 +78,7 @@ export class Traversal {
       case "nat.punch": {
         const p = dec<{ peer: string; host: string; port: number }>(payload);
         this.stats.punchRequests++;
+        this.#expected.set(p.peer, performance.now() + 15_000);
         // Probes now and twice more, to overlap with the other side's handshake attempts.
         sendProbes(this.h.endpoint, p.host, p.port);
         for (const t of [300, 800]) {
@@ -83,6 +94,10 @@ export class Traversal {
       }
       case "relay.ping":
         return this.#relayPing(dec<{ target: string }>(payload).target);
+      case "nat.dialback":
+        return this.#dialback(dec<{ target: string }>(payload).target, s);
+      case "nat.dial":
+        return this.#dial(dec<{ peer: string; host: string; port: number }>(payload));
       default:
         return undefined;
     }
@@ -99,6 +114,41 @@ export class Traversal {
       { timeoutMs: 2000 },
     );
     return enc(hostPort(t));
+  }
+
+  /**
+   * At the rendezvous: the asker's punch failed; have the target dial the asker instead (a
+   * symmetric NAT's new port reaches a peer that accepts anyone, but not the other way round).
+   */
+  async #dialback(target: string, requester: PeerSession): Promise<Uint8Array> {
+    const t = this.h.sessionTo(target);
+    if (!t) throw new Error(`no session to ${target} here`);
+    return await t.request(
+      "nat.dial",
+      enc({ peer: requester.peer.nodeId, ...hostPort(requester) }),
+      { timeoutMs: 9000 },
+    );
+  }
+
+  /** At the target: dial the asker's public address (probes first), as told by the rendezvous. */
+  async #dial(p: { peer: string; host: string; port: number }): Promise<Uint8Array> {
+    this.stats.dialbacks++;
+    const conn = await punchConnect(this.h.endpoint, p.host, p.port);
+    const s = await this.h.adopt(conn);
+    if (s.peer.nodeId !== p.peer) {
+      void s.close("not the node we were asked to dial");
+      throw new Error(`${p.host}:${p.port} is ${s.peer.nodeId}, not ${p.peer}`);
+    }
+    this.punched.add(s);
+    return enc({ ok: true });
+  }
+
+  /** Every new session: one a peer punched towards us after an introduction is `punched`. */
+  sessionOpened(s: PeerSession): void {
+    const until = this.#expected.get(s.peer.nodeId);
+    if (until === undefined) return;
+    this.#expected.delete(s.peer.nodeId);
+    if (performance.now() <= until) this.punched.add(s);
   }
 
   async #relayPing(target: string): Promise<Uint8Array> {
@@ -150,6 +200,17 @@ export class Traversal {
         } catch (e) {
           if (e instanceof PunchError) this.stats.punchFailed++;
           tried.push(`punch via ${via.slice(0, 12)}…: ${(e as Error).message}`);
+        }
+        try {
+          this.#expected.set(target, performance.now() + 15_000);
+          await r.request("nat.dialback", enc({ target }), { timeoutMs: 10_000 });
+          const s = this.h.sessionTo(target);
+          if (!s) throw new Error("it dialed, but no session arrived");
+          this.punched.add(s);
+          this.stats.punchedOk++;
+          return await ping(s, "punched", via);
+        } catch (e) {
+          tried.push(`dial back via ${via.slice(0, 12)}…: ${(e as Error).message}`);
         }
       }
       try {
