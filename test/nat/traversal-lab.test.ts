@@ -172,4 +172,36 @@ describe("NAT traversal in the lab", () => {
     }
     console.log(seen.join("\n"));
   }, 200_000);
+
+  test(
+    "a node whose NAT mapping changes keeps its session (QUIC follows the new address)",
+    async () => {
+      const n = nodes.find((x) => x.host.kind === "eim-pr")!;
+      const router = n.host.router!;
+      const proc = procs[1 + nodes.indexOf(n)]!; // the node's process (after the rendezvous)
+      const before = await cli(n.host.ns, ["ping", rendezvousId, "--count", "1", "--json"]);
+      expect(JSON.parse(before.stdout).path).toBe("direct");
+      // The router forgets its mappings and will map to other ports from now on.
+      const rule = ["-t", "nat", "-R", "POSTROUTING", "1", "-o", "wan", "-p", "udp", "-j"];
+      let r = await lab.exec(router.ns, [
+        "iptables",
+        ...rule,
+        "MASQUERADE",
+        "--to-ports",
+        "40000-40999",
+      ]);
+      expect(r.stderr).toBe("");
+      r = await lab.exec(router.ns, ["conntrack", "-F"]);
+      expect(r.code).toBe(0);
+      const after = await cli(n.host.ns, ["ping", rendezvousId, "--count", "2", "--json"]);
+      const attempts = after.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      expect(attempts.map((a) => a.path)).toEqual(["direct", "direct"]);
+      // The rendezvous saw the node come from a new port on the same session: no route went down.
+      expect(proc.err).not.toContain("route down");
+      // …and the mapping did change: the router now maps the node's QUIC socket to 40000-40999.
+      const table = await lab.exec(router.ns, ["conntrack", "-L", "-p", "udp"]);
+      expect(table.stdout).toMatch(/dst=203\.0\.113\.\d+ sport=4433 dport=40\d\d\d/);
+    },
+    120_000,
+  );
 });
