@@ -52,7 +52,27 @@ export interface NodeSnapshot {
   realm: string;
   url: string;
   clients: number;
-  routes: { nodeId: string; name: string; dialed: boolean }[];
+  /**
+   * Every open session: a route, a client, or a plain session (membership, punched, …); how it
+   * was made, where the peer is, and the current RTT. (Relayed peers have no session of their
+   * own: `macula ping` reports them.)
+   */
+  peers: {
+    nodeId: string;
+    role: "route" | "client" | "session";
+    path: "direct" | "punched";
+    remote: string;
+    rttMs: number;
+  }[];
+  /** Routes to peer nodes: how each was made, where the peer is, and the current RTT. */
+  routes: {
+    nodeId: string;
+    name: string;
+    dialed: boolean;
+    path: "direct" | "punched";
+    remote: string;
+    rttMs: number;
+  }[];
   subscriptions: number;
   remoteInterest: number;
   procedures: string[];
@@ -316,7 +336,22 @@ export class Node {
         nodeId: l.session.peer.nodeId,
         name: l.session.peer.name,
         dialed: l.dialed,
+        path: this.traversal.punched.has(l.session) ? "punched" as const : "direct" as const,
+        remote: `${l.session.conn.remote.host}:${l.session.conn.remote.port}`,
+        rttMs: l.session.conn.stats().rttMs,
       })),
+      peers: [...this.#sessions].filter((x) => x.conn.isOpen).map((x) => {
+        const link = this.#links.get(x);
+        return {
+          nodeId: x.peer.nodeId,
+          role: link
+            ? (link.kind === "client" ? "client" as const : "route" as const)
+            : "session" as const,
+          path: this.traversal.punched.has(x) ? "punched" as const : "direct" as const,
+          remote: `${x.conn.remote.host}:${x.conn.remote.port}`,
+          rttMs: x.conn.stats().rttMs,
+        };
+      }),
       subscriptions: r.subscriptions,
       remoteInterest: r.remoteInterest,
       procedures: r.procedures,
@@ -518,8 +553,10 @@ export class Node {
     s: PeerSession,
     kind: "client" | "node",
     dialed: boolean,
+    seed = false,
   ): Promise<BusLink | undefined> {
     const link = new BusLink(`${kind}:${this.#linkIds++}`, kind, s, dialed, this);
+    link.seed = seed;
     if (kind === "node") {
       const peer = s.peer.nodeId;
       if (peer === this.nodeId) {
@@ -531,6 +568,9 @@ export class Node {
         // Keep the route dialed by the smaller node id; both ends decide the same way.
         const dialerOf = (l: { dialed: boolean }) => (l.dialed ? this.nodeId : peer);
         const keepNew = dialerOf(link) < dialerOf(old);
+        // A route to a configured seed stays pinned whichever session carries it.
+        if (keepNew) link.seed ||= old.seed;
+        else old.seed ||= link.seed;
         const loser = keepNew ? old.session : s;
         void loser.conn.close(DUPLICATE_ROUTE, "duplicate route");
         if (!keepNew) return undefined;
@@ -671,8 +711,7 @@ export class Node {
       }
       attempt = 0;
       this.#track(s);
-      const link = await this.#open(s, "node", true);
-      if (link) link.seed = true;
+      await this.#open(s, "node", true, true);
       await s.closed;
       // A duplicate route closed this one: wait for the kept route to go before redialing.
       for (let kept = this.#routes.get(s.peer.nodeId); kept && !this.#stopping;) {

@@ -122,6 +122,12 @@ describe("NAT traversal in the lab", () => {
     }
     console.log(results.join("\n"));
     for (const [path, want] of got) expect(path).toBe(want);
+    // The full-cone node's own view: its sessions to the other NATed nodes are punched, with an RTT.
+    const fc = nodes.find((x) => x.host.kind === "eim-fc")!;
+    const snap = JSON.parse((await cli(fc.host.ns, ["inspect", "node", "--json"])).stdout);
+    const punched = snap.peers.filter((p: { path: string }) => p.path === "punched");
+    expect(punched.length).toBeGreaterThanOrEqual(1);
+    for (const p of punched) expect(p.rttMs).toBeGreaterThanOrEqual(0);
   }, 300_000);
 
   test("netcheck behind each NAT names its mapping and filtering (RFC 5780)", async () => {

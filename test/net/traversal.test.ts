@@ -25,6 +25,15 @@ describe("reaching a node by id", () => {
     expect(r.path).toBe("direct");
     expect(r.rttMs).toBeGreaterThan(0);
     expect((await a!.traversal.reach(b!.nodeId)).path).toBe("direct");
+    // Every session knows its path, the peer's address and the RTT.
+    const peers = a!.snapshot().peers;
+    expect(peers.length).toBeGreaterThan(0);
+    for (const p of peers) {
+      expect(p.path).toBe("direct");
+      expect(p.remote).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(p.rttMs).toBeGreaterThanOrEqual(0);
+    }
+    expect(peers.some((p) => p.role === "route" && p.nodeId === b!.nodeId)).toBe(true);
   });
 
   test("relayed through the rendezvous when asked to (or when nothing else works)", async () => {
