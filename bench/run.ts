@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { writeDocSection } from "./lib/report.ts";
 import { type Bench, type BenchOptions, UsageError } from "./lib/types.ts";
 import { membershipBench } from "./membership/bench.ts";
+import { natBench } from "./nat/bench.ts";
 import { messagingBench } from "./messaging/bench.ts";
 import { quicBench } from "./quic/bench.ts";
 
@@ -15,6 +16,7 @@ const BENCHES: Readonly<Record<string, Bench>> = {
   quic: quicBench,
   messaging: messagingBench,
   membership: membershipBench,
+  nat: natBench,
 };
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");

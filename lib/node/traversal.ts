@@ -23,6 +23,8 @@ export interface ReachResult {
   target: string;
   path: PathKind;
   rttMs: number;
+  /** From the start of the attempt to the ping's answer: the time to a first byte. */
+  elapsedMs: number;
   /** The rendezvous or relay node, when one was used. */
   via?: string;
   /** What was tried before, in order (failures included). */
@@ -161,10 +163,19 @@ export class Traversal {
   /** Reaches `target` the best way available and pings it once. */
   async reach(target: string, o: { relayOnly?: boolean } = {}): Promise<ReachResult> {
     const tried: string[] = [];
+    const started = performance.now();
     const ping = async (s: PeerSession, path: PathKind, via?: string): Promise<ReachResult> => {
       const t0 = performance.now();
       await s.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
-      return { target, path, rttMs: round(performance.now() - t0), ...(via ? { via } : {}), tried };
+      const now = performance.now();
+      return {
+        target,
+        path,
+        rttMs: round(now - t0),
+        elapsedMs: round(now - started),
+        ...(via ? { via } : {}),
+        tried,
+      };
     };
     if (!o.relayOnly) {
       const open = this.h.sessionTo(target);
@@ -216,7 +227,15 @@ export class Traversal {
       try {
         const t0 = performance.now();
         await r.request("relay.ping", enc({ target }), { timeoutMs: 3000 });
-        return { target, path: "relayed", rttMs: round(performance.now() - t0), via, tried };
+        const now = performance.now();
+        return {
+          target,
+          path: "relayed",
+          rttMs: round(now - t0),
+          elapsedMs: round(now - started),
+          via,
+          tried,
+        };
       } catch (e) {
         tried.push(`relay via ${via.slice(0, 12)}…: ${(e as Error).message}`);
       }
