@@ -5,10 +5,11 @@
  * first byte (`macula ping`'s first answer). The baseline in the same run: two public hosts.
  * Asserts correctness (every pair reached, by the expected path), never speed.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
+import { startLabNodes } from "../../test/helpers/labnodes.ts";
 import { createLab, type Lab } from "../../test/helpers/natlab.ts";
 import { Proc } from "../../test/helpers/proc.ts";
 import { machineInfo, machineMarkdown } from "../lib/machine.ts";
@@ -27,7 +28,6 @@ export const natBench: Bench = {
   summary: "NAT lab: path and time to first byte for every pair of NAT kinds (needs root)",
   async run(o: BenchOptions): Promise<BenchOutcome> {
     const machine = machineMarkdown(await machineInfo(o.repoRoot));
-    const main = resolve(o.repoRoot, "cli/main.ts");
     const dir = mkdtempSync(join(tmpdir(), "macula-bench-nat-"));
     let lab: Lab | undefined;
     const procs: Proc[] = [];
@@ -36,57 +36,20 @@ export const natBench: Bench = {
         nats: KINDS.map((kind) => ({ kind, firewall: true })),
         publicHosts: 2,
       });
-      const start = async (ns: string, args: string[]) => {
-        const p = new Proc(
-          ["node", "up"],
-          lab!.spawn(ns, [process.execPath, main, "node", "up", ...args, "--ready-json"]),
-        );
-        procs.push(p);
-        await p.waitFor("out", "\n", 30_000);
-        return JSON.parse(p.lines()[0]!) as { nodeId: string; caDir: string; credsDir: string };
-      };
-      const r = await start(lab.internet.ns, [
-        "--data-dir",
-        join(dir, "r"),
-        "--listen",
-        `${lab.internet.addresses[0]}:4433`,
-      ]);
-      const nodes: { name: string; kind: string; ns: string; id: string }[] = [];
-      for (const h of lab.hosts) {
-        const config = join(dir, `${h.name}.yaml`);
-        writeFileSync(config, `advertise: quic://${h.address}:4433\n`);
-        const n = await start(h.ns, [
-          "--config",
-          config,
-          "--data-dir",
-          join(dir, h.name),
-          "--dev-ca-dir",
-          r.caDir,
-          "--listen",
-          "0.0.0.0:4433",
-          "--join",
-          `quic://${lab.internet.addresses[0]}:4433`,
-        ]);
-        nodes.push({ name: h.name, kind: h.kind, ns: h.ns, id: n.nodeId });
-      }
+      const ln = await startLabNodes(lab, dir);
+      procs.push(...ln.procs);
+      const nodes = ln.nodes.map((n) => ({
+        name: n.host.name,
+        kind: n.host.kind,
+        ns: n.host.ns,
+        id: n.id,
+      }));
       const rows: string[] = [];
       const problems: string[] = [];
       for (const a of nodes) {
         for (const b of nodes) {
           if (a === b) continue;
-          const res = await lab.exec(a.ns, [
-            process.execPath,
-            main,
-            "ping",
-            b.id,
-            "--count",
-            "1",
-            "--json",
-            "--server",
-            "quic://127.0.0.1:4433",
-            "--creds",
-            r.credsDir,
-          ], { timeoutMs: 60_000 });
+          const res = await ln.cli(a.ns, ["ping", b.id, "--count", "1", "--json"]);
           const j = JSON.parse(res.stdout.trim().split("\n")[0] ?? "{}");
           const want = expected(a.kind, b.kind);
           const line = {
@@ -94,6 +57,7 @@ export const natBench: Bench = {
             from: a.kind,
             to: b.kind,
             path: j.path ?? "unreachable",
+            ...(j.error ? { error: j.error } : {}),
             first_byte_ms: j.elapsedMs ?? null,
             rtt_ms: j.rttMs ?? null,
           };

@@ -485,7 +485,7 @@ export class Client {
     const bytes = await s.request(
       "nat.ping",
       new TextEncoder().encode(JSON.stringify({ target, relayOnly: o.relayOnly === true })),
-      { timeoutMs: o.timeoutMs ?? 15_000 },
+      { timeoutMs: o.timeoutMs ?? 30_000 },
     );
     return JSON.parse(new TextDecoder().decode(bytes));
   }

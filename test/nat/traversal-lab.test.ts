@@ -6,85 +6,35 @@
  * `macula netcheck` behind each NAT names its behaviour. Needs root, ip and iptables (.ci/run).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
-import { createLab, type Host, type Lab } from "../helpers/natlab.ts";
+import { type LabNodes, MAIN, startLabNodes } from "../helpers/labnodes.ts";
+import { createLab, type Lab } from "../helpers/natlab.ts";
 import { Proc } from "../helpers/proc.ts";
 
-const MAIN = resolve(import.meta.dir, "../../cli/main.ts");
 const KINDS = ["eim-fc", "eim-pr", "sym", "sym"] as const;
 let lab: Lab;
 let dir: string;
-const procs: Proc[] = [];
-let creds = "";
+let ln: LabNodes;
 let rendezvousId = "";
-const nodes: { host: Host; id: string }[] = [];
-
-async function start(
-  ns: string,
-  args: string[],
-): Promise<{ nodeId: string; credsDir: string; caDir: string }> {
-  const p = new Proc(
-    ["node", "up", ...args],
-    lab.spawn(ns, [process.execPath, MAIN, "node", "up", ...args, "--ready-json"]),
-  );
-  procs.push(p);
-  await p.waitFor("out", "\n", 30_000);
-  return JSON.parse(p.lines()[0]!);
-}
-
-/** Runs the CLI in `ns` against the node of that namespace. */
-async function cli(
-  ns: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return await lab.exec(ns, [
-    process.execPath,
-    MAIN,
-    ...args,
-    "--server",
-    "quic://127.0.0.1:4433",
-    "--creds",
-    creds,
-  ], { timeoutMs: 40_000 });
-}
+let nodes: LabNodes["nodes"] = [];
+const procs: Proc[] = [];
+const cli = (ns: string, args: string[]) => ln.cli(ns, args);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "macula-natlab-"));
   // Routers drop unsolicited inbound packets, as home routers do (without it, Linux confirms a
   // conntrack entry for an unsolicited packet, and that entry changes later mappings).
   lab = await createLab({ nats: KINDS.map((kind) => ({ kind, firewall: true })) });
-  const r = await start(lab.internet.ns, [
-    "--data-dir",
-    join(dir, "r"),
-    "--listen",
-    `${lab.internet.addresses[0]}:4433`,
-  ]);
-  rendezvousId = r.nodeId;
-  creds = r.credsDir;
-  for (const host of lab.hosts) {
-    const config = join(dir, `${host.name}.yaml`);
-    // A node behind a NAT knows only its LAN address.
-    writeFileSync(config, `advertise: quic://${host.address}:4433\n`);
-    const n = await start(host.ns, [
-      "--config",
-      config,
-      "--data-dir",
-      join(dir, host.name),
-      "--dev-ca-dir",
-      r.caDir,
-      "--listen",
-      "0.0.0.0:4433",
-      "--join",
-      `quic://${lab.internet.addresses[0]}:4433`,
-    ]);
-    nodes.push({ host, id: n.nodeId });
-  }
+  ln = await startLabNodes(lab, dir);
+  rendezvousId = ln.rendezvous.nodeId;
+  nodes = ln.nodes;
 }, 120_000);
 
 afterAll(async () => {
+  ln?.kill();
   for (const p of procs) p.p.kill("SIGKILL");
   await lab?.destroy();
   rmSync(dir, { recursive: true, force: true });
@@ -184,7 +134,7 @@ describe("NAT traversal in the lab", () => {
     async () => {
       const n = nodes.find((x) => x.host.kind === "eim-pr")!;
       const router = n.host.router!;
-      const proc = procs[1 + nodes.indexOf(n)]!; // the node's process (after the rendezvous)
+      const proc = n.proc;
       const before = await cli(n.host.ns, ["ping", rendezvousId, "--count", "1", "--json"]);
       expect(JSON.parse(before.stdout).path).toBe("direct");
       // The router forgets its mappings and will map to other ports from now on.
