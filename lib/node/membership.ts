@@ -55,6 +55,8 @@ export interface MembershipGlueOptions {
 }
 
 const MONO = () => performance.now();
+/** How long a dial for membership may take before the messages waiting on it are dropped. */
+const DIAL_TIMEOUT_MS = 3000;
 
 /** The membership of one running node. */
 export class MembershipGlue {
@@ -215,7 +217,16 @@ export class MembershipGlue {
     }
     const pending = this.#dialing.get(addr);
     if (pending) return pending;
-    const p = this.o.dial(addr).then(
+    // Bounded: a dial that hangs (no answer: QUIC gets no refusal) must not hold every later
+    // message to that address; the next send dials afresh.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const dial = Promise.race([
+      this.o.dial(addr),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("dial timed out")), DIAL_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const p = dial.then(
       (s) => {
         this.#dialing.delete(addr);
         this.#byAddr.set(addr, s);

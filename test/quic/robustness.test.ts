@@ -252,6 +252,7 @@ describe("loss and migration", () => {
         await until(
           () => sconn.remote.port === newPort,
           "server follows the client to its new port",
+          40_000, // path validation backs off when the machine is loaded; bounded all the same
         );
       }
       h.update(chunk);
@@ -273,5 +274,5 @@ describe("loss and migration", () => {
     await after.end(new TextEncoder().encode("still here"));
     expect(new TextDecoder().decode(await back)).toBe("still here");
     expect(sconn.remote.port).toBe(newPort);
-  }, 60_000);
+  }, 120_000);
 });
