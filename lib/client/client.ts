@@ -25,6 +25,7 @@ import { ChannelWriter } from "../peer/writer.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
 import type { Frame } from "../wire/codec.ts";
 import { parseUrl } from "./url.ts";
+import { withTimeout as deadline } from "../util/timeout.ts";
 
 /** PEM credentials: the realm CA, a certificate it issued, and that certificate's key. */
 export interface ClientCredentials {
@@ -756,16 +757,7 @@ export class Client {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      t = setTimeout(
-        () => reject(new ClientError("timeout", `${what}: no answer within ${ms} ms`)),
-        ms,
-      );
-    }),
-  ]).finally(() => clearTimeout(t));
+  return deadline(p, ms, () => new ClientError("timeout", `${what}: no answer within ${ms} ms`));
 }
 
 /**

@@ -9,6 +9,7 @@
  * port. Then probes with the normal TTL, then the handshake, with bounded attempts and time.
  */
 import type { QuicConnection, QuicEndpoint } from "../quic/mod.ts";
+import { withTimeout } from "../util/timeout.ts";
 
 /** The first bytes of a punch probe (in the non-QUIC range of the first-byte demux). */
 export const PUNCH_MAGIC = new Uint8Array([0x3f, 0x4d, 0x50, 0x55, 0x4e, 0x43, 0x48]); // "?MPUNCH"
@@ -83,21 +84,13 @@ export async function punchConnect(
   const each = o.attemptTimeoutMs ?? 1500;
   for (let i = 0; i < attempts; i++) {
     sendProbes(ep, host, port, o);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const attempt = ep.connect({ host, port });
     try {
-      return await Promise.race([
-        attempt,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no handshake within ${each} ms`)), each);
-        }),
-      ]);
+      return await withTimeout(attempt, each, () => new Error(`no handshake within ${each} ms`));
     } catch (e) {
       tried.push(`attempt ${i + 1}: ${(e as Error).message}`);
       // A handshake that completes after its attempt gave up is closed, not leaked.
       attempt.then((c) => c.close(0, "punch attempt superseded")).catch(() => {});
-    } finally {
-      clearTimeout(timer);
     }
   }
   throw new PunchError(`no direct path to ${host}:${port} (${tried.join("; ")})`, tried);

@@ -23,7 +23,7 @@
  * ```
  */
 import { parse, YAMLParseError } from "yaml";
-import { parseUrl, UrlError } from "../client/url.ts";
+import { formatUrl, parseUrl, UrlError } from "../client/url.ts";
 import { realmProblem } from "../identity/names.ts";
 import { MAX_PAYLOAD_LIMIT } from "../messaging/frames.ts";
 
@@ -191,7 +191,7 @@ export function configFrom(raw: unknown): NodeConfig {
   }
   if (top.advertise !== undefined) {
     const a = parseSeed(top.advertise, "advertise");
-    c.advertise = `quic://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
+    c.advertise = formatUrl(a.host, a.port);
   }
   if (c.devCaDir !== null && c.realm !== "dev") {
     throw new ConfigError(

@@ -20,6 +20,7 @@ import {
 } from "../mesh/membership/swim.ts";
 import { decodeMembership, encodeMembership } from "../mesh/membership/wire.ts";
 import type { PeerSession } from "../peer/session.ts";
+import { withTimeout } from "../util/timeout.ts";
 
 /** The request method that carries a membership message on a stream. */
 export const MEMBERSHIP_METHOD = "membership.msg";
@@ -219,13 +220,7 @@ export class MembershipGlue {
     if (pending) return pending;
     // Bounded: a dial that hangs (no answer: QUIC gets no refusal) must not hold every later
     // message to that address; the next send dials afresh.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const dial = Promise.race([
-      this.o.dial(addr),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("dial timed out")), DIAL_TIMEOUT_MS);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const dial = withTimeout(this.o.dial(addr), DIAL_TIMEOUT_MS, () => new Error("dial timed out"));
     const p = dial.then(
       (s) => {
         this.#dialing.delete(addr);

@@ -29,6 +29,8 @@ import { isPunch } from "../nat/punch.ts";
 import { StunServer } from "../nat/stun-server.ts";
 import { Traversal } from "./traversal.ts";
 import { x509 } from "../identity/x509.ts";
+import { formatUrl } from "../client/url.ts";
+import { withTimeout } from "../util/timeout.ts";
 
 /** Application close code for a session closed because the peer broke the protocol. */
 export const PROTOCOL_VIOLATION = 0x12;
@@ -244,7 +246,7 @@ export class Node {
       id: nodeId,
       addr: node.url,
       meta: { realm: config.realm, tags: config.tags, version: VERSION },
-      seeds: config.join.map(urlOf),
+      seeds: config.join.map((s) => formatUrl(s.host, s.port)),
       dial: (addr) => node.#dialSession(addr),
       isPinned: (s) => node.#links.has(s),
       onEvent: (e, m) => {
@@ -264,7 +266,12 @@ export class Node {
         if (i === undefined || node.membership.core.stateOf(i) !== "alive") return undefined;
         return node.membership.dir.entries[i]!.addr;
       },
-      dial: (addr, ms) => withDeadline(node.#dialSession(addr), ms, `dialing ${addr}`),
+      dial: (addr, ms) =>
+        withTimeout(
+          node.#dialSession(addr),
+          ms,
+          () => new Error(`dialing ${addr}: no answer within ${ms} ms`),
+        ),
       adopt: async (conn) => {
         const s = await PeerSession.dial(conn, node.#sessionOptions());
         node.#track(s);
@@ -303,7 +310,7 @@ export class Node {
     let host = this.config.listen.host;
     if (host === "0.0.0.0") host = "127.0.0.1";
     if (host === "::") host = "::1";
-    return host.includes(":") ? `quic://[${host}]:${port}` : `quic://${host}:${port}`;
+    return formatUrl(host, port);
   }
 
   /** False once `stop` was called. */
@@ -695,7 +702,7 @@ export class Node {
 
   /** Keeps a route to one seed for as long as the node runs. */
   async #dialLoop(seed: { host: string; port: number }): Promise<void> {
-    const where = `quic://${seed.host.includes(":") ? `[${seed.host}]` : seed.host}:${seed.port}`;
+    const where = formatUrl(seed.host, seed.port);
     let attempt = 0;
     while (!this.#stopping) {
       let s: PeerSession | undefined;
@@ -751,20 +758,6 @@ export class Node {
       process.off("SIGTERM", term);
     };
   }
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
-
-function urlOf(seed: { host: string; port: number }): string {
-  return `quic://${seed.host.includes(":") ? `[${seed.host}]` : seed.host}:${seed.port}`;
 }
 
 function describe(p: PeerIdentity): string {

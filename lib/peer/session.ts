@@ -13,6 +13,7 @@ import type { PeerIdentity } from "../identity/verify.ts";
 import type { CloseInfo, QuicConnection, QuicStream } from "../quic/mod.ts";
 import { type Frame, FrameReader, WireError } from "../wire/codec.ts";
 import { sessionCodec, VERSIONS } from "./frames.ts";
+import { withTimeout as deadline } from "../util/timeout.ts";
 
 /** Why a session operation failed. */
 export type SessionErrorCode =
@@ -102,14 +103,7 @@ async function firstFrame(stream: QuicStream, want: string[]): Promise<Frame> {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new SessionError("timeout", `${what} took longer than ${ms} ms`)),
-      ms,
-    );
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return deadline(p, ms, () => new SessionError("timeout", `${what} took longer than ${ms} ms`));
 }
 
 /** One authenticated session with a peer. */
