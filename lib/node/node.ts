@@ -175,8 +175,8 @@ export class Node {
   readonly #overlayDialing = new Set<string>();
   /** Sleeping dial loops, woken by stop. */
   readonly #wake = new Set<() => void>();
-  /** `waitForRoutes` callers, told when a route comes up. */
-  readonly #routeWatch = new Set<() => void>();
+  /** `waitForRoutes`/`waitForMembers` callers, told when a route or a member changes. */
+  readonly #watch = new Set<() => void>();
 
   private constructor(
     readonly config: NodeConfig,
@@ -250,6 +250,7 @@ export class Node {
       dial: (addr) => node.#dialSession(addr),
       isPinned: (s) => node.#links.has(s),
       onEvent: (e, m) => {
+        for (const w of [...node.#watch]) w();
         if (e.kind === "alive" || e.kind === "dead" || e.kind === "left") {
           log(`member ${e.kind === "alive" ? "up" : e.kind}: ${m.id.slice(0, 12)}… ${m.addr}`);
           node.#memberChanged(e.kind, m.id, m.addr);
@@ -378,41 +379,41 @@ export class Node {
   }
 
   /** Resolves once this node knows `count` members alive (itself included), or rejects. */
-  async waitForMembers(count: number, timeoutMs = 10_000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (this.membership.core.liveCount < count) {
-      if (performance.now() > deadline) {
-        throw new Error(
-          `node ${this.url}: ${this.membership.core.liveCount} of ${count} members after ${timeoutMs} ms`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  waitForMembers(count: number, timeoutMs = 10_000): Promise<void> {
+    return this.#waitFor(
+      () => this.membership.core.liveCount >= count,
+      () => `${this.membership.core.liveCount} of ${count} members`,
+      timeoutMs,
+    );
   }
 
   /**
    * Resolves once this node has at least `count` routes to peer nodes (for scripts and tests);
    * rejects after `timeoutMs`.
    */
-  async waitForRoutes(count: number, timeoutMs = 10_000): Promise<void> {
-    if (this.#routes.size >= count) return;
-    await new Promise<void>((resolve, reject) => {
+  waitForRoutes(count: number, timeoutMs = 10_000): Promise<void> {
+    return this.#waitFor(
+      () => this.#routes.size >= count,
+      () => `${this.#routes.size} of ${count} routes`,
+      timeoutMs,
+    );
+  }
+
+  /** Waits for `cond`, checked whenever a route or member changes; bounded by `timeoutMs`. */
+  #waitFor(cond: () => boolean, state: () => string, timeoutMs: number): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
       const check = () => {
-        if (this.#routes.size >= count) {
-          clearTimeout(t);
-          this.#routeWatch.delete(check);
-          resolve();
-        }
+        if (!cond()) return;
+        clearTimeout(t);
+        this.#watch.delete(check);
+        resolve();
       };
       const t = setTimeout(() => {
-        this.#routeWatch.delete(check);
-        reject(
-          new Error(
-            `node ${this.url}: ${this.#routes.size} of ${count} routes after ${timeoutMs} ms`,
-          ),
-        );
+        this.#watch.delete(check);
+        reject(new Error(`node ${this.url}: ${state()} after ${timeoutMs} ms`));
       }, timeoutMs);
-      this.#routeWatch.add(check);
+      this.#watch.add(check);
     });
   }
 
@@ -603,7 +604,7 @@ export class Node {
       this.overlay.linkUp(nodeIdFromText(s.peer.nodeId), dialed ? "out" : "in");
       this.#schedulePlan();
       this.log(`route up: ${describe(s.peer)} (${dialed ? "dialed" : "accepted"})`);
-      for (const w of [...this.#routeWatch]) w();
+      for (const w of [...this.#watch]) w();
     }
     return link;
   }
