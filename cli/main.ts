@@ -21,6 +21,7 @@ import { messagingCommands } from "./commands/messaging.ts";
 import { netcheckCommand } from "./commands/netcheck.ts";
 import { nodeCommand } from "./commands/node.ts";
 import { plannedCommands } from "./commands/planned.ts";
+import { relayCommand } from "./commands/relay.ts";
 import { VERSION, versionCommand } from "./commands/version.ts";
 
 /** Exit code for usage errors. */
@@ -62,6 +63,7 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(certsCommand().helpGroup("Security:"));
   program.addCommand(netcheckCommand().helpGroup("Network:"));
   program.addCommand(stunCommand().helpGroup("Network:"));
+  program.addCommand(relayCommand().helpGroup("Network:"));
   for (const planned of plannedCommands()) program.addCommand(planned);
   program.addCommand(contextCommand().helpGroup("Tools:"));
   program.addCommand(simCommand().helpGroup("Tools:"));

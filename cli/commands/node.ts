@@ -74,6 +74,8 @@ interface UpFlags {
   join?: string[];
   realm?: string;
   devCaDir?: string;
+  /** False with --no-relay. */
+  relay?: boolean;
 }
 
 /** Reads the file (if any) and lays the flags over it. Throws ConfigError naming the key. */
@@ -103,6 +105,9 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
   }
   if (flags.join !== undefined) merged.join = flags.join;
   if (flags.devCaDir !== undefined) merged.dev_ca_dir = flags.devCaDir;
+  if (flags.relay === false) {
+    merged.relay = { ...(raw.relay as Record<string, unknown> | undefined), enabled: false };
+  }
   try {
     return configFrom(merged);
   } catch (e) {
@@ -128,6 +133,12 @@ function banner(node: Node, listen: NodeConfig["listen"]): void {
     s.host.includes(":") ? `quic://[${s.host}]:${s.port}` : `quic://${s.host}:${s.port}`
   );
   line(`  join     ${seeds.length > 0 ? seeds.join(", ") : "-"}`);
+  const r = node.config.relay;
+  line(
+    `  relay    ${
+      r.enabled ? `on (${r.sessionsPerPeer} sessions and ${r.bytesPerSecond} B/s per peer)` : "off"
+    }`,
+  );
   if (node.credsDir !== null && node.caDir !== null) {
     const creds = q(node.credsDir);
     const next = node.endpoint.address.port === 4433 ? "4434" : "0";
@@ -171,6 +182,7 @@ function upCommand() {
       "--dev-ca-dir <dir>",
       "dev realm: use the CA in this directory (share it between local nodes)",
     )
+    .option("--no-relay", "do not relay for other nodes (relay.enabled: false)")
     .option(
       "--ready-json",
       "print one JSON line {ready,nodeId,realm,url,credsDir,caDir} instead of the text banner",
@@ -188,6 +200,12 @@ Configuration: flags, over the --config file, over the defaults (dev realm, ./ma
   quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
   limits: { max_payload: 1048576 }
   dev_ca_dir: ./n1/ca                                     # dev realm only
+  advertise: quic://203.0.113.7:4433      # where other nodes reach this one (default: listen)
+  overlay: { k: 8 }                       # routes kept to neighbours from membership
+  tags: [gpu]                             # announced to the realm's members
+  relay: { enabled: true, sessions_per_peer: 16, bytes_per_second: 1048576 }
+                                          # relaying for peers that cannot reach each other
+                                          # (docs/nat-traversal.md has every relay key)
 
 In the dev realm the node makes its own CA, node certificate and client credentials under the
 data directory on first start, and prints how to connect. The banner (or --ready-json line)

@@ -25,7 +25,10 @@ export function pingCommand() {
       .argument("<node-id>", "the node to reach", nodeIdArg)
       .option("-c, --count <n>", "attempts", intArg(1, 1000), 3)
       .option("--interval <ms>", "time between attempts", intArg(0, 60_000), 1000)
-      .option("--until-direct", "keep trying (up to --count) until the path is not relayed")
+      .option(
+        "--until-direct",
+        "keep trying (up to --count) until the path is not relayed; each try of a relayed peer also tries to move it to a direct path",
+      )
       .option("--relay", "go through a relay even when a direct path exists (to test it)")
       .option("--json", "one JSON object per attempt"),
   )
@@ -34,7 +37,9 @@ export function pingCommand() {
       `${TARGET_HELP}
 
 The node tries, in order: an open session; a direct dial to the address membership knows; hole
-punching through a rendezvous node both have a session with; a relay through that node.
+punching through a rendezvous node both have a session with; a relayed session through that node
+(a QUIC connection between the two nodes whose packets the relay forwards). A relayed session
+keeps trying to move to a direct path on its own (relay.upgrade_after_ms, then doubling).
 
 Examples:
   $ macula ping 4kmaetqwl2tzhekhw4shb6euftzfwrw4sx32ketzmm7aybrjh6qq
@@ -50,7 +55,10 @@ found), 1 it could not be reached (or stayed relayed), 2 usage.`,
       try {
         for (let i = 1; i <= o.count; i++) {
           try {
-            const r = await client.ping(id, { relayOnly: o.relay === true });
+            const r = await client.ping(id, {
+              relayOnly: o.relay === true,
+              upgrade: o.untilDirect === true,
+            });
             if (o.json) process.stdout.write(`${JSON.stringify({ attempt: i, ...r })}\n`);
             else {
               const via = r.via ? ` via ${r.via.slice(0, 12)}…` : "";

@@ -30,12 +30,6 @@ export interface PlannedGroup {
 /** Every planned group, in the order `macula --help` lists them. */
 export const PLANNED_GROUPS: readonly PlannedGroup[] = [
   {
-    name: "relay",
-    summary: "relay traffic for peers that cannot connect directly",
-    plan: "run a relay for peers behind NATs that hole punching cannot cross",
-    group: "Network:",
-  },
-  {
     name: "bench",
     summary: "benchmark the mesh against a baseline",
     plan: "measure pub/sub, RPC and QUIC throughput and latency against a baseline in the same run",

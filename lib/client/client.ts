@@ -472,11 +472,13 @@ export class Client {
 
   /**
    * Asks the attached node to reach node `target` (by id) and ping it once: the path it took
-   * (`direct`, `punched`, `relayed`), the round trip, and what it tried first.
+   * (`direct`, `punched`, `relayed`), the round trip, and what it tried first. `relayOnly` goes
+   * through a relay even when a direct path exists; `upgrade` first tries to move a relayed
+   * session to a direct path (instead of waiting for the node's next scheduled try).
    */
   async ping(
     target: string,
-    o: { relayOnly?: boolean; timeoutMs?: number } = {},
+    o: { relayOnly?: boolean; upgrade?: boolean; timeoutMs?: number } = {},
   ): Promise<{ path: string; rttMs: number; via?: string; tried: string[] }> {
     this.#open();
     const s = this.#session;
@@ -485,7 +487,9 @@ export class Client {
     }
     const bytes = await s.request(
       "nat.ping",
-      new TextEncoder().encode(JSON.stringify({ target, relayOnly: o.relayOnly === true })),
+      new TextEncoder().encode(
+        JSON.stringify({ target, relayOnly: o.relayOnly === true, upgrade: o.upgrade === true }),
+      ),
       { timeoutMs: o.timeoutMs ?? 30_000 },
     );
     return JSON.parse(new TextDecoder().decode(bytes));

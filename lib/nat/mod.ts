@@ -52,3 +52,17 @@ export {
   StunClient,
   type Verdict,
 } from "./netcheck.ts";
+export {
+  isRelayPacket,
+  RELAY_BYTE,
+  RELAY_DEFAULTS,
+  type RelayAllocationInfo,
+  type RelayEnd,
+  type RelayLimits,
+  RelayRefused,
+  RelayServer,
+  type RelayStats,
+  RelayTunnels,
+  type TunnelEndpoint,
+  wrapRelayPacket,
+} from "./relay.ts";

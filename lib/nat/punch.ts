@@ -9,7 +9,6 @@
  * port. Then probes with the normal TTL, then the handshake, with bounded attempts and time.
  */
 import type { QuicConnection, QuicEndpoint } from "../quic/mod.ts";
-import { withTimeout } from "../util/timeout.ts";
 
 /** The first bytes of a punch probe (in the non-QUIC range of the first-byte demux). */
 export const PUNCH_MAGIC = new Uint8Array([0x3f, 0x4d, 0x50, 0x55, 0x4e, 0x43, 0x48]); // "?MPUNCH"
@@ -70,8 +69,11 @@ export function sendProbes(
 }
 
 /**
- * Probes `host:port`, then dials it: up to `attempts` handshakes of `attemptTimeoutMs` each, with
- * fresh probes before every one. Resolves with the connection, or rejects with `PunchError`.
+ * Probes `host:port`, then dials it: a handshake attempt every `attemptTimeoutMs`, up to
+ * `attempts`, with fresh probes before each. An attempt is not abandoned when the next starts: the
+ * first handshake to complete wins (a slow one may have completed at the peer already, which
+ * would otherwise see its session closed), and the others are closed when they complete.
+ * Resolves with the connection, or rejects with `PunchError` after the last attempt's time.
  */
 export async function punchConnect(
   ep: QuicEndpoint,
@@ -82,16 +84,35 @@ export async function punchConnect(
   const tried: string[] = [];
   const attempts = o.attempts ?? 3;
   const each = o.attemptTimeoutMs ?? 1500;
-  for (let i = 0; i < attempts; i++) {
+  let won: QuicConnection | null = null;
+  let given = false;
+  let resolveWin!: (c: QuicConnection) => void;
+  const win = new Promise<QuicConnection>((r) => (resolveWin = r));
+  for (let i = 0; i < attempts && !won; i++) {
     sendProbes(ep, host, port, o);
-    const attempt = ep.connect({ host, port });
-    try {
-      return await withTimeout(attempt, each, () => new Error(`no handshake within ${each} ms`));
-    } catch (e) {
-      tried.push(`attempt ${i + 1}: ${(e as Error).message}`);
-      // A handshake that completes after its attempt gave up is closed, not leaked.
-      attempt.then((c) => c.close(0, "punch attempt superseded")).catch(() => {});
-    }
+    const n = i + 1;
+    ep.connect({ host, port }).then(
+      (c) => {
+        if (won || given) return void c.close(0, "punch attempt superseded");
+        won = c;
+        resolveWin(c);
+      },
+      (e) => tried.push(`attempt ${n}: ${(e as Error).message}`),
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const c = await Promise.race([
+      win,
+      new Promise<null>((r) => (timer = setTimeout(() => r(null), each))),
+    ]);
+    clearTimeout(timer);
+    if (c) return c;
   }
-  throw new PunchError(`no direct path to ${host}:${port} (${tried.join("; ")})`, tried);
+  given = true;
+  if (won) return won;
+  throw new PunchError(
+    `no direct path to ${host}:${port} (${attempts} handshake attempts in ${attempts * each} ms${
+      tried.length ? `: ${tried.join("; ")}` : ""
+    })`,
+    tried,
+  );
 }

@@ -19,7 +19,10 @@
  * # routes kept to neighbours chosen from membership (default 8)
  * overlay: { k: 8 }
  * # roles this node announces to the realm's members
- * tags: [relay]
+ * tags: [gpu]
+ * # relaying for peers that cannot reach each other (docs/nat-traversal.md); on by default
+ * relay: { enabled: true, max_sessions: 1024, sessions_per_peer: 16,
+ *          bytes_per_second: 1048576, burst_bytes: 262144, upgrade_after_ms: 30000 }
  * ```
  */
 import { parse, YAMLParseError } from "yaml";
@@ -50,8 +53,21 @@ export interface NodeConfig {
   advertise: string | null;
   /** The overlay: `k` long-lived routes to neighbours chosen from membership (docs/overlay.md). */
   overlay: { k: number };
-  /** Roles/tags this node announces in its membership metadata, e.g. `[relay, gpu]`. */
+  /** Roles/tags this node announces in its membership metadata, e.g. `[gpu]`. */
   tags: string[];
+  /**
+   * Relaying QUIC packets for peers that cannot reach each other (docs/nat-traversal.md): whether
+   * this node relays, its quotas, and how soon a relayed session of this node first tries to move
+   * to a direct path (then at doubling intervals, up to 16 times that).
+   */
+  relay: {
+    enabled: boolean;
+    maxSessions: number;
+    sessionsPerPeer: number;
+    bytesPerSecond: number;
+    burstBytes: number;
+    upgradeAfterMs: number;
+  };
 }
 
 /** A bad configuration; the message names the key. */
@@ -71,6 +87,14 @@ export const DEFAULTS: NodeConfig = {
   advertise: null,
   overlay: { k: 8 },
   tags: [],
+  relay: {
+    enabled: true,
+    maxSessions: 1024,
+    sessionsPerPeer: 16,
+    bytesPerSecond: 1024 * 1024,
+    burstBytes: 256 * 1024,
+    upgradeAfterMs: 30_000,
+  },
 };
 
 type Obj = Record<string, unknown>;
@@ -129,6 +153,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "advertise",
     "overlay",
     "tags",
+    "relay",
   ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
@@ -188,6 +213,33 @@ export function configFrom(raw: unknown): NodeConfig {
   if (top.overlay !== undefined) {
     const ov = object(top.overlay, "overlay", ["k"]);
     if (ov.k !== undefined) c.overlay.k = int(ov.k, "overlay.k", 1, 64);
+  }
+  if (top.relay !== undefined) {
+    const r = object(top.relay, "relay", [
+      "enabled",
+      "max_sessions",
+      "sessions_per_peer",
+      "bytes_per_second",
+      "burst_bytes",
+      "upgrade_after_ms",
+    ]);
+    if (r.enabled !== undefined) {
+      if (typeof r.enabled !== "boolean") fail("relay.enabled", "must be true or false", r.enabled);
+      c.relay.enabled = r.enabled;
+    }
+    const n = (k: string, min: number, max: number) => int(r[k], `relay.${k}`, min, max);
+    if (r.max_sessions !== undefined) c.relay.maxSessions = n("max_sessions", 1, 65_535);
+    if (r.sessions_per_peer !== undefined) {
+      c.relay.sessionsPerPeer = n("sessions_per_peer", 1, 65_535);
+    }
+    if (r.bytes_per_second !== undefined) {
+      c.relay.bytesPerSecond = n("bytes_per_second", 1024, 2 ** 40);
+    }
+    // A burst must hold at least one whole packet, or nothing ever passes.
+    if (r.burst_bytes !== undefined) c.relay.burstBytes = n("burst_bytes", 1500, 2 ** 40);
+    if (r.upgrade_after_ms !== undefined) {
+      c.relay.upgradeAfterMs = n("upgrade_after_ms", 100, 3_600_000);
+    }
   }
   if (top.advertise !== undefined) {
     const a = parseSeed(top.advertise, "advertise");

@@ -27,7 +27,13 @@ import { nodeIdFromSpki, nodeIdFromText, nodeIdText } from "../identity/names.ts
 import { Overlay } from "../mesh/overlay/overlay.ts";
 import { isPunch } from "../nat/punch.ts";
 import { StunServer } from "../nat/stun-server.ts";
-import { Traversal } from "./traversal.ts";
+import { type PathKind, relayServer, Traversal } from "./traversal.ts";
+import {
+  isRelayPacket,
+  type RelayAllocationInfo,
+  RelayServer,
+  type RelayStats,
+} from "../nat/relay.ts";
 import { x509 } from "../identity/x509.ts";
 import { formatUrl } from "../client/url.ts";
 import { withTimeout } from "../util/timeout.ts";
@@ -38,8 +44,10 @@ export const PROTOCOL_VIOLATION = 0x12;
 export const DUPLICATE_ROUTE = 0x13;
 
 /** What `Node.start` takes: a configuration (defaults for what is left out) and hooks. */
-export interface NodeStartOptions extends Partial<Omit<NodeConfig, "listen" | "quic" | "limits">> {
+export interface NodeStartOptions
+  extends Partial<Omit<NodeConfig, "listen" | "quic" | "limits" | "relay">> {
   listen?: Partial<NodeConfig["listen"]>;
+  relay?: Partial<NodeConfig["relay"]>;
   quic?: Partial<NodeConfig["quic"]>;
   limits?: Partial<NodeConfig["limits"]>;
   /** Where the node reports what it does, a line at a time. Default: nowhere. */
@@ -55,26 +63,38 @@ export interface NodeSnapshot {
   url: string;
   clients: number;
   /**
-   * Every open session: a route, a client, or a plain session (membership, punched, …); how it
-   * was made, where the peer is, and the current RTT. (Relayed peers have no session of their
-   * own: `macula ping` reports them.)
+   * Every open session: a route, a client, or a plain session (membership, …); its path (for a
+   * relayed one, `via` is the relay and `remote` the tunnel), where the peer is, the current RTT.
    */
   peers: {
     nodeId: string;
     role: "route" | "client" | "session";
-    path: "direct" | "punched";
+    path: PathKind;
+    via?: string;
     remote: string;
     rttMs: number;
   }[];
-  /** Routes to peer nodes: how each was made, where the peer is, and the current RTT. */
+  /** Routes to peer nodes: how each was made, its path, where the peer is, the current RTT. */
   routes: {
     nodeId: string;
     name: string;
     dialed: boolean;
-    path: "direct" | "punched";
+    path: PathKind;
+    via?: string;
     remote: string;
     rttMs: number;
   }[];
+  /**
+   * The relay role (null when `relay.enabled` is false): counters and the relayed sessions it
+   * carries; and this node's own traversal counters.
+   */
+  relay:
+    | (RelayStats & {
+      limits: Omit<NodeConfig["relay"], "enabled" | "upgradeAfterMs">;
+      sessions: RelayAllocationInfo[];
+    })
+    | null;
+  traversal: Traversal["stats"] & { tunnels: number };
   subscriptions: number;
   remoteInterest: number;
   procedures: string[];
@@ -167,10 +187,17 @@ export class Node {
   traversal!: Traversal;
   /** Hole-punching probes that arrived (they open NAT state; nothing else to do with them). */
   punchProbesSeen = 0;
+  /** Relayed packets for neither this node's relay nor its tunnels (stale or forged tokens). */
+  relayPacketsUnknown = 0;
+  /** The relay role, when `relay.enabled` (docs/nat-traversal.md, "Relays"). */
+  relay: RelayServer | null = null;
   /** The STUN server on the QUIC port. */
   stun!: StunServer;
-  #avoidReset: ReturnType<typeof setInterval> | undefined;
+  #housekeeping: ReturnType<typeof setInterval> | undefined;
   #planScheduled = false;
+  /** Members being reached in the background, and when each was last tried. */
+  readonly #reaching = new Set<string>();
+  readonly #reachedAt = new Map<string, number>();
   /** Peer node ids an overlay dial is in flight to. */
   readonly #overlayDialing = new Set<string>();
   /** Sleeping dial loops, woken by stop. */
@@ -206,6 +233,7 @@ export class Node {
       quic: { ...DEFAULTS.quic, ...o.quic },
       limits: { ...DEFAULTS.limits, ...o.limits },
       overlay: { ...DEFAULTS.overlay, ...o.overlay },
+      relay: { ...DEFAULTS.relay, ...o.relay },
       tags: o.tags ?? [],
       join: o.join ?? [],
       tls: o.tls ?? null,
@@ -247,7 +275,18 @@ export class Node {
       addr: node.url,
       meta: { realm: config.realm, tags: config.tags, version: VERSION },
       seeds: config.join.map((s) => formatUrl(s.host, s.port)),
-      dial: (addr) => node.#dialSession(addr),
+      // A member behind a NAT is reached over the session this node has with it (punched or
+      // relayed), if any: its advertised address may be one only its LAN can dial.
+      // When the address does not answer, the node reaches the member by id in the background
+      // (punched or relayed), so later messages have a session.
+      dial: (addr) => {
+        const e = node.membership.dir.entries.find((x) => x.addr === addr);
+        const open = e ? node.traversal.openSessionTo(e.id) : undefined;
+        if (open) return Promise.resolve(open);
+        const p = node.#dialSession(addr);
+        if (e) p.catch(() => node.#reachLater(e.id));
+        return p;
+      },
       isPinned: (s) => node.#links.has(s),
       onEvent: (e, m) => {
         for (const w of [...node.#watch]) w();
@@ -257,10 +296,16 @@ export class Node {
         }
       },
     });
+    if (config.relay.enabled) {
+      node.relay = relayServer(endpoint, { ...config.relay, idleMs: 60_000 });
+    }
     node.traversal = new Traversal({
       nodeId,
       endpoint,
-      sessionTo: (id) => node.#sessionTo(id),
+      sessions: () => node.#sessions,
+      relay: node.relay,
+      upgradeAfterMs: config.relay.upgradeAfterMs,
+      log,
       rendezvous: () => [...node.#routes.values()].map((l) => l.session),
       addressOf: (id) => {
         const i = node.membership.dir.indexOf(id);
@@ -280,11 +325,16 @@ export class Node {
       },
     });
     // The QUIC port also answers STUN Binding requests (RFC 8489: netcheck and peers learn their
-    // public address from any node), and takes hole-punching probes (counted, dropped).
+    // public address from any node), takes hole-punching probes (counted, dropped), and carries
+    // relayed packets: for the relay role, or for this node's own relayed sessions.
     node.stun = new StunServer({
       primary: endpoint,
-      onOther: (data) => {
+      onOther: (data, host, port) => {
         if (isPunch(data)) node.punchProbesSeen++;
+        else if (isRelayPacket(data)) {
+          if (node.relay?.onPacket(data, host, port)) return;
+          if (!node.traversal.tunnels.onPacket(data, host, port)) node.relayPacketsUnknown++;
+        }
       },
     });
     node.overlay = new Overlay({
@@ -292,11 +342,12 @@ export class Node {
       k: config.overlay.k,
       rng: Math.random,
     });
-    node.#avoidReset = setInterval(() => {
+    node.#housekeeping = setInterval(() => {
       node.overlay.clearAvoided();
       node.#schedulePlan();
+      node.relay?.sweep();
     }, 30_000);
-    (node.#avoidReset as { unref?: () => void }).unref?.();
+    (node.#housekeeping as { unref?: () => void }).unref?.();
     for (const seed of config.join) node.#dialers.push(node.#dialLoop(seed));
     return node;
   }
@@ -344,9 +395,7 @@ export class Node {
         nodeId: l.session.peer.nodeId,
         name: l.session.peer.name,
         dialed: l.dialed,
-        path: this.traversal.punched.has(l.session) ? "punched" as const : "direct" as const,
-        remote: `${l.session.conn.remote.host}:${l.session.conn.remote.port}`,
-        rttMs: l.session.conn.stats().rttMs,
+        ...this.#pathInfo(l.session),
       })),
       peers: [...this.#sessions].filter((x) => x.conn.isOpen).map((x) => {
         const link = this.#links.get(x);
@@ -355,11 +404,22 @@ export class Node {
           role: link
             ? (link.kind === "client" ? "client" as const : "route" as const)
             : "session" as const,
-          path: this.traversal.punched.has(x) ? "punched" as const : "direct" as const,
-          remote: `${x.conn.remote.host}:${x.conn.remote.port}`,
-          rttMs: x.conn.stats().rttMs,
+          ...this.#pathInfo(x),
         };
       }),
+      relay: this.relay
+        ? {
+          ...this.relay.stats,
+          limits: {
+            maxSessions: this.config.relay.maxSessions,
+            sessionsPerPeer: this.config.relay.sessionsPerPeer,
+            bytesPerSecond: this.config.relay.bytesPerSecond,
+            burstBytes: this.config.relay.burstBytes,
+          },
+          sessions: this.relay.allocations(),
+        }
+        : null,
+      traversal: { ...this.traversal.stats, tunnels: this.traversal.tunnels.size },
       subscriptions: r.subscriptions,
       remoteInterest: r.remoteInterest,
       procedures: r.procedures,
@@ -367,6 +427,16 @@ export class Node {
       router: r.stats,
       dropped: { ...this.dropped },
       members: this.#memberCounts(),
+    };
+  }
+
+  #pathInfo(s: PeerSession) {
+    const via = this.traversal.viaOf(s);
+    return {
+      path: this.traversal.pathOf(s),
+      ...(via ? { via } : {}),
+      remote: formatUrl(s.conn.remote.host, s.conn.remote.port).replace("quic://", ""),
+      rttMs: s.conn.stats().rttMs,
     };
   }
 
@@ -422,7 +492,8 @@ export class Node {
     if (this.#stopping) return;
     this.membership.leave(); // others learn "left" now, not by timing out
     this.#stopping = true;
-    clearInterval(this.#avoidReset);
+    clearInterval(this.#housekeeping);
+    this.traversal.stop();
     for (const w of this.#wake) w();
     clearTimeout(this.#timer);
     const deadline = performance.now() + 2000;
@@ -463,13 +534,15 @@ export class Node {
     switch (method) {
       case "nat.ping": {
         // From a client: reach the node named and ping it once, saying how.
-        const { target, relayOnly } = JSON.parse(new TextDecoder().decode(payload)) as {
+        const { target, relayOnly, upgrade } = JSON.parse(new TextDecoder().decode(payload)) as {
           target: string;
           relayOnly?: boolean;
+          upgrade?: boolean;
         };
-        return this.traversal.reach(target, { relayOnly: relayOnly === true }).then((r) =>
-          new TextEncoder().encode(JSON.stringify(r))
-        );
+        return this.traversal.reach(target, {
+          relayOnly: relayOnly === true,
+          upgrade: upgrade === true,
+        }).then((r) => new TextEncoder().encode(JSON.stringify(r)));
       }
       case MEMBERSHIP_METHOD:
         return this.membership.onStream(s, payload);
@@ -480,14 +553,6 @@ export class Node {
       default:
         throw new Error(`unknown request ${JSON.stringify(method)}`);
     }
-  }
-
-  /** The first open session to `nodeId` (a route, a membership session, a punched one). */
-  #sessionTo(nodeId: string): PeerSession | undefined {
-    for (const s of this.#sessions) {
-      if (s.peer.nodeId === nodeId && s.conn.isOpen && !s.closing) return s;
-    }
-    return undefined;
   }
 
   /** A session to a node's address, for membership (tracked like any other). */
@@ -573,16 +638,21 @@ export class Node {
       }
       const old = this.#routes.get(peer);
       if (old) {
-        // Keep the route dialed by the smaller node id; both ends decide the same way.
-        const dialerOf = (l: { dialed: boolean }) => (l.dialed ? this.nodeId : peer);
-        const keepNew = dialerOf(link) < dialerOf(old);
+        // Keep a route that is not relayed over one that is, else the one whose QUIC connection
+        // the smaller node id dialed; both ends decide the same way. (Not who opened the route
+        // channel: on a session both sides use, both may open one.)
+        const dialerOf = (l: BusLink) => (l.session.conn.isClient ? this.nodeId : peer);
+        const relayed = (l: BusLink) => this.traversal.pathOf(l.session) === "relayed";
+        const keepNew = relayed(old) !== relayed(link)
+          ? relayed(old)
+          : dialerOf(link) < dialerOf(old);
         // A route to a configured seed stays pinned whichever session carries it.
         if (keepNew) link.seed ||= old.seed;
         else old.seed ||= link.seed;
         const loser = keepNew ? old.session : s;
         void loser.conn.close(DUPLICATE_ROUTE, "duplicate route");
         if (!keepNew) return undefined;
-        this.#detach(old);
+        this.#detach(old, true);
       }
     }
     this.#links.set(s, link);
@@ -603,21 +673,37 @@ export class Node {
     if (kind === "node") {
       this.overlay.linkUp(nodeIdFromText(s.peer.nodeId), dialed ? "out" : "in");
       this.#schedulePlan();
-      this.log(`route up: ${describe(s.peer)} (${dialed ? "dialed" : "accepted"})`);
+      const via = this.traversal.viaOf(s);
+      this.log(
+        `route up: ${describe(s.peer)} (${dialed ? "dialed" : "accepted"}, ${
+          this.traversal.pathOf(s)
+        }${via ? ` via ${via.slice(0, 12)}…` : ""})`,
+      );
       for (const w of [...this.#watch]) w();
     }
     return link;
   }
 
-  #detach(link: BusLink): void {
+  /**
+   * Takes a link from the router. A route `replaced` by another route to the same peer stays up
+   * as far as the overlay is concerned (telling it "down" would make it avoid that peer).
+   */
+  #detach(link: BusLink, replaced = false): void {
     if (this.#links.get(link.session) !== link) return;
     this.#links.delete(link.session);
     link.stop();
     if (link.kind === "node" && this.#routes.get(link.session.peer.nodeId) === link) {
       this.#routes.delete(link.session.peer.nodeId);
-      this.overlay.linkDown(nodeIdFromText(link.session.peer.nodeId));
-      this.#schedulePlan();
-      if (!this.#stopping) this.log(`route down: ${describe(link.session.peer)}`);
+      if (!replaced) {
+        this.overlay.linkDown(nodeIdFromText(link.session.peer.nodeId));
+        this.#schedulePlan();
+      }
+      if (!this.#stopping) {
+        const why = replaced
+          ? "replaced by another route"
+          : link.session.conn.closeInfo?.message ?? "detached";
+        this.log(`route down: ${describe(link.session.peer)} (${why})`);
+      }
     }
     this.router.detach(link);
     this.#arm();
@@ -668,14 +754,33 @@ export class Node {
     }, 0);
   }
 
-  /** One attempt at a route to an overlay neighbour; a failure is reported to the overlay. */
+  /**
+   * Reaches a member whose address did not answer, by id (punched or relayed), in the background:
+   * at most 2 at a time, each member at most once a minute.
+   */
+  #reachLater(id: string): void {
+    const now = performance.now();
+    if (this.#stopping || this.#reaching.size >= 2 || this.#reaching.has(id)) return;
+    if (now - (this.#reachedAt.get(id) ?? -Infinity) < 60_000) return;
+    this.#reachedAt.set(id, now);
+    if (this.#reachedAt.size > 4096) this.#reachedAt.delete(this.#reachedAt.keys().next().value!);
+    this.#reaching.add(id);
+    this.traversal.connect(id).then(
+      (r) => this.log(`member ${id.slice(0, 12)}… reached ${r.path}`),
+      (e) => this.log(`member ${id.slice(0, 12)}… unreachable: ${(e as Error).message}`),
+    ).finally(() => this.#reaching.delete(id));
+  }
+
+  /**
+   * One attempt at a route to an overlay neighbour: over a session to it, direct, punched or
+   * relayed (lib/node/traversal.ts); a failure is reported to the overlay.
+   */
   async #overlayDial(id: string, addr: string): Promise<void> {
     if (this.#routes.has(id) || this.#overlayDialing.has(id) || this.#stopping) return;
     this.#overlayDialing.add(id);
     try {
-      const s = await this.#dialSession(addr);
-      if (s.peer.nodeId !== id) throw new Error(`${addr} is node ${s.peer.nodeId}, not ${id}`);
-      const link = await this.#open(s, "node", true);
+      const { session: s } = await this.traversal.connect(id);
+      const link = this.#links.get(s) ?? await this.#open(s, "node", true);
       if (!link && !this.#routes.has(id)) this.overlay.linkDown(nodeIdFromText(id));
     } catch (e) {
       if (!this.#stopping) {

@@ -1,22 +1,43 @@
 /**
  * Reaching a node by id, whatever is in between (docs/nat-traversal.md):
  *
- * 1. an open session to it (path `direct`, or `punched` if it was made by punching);
+ * 1. an open session to it (path `direct`, `punched` or `relayed`, however it was made);
  * 2. a direct dial to the address membership knows (`direct`);
  * 3. hole punching through a rendezvous node both have a session with: the rendezvous tells each
  *    side the other's address as it sees it, both send probes, one dials (`punched`); if that
  *    fails, the target dials back the same way (a symmetric NAT reaches a full cone only so);
- * 4. else the rendezvous relays (`relayed`): requests for the target go through it.
+ * 4. else a relayed session through the rendezvous (`relayed`): a QUIC connection of our own with
+ *    the target, mutual TLS end to end, whose packets the relay forwards (lib/nat/relay.ts). It
+ *    is a session like any other (routes, membership, requests), and keeps trying to move to a
+ *    direct path: when punching works later, the same connection migrates (QUIC path migration),
+ *    keeping its streams, routes and order.
  *
- * The requests between nodes: `nat.introduce` and `nat.dialback` (to the rendezvous),
- * `nat.punch` and `nat.dial` (from it, to the target), `relay.ping` (through it), `ping`.
+ * Requests between nodes: `nat.introduce` and `nat.dialback` (to the rendezvous), `nat.punch` and
+ * `nat.dial` (from it, to the target), `nat.punched` (the dialer of a punched session tells the
+ * other side), `nat.upgrade` (asks the dialer of a relayed session to move it), `relay.open` (to
+ * the relay), `relay.accept` (from it, to the target), `ping`.
  */
+import { randomBytes } from "node:crypto";
 import { punchConnect, PunchError, sendProbes } from "../nat/punch.ts";
+import { RelayServer, RelayTunnels } from "../nat/relay.ts";
 import type { PeerSession } from "../peer/session.ts";
-import type { QuicEndpoint } from "../quic/mod.ts";
+import type { HostPort, QuicEndpoint } from "../quic/mod.ts";
+import { withTimeout } from "../util/timeout.ts";
 
 /** How a node is reached. */
 export type PathKind = "direct" | "punched" | "relayed";
+
+/** A session to a node and how it was reached. */
+export interface Reached {
+  session: PeerSession;
+  path: PathKind;
+  /** The rendezvous or relay node, when one was used. */
+  via?: string;
+  /** From the start of the attempt until the session was there. */
+  elapsedMs: number;
+  /** What was tried before, in order (failures included). */
+  tried: string[];
+}
 
 /** One attempt to reach and ping a node. */
 export interface ReachResult {
@@ -25,9 +46,7 @@ export interface ReachResult {
   rttMs: number;
   /** From the start of the attempt to the ping's answer: the time to a first byte. */
   elapsedMs: number;
-  /** The rendezvous or relay node, when one was used. */
   via?: string;
-  /** What was tried before, in order (failures included). */
   tried: string[];
 }
 
@@ -35,9 +54,9 @@ export interface ReachResult {
 export interface TraversalHost {
   nodeId: string;
   endpoint: QuicEndpoint;
-  /** An open session to `nodeId`, if any. */
-  sessionTo(nodeId: string): PeerSession | undefined;
-  /** Sessions to other nodes that can act as rendezvous. */
+  /** Every session of the node (open or closing). */
+  sessions(): Iterable<PeerSession>;
+  /** Sessions to other nodes that can act as rendezvous or relay (routes). */
   rendezvous(): PeerSession[];
   /** The address membership knows for `nodeId`. */
   addressOf(nodeId: string): string | undefined;
@@ -45,28 +64,83 @@ export interface TraversalHost {
   dial(addr: string, timeoutMs: number): Promise<PeerSession>;
   /** Makes a session on an established connection (dialer side), tracked. */
   adopt(conn: Awaited<ReturnType<QuicEndpoint["connect"]>>): Promise<PeerSession>;
+  /** The relay role, or null when this node does not relay. */
+  relay: RelayServer | null;
+  /** First attempt to move a relayed session to a direct path after this long (then doubling). */
+  upgradeAfterMs: number;
+  log(line: string): void;
 }
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const dec = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
 const hostPort = (s: PeerSession) => ({ host: s.conn.remote.host, port: s.conn.remote.port });
+const short = (id: string) => `${id.slice(0, 12)}…`;
+const live = (s: PeerSession) => s.conn.isOpen && !s.closing;
 
 /** The traversal logic of one node. */
 export class Traversal {
-  /** Sessions made by punching. */
+  /** Sessions made by punching (or moved from a relay to a punched path). */
   readonly punched = new WeakSet<PeerSession>();
+  readonly #movedSessions = new WeakSet<PeerSession>();
+  /** Relayed sessions, with the relay node's id. */
+  readonly #relayedVia = new WeakMap<PeerSession, string>();
+  /** This node's ends of relayed sessions. */
+  readonly tunnels: RelayTunnels;
   readonly stats = {
     introductions: 0,
     punchRequests: 0,
     punchedOk: 0,
     punchFailed: 0,
     dialbacks: 0,
-    relayed: 0,
+    relayedSessions: 0,
+    upgraded: 0,
+    upgradeFailed: 0,
   };
-  /** Peers told to punch towards us, until when: their session, if it comes, is punched. */
-  readonly #expected = new Map<string, number>();
+  /** Tunnel port → the peer whose relayed session comes (or goes) through it, and the relay. */
+  readonly #tunnelPeers = new Map<number, { peer: string; via: string }>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** How each peer was last reached, and when (bounded: the oldest is forgotten). */
+  readonly #learned = new Map<string, { path: PathKind; at: number }>();
+  #stopped = false;
 
-  constructor(private readonly h: TraversalHost) {}
+  constructor(private readonly h: TraversalHost) {
+    this.tunnels = new RelayTunnels(h.endpoint);
+  }
+
+  /** How `s` reaches its peer now. */
+  pathOf(s: PeerSession): PathKind {
+    if (this.tunnels.has(s.conn.remote)) return "relayed";
+    return this.punched.has(s) ? "punched" : "direct";
+  }
+
+  /** The relay of a relayed session. */
+  viaOf(s: PeerSession): string | undefined {
+    return this.pathOf(s) === "relayed" ? this.#relayedVia.get(s) : undefined;
+  }
+
+  /** Stops the upgrade timers. */
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  /** An open session to `nodeId`: one that is not relayed first, unless `relayed` is asked. */
+  #sessionTo(nodeId: string, o: { direct?: boolean; relayed?: boolean } = {}) {
+    let relayed: PeerSession | undefined;
+    for (const s of this.h.sessions()) {
+      if (s.peer.nodeId !== nodeId || !live(s)) continue;
+      const r = this.pathOf(s) === "relayed";
+      if (r === (o.relayed === true)) return s;
+      if (r) relayed ??= s;
+    }
+    return o.direct || o.relayed ? undefined : relayed;
+  }
+
+  /** An open session to `nodeId` (not relayed, if there is such a one). */
+  openSessionTo(nodeId: string): PeerSession | undefined {
+    return this.#sessionTo(nodeId);
+  }
 
   /** Handles the traversal requests; undefined when `method` is not one of them. */
   handle(method: string, payload: Uint8Array, s: PeerSession): Promise<Uint8Array> | undefined {
@@ -80,35 +154,62 @@ export class Traversal {
       case "nat.punch": {
         const p = dec<{ peer: string; host: string; port: number }>(payload);
         this.stats.punchRequests++;
-        this.#expected.set(p.peer, performance.now() + 15_000);
         // Probes now and twice more, to overlap with the other side's handshake attempts.
         sendProbes(this.h.endpoint, p.host, p.port);
         for (const t of [300, 800]) {
-          setTimeout(() => {
+          this.#later(t, () => {
             try {
               sendProbes(this.h.endpoint, p.host, p.port);
             } catch {
               // the endpoint closed meanwhile
             }
-          }, t);
+          });
         }
         return Promise.resolve(enc({ ok: true }));
       }
-      case "relay.ping":
-        return this.#relayPing(dec<{ target: string }>(payload).target);
+      case "nat.punched":
+        // The peer made this session by punching (we accepted it): say so in our paths too.
+        this.punched.add(s);
+        return Promise.resolve(enc({ ok: true }));
       case "nat.dialback":
         return this.#dialback(dec<{ target: string }>(payload).target, s);
       case "nat.dial":
         return this.#dial(dec<{ peer: string; host: string; port: number }>(payload));
+      case "relay.open":
+        return this.#relayOpen(dec<{ target: string }>(payload).target, s);
+      case "relay.accept":
+        return Promise.resolve(this.#relayAccept(dec<{ peer: string; token: string }>(payload), s));
+      case "nat.upgrade":
+        // The peer of a relayed session we dialed asks us to move it (only the dialer can).
+        if (this.pathOf(s) !== "relayed") return Promise.resolve(enc({ via: null }));
+        return this.#upgrade(s, s.peer.nodeId).then((via) => {
+          this.#moved(s);
+          return enc({ via });
+        });
       default:
         return undefined;
     }
   }
 
+  #later(ms: number, fn: () => void): void {
+    if (this.#stopped) return;
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  /** A session the rendezvous or relay can use to `target`: never a relayed one. */
+  #directTo(target: string): PeerSession {
+    const t = this.#sessionTo(target, { direct: true });
+    if (!t) throw new Error(`no direct session to ${short(target)} here`);
+    return t;
+  }
+
   /** At the rendezvous: introduce the requester to `target`; answers with the target's address. */
   async #introduce(target: string, requester: PeerSession): Promise<Uint8Array> {
-    const t = this.h.sessionTo(target);
-    if (!t) throw new Error(`no session to ${target} here`);
+    const t = this.#directTo(target);
     this.stats.introductions++;
     await t.request(
       "nat.punch",
@@ -123,9 +224,7 @@ export class Traversal {
    * symmetric NAT's new port reaches a peer that accepts anyone, but not the other way round).
    */
   async #dialback(target: string, requester: PeerSession): Promise<Uint8Array> {
-    const t = this.h.sessionTo(target);
-    if (!t) throw new Error(`no session to ${target} here`);
-    return await t.request(
+    return await this.#directTo(target).request(
       "nat.dial",
       enc({ peer: requester.peer.nodeId, ...hostPort(requester) }),
       { timeoutMs: 9000 },
@@ -141,107 +240,357 @@ export class Traversal {
       void s.close("not the node we were asked to dial");
       throw new Error(`${p.host}:${p.port} is ${s.peer.nodeId}, not ${p.peer}`);
     }
-    this.punched.add(s);
+    await this.#markPunched(s);
     return enc({ ok: true });
   }
 
-  /** Every new session: one a peer punched towards us after an introduction is `punched`. */
+  /** A session this node punched: marked here, and the peer is told (bounded, best effort). */
+  async #markPunched(s: PeerSession): Promise<void> {
+    this.punched.add(s);
+    await s.request("nat.punched", new Uint8Array(0), { timeoutMs: 2000 }).catch(() => {});
+  }
+
+  /**
+   * At the relay: allocate a relayed session between the requester and `target` (quotas in
+   * lib/nat/relay.ts), tell the target its token, answer with the requester's.
+   */
+  async #relayOpen(target: string, requester: PeerSession): Promise<Uint8Array> {
+    const relay = this.h.relay;
+    if (!relay) throw new Error("this node does not relay (relay.enabled: false)");
+    if (this.pathOf(requester) === "relayed") throw new Error("no relaying over a relayed session");
+    const t = this.#directTo(target);
+    // An end's address is that of any direct session with it: a session may close (a duplicate
+    // route, a pool eviction) while another carries on, from the same socket and NAT mapping.
+    const end = (id: string) => ({ nodeId: id, remote: () => this.#addressOf(id) });
+    const a = relay.allocate(end(requester.peer.nodeId), end(t.peer.nodeId));
+    try {
+      await t.request(
+        "relay.accept",
+        enc({ peer: requester.peer.nodeId, token: Buffer.from(a.tokenB).toString("hex") }),
+        { timeoutMs: 3000 },
+      );
+    } catch (e) {
+      relay.release(a.id);
+      throw new Error(`${short(target)} did not take the relayed session: ${(e as Error).message}`);
+    }
+    return enc({ token: Buffer.from(a.tokenA).toString("hex") });
+  }
+
+  /** At the target: a relayed session from `peer` will come through the relay `r`. */
+  #relayAccept(p: { peer: string; token: string }, r: PeerSession): Uint8Array {
+    if (!/^[0-9a-f]{32}$/.test(p.token)) {
+      throw new Error("relay.accept: token must be 32 hex digits");
+    }
+    const addr = this.#tunnel(p.token, r, p.peer);
+    // A session that does not come is not waited for forever.
+    this.#later(15_000, () => {
+      const waiting = this.#tunnelPeers.get(addr.port);
+      if (waiting && !this.#hasSessionAt(addr)) this.#closeTunnel(addr);
+    });
+    return enc({ ok: true });
+  }
+
+  /** The address of a direct session with `nodeId` (relays and relayed peers), or null. */
+  #addressOf(nodeId: string): HostPort | null {
+    return this.#sessionTo(nodeId, { direct: true })?.conn.remote ?? null;
+  }
+
+  #tunnel(token: string, r: PeerSession, peer: string): HostPort {
+    const relay = r.peer.nodeId;
+    const addr = this.tunnels.open(Buffer.from(token, "hex"), () => this.#addressOf(relay));
+    this.#tunnelPeers.set(addr.port, { peer, via: r.peer.nodeId });
+    return addr;
+  }
+
+  #closeTunnel(addr: HostPort): void {
+    this.#tunnelPeers.delete(addr.port);
+    this.tunnels.close(addr);
+  }
+
+  #hasSessionAt(addr: HostPort): boolean {
+    for (const s of this.h.sessions()) {
+      if (s.conn.remote.port === addr.port && s.conn.remote.host === addr.host) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Every new session. One through a tunnel must be from the peer the relay announced (else it
+   * is closed); its tunnel closes with it. (One a peer punched towards us is marked when the peer
+   * says so: `nat.punched`.)
+   */
   sessionOpened(s: PeerSession): void {
-    const until = this.#expected.get(s.peer.nodeId);
-    if (until === undefined) return;
-    this.#expected.delete(s.peer.nodeId);
-    if (performance.now() <= until) this.punched.add(s);
+    const remote = s.conn.remote;
+    if (this.tunnels.has(remote)) {
+      const addr = { ...remote };
+      const t = this.#tunnelPeers.get(addr.port);
+      void s.closed.then(() => this.#closeTunnel(addr));
+      if (!t || t.peer !== s.peer.nodeId) {
+        void s.close(`the relay announced another node than ${short(s.peer.nodeId)}`);
+        return;
+      }
+      this.#relayedVia.set(s, t.via);
+      const r = this.#sessionTo(t.via, { direct: true });
+      if (r) this.#watchRelay(s, r);
+      // Moved to a direct path later (by the other side): it was punched.
+      s.conn.onPeerMigrated(() => {
+        if (!this.tunnels.has(s.conn.remote)) this.#moved(s);
+      });
+    }
   }
 
-  async #relayPing(target: string): Promise<Uint8Array> {
-    const t = this.h.sessionTo(target);
-    if (!t) throw new Error(`no session to ${target} here`);
-    this.stats.relayed++;
-    return await t.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
-  }
-
-  /** Reaches `target` the best way available and pings it once. */
-  async reach(target: string, o: { relayOnly?: boolean } = {}): Promise<ReachResult> {
+  /**
+   * A session to `target`, the best way available (see the top of this file). What worked last
+   * time (for 10 minutes) goes first: a peer last reached over a relay is relayed again at once
+   * (and its session keeps trying to move to a direct path), one last punched is not dialed.
+   */
+  async connect(target: string, o: { relayOnly?: boolean } = {}): Promise<Reached> {
     const tried: string[] = [];
     const started = performance.now();
-    const ping = async (s: PeerSession, path: PathKind, via?: string): Promise<ReachResult> => {
-      const t0 = performance.now();
-      await s.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
-      const now = performance.now();
+    const done = (session: PeerSession, path: PathKind, via?: string): Reached => {
+      if (!o.relayOnly) this.#learn(target, path);
       return {
-        target,
+        session,
         path,
-        rttMs: round(now - t0),
-        elapsedMs: round(now - started),
         ...(via ? { via } : {}),
+        elapsedMs: round(performance.now() - started),
         tried,
       };
     };
-    if (!o.relayOnly) {
-      const open = this.h.sessionTo(target);
-      if (open) return await ping(open, this.punched.has(open) ? "punched" : "direct");
+    const open = this.#sessionTo(target, { relayed: o.relayOnly });
+    if (open) return done(open, this.pathOf(open), this.viaOf(open));
+    const known = this.#learned.get(target);
+    const last = known && performance.now() - known.at < 600_000 ? known.path : undefined;
+    if (!o.relayOnly && (last === undefined || last === "direct")) {
       const addr = this.h.addressOf(target);
       if (addr) {
         try {
-          const s = await this.h.dial(addr, 1500);
+          const s = await this.h.dial(addr, 3000);
           if (s.peer.nodeId !== target) throw new Error(`${addr} is ${s.peer.nodeId}`);
-          return await ping(s, "direct");
+          return done(s, "direct");
         } catch (e) {
           tried.push(`direct ${addr}: ${(e as Error).message}`);
         }
       }
     }
-    for (const r of this.h.rendezvous().slice(0, 3)) {
+    const rendezvous = this.h.rendezvous().filter((r) =>
+      r.peer.nodeId !== target && this.pathOf(r) !== "relayed" && live(r)
+    );
+    for (const r of rendezvous.slice(0, 3)) {
       const via = r.peer.nodeId;
-      if (via === target) continue;
-      if (!o.relayOnly) {
+      const relay = async () => {
         try {
-          const addr = dec<{ host: string; port: number }>(
-            await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
-          );
-          const conn = await punchConnect(this.h.endpoint, addr.host, addr.port);
-          const s = await this.h.adopt(conn);
-          if (s.peer.nodeId !== target) {
-            void s.close("not the node we punched for");
-            throw new Error(`${addr.host}:${addr.port} is ${s.peer.nodeId}`);
-          }
-          this.punched.add(s);
-          this.stats.punchedOk++;
-          return await ping(s, "punched", via);
+          return done(await this.#relayVia(r, target), "relayed", via);
         } catch (e) {
-          if (e instanceof PunchError) this.stats.punchFailed++;
-          tried.push(`punch via ${via.slice(0, 12)}…: ${(e as Error).message}`);
+          tried.push(`relay via ${short(via)}: ${(e as Error).message}`);
+          return undefined;
         }
-        try {
-          this.#expected.set(target, performance.now() + 15_000);
-          await r.request("nat.dialback", enc({ target }), { timeoutMs: 10_000 });
-          const s = this.h.sessionTo(target);
-          if (!s) throw new Error("it dialed, but no session arrived");
-          this.punched.add(s);
-          this.stats.punchedOk++;
-          return await ping(s, "punched", via);
-        } catch (e) {
-          tried.push(`dial back via ${via.slice(0, 12)}…: ${(e as Error).message}`);
-        }
+      };
+      if (o.relayOnly || last === "relayed") {
+        const got = await relay();
+        if (got) return got;
+        if (o.relayOnly) continue;
       }
-      try {
-        const t0 = performance.now();
-        await r.request("relay.ping", enc({ target }), { timeoutMs: 3000 });
-        const now = performance.now();
-        return {
-          target,
-          path: "relayed",
-          rttMs: round(now - t0),
-          elapsedMs: round(now - started),
-          via,
-          tried,
-        };
-      } catch (e) {
-        tried.push(`relay via ${via.slice(0, 12)}…: ${(e as Error).message}`);
+      const punched = await this.#punchVia(r, target, tried);
+      if (punched) return done(punched, "punched", via);
+      if (last !== "relayed") {
+        const got = await relay();
+        if (got) return got;
       }
     }
     throw new Error(`cannot reach ${target}: ${tried.join("; ") || "no rendezvous node"}`);
   }
+
+  #learn(target: string, path: PathKind): void {
+    this.#learned.delete(target);
+    this.#learned.set(target, { path, at: performance.now() });
+    if (this.#learned.size > 4096) this.#learned.delete(this.#learned.keys().next().value!);
+  }
+
+  /** Punching through `r`, then the target dialing back: a punched session, or undefined. */
+  async #punchVia(
+    r: PeerSession,
+    target: string,
+    tried: string[],
+  ): Promise<PeerSession | undefined> {
+    const via = r.peer.nodeId;
+    try {
+      const addr = dec<HostPort>(
+        await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
+      );
+      const conn = await punchConnect(this.h.endpoint, addr.host, addr.port);
+      const s = await this.h.adopt(conn);
+      if (s.peer.nodeId !== target) {
+        void s.close("not the node we punched for");
+        throw new Error(`${addr.host}:${addr.port} is ${s.peer.nodeId}`);
+      }
+      await this.#markPunched(s);
+      this.stats.punchedOk++;
+      return s;
+    } catch (e) {
+      if (e instanceof PunchError) this.stats.punchFailed++;
+      tried.push(`punch via ${short(via)}: ${(e as Error).message}`);
+    }
+    try {
+      await r.request("nat.dialback", enc({ target }), { timeoutMs: 10_000 });
+      const s = this.#sessionTo(target, { direct: true });
+      if (!s) throw new Error("it dialed, but no session arrived");
+      this.punched.add(s);
+      this.stats.punchedOk++;
+      return s;
+    } catch (e) {
+      tried.push(`dial back via ${short(via)}: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** A relayed session to `target` through `r`. */
+  async #relayVia(r: PeerSession, target: string): Promise<PeerSession> {
+    const { token } = dec<{ token: string }>(
+      await r.request("relay.open", enc({ target }), { timeoutMs: 5000 }),
+    );
+    if (!/^[0-9a-f]{32}$/.test(token)) throw new Error("the relay answered without a token");
+    const addr = this.#tunnel(token, r, target);
+    let s: PeerSession;
+    try {
+      const conn = await withTimeout(
+        this.h.endpoint.connect(addr),
+        5000,
+        () => new Error("no handshake through the relay within 5000 ms"),
+      );
+      s = await this.h.adopt(conn);
+    } catch (e) {
+      this.#closeTunnel(addr);
+      throw e;
+    }
+    if (s.peer.nodeId !== target) {
+      void s.close("not the node we asked the relay for");
+      throw new Error(`the relayed peer is ${s.peer.nodeId}, not ${target}`);
+    }
+    this.stats.relayedSessions++;
+    this.#watchRelay(s, r);
+    this.#scheduleUpgrade(s, target, this.h.upgradeAfterMs);
+    return s;
+  }
+
+  /** The relay going away (no direct session with it left) ends a relayed session at once. */
+  #watchRelay(s: PeerSession, r: PeerSession): void {
+    void r.closed.then(() => {
+      if (!live(s) || this.pathOf(s) !== "relayed") return;
+      const other = this.#sessionTo(r.peer.nodeId, { direct: true });
+      if (other) this.#watchRelay(s, other);
+      else void s.close("the relay went away");
+    });
+  }
+
+  /**
+   * Tries to move the relayed session `s` (dialed by this node) to a direct path: after `delay`,
+   * then at doubling intervals up to 16× the first, for as long as it is relayed.
+   */
+  #scheduleUpgrade(s: PeerSession, target: string, delay: number): void {
+    this.#later(delay, () => {
+      if (!live(s) || this.pathOf(s) !== "relayed") return;
+      void this.#upgrade(s, target).then(
+        () => this.#moved(s),
+        (e) => {
+          this.stats.upgradeFailed++;
+          const next = Math.min(delay * 2, this.h.upgradeAfterMs * 16);
+          this.h.log(
+            `relayed session to ${short(target)} stays relayed: ${
+              (e as Error).message
+            }; next try in ${next} ms`,
+          );
+          this.#scheduleUpgrade(s, target, next);
+        },
+      );
+    });
+  }
+
+  /**
+   * One upgrade attempt: a rendezvous introduces us (the target probes towards us), we probe
+   * towards the target's public address and migrate the connection there (validated first).
+   */
+  async #upgrade(s: PeerSession, target: string): Promise<string> {
+    if (!s.conn.isClient) {
+      // Only the dialing side of a QUIC connection can move it: ask the peer to.
+      const { via } = dec<{ via: string | null }>(
+        await s.request("nat.upgrade", new Uint8Array(0), { timeoutMs: 12_000 }),
+      );
+      this.punched.add(s);
+      return via ?? target;
+    }
+    const r = this.h.rendezvous().find((x) =>
+      x.peer.nodeId !== target && this.pathOf(x) !== "relayed" && live(x)
+    );
+    if (!r) throw new Error("no rendezvous");
+    const addr = dec<HostPort>(
+      await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
+    );
+    sendProbes(this.h.endpoint, addr.host, addr.port);
+    await withTimeout(
+      s.conn.moveTo(addr),
+      6000,
+      () => new Error(`no path to ${addr.host}:${addr.port} within 6000 ms`),
+    );
+    this.punched.add(s);
+    return r.peer.nodeId;
+  }
+
+  /** A relayed session of this node now runs on a punched path (counted once per session). */
+  #moved(s: PeerSession): void {
+    this.punched.add(s);
+    if (this.#movedSessions.has(s)) return;
+    this.#movedSessions.add(s);
+    this.stats.upgraded++;
+    this.#learn(s.peer.nodeId, "punched");
+    this.h.log(`relayed session with ${short(s.peer.nodeId)} moved to a punched path`);
+  }
+
+  /**
+   * Reaches `target` the best way available and pings it once. With `upgrade`, a relayed session
+   * first tries to move to a direct path now.
+   */
+  async reach(
+    target: string,
+    o: { relayOnly?: boolean; upgrade?: boolean } = {},
+  ): Promise<ReachResult> {
+    const started = performance.now();
+    const r = await this.connect(target, o);
+    if (o.upgrade && !o.relayOnly && r.path === "relayed") {
+      try {
+        r.via = await this.#upgrade(r.session, target);
+        r.path = "punched";
+        this.#moved(r.session);
+      } catch (e) {
+        this.stats.upgradeFailed++;
+        r.tried.push(`move to a direct path: ${(e as Error).message}`);
+      }
+    }
+    const t0 = performance.now();
+    await r.session.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
+    const now = performance.now();
+    return {
+      target,
+      path: r.path,
+      rttMs: round(now - t0),
+      elapsedMs: round(now - started),
+      ...(r.via ? { via: r.via } : {}),
+      tried: r.tried,
+    };
+  }
+}
+
+/** A relay server for a node's endpoint. */
+export function relayServer(
+  endpoint: QuicEndpoint,
+  limits: ConstructorParameters<typeof RelayServer>[0]["limits"],
+): RelayServer {
+  return new RelayServer({
+    limits,
+    now: () => performance.now(),
+    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+    send: (d, host, port) => endpoint.sendRaw(d, host, port),
+  });
 }
 
 function round(ms: number): number {

@@ -149,7 +149,12 @@ export class QuicConnection implements StreamOwner {
   #finishedPeer = new Set<number>();
   #resolveClosed!: (i: CloseInfo) => void;
   #onPeerMigrated: ((from: HostPort, to: HostPort) => void) | null = null;
-  #migrating: HostPort | null = null;
+  /** A migration under way: the path being validated, and who waits for the outcome. */
+  #migration: {
+    local: HostPort;
+    peer: HostPort;
+    done: (e: Error | null) => void;
+  } | null = null;
   #migrateAttempts = 0;
   /**
    * @internal Paths besides the active one, as (local, peer): new paths being validated, and old
@@ -159,7 +164,7 @@ export class QuicConnection implements StreamOwner {
   probing: [HostPort, HostPort][] = [];
   /** @internal the client's new local address while its path is probed. */
   get migrating(): HostPort | null {
-    return this.#migrating;
+    return this.#migration?.local ?? null;
   }
 
   constructor(
@@ -353,19 +358,55 @@ export class QuicConnection implements StreamOwner {
 
   /** @internal the endpoint moved to `local`: migrate this (client) connection onto it. */
   migrateTo(local: HostPort): void {
-    if (!this.isClient) throw new QuicError("only the dialing side of a connection can migrate");
+    void this.#migrate(local, this.remote).catch(() => {});
+  }
+
+  /**
+   * Moves this (dialing) connection to another address of the peer, on the same local socket:
+   * the path is validated first (PATH_CHALLENGE, RFC 9000 §8.2; the peer follows, §9.3), and the
+   * old one carries data meanwhile. A relayed connection moves to a punched path this way,
+   * keeping its streams. Resolves once the connection uses the new path; rejects when the path
+   * did not validate (4 probes) or the connection closed.
+   */
+  moveTo(peer: HostPort): Promise<void> {
+    return this.#migrate(this.local, peer);
+  }
+
+  #migrate(local: HostPort, peer: HostPort): Promise<void> {
+    if (!this.isClient) {
+      return Promise.reject(new QuicError("only the dialing side of a connection can migrate"));
+    }
+    if (this.state !== "open") {
+      return Promise.reject(new QuicError("only an open connection can migrate"));
+    }
     // Probe the new path first; switch to it once validated (see #paths). The old path keeps
     // carrying data meanwhile.
-    this.native.probePath(local, this.remote);
-    this.#migrating = local;
+    try {
+      this.native.probePath(local, peer);
+    } catch (e) {
+      return Promise.reject(new QuicError(`cannot probe ${peer.host}:${peer.port}: ${e}`));
+    }
+    this.#migration?.done(new QuicError("superseded by another migration"));
+    const p = new Promise<void>((resolve, reject) => {
+      this.#migration = {
+        local,
+        peer,
+        done: (e) => {
+          this.#migration = null;
+          if (e) reject(e);
+          else resolve();
+        },
+      };
+    });
     this.#migrateAttempts = 0;
-    this.#addPath(local, this.remote);
+    this.#addPath(local, peer);
     this.host.dirty(this);
+    return p;
   }
 
   /** @internal gives up a migration that did not validate in time. */
   abandonMigration(): void {
-    this.#migrating = null;
+    this.#migration?.done(new QuicError("the new path did not validate in time"));
   }
 
   #assertOpen(): void {
@@ -488,7 +529,7 @@ export class QuicConnection implements StreamOwner {
     if (this.state !== "closed" && received) {
       // Path events come from new peer addresses or our own probing; otherwise poll them (and
       // retired connection ids) at most every 100 ms rather than on every batch of packets.
-      if (this.#addrSeen || this.probing.length > 0 || this.#migrating !== null) {
+      if (this.#addrSeen || this.probing.length > 0 || this.#migration !== null) {
         this.#addrSeen = false;
         this.#paths();
       } else {
@@ -554,9 +595,7 @@ export class QuicConnection implements StreamOwner {
     this.state = "closed";
     this.closeInfo = this.describeClose();
     this.#failAll();
-    if (this.#migrating) {
-      this.#migrating = null;
-    }
+    this.#migration?.done(new QuicError(`connection closed: ${this.closeInfo.message}`));
     for (const cid of this.#cids) this.host.route(cid, null);
     this.#cids = [];
     this.host.closed(this);
@@ -680,35 +719,40 @@ export class QuicConnection implements StreamOwner {
     for (let i = 0; i < 64; i++) {
       const ev = n.pathEventNext();
       if (!ev) break;
-      if (ev.type === "Validated" && this.#migrating && ev.local.port === this.#migrating.port) {
+      const m = this.#migration;
+      const ours = (e: { local: HostPort; peer: HostPort }) =>
+        m !== null && samePath(e.local, e.peer, m.local, m.peer);
+      if (ev.type === "Validated" && ours(ev)) {
         try {
-          const old = this.local;
+          const old = [this.local, this.remote] as const;
           this.native.migrate(ev.local, ev.peer);
-          this.local = this.#migrating;
+          this.local = m!.local;
+          this.remote = m!.peer;
           this.#dropPath(ev.local, ev.peer);
           // Packets still in flight on the old path are recovered there (quiche keeps recovery
           // per path), so it stays served until its socket retires.
-          this.#addPath(old, this.remote);
-        } catch {
+          this.#addPath(old[0], old[1]);
+          m!.done(null);
+        } catch (e) {
           // the new path cannot carry the connection: stay on the old one
+          m!.done(new QuicError(`cannot migrate: ${e}`));
         }
-        this.#migrating = null;
       }
       if (ev.type === "New") this.#addPath(ev.local, ev.peer);
       if (ev.type === "Closed") this.#dropPath(ev.local, ev.peer);
       const failed = (ev as { type: string }).type === "FailedValidation" || ev.type === "Closed";
-      if (failed && this.#migrating && "local" in ev && ev.local.port === this.#migrating.port) {
+      if (failed && "local" in ev && ours(ev)) {
         // The new path did not validate (probes lost): try again, a bounded number of times.
         if (++this.#migrateAttempts < 4) {
           try {
-            this.native.probePath(this.#migrating, this.remote);
-            this.#addPath(this.#migrating, this.remote);
+            this.native.probePath(m!.local, m!.peer);
+            this.#addPath(m!.local, m!.peer);
           } catch {
             this.#migrateAttempts = 4;
           }
         }
         if (this.#migrateAttempts >= 4) {
-          this.#migrating = null;
+          m!.done(new QuicError(`the path to ${m!.peer.host}:${m!.peer.port} did not validate`));
         }
       }
       if (ev.type === "PeerMigrated") {
@@ -732,4 +776,10 @@ export class QuicConnection implements StreamOwner {
       if (n.sourceCidsLeft() > 0) this.#issueCids();
     }
   }
+}
+
+/** Same path: local ports and peer addresses equal (hosts compared without an IPv4-mapped prefix). */
+function samePath(l1: HostPort, p1: HostPort, l2: HostPort, p2: HostPort): boolean {
+  const h = (s: string) => s.startsWith("::ffff:") ? s.slice(7) : s;
+  return l1.port === l2.port && p1.port === p2.port && h(p1.host) === h(p2.host);
 }

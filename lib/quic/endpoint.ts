@@ -126,6 +126,12 @@ const APP_HOPS = 16;
 /** How long a lone ACK may wait for data to ride with (see `#holdAck`). */
 const ACK_HOLD_MS = 1;
 
+/**
+ * The host of tunnel addresses (`openTunnel`): in the IPv6 discard-only prefix (RFC 6666), so a
+ * packet that ever reached the socket by mistake would go nowhere. The port tells tunnels apart.
+ */
+export const TUNNEL_HOST = "100::1";
+
 const toBytes = (v: string | Uint8Array) => typeof v === "string" ? new TextEncoder().encode(v) : v;
 
 /** True when `d[1..21]` (a short header's connection id) equals `cid`. */
@@ -192,6 +198,9 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
   };
   readonly #flushBound = () => this.#flush();
   #held: QuicConnection[] = [];
+  /** Tunnels by port of their address on `TUNNEL_HOST`: where their packets go instead. */
+  readonly #tunnels = new Map<number, (packet: Uint8Array) => void>();
+  #nextTunnel = 1;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(opts: QuicEndpointOptions) {
@@ -325,6 +334,39 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
   /** Sends a raw UDP datagram from the endpoint's socket (STUN, hole-punching probes). */
   sendRaw(data: Uint8Array, host: string, port: number): void {
     this.#socket.send(data, port, this.#peerHost(host));
+    this.#socket.flush();
+  }
+
+  /**
+   * Opens a tunnel: an address (on `TUNNEL_HOST`) that connections can dial or be accepted from,
+   * whose packets go to `send` instead of the socket, and whose incoming packets the owner feeds
+   * with `tunnelReceive`. A relay carries QUIC this way: the connection inside stays end to end
+   * (its own TLS), the relay only forwards packets. `send` must copy what it keeps.
+   */
+  openTunnel(send: (packet: Uint8Array) => void): HostPort {
+    if (this.#tunnels.size >= 65_535) throw new QuicError("tunnel limit reached (65 535)");
+    let port = this.#nextTunnel;
+    while (this.#tunnels.has(port)) port = port === 65_535 ? 1 : port + 1;
+    this.#nextTunnel = port === 65_535 ? 1 : port + 1;
+    this.#tunnels.set(port, send);
+    return { host: TUNNEL_HOST, port };
+  }
+
+  /** A packet that came through the tunnel at `addr`: handled as if the socket received it. */
+  tunnelReceive(addr: HostPort, packet: Uint8Array): void {
+    if (this.#closing || !this.#tunnels.has(addr.port)) return;
+    this.#onPacket(packet, TUNNEL_HOST, addr.port, this.#local);
+  }
+
+  /** Closes a tunnel: its packets are dropped from now on (its connections time out or close). */
+  closeTunnel(addr: HostPort): void {
+    this.#tunnels.delete(addr.port);
+  }
+
+  /** Sends one datagram now, from the socket or into a tunnel. */
+  #sendNow(data: Uint8Array, port: number, host: string): void {
+    if (host === TUNNEL_HOST) return this.#tunnels.get(port)?.(data);
+    this.#socket.send(data, port, host);
     this.#socket.flush();
   }
 
@@ -615,8 +657,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
       }
       try {
         const n = quiche.negotiateVersion(hdr.scid, hdr.dcid, this.#out);
-        this.#socket.send(this.#out.subarray(0, n), port, host);
-        this.#socket.flush();
+        this.#sendNow(this.#out.subarray(0, n), port, host);
         this.#stats.versionNegotiationsSent++;
       } catch {
         this.#stats.droppedInvalid++;
@@ -648,8 +689,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
         const tok = this.#tokens.issue(hdr.dcid, host, port);
         try {
           const n = quiche.retry(hdr.scid, hdr.dcid, newScid, tok, hdr.version, this.#out);
-          this.#socket.send(this.#out.subarray(0, n), port, host);
-          this.#socket.flush();
+          this.#sendNow(this.#out.subarray(0, n), port, host);
           this.#stats.retriesSent++;
         } catch {
           this.#stats.droppedInvalid++;
@@ -797,6 +837,10 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
    * are dropped (the path is gone).
    */
   #emit(buf: Uint8Array, len: number, from: HostPort, to: HostPort): boolean {
+    if (to.host === TUNNEL_HOST) {
+      this.#tunnels.get(to.port)?.(buf.subarray(0, len));
+      return false;
+    }
     if (from.port === this.#local.port) {
       this.#socket.send(buf.subarray(0, len), to.port, to.host);
       return true;

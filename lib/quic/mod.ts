@@ -2,7 +2,7 @@
  * lib/quic: Macula's QUIC engine. See docs/quic.md.
  * @module
  */
-export { PEER_REJECTED, QuicEndpoint } from "./endpoint.ts";
+export { PEER_REJECTED, QuicEndpoint, TUNNEL_HOST } from "./endpoint.ts";
 export type { EndpointStats, QuicEndpointOptions, TlsOptions } from "./endpoint.ts";
 export { QuicConnection } from "./connection.ts";
 export type { ConnectionStats } from "./connection.ts";

@@ -98,9 +98,9 @@ describe("dist/macula (compiled, alone in an empty folder)", () => {
   });
 
   test("a planned group exits 2 with 'not implemented yet'", async () => {
-    const result = await macula("relay", "--json");
+    const result = await macula("bench", "--json");
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain("macula relay: not implemented yet (planned: ");
+    expect(result.stderr).toContain("macula bench: not implemented yet (planned: ");
   });
 
   test("an unknown command exits 2 naming it", async () => {

@@ -1,4 +1,4 @@
-/** `macula ping <node-id>` from source against nodes on 127.0.0.1. */
+/** `macula ping <node-id>` and `macula relay ls` from source against nodes on 127.0.0.1. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fileURLToPath } from "node:url";
 import { type Mesh, mesh } from "../helpers/mesh.ts";
@@ -11,19 +11,17 @@ beforeAll(async () => {
 });
 afterAll(() => m.close());
 
-const ping = (...args: string[]) =>
+const cli = (node: number, ...args: string[]) =>
   run([
     process.execPath,
     MAIN,
-    "ping",
     ...args,
     "--server",
-    m.nodes[1]!.url,
+    m.nodes[node]!.url,
     "--creds",
     m.nodes[0]!.credsDir!,
-    "--interval",
-    "0",
   ]);
+const ping = (...args: string[]) => cli(1, "ping", ...args, "--interval", "0");
 
 describe("macula ping", () => {
   test("prints the path and round trip of each attempt", async () => {
@@ -56,5 +54,33 @@ describe("macula ping", () => {
     r = await ping("not-an-id");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("give a node id");
+  });
+});
+
+describe("macula relay ls", () => {
+  test("the relay's quotas, the relayed sessions it carries, its counters; --json for scripts", async () => {
+    const [r0, a, b] = m.nodes;
+    await a!.traversal.connect(b!.nodeId, { relayOnly: true });
+    let r = await cli(0, "relay", "ls");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      `node ${
+        r0!.nodeId
+      } relays: at most 1024 sessions, 16 per peer, 1.0 MiB/s per peer (burst 256.0 KiB)`,
+    );
+    expect(r.stdout).toContain("1 relayed session:");
+    expect(r.stdout).toContain(`${a!.nodeId.slice(0, 12)}… <-> ${b!.nodeId.slice(0, 12)}…`);
+    r = await cli(0, "relay", "ls", "--json");
+    const o = JSON.parse(r.stdout);
+    expect(o.sessions).toHaveLength(1);
+    expect(o.sessions[0].packets).toBeGreaterThan(0);
+    expect(o.limits.sessionsPerPeer).toBe(16);
+  });
+
+  test("a node with relaying off says so", async () => {
+    const off = await m.add({ relay: { enabled: false } });
+    const r = await cli(m.nodes.indexOf(off), "relay", "ls");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`node ${off.nodeId} does not relay (relay.enabled: false)\n`);
   });
 });

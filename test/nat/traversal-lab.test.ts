@@ -1,9 +1,11 @@
 /**
  * Macula nodes behind real (namespaced) NATs: a rendezvous node on the lab's internet, one node
- * behind each NAT kind (two behind symmetric NATs). Every pair reaches each other by node id;
- * pairs the NATs allow are hole punched, the others relayed (docs/nat-traversal.md has the table);
- * the routers drop unsolicited inbound packets, as home routers do;
- * `macula netcheck` behind each NAT names its behaviour. Needs root, ip and iptables (.ci/run).
+ * behind each NAT kind (two behind port-restricted, two behind symmetric NATs). Every pair reaches
+ * each other by node id; pairs the NATs allow are hole punched, the others relayed
+ * (docs/nat-traversal.md has the table), and messages and calls go over relayed routes; a relayed
+ * pair moves to a punched path once the network lets it; the routers drop unsolicited inbound
+ * packets, as home routers do; `macula netcheck` behind each NAT names its behaviour. Needs root,
+ * ip and iptables (.ci/run).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,7 +16,7 @@ import { type LabNodes, MAIN, startLabNodes } from "../helpers/labnodes.ts";
 import { createLab, type Lab } from "../helpers/natlab.ts";
 import { Proc } from "../helpers/proc.ts";
 
-const KINDS = ["eim-fc", "eim-pr", "sym", "sym"] as const;
+const KINDS = ["eim-fc", "eim-pr", "eim-pr", "sym", "sym"] as const;
 let lab: Lab;
 let dir: string;
 let ln: LabNodes;
@@ -28,17 +30,56 @@ beforeAll(async () => {
   // Routers drop unsolicited inbound packets, as home routers do (without it, Linux confirms a
   // conntrack entry for an unsolicited packet, and that entry changes later mappings).
   lab = await createLab({ nats: KINDS.map((kind) => ({ kind, firewall: true })) });
+  // Until the upgrade test lifts it, the internet drops what the two port-restricted NATs send
+  // each other: their nodes can only be relayed.
+  const [p1, p2] = prs();
+  for (const [a, b] of [[p1, p2], [p2, p1]]) {
+    const r = await lab.exec(lab.internet.ns, dropRule("-I", a!, b!));
+    if (r.code !== 0) throw new Error(`iptables: ${r.stderr}`);
+  }
   ln = await startLabNodes(lab, dir);
   rendezvousId = ln.rendezvous.nodeId;
   nodes = ln.nodes;
 }, 120_000);
 
 afterAll(async () => {
+  if (process.env.LAB_LOGS) {
+    for (const p of ln.procs) console.log("DEBUG", p.args.join(" "), "\n", p.err);
+  }
   ln?.kill();
   for (const p of procs) p.p.kill("SIGKILL");
   await lab?.destroy();
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** The public addresses of the two port-restricted NATs. */
+const prs = () => lab.hosts.filter((h) => h.kind === "eim-pr").map((h) => h.publicAddress);
+const dropRule = (op: "-I" | "-D", from: string, to: string) => [
+  "iptables",
+  op,
+  "FORWARD",
+  "-s",
+  from,
+  "-d",
+  to,
+  "-p",
+  "udp",
+  "-j",
+  "DROP",
+];
+
+interface Snap {
+  routes: { nodeId: string; path: string; via?: string }[];
+  traversal: { upgraded: number };
+}
+
+/** Waits (bounded) for node `n` to log a route to node `peer` with `path`. */
+const routeUp = (n: LabNodes["nodes"][number], peer: string, path: string) =>
+  n.proc.waitFor(
+    "err",
+    new RegExp(`route up: node ${peer.slice(0, 12)}… \\(\\w+, ${path}`),
+    90_000,
+  );
 
 const expected = (a: string, b: string): "punched" | "relayed" => {
   if (a === "eim-fc" || b === "eim-fc") return "punched";
@@ -47,6 +88,47 @@ const expected = (a: string, b: string): "punched" | "relayed" => {
 };
 
 describe("NAT traversal in the lab", () => {
+  test(
+    "a relayed pair moves to a punched path once the network lets it: same session, routes stay",
+    async () => {
+      const [a, b] = nodes.filter((n) => n.host.kind === "eim-pr");
+      // The overlay wants a route between them; nothing but a relay can carry it.
+      await routeUp(a!, b!.id, "relayed");
+      const relayed = await cli(a!.host.ns, ["ping", b!.id, "--count", "1", "--json"]);
+      expect(JSON.parse(relayed.stdout)).toMatchObject({ path: "relayed", via: rendezvousId });
+      const [p1, p2] = prs();
+      for (const [x, y] of [[p1, p2], [p2, p1]]) {
+        expect((await lab.exec(lab.internet.ns, dropRule("-D", x!, y!))).code).toBe(0);
+      }
+      const logged = [a!.proc.err.length, b!.proc.err.length];
+      // --until-direct asks for the move now (the node would try on its own within a minute).
+      const r = await cli(a!.host.ns, ["ping", b!.id, "--until-direct", "--count", "3", "--json"]);
+      const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+      expect(last.path).toBe("punched");
+      expect(r.code).toBe(0);
+      // Both ends saw the same session move (the dialer moves it, the other follows).
+      for (const n of [a!, b!]) {
+        await n.proc.waitFor("err", /relayed session with \w+… moved to a punched path/, 30_000);
+      }
+      const snap = JSON.parse(
+        (await cli(a!.host.ns, ["inspect", "node", "--json"])).stdout,
+      ) as Snap;
+      expect(snap.routes.filter((x) => x.nodeId === b!.id).map((x) => x.path)).toEqual(["punched"]);
+      const bSnap = JSON.parse(
+        (await cli(b!.host.ns, ["inspect", "node", "--json"])).stdout,
+      ) as Snap;
+      expect(snap.traversal.upgraded + bSnap.traversal.upgraded).toBeGreaterThanOrEqual(1);
+      // The route moved with its session: neither node logged it going down (or up again).
+      expect(a!.proc.err.slice(logged[0])).not.toMatch(
+        new RegExp(`route (down|up): node ${b!.id.slice(0, 12)}`),
+      );
+      expect(b!.proc.err.slice(logged[1])).not.toMatch(
+        new RegExp(`route (down|up): node ${a!.id.slice(0, 12)}`),
+      );
+    },
+    180_000,
+  );
+
   test("every node reaches the rendezvous directly", async () => {
     for (const n of nodes) {
       const r = await cli(n.host.ns, ["ping", rendezvousId, "--count", "1", "--json"]);
@@ -79,6 +161,63 @@ describe("NAT traversal in the lab", () => {
     expect(punched.length).toBeGreaterThanOrEqual(1);
     for (const p of punched) expect(p.rttMs).toBeGreaterThanOrEqual(0);
   }, 300_000);
+
+  test(
+    "messages and calls between the two symmetric-NAT nodes go over their relayed route",
+    async () => {
+      const [a, b] = nodes.filter((n) => n.host.kind === "sym");
+      await routeUp(a!, b!.id, "relayed");
+      const creds = ["--server", "quic://127.0.0.1:4433", "--creds", ln.rendezvous.credsDir];
+      const spawn = (ns: string, args: string[]) => {
+        const p = new Proc(args, lab.spawn(ns, [process.execPath, MAIN, ...args, ...creds]));
+        procs.push(p);
+        return p;
+      };
+      const sub = spawn(a!.host.ns, ["sub", "lab.relayed", "--count", "3"]);
+      await sub.waitFor("err", "subscribed to lab.relayed", 30_000);
+      const serve = spawn(a!.host.ns, ["serve", "lab.echo", "--echo"]);
+      await serve.waitFor("err", "serving lab.echo on ", 30_000);
+      // Interest and the procedure reach b's node over the relayed route (flush waits for peers).
+      // Published for a few seconds: a route that flaps meanwhile (a member briefly declared dead
+      // while SWIM has no direct path to it yet, docs/nat-traversal.md) loses what it was sent
+      // then, and the subscriber still gets its three.
+      const pub = await cli(b!.host.ns, [
+        "pub",
+        "lab.relayed",
+        "one",
+        "--count",
+        "20",
+        "--rate",
+        "4",
+      ]);
+      expect(pub.code).toBe(0);
+      expect(await sub.code()).toBe(0);
+      expect(sub.lines()).toEqual(Array(3).fill("[lab.relayed] one"));
+      const call = await cli(b!.host.ns, ["call", "lab.echo", "ping-over-relay", "--raw"]);
+      expect(call.stderr).toBe("");
+      expect(call.stdout).toBe("ping-over-relay");
+      serve.p.kill("SIGTERM");
+      // The rendezvous relayed it: one relayed session between them, packets counted.
+      const ls = await lab.exec(lab.internet.ns, [
+        process.execPath,
+        MAIN,
+        "relay",
+        "ls",
+        "--json",
+        "--server",
+        `quic://${lab.internet.addresses[0]}:4433`,
+        "--creds",
+        ln.rendezvous.credsDir,
+      ]);
+      const r = JSON.parse(ls.stdout);
+      const mine = r.sessions.filter((x: { a: string; b: string }) =>
+        [x.a, x.b].sort().join() === [a!.id, b!.id].sort().join()
+      );
+      expect(mine.length).toBeGreaterThanOrEqual(1);
+      expect(mine[0].packets).toBeGreaterThan(10);
+    },
+    180_000,
+  );
 
   test("netcheck behind each NAT names its mapping and filtering (RFC 5780)", async () => {
     const [ip1, ip2] = lab.internet.addresses;
@@ -136,6 +275,7 @@ describe("NAT traversal in the lab", () => {
       const router = n.host.router!;
       const proc = n.proc;
       const before = await cli(n.host.ns, ["ping", rendezvousId, "--count", "1", "--json"]);
+      const logged = proc.err.length;
       expect(JSON.parse(before.stdout).path).toBe("direct");
       // The router forgets its mappings and will map to other ports from now on.
       const rule = ["-t", "nat", "-R", "POSTROUTING", "1", "-o", "wan", "-p", "udp", "-j"];
@@ -152,8 +292,9 @@ describe("NAT traversal in the lab", () => {
       const after = await cli(n.host.ns, ["ping", rendezvousId, "--count", "2", "--json"]);
       const attempts = after.stdout.trim().split("\n").map((l) => JSON.parse(l));
       expect(attempts.map((a) => a.path)).toEqual(["direct", "direct"]);
-      // The rendezvous saw the node come from a new port on the same session: no route went down.
-      expect(proc.err).not.toContain("route down");
+      // The rendezvous saw the node come from a new port on the same session: its route to the
+      // rendezvous did not go down.
+      expect(proc.err.slice(logged)).not.toContain(`route down: node ${rendezvousId.slice(0, 12)}`);
       // …and the mapping did change: the router now maps the node's QUIC socket to 40000-40999.
       const table = await lab.exec(router.ns, ["conntrack", "-L", "-p", "udp"]);
       expect(table.stdout).toMatch(/dst=203\.0\.113\.\d+ sport=4433 dport=40\d\d\d/);

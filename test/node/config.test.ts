@@ -28,6 +28,7 @@ quic: { idle_timeout_ms: 60000, keep_alive_ms: 0 }
 limits: { max_payload: 4096 }
 advertise: quic://10.0.0.5
 tags: [relay, gpu]
+relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_after_ms: 5000 }
 `);
     expect(c).toEqual({
       realm: "com.acme.prod",
@@ -41,6 +42,14 @@ tags: [relay, gpu]
       advertise: "quic://10.0.0.5:4433",
       overlay: { k: 8 },
       tags: ["relay", "gpu"],
+      relay: {
+        enabled: false,
+        maxSessions: 1024,
+        sessionsPerPeer: 4,
+        bytesPerSecond: 65536,
+        burstBytes: 262144,
+        upgradeAfterMs: 5000,
+      },
     });
   });
 
@@ -63,9 +72,20 @@ tags: [relay, gpu]
     );
   });
 
+  test("relay: on by default, with quotas; a burst must hold a packet", () => {
+    expect(parseConfig("realm: dev").relay.enabled).toBe(true);
+    expect(err("relay: {enabled: yes}")).toBe(
+      'node.yaml: relay.enabled: must be true or false (got "yes")',
+    );
+    expect(err("relay: {burst_bytes: 100}")).toBe(
+      "node.yaml: relay.burst_bytes: must be an integer from 1500 to 1099511627776 (got 100)",
+    );
+    expect(err("relay: {rate: 1}")).toContain("relay.rate: unknown key (known: enabled,");
+  });
+
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags, relay)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",
