@@ -10,6 +10,7 @@ import { membershipBench } from "./membership/bench.ts";
 import { natBench } from "./nat/bench.ts";
 import { messagingBench } from "./messaging/bench.ts";
 import { quicBench } from "./quic/bench.ts";
+import { relayBench } from "./relay/bench.ts";
 
 /** Add new benches here (`messaging`, `nat`, …). */
 const BENCHES: Readonly<Record<string, Bench>> = {
@@ -17,6 +18,7 @@ const BENCHES: Readonly<Record<string, Bench>> = {
   messaging: messagingBench,
   membership: membershipBench,
   nat: natBench,
+  relay: relayBench,
 };
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");

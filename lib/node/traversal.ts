@@ -71,6 +71,9 @@ export interface TraversalHost {
   log(line: string): void;
 }
 
+/** How long a direct dial runs alone before the traversal through a rendezvous joins it. */
+const DIRECT_HEAD_START_MS = 250;
+
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const dec = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
 const hostPort = (s: PeerSession) => ({ host: s.conn.remote.host, port: s.conn.remote.port });
@@ -361,26 +364,64 @@ export class Traversal {
     if (open) return done(open, this.pathOf(open), this.viaOf(open));
     const known = this.#learned.get(target);
     const last = known && performance.now() - known.at < 600_000 ? known.path : undefined;
-    if (!o.relayOnly && (last === undefined || last === "direct")) {
-      const addr = this.h.addressOf(target);
-      if (addr) {
-        try {
-          const s = await this.h.dial(addr, 3000);
-          if (s.peer.nodeId !== target) throw new Error(`${addr} is ${s.peer.nodeId}`);
-          return done(s, "direct");
-        } catch (e) {
-          tried.push(`direct ${addr}: ${(e as Error).message}`);
-        }
-      }
+    // Happy eyeballs: the direct dial gets a head start of DIRECT_HEAD_START_MS, then the
+    // traversal through a rendezvous runs alongside it; the first session wins. (A member's
+    // advertised address is often one only its LAN can dial: waiting out the dial's 3 s would
+    // delay every punch.)
+    const addr = !o.relayOnly && (last === undefined || last === "direct")
+      ? this.h.addressOf(target)
+      : undefined;
+    let direct: Promise<Reached> | undefined;
+    if (addr) {
+      direct = this.h.dial(addr, 3000).then((s) => {
+        if (s.peer.nodeId !== target) throw new Error(`${addr} is ${s.peer.nodeId}`);
+        return done(s, "direct");
+      }).catch((e) => {
+        tried.push(`direct ${addr}: ${(e as Error).message}`);
+        throw e;
+      });
+      const head = await Promise.race([
+        direct.then((r) => r, () => null),
+        new Promise<undefined>((r) => setTimeout(r, DIRECT_HEAD_START_MS)),
+      ]);
+      if (head) return head;
     }
+    const race = { over: false };
+    const traversal = this.#traverse(target, o, last, tried, done, race);
+    if (!direct) return await traversal;
+    try {
+      return await Promise.any([direct, traversal]);
+    } catch {
+      throw new Error(`cannot reach ${target}: ${tried.join("; ")}`);
+    } finally {
+      race.over = true; // the traversal stops at its next step
+    }
+  }
+
+  /** Through a rendezvous: punching and the dial-back, and a relay (first when it worked last). */
+  async #traverse(
+    target: string,
+    o: { relayOnly?: boolean },
+    last: PathKind | undefined,
+    tried: string[],
+    done: (s: PeerSession, path: PathKind, via?: string) => Reached,
+    race: { over: boolean } = { over: false },
+  ): Promise<Reached> {
+    const superseded = () => new Error("superseded by a direct session");
     const rendezvous = this.h.rendezvous().filter((r) =>
       r.peer.nodeId !== target && this.pathOf(r) !== "relayed" && live(r)
     );
     for (const r of rendezvous.slice(0, 3)) {
       const via = r.peer.nodeId;
       const relay = async () => {
+        if (race.over) throw superseded();
         try {
-          return done(await this.#relayVia(r, target), "relayed", via);
+          const s = await this.#relayVia(r, target);
+          if (race.over) {
+            void s.close("superseded by a direct session");
+            throw superseded();
+          }
+          return done(s, "relayed", via);
         } catch (e) {
           tried.push(`relay via ${short(via)}: ${(e as Error).message}`);
           return undefined;
@@ -391,6 +432,7 @@ export class Traversal {
         if (got) return got;
         if (o.relayOnly) continue;
       }
+      if (race.over) throw superseded();
       const punched = await this.#punchVia(r, target, tried);
       if (punched) return done(punched, "punched", via);
       if (last !== "relayed") {
