@@ -88,6 +88,7 @@ export const relayBench: Bench = {
           bytesPerSecond: 2 ** 40,
           burstBytes: 2 ** 40,
           idleMs: 60_000,
+          unusedMs: 10_000,
         },
         now: () => performance.now(),
         randomBytes: (n) => new Uint8Array(randomBytes(n)),

@@ -37,7 +37,7 @@ export function relayReport(snap: Pick<NodeSnapshot, "nodeId" | "relay">): strin
     ),
     `since start: ${r.allocations} sessions, ${r.refused} refused, ${r.packets} packets (${
       size(r.bytes)
-    }); dropped: ${r.droppedRate} over rate, ${r.droppedWrongSource} from a wrong address, ${r.droppedUnknown} unknown token, ${r.droppedGone} peer gone`,
+    }); dropped: ${r.droppedRate} over rate, ${r.droppedWrongSource} from a wrong address, ${r.droppedGone} peer gone`,
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -44,7 +44,7 @@ const key = (data: Uint8Array, at = 0) =>
 export interface RelayLimits {
   /** Relayed sessions at once, all peers together. */
   maxSessions: number;
-  /** Relayed sessions one peer may have at once (as either end). */
+  /** Relayed sessions one peer may have opened here at once. */
   sessionsPerPeer: number;
   /** Bytes per second one peer may send through the relay (all its sessions together). */
   bytesPerSecond: number;
@@ -52,6 +52,8 @@ export interface RelayLimits {
   burstBytes: number;
   /** An allocation that carried nothing for this long is removed. */
   idleMs: number;
+  /** An allocation that never carried a packet is removed after this long. */
+  unusedMs: number;
 }
 
 export const RELAY_DEFAULTS: RelayLimits = {
@@ -60,6 +62,7 @@ export const RELAY_DEFAULTS: RelayLimits = {
   bytesPerSecond: 1024 * 1024,
   burstBytes: 256 * 1024,
   idleMs: 60_000,
+  unusedMs: 10_000,
 };
 
 /** A quota refused an allocation; the message names the limit. */
@@ -102,8 +105,6 @@ export interface RelayStats {
   refused: number;
   packets: number;
   bytes: number;
-  /** Dropped: a token this relay does not know (expired, or never issued). */
-  droppedUnknown: number;
   /** Dropped: a known token from an address other than its end's session. */
   droppedWrongSource: number;
   /** Dropped: the sender was over its rate. */
@@ -129,7 +130,6 @@ export class RelayServer {
     refused: 0,
     packets: 0,
     bytes: 0,
-    droppedUnknown: 0,
     droppedWrongSource: 0,
     droppedRate: 0,
     droppedGone: 0,
@@ -161,15 +161,15 @@ export class RelayServer {
     if (this.#allocs.size >= l.maxSessions) {
       refuse(`relay full: ${this.#allocs.size} relayed sessions (relay.max_sessions)`);
     }
-    for (const e of [a, b]) {
-      const n = this.#perPeer.get(e.nodeId) ?? 0;
-      if (n >= l.sessionsPerPeer) {
-        refuse(
-          `node ${
-            e.nodeId.slice(0, 12)
-          }… already has ${n} relayed sessions here (relay.sessions_per_peer)`,
-        );
-      }
+    // Counted against the one who asks: a peer cannot use up another's quota by asking for
+    // sessions to it.
+    const n = this.#perPeer.get(a.nodeId) ?? 0;
+    if (n >= l.sessionsPerPeer) {
+      refuse(
+        `node ${
+          a.nodeId.slice(0, 12)
+        }… already has ${n} relayed sessions here (relay.sessions_per_peer)`,
+      );
     }
     const now = this.o.now();
     const alloc: Allocation = {
@@ -189,7 +189,7 @@ export class RelayServer {
     this.#allocs.set(alloc.id, alloc);
     this.#halves.set(key(ha.token), ha);
     this.#halves.set(key(hb.token), hb);
-    for (const e of [a, b]) this.#perPeer.set(e.nodeId, (this.#perPeer.get(e.nodeId) ?? 0) + 1);
+    this.#perPeer.set(a.nodeId, n + 1);
     this.stats.allocations++;
     return { id: alloc.id, tokenA: ha.token, tokenB: hb.token };
   }
@@ -199,13 +199,19 @@ export class RelayServer {
     const alloc = this.#allocs.get(id);
     if (!alloc) return;
     this.#allocs.delete(id);
+    for (const h of [alloc.a, alloc.b]) this.#halves.delete(key(h.token));
+    const asker = alloc.a.end.nodeId;
+    const n = (this.#perPeer.get(asker) ?? 1) - 1;
+    if (n <= 0) this.#perPeer.delete(asker);
+    else this.#perPeer.set(asker, n);
+    // A peer's rate bucket goes with the last allocation it is an end of.
     for (const h of [alloc.a, alloc.b]) {
-      this.#halves.delete(key(h.token));
-      const n = (this.#perPeer.get(h.end.nodeId) ?? 1) - 1;
-      if (n <= 0) {
-        this.#perPeer.delete(h.end.nodeId);
-        this.#buckets.delete(h.end.nodeId);
-      } else this.#perPeer.set(h.end.nodeId, n);
+      const peer = h.end.nodeId;
+      let still = false;
+      for (const x of this.#allocs.values()) {
+        if (x.a.end.nodeId === peer || x.b.end.nodeId === peer) still = true;
+      }
+      if (!still) this.#buckets.delete(peer);
     }
   }
 
@@ -259,13 +265,18 @@ export class RelayServer {
     return true;
   }
 
-  /** Removes allocations idle past `idleMs`, or whose ends' sessions are gone. */
+  /**
+   * Removes allocations idle past `idleMs`, never used after `unusedMs`, or whose ends' sessions
+   * are gone.
+   */
   sweep(): number {
     const now = this.o.now();
+    const l = this.o.limits;
     let n = 0;
     for (const a of [...this.#allocs.values()]) {
       if (
-        now - a.lastUsed >= this.o.limits.idleMs || !a.a.end.remote() || !a.b.end.remote()
+        now - a.lastUsed >= l.idleMs || (a.packets === 0 && now - a.created >= l.unusedMs) ||
+        !a.a.end.remote() || !a.b.end.remote()
       ) {
         this.release(a.id);
         n++;
@@ -319,6 +330,8 @@ export class RelayTunnels {
    */
   open(token: Uint8Array, relay: () => HostPort | null): HostPort {
     const k = key(token);
+    const old = this.#byToken.get(k);
+    if (old) this.close(old.addr);
     const addr = this.ep.openTunnel((packet) => {
       const r = relay();
       if (!r) return;

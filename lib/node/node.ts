@@ -187,13 +187,12 @@ export class Node {
   traversal!: Traversal;
   /** Hole-punching probes that arrived (they open NAT state; nothing else to do with them). */
   punchProbesSeen = 0;
-  /** Relayed packets for neither this node's relay nor its tunnels (stale or forged tokens). */
-  relayPacketsUnknown = 0;
   /** The relay role, when `relay.enabled` (docs/nat-traversal.md, "Relays"). */
   relay: RelayServer | null = null;
   /** The STUN server on the QUIC port. */
   stun!: StunServer;
   #housekeeping: ReturnType<typeof setInterval> | undefined;
+  #relaySweep: ReturnType<typeof setInterval> | undefined;
   #planScheduled = false;
   /** Members being reached in the background, and when each was last tried. */
   readonly #reaching = new Set<string>();
@@ -297,7 +296,7 @@ export class Node {
       },
     });
     if (config.relay.enabled) {
-      node.relay = relayServer(endpoint, { ...config.relay, idleMs: 60_000 });
+      node.relay = relayServer(endpoint, { ...config.relay, idleMs: 60_000, unusedMs: 10_000 });
     }
     node.traversal = new Traversal({
       nodeId,
@@ -333,7 +332,9 @@ export class Node {
         if (isPunch(data)) node.punchProbesSeen++;
         else if (isRelayPacket(data)) {
           if (node.relay?.onPacket(data, host, port)) return;
-          if (!node.traversal.tunnels.onPacket(data, host, port)) node.relayPacketsUnknown++;
+          if (!node.traversal.tunnels.onPacket(data, host, port)) {
+            node.traversal.stats.relayPacketsUnknown++;
+          }
         }
       },
     });
@@ -345,9 +346,13 @@ export class Node {
     node.#housekeeping = setInterval(() => {
       node.overlay.clearAvoided();
       node.#schedulePlan();
-      node.relay?.sweep();
     }, 30_000);
     (node.#housekeeping as { unref?: () => void }).unref?.();
+    if (node.relay) {
+      // Unused allocations go after 10 s, idle ones after 60 s: sweep often enough for both.
+      node.#relaySweep = setInterval(() => node.relay?.sweep(), 5_000);
+      (node.#relaySweep as { unref?: () => void }).unref?.();
+    }
     for (const seed of config.join) node.#dialers.push(node.#dialLoop(seed));
     return node;
   }
@@ -493,6 +498,7 @@ export class Node {
     this.membership.leave(); // others learn "left" now, not by timing out
     this.#stopping = true;
     clearInterval(this.#housekeeping);
+    clearInterval(this.#relaySweep);
     this.traversal.stop();
     for (const w of this.#wake) w();
     clearTimeout(this.#timer);

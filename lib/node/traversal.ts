@@ -18,10 +18,12 @@
  * the relay), `relay.accept` (from it, to the target), `ping`.
  */
 import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
+import { isNodeIdText } from "../identity/names.ts";
 import { punchConnect, PunchError, sendProbes } from "../nat/punch.ts";
 import { RelayServer, RelayTunnels } from "../nat/relay.ts";
 import type { PeerSession } from "../peer/session.ts";
-import type { HostPort, QuicEndpoint } from "../quic/mod.ts";
+import { type HostPort, type QuicConnection, type QuicEndpoint, TUNNEL_HOST } from "../quic/mod.ts";
 import { withTimeout } from "../util/timeout.ts";
 
 /** How a node is reached. */
@@ -73,6 +75,57 @@ export interface TraversalHost {
 
 /** How long a direct dial runs alone before the traversal through a rendezvous joins it. */
 const DIRECT_HEAD_START_MS = 250;
+/** Tunnels one relay may have announced here whose session has not come yet. */
+const MAX_WAITING_TUNNELS = 64;
+
+type FieldKind = "id" | "host" | "port" | "token";
+interface FieldTypes {
+  id: string;
+  host: string;
+  port: number;
+  token: string;
+}
+
+/**
+ * A request payload (JSON) checked field by field; throws an error naming the method and the
+ * field. Hosts must be IP addresses, not a tunnel's.
+ */
+function req<S extends Record<string, FieldKind>>(
+  b: Uint8Array,
+  method: string,
+  spec: S,
+): { [K in keyof S]: FieldTypes[S[K]] } {
+  let o: unknown;
+  try {
+    o = JSON.parse(new TextDecoder().decode(b));
+  } catch {
+    throw new Error(`${method}: the payload is not JSON`);
+  }
+  if (typeof o !== "object" || o === null) {
+    throw new Error(`${method}: the payload is not an object`);
+  }
+  const v = o as Record<string, unknown>;
+  for (const [k, kind] of Object.entries(spec)) {
+    const x = v[k];
+    const ok = kind === "id"
+      ? typeof x === "string" && isNodeIdText(x)
+      : kind === "host"
+      ? typeof x === "string" && isIP(x) !== 0 && x !== TUNNEL_HOST
+      : kind === "port"
+      ? Number.isInteger(x) && (x as number) >= 1 && (x as number) <= 65535
+      : typeof x === "string" && /^[0-9a-f]{32}$/.test(x);
+    if (!ok) {
+      const want = {
+        id: "a node id",
+        host: "an IP address",
+        port: "a port 1-65535",
+        token: "32 hex digits",
+      }[kind];
+      throw new Error(`${method}: ${k} must be ${want} (got ${JSON.stringify(x) ?? "nothing"})`);
+    }
+  }
+  return v as { [K in keyof S]: FieldTypes[S[K]] };
+}
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const dec = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
@@ -98,10 +151,16 @@ export class Traversal {
     relayedSessions: 0,
     upgraded: 0,
     upgradeFailed: 0,
+    /** Relayed packets for neither this node's relay nor its tunnels (stale or forged tokens). */
+    relayPacketsUnknown: 0,
   };
   /** Tunnel port → the peer whose relayed session comes (or goes) through it, and the relay. */
   readonly #tunnelPeers = new Map<number, { peer: string; via: string }>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Relay node id → tunnels it announced whose session has not come yet. */
+  readonly #waiting = new Map<string, number>();
+  /** Relayed sessions with an upgrade in flight (one at a time). */
+  readonly #upgrading = new WeakSet<PeerSession>();
   /** How each peer was last reached, and when (bounded: the oldest is forgotten). */
   readonly #learned = new Map<string, { path: PathKind; at: number }>();
   #stopped = false;
@@ -145,54 +204,56 @@ export class Traversal {
     return this.#sessionTo(nodeId);
   }
 
-  /** Handles the traversal requests; undefined when `method` is not one of them. */
+  /**
+   * Handles the traversal requests; undefined when `method` is not one of them. A malformed
+   * payload is answered with an error naming the method and the field.
+   */
   handle(method: string, payload: Uint8Array, s: PeerSession): Promise<Uint8Array> | undefined {
-    switch (method) {
-      case "ping":
-        return Promise.resolve(enc({ node: this.h.nodeId }));
-      case "nat.observed":
-        return Promise.resolve(enc(hostPort(s)));
-      case "nat.introduce":
-        return this.#introduce(dec<{ target: string }>(payload).target, s);
-      case "nat.punch": {
-        const p = dec<{ peer: string; host: string; port: number }>(payload);
-        this.stats.punchRequests++;
-        // Probes now and twice more, to overlap with the other side's handshake attempts.
-        sendProbes(this.h.endpoint, p.host, p.port);
-        for (const t of [300, 800]) {
-          this.#later(t, () => {
-            try {
-              sendProbes(this.h.endpoint, p.host, p.port);
-            } catch {
-              // the endpoint closed meanwhile
-            }
-          });
-        }
-        return Promise.resolve(enc({ ok: true }));
-      }
-      case "nat.punched":
-        // The peer made this session by punching (we accepted it): say so in our paths too.
-        this.punched.add(s);
-        return Promise.resolve(enc({ ok: true }));
-      case "nat.dialback":
-        return this.#dialback(dec<{ target: string }>(payload).target, s);
-      case "nat.dial":
-        return this.#dial(dec<{ peer: string; host: string; port: number }>(payload));
-      case "relay.open":
-        return this.#relayOpen(dec<{ target: string }>(payload).target, s);
-      case "relay.accept":
-        return Promise.resolve(this.#relayAccept(dec<{ peer: string; token: string }>(payload), s));
-      case "nat.upgrade":
-        // The peer of a relayed session we dialed asks us to move it (only the dialer can).
-        if (this.pathOf(s) !== "relayed") return Promise.resolve(enc({ via: null }));
-        return this.#upgrade(s, s.peer.nodeId).then((via) => {
-          this.#moved(s);
-          return enc({ via });
-        });
-      default:
-        return undefined;
-    }
+    const h = this.#handlers[method];
+    if (!h) return undefined;
+    return (async () => await h(payload, s))();
   }
+
+  readonly #handlers: Record<
+    string,
+    (payload: Uint8Array, s: PeerSession) => Uint8Array | Promise<Uint8Array>
+  > = {
+    "ping": () => enc({ node: this.h.nodeId }),
+    "nat.observed": (_, s) => enc(hostPort(s)),
+    "nat.introduce": (b, s) => this.#introduce(req(b, "nat.introduce", { target: "id" }).target, s),
+    "nat.punch": (b) => {
+      const p = req(b, "nat.punch", { peer: "id", host: "host", port: "port" });
+      this.stats.punchRequests++;
+      // Probes now and twice more, to overlap with the other side's handshake attempts.
+      sendProbes(this.h.endpoint, p.host, p.port);
+      for (const t of [300, 800]) {
+        this.#later(t, () => {
+          try {
+            sendProbes(this.h.endpoint, p.host, p.port);
+          } catch {
+            // the endpoint closed meanwhile
+          }
+        });
+      }
+      return enc({ ok: true });
+    },
+    "nat.punched": (_, s) => {
+      // The peer made this session by punching (we accepted it): say so in our paths too.
+      if (this.pathOf(s) !== "relayed") this.punched.add(s);
+      return enc({ ok: true });
+    },
+    "nat.dialback": (b, s) => this.#dialback(req(b, "nat.dialback", { target: "id" }).target, s),
+    "nat.dial": (b) => this.#dial(req(b, "nat.dial", { peer: "id", host: "host", port: "port" })),
+    "relay.open": (b, s) => this.#relayOpen(req(b, "relay.open", { target: "id" }).target, s),
+    "relay.accept": (b, s) =>
+      this.#relayAccept(req(b, "relay.accept", { peer: "id", token: "token" }), s),
+    "nat.upgrade": async (_, s) => {
+      // The peer of a relayed session we dialed asks us to move it (only the dialer can).
+      if (this.pathOf(s) !== "relayed" || !s.conn.isClient) return enc({ via: null });
+      const via = await this.#upgrade(s, s.peer.nodeId);
+      return enc({ via });
+    },
+  };
 
   #later(ms: number, fn: () => void): void {
     if (this.#stopped) return;
@@ -212,6 +273,9 @@ export class Traversal {
 
   /** At the rendezvous: introduce the requester to `target`; answers with the target's address. */
   async #introduce(target: string, requester: PeerSession): Promise<Uint8Array> {
+    if (this.pathOf(requester) === "relayed") {
+      throw new Error("no introductions over a relayed session");
+    }
     const t = this.#directTo(target);
     this.stats.introductions++;
     await t.request(
@@ -227,6 +291,9 @@ export class Traversal {
    * symmetric NAT's new port reaches a peer that accepts anyone, but not the other way round).
    */
   async #dialback(target: string, requester: PeerSession): Promise<Uint8Array> {
+    if (this.pathOf(requester) === "relayed") {
+      throw new Error("no dial-backs over a relayed session");
+    }
     return await this.#directTo(target).request(
       "nat.dial",
       enc({ peer: requester.peer.nodeId, ...hostPort(requester) }),
@@ -264,8 +331,8 @@ export class Traversal {
     const t = this.#directTo(target);
     // An end's address is that of any direct session with it: a session may close (a duplicate
     // route, a pool eviction) while another carries on, from the same socket and NAT mapping.
-    const end = (id: string) => ({ nodeId: id, remote: () => this.#addressOf(id) });
-    const a = relay.allocate(end(requester.peer.nodeId), end(t.peer.nodeId));
+    const end = (s: PeerSession) => ({ nodeId: s.peer.nodeId, remote: this.#addressOf(s) });
+    const a = relay.allocate(end(requester), end(t));
     try {
       await t.request(
         "relay.accept",
@@ -281,26 +348,39 @@ export class Traversal {
 
   /** At the target: a relayed session from `peer` will come through the relay `r`. */
   #relayAccept(p: { peer: string; token: string }, r: PeerSession): Uint8Array {
-    if (!/^[0-9a-f]{32}$/.test(p.token)) {
-      throw new Error("relay.accept: token must be 32 hex digits");
+    if (this.pathOf(r) === "relayed") throw new Error("no relaying over a relayed session");
+    // Bounded: tunnels waiting for their session, per relay.
+    const via = r.peer.nodeId;
+    const waiting = this.#waiting.get(via) ?? 0;
+    if (waiting >= MAX_WAITING_TUNNELS) {
+      throw new Error(`${MAX_WAITING_TUNNELS} relayed sessions from ${short(via)} still to come`);
     }
+    this.#waiting.set(via, waiting + 1);
     const addr = this.#tunnel(p.token, r, p.peer);
     // A session that does not come is not waited for forever.
     this.#later(15_000, () => {
-      const waiting = this.#tunnelPeers.get(addr.port);
-      if (waiting && !this.#hasSessionAt(addr)) this.#closeTunnel(addr);
+      const n = (this.#waiting.get(via) ?? 1) - 1;
+      if (n > 0) this.#waiting.set(via, n);
+      else this.#waiting.delete(via);
+      if (this.#tunnelPeers.has(addr.port) && !this.#hasSessionAt(addr)) this.#closeTunnel(addr);
     });
     return enc({ ok: true });
   }
 
-  /** The address of a direct session with `nodeId` (relays and relayed peers), or null. */
-  #addressOf(nodeId: string): HostPort | null {
-    return this.#sessionTo(nodeId, { direct: true })?.conn.remote ?? null;
+  /**
+   * The address of `s`'s peer, per packet: that of `s` while it lives, else of another direct
+   * session with the same node (looked up only then), or null.
+   */
+  #addressOf(s: PeerSession): () => HostPort | null {
+    let cur: PeerSession | undefined = s;
+    return () => {
+      if (!cur || !live(cur)) cur = this.#sessionTo(s.peer.nodeId, { direct: true });
+      return cur?.conn.remote ?? null;
+    };
   }
 
   #tunnel(token: string, r: PeerSession, peer: string): HostPort {
-    const relay = r.peer.nodeId;
-    const addr = this.tunnels.open(Buffer.from(token, "hex"), () => this.#addressOf(relay));
+    const addr = this.tunnels.open(Buffer.from(token, "hex"), this.#addressOf(r));
     this.#tunnelPeers.set(addr.port, { peer, via: r.peer.nodeId });
     return addr;
   }
@@ -350,7 +430,15 @@ export class Traversal {
   async connect(target: string, o: { relayOnly?: boolean } = {}): Promise<Reached> {
     const tried: string[] = [];
     const started = performance.now();
+    // Only the first session is the answer; a branch that loses the race closes its session if
+    // relayed (it holds a relay's quota) and learns nothing.
+    let winner: PeerSession | undefined;
     const done = (session: PeerSession, path: PathKind, via?: string): Reached => {
+      if (winner && winner !== session) {
+        if (path === "relayed") void session.close("superseded by another path");
+        throw new Error(`superseded by another path (${path} came later)`);
+      }
+      winner = session;
       if (!o.relayOnly) this.#learn(target, path);
       return {
         session,
@@ -380,10 +468,14 @@ export class Traversal {
         tried.push(`direct ${addr}: ${(e as Error).message}`);
         throw e;
       });
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const head = await Promise.race([
         direct.then((r) => r, () => null),
-        new Promise<undefined>((r) => setTimeout(r, DIRECT_HEAD_START_MS)),
+        new Promise<undefined>((r) => {
+          timer = setTimeout(() => r(undefined), DIRECT_HEAD_START_MS);
+        }),
       ]);
+      clearTimeout(timer);
       if (head) return head;
     }
     const race = { over: false };
@@ -457,8 +549,10 @@ export class Traversal {
   ): Promise<PeerSession | undefined> {
     const via = r.peer.nodeId;
     try {
-      const addr = dec<HostPort>(
+      const addr = req(
         await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
+        "nat.introduce answer",
+        { host: "host", port: "port" },
       );
       const conn = await punchConnect(this.h.endpoint, addr.host, addr.port);
       const s = await this.h.adopt(conn);
@@ -475,7 +569,10 @@ export class Traversal {
     }
     try {
       await r.request("nat.dialback", enc({ target }), { timeoutMs: 10_000 });
-      const s = this.#sessionTo(target, { direct: true });
+      // The target marked the session it dialed (nat.punched) before answering.
+      const s = [...this.h.sessions()].find((x) =>
+        x.peer.nodeId === target && live(x) && this.punched.has(x)
+      );
       if (!s) throw new Error("it dialed, but no session arrived");
       this.punched.add(s);
       this.stats.punchedOk++;
@@ -494,14 +591,16 @@ export class Traversal {
     if (!/^[0-9a-f]{32}$/.test(token)) throw new Error("the relay answered without a token");
     const addr = this.#tunnel(token, r, target);
     let s: PeerSession;
+    let conn: QuicConnection | undefined;
     try {
-      const conn = await withTimeout(
+      conn = await withTimeout(
         this.h.endpoint.connect(addr),
         5000,
         () => new Error("no handshake through the relay within 5000 ms"),
       );
       s = await this.h.adopt(conn);
     } catch (e) {
+      void conn?.close(0, "no session through the relay");
       this.#closeTunnel(addr);
       throw e;
     }
@@ -553,29 +652,41 @@ export class Traversal {
    * towards the target's public address and migrate the connection there (validated first).
    */
   async #upgrade(s: PeerSession, target: string): Promise<string> {
-    if (!s.conn.isClient) {
-      // Only the dialing side of a QUIC connection can move it: ask the peer to.
-      const { via } = dec<{ via: string | null }>(
-        await s.request("nat.upgrade", new Uint8Array(0), { timeoutMs: 12_000 }),
+    if (this.#upgrading.has(s)) throw new Error("a move is already under way");
+    this.#upgrading.add(s);
+    try {
+      if (!s.conn.isClient) {
+        // Only the dialing side of a QUIC connection can move it: ask the peer to.
+        const { via } = dec<{ via: string | null }>(
+          await s.request("nat.upgrade", new Uint8Array(0), { timeoutMs: 12_000 }),
+        );
+        if (typeof via !== "string") throw new Error("the peer did not move the session");
+        this.#moved(s);
+        return via;
+      }
+      const r = this.h.rendezvous().find((x) =>
+        x.peer.nodeId !== target && this.pathOf(x) !== "relayed" && live(x)
       );
-      this.punched.add(s);
-      return via ?? target;
+      if (!r) throw new Error("no rendezvous");
+      const addr = req(
+        await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
+        "nat.introduce answer",
+        { host: "host", port: "port" },
+      );
+      sendProbes(this.h.endpoint, addr.host, addr.port);
+      const move = s.conn.moveTo(addr);
+      // A move that validates after the bound below still counts.
+      move.then(() => this.#moved(s), () => {});
+      await withTimeout(
+        move,
+        6000,
+        () => new Error(`no path to ${addr.host}:${addr.port} within 6000 ms`),
+      );
+      this.#moved(s);
+      return r.peer.nodeId;
+    } finally {
+      this.#upgrading.delete(s);
     }
-    const r = this.h.rendezvous().find((x) =>
-      x.peer.nodeId !== target && this.pathOf(x) !== "relayed" && live(x)
-    );
-    if (!r) throw new Error("no rendezvous");
-    const addr = dec<HostPort>(
-      await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
-    );
-    sendProbes(this.h.endpoint, addr.host, addr.port);
-    await withTimeout(
-      s.conn.moveTo(addr),
-      6000,
-      () => new Error(`no path to ${addr.host}:${addr.port} within 6000 ms`),
-    );
-    this.punched.add(s);
-    return r.peer.nodeId;
   }
 
   /** A relayed session of this node now runs on a punched path (counted once per session). */

@@ -729,9 +729,11 @@ export class QuicConnection implements StreamOwner {
           this.local = m!.local;
           this.remote = m!.peer;
           this.#dropPath(ev.local, ev.peer);
-          // Packets still in flight on the old path are recovered there (quiche keeps recovery
-          // per path), so it stays served until its socket retires.
-          this.#addPath(old[0], old[1]);
+          // After a rebind, packets still in flight on the old path are recovered there (quiche
+          // keeps recovery per path), so it stays served until its socket retires. A move to
+          // another peer address on the same socket leaves nothing to retire: the old path is
+          // not served (what it lost is sent again on the new one).
+          if (old[0].port !== m!.local.port) this.#addPath(old[0], old[1]);
           m!.done(null);
         } catch (e) {
           // the new path cannot carry the connection: stay on the old one

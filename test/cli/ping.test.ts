@@ -2,6 +2,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fileURLToPath } from "node:url";
 import { type Mesh, mesh } from "../helpers/mesh.ts";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { Proc } from "../helpers/proc.ts";
 import { run } from "../helpers/run.ts";
 
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
@@ -77,10 +80,50 @@ describe("macula relay ls", () => {
     expect(o.limits.sessionsPerPeer).toBe(16);
   });
 
-  test("a node with relaying off says so", async () => {
-    const off = await m.add({ relay: { enabled: false } });
-    const r = await cli(m.nodes.indexOf(off), "relay", "ls");
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`node ${off.nodeId} does not relay (relay.enabled: false)\n`);
+  test("macula node up --no-relay: the node says it does not relay", async () => {
+    const dir = join(m.dir, "no-relay");
+    const p = new Proc(
+      ["node", "up"],
+      Bun.spawn({
+        cmd: [
+          process.execPath,
+          MAIN,
+          "node",
+          "up",
+          "--no-relay",
+          "--port",
+          "0",
+          "--data-dir",
+          dir,
+          "--dev-ca-dir",
+          m.nodes[0]!.caDir!,
+          "--ready-json",
+        ],
+        stdout: "pipe",
+        stderr: "pipe",
+        stdin: "ignore",
+        timeout: 60_000,
+        killSignal: "SIGKILL",
+      }) as Subprocess<"ignore", "pipe", "pipe">,
+    );
+    try {
+      await p.waitFor("out", "\n", 30_000);
+      const url = JSON.parse(p.lines()[0]!).url as string;
+      const r = await run([
+        process.execPath,
+        MAIN,
+        "relay",
+        "ls",
+        "--server",
+        url,
+        "--creds",
+        m.nodes[0]!.credsDir!,
+      ]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^node \w+ does not relay \(relay.enabled: false\)\n$/);
+    } finally {
+      p.p.kill("SIGTERM");
+      await p.code();
+    }
   });
 });

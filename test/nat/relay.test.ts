@@ -28,6 +28,7 @@ function harness(limits: Partial<ConstructorParameters<typeof RelayServer>[0]["l
       bytesPerSecond: 10_000,
       burstBytes: 2_000,
       idleMs: 60_000,
+      unusedMs: 10_000,
       ...limits,
     },
     now: () => now,
@@ -89,6 +90,18 @@ describe("RelayServer", () => {
     expect(relay.allocate(a, end("b3", 4)).id).toBeGreaterThan(0);
   });
 
+  test("sessions count against the peer that asks: nobody uses up another's quota", () => {
+    const { relay, end } = harness({ maxSessions: 10 });
+    const victim = end("vvvv", 1);
+    relay.allocate(end("x1", 2), victim);
+    relay.allocate(end("x2", 3), victim);
+    relay.allocate(end("x3", 4), victim);
+    // The victim was asked for three times (its quota is 2) and can still ask for its own.
+    expect(relay.allocate(victim, end("y1", 5)).id).toBeGreaterThan(0);
+    expect(relay.allocate(victim, end("y2", 6)).id).toBeGreaterThan(0);
+    expect(() => relay.allocate(victim, end("y3", 7))).toThrow(/relay.sessions_per_peer/);
+  });
+
   test("rate: a burst passes, the rest is dropped and counted until the bucket refills", () => {
     const { relay, sent, end, tick } = harness({ bytesPerSecond: 10_000, burstBytes: 2_000 });
     const { tokenA } = relay.allocate(end("aaaa", 1), end("bbbb", 2));
@@ -116,6 +129,18 @@ describe("RelayServer", () => {
     tick(1);
     expect(relay.sweep()).toBe(1);
     expect(relay.allocations()).toEqual([]);
+  });
+
+  test("an allocation nobody uses is removed after unusedMs (its slot comes back)", () => {
+    const { relay, end, tick } = harness({ unusedMs: 500, sessionsPerPeer: 1 });
+    const a = end("aaaa", 1);
+    relay.allocate(a, end("bbbb", 2));
+    expect(() => relay.allocate(a, end("cccc", 3))).toThrow(/sessions_per_peer/);
+    tick(499);
+    expect(relay.sweep()).toBe(0);
+    tick(1);
+    expect(relay.sweep()).toBe(1);
+    expect(relay.allocate(a, end("cccc", 3)).id).toBeGreaterThan(0);
   });
 
   test("fuzz: random and truncated packets never throw, and are never forwarded", () => {
@@ -150,6 +175,7 @@ test("QUIC end to end through a relay endpoint on 127.0.0.1: the ends only ever 
       bytesPerSecond: 64 * 1024 * 1024,
       burstBytes: 4 * 1024 * 1024,
       idleMs: 60_000,
+      unusedMs: 10_000,
     },
     now: () => performance.now(),
     randomBytes: (n) => new Uint8Array(randomBytes(n)),

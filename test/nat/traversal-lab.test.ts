@@ -173,10 +173,30 @@ describe("NAT traversal in the lab", () => {
         procs.push(p);
         return p;
       };
+      /** Packets the rendezvous relayed between the two, all their relayed sessions together. */
+      const relayed = async () => {
+        const ls = await lab.exec(lab.internet.ns, [
+          process.execPath,
+          MAIN,
+          "relay",
+          "ls",
+          "--json",
+          "--server",
+          `quic://${lab.internet.addresses[0]}:4433`,
+          "--creds",
+          ln.rendezvous.credsDir,
+        ]);
+        const r = JSON.parse(ls.stdout) as {
+          sessions: { a: string; b: string; packets: number }[];
+        };
+        return r.sessions.filter((x) => [x.a, x.b].sort().join() === [a!.id, b!.id].sort().join())
+          .reduce((n, x) => n + x.packets, 0);
+      };
       const sub = spawn(a!.host.ns, ["sub", "lab.relayed", "--count", "3"]);
       await sub.waitFor("err", "subscribed to lab.relayed", 30_000);
       const serve = spawn(a!.host.ns, ["serve", "lab.echo", "--echo"]);
       await serve.waitFor("err", "serving lab.echo on ", 30_000);
+      const before = await relayed();
       // Interest and the procedure reach b's node over the relayed route (flush waits for peers).
       // Published for a few seconds: a route that flaps meanwhile (a member briefly declared dead
       // while SWIM has no direct path to it yet, docs/nat-traversal.md) loses what it was sent
@@ -197,24 +217,9 @@ describe("NAT traversal in the lab", () => {
       expect(call.stderr).toBe("");
       expect(call.stdout).toBe("ping-over-relay");
       serve.p.kill("SIGTERM");
-      // The rendezvous relayed it: one relayed session between them, packets counted.
-      const ls = await lab.exec(lab.internet.ns, [
-        process.execPath,
-        MAIN,
-        "relay",
-        "ls",
-        "--json",
-        "--server",
-        `quic://${lab.internet.addresses[0]}:4433`,
-        "--creds",
-        ln.rendezvous.credsDir,
-      ]);
-      const r = JSON.parse(ls.stdout);
-      const mine = r.sessions.filter((x: { a: string; b: string }) =>
-        [x.a, x.b].sort().join() === [a!.id, b!.id].sort().join()
-      );
-      expect(mine.length).toBeGreaterThanOrEqual(1);
-      expect(mine[0].packets).toBeGreaterThan(10);
+      // The rendezvous carried it (one-hop routing: nothing else can): at least a packet per
+      // message and two for the call, beyond what it relayed before.
+      expect(await relayed() - before).toBeGreaterThanOrEqual(5);
     },
     180_000,
   );

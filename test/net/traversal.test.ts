@@ -54,7 +54,8 @@ describe("reaching a node by id", () => {
     expect(relay.sessions).toHaveLength(1);
     expect([relay.sessions[0]!.a, relay.sessions[0]!.b]).toEqual([a!.nodeId, b!.nodeId]);
     expect(relay.packets).toBeGreaterThan(4); // handshake and ping
-    expect(relay.droppedWrongSource + relay.droppedRate + relay.droppedUnknown).toBe(0);
+    expect(relay.droppedWrongSource + relay.droppedRate + relay.droppedGone).toBe(0);
+    expect(a!.snapshot().traversal.relayPacketsUnknown).toBe(0);
     // Asked again, the open relayed session is used: no second allocation.
     expect((await a!.traversal.reach(b!.nodeId, { relayOnly: true })).path).toBe("relayed");
     expect(a!.traversal.stats.relayedSessions).toBe(1);
@@ -90,6 +91,34 @@ describe("reaching a node by id", () => {
     expect(b!.traversal.stats.punchRequests).toBeGreaterThan(0);
     expect(a!.punchProbesSeen).toBeGreaterThan(probesBefore); // b's probes reached a
     await rendezvousSession.close();
+  });
+
+  test("malformed traversal and relay requests get errors naming the field; the node carries on", async () => {
+    const [r0, a] = m.nodes;
+    const conn = await a!.endpoint.connect(r0!.endpoint.address);
+    const s = await PeerSession.dial(conn, { self: { nodeId: a!.nodeId, realm: a!.realm } });
+    const ask = (method: string, body: string) =>
+      s.request(method, new TextEncoder().encode(body), { timeoutMs: 2000 }).then(
+        () => "ok",
+        (e) => String(e),
+      );
+    expect(await ask("relay.open", "{}")).toContain("relay.open: target must be a node id");
+    expect(await ask("relay.open", "not json")).toContain("relay.open: the payload is not JSON");
+    expect(await ask("relay.accept", JSON.stringify({ peer: a!.nodeId, token: "zz" }))).toContain(
+      "relay.accept: token must be 32 hex digits",
+    );
+    expect(
+      await ask("nat.dial", JSON.stringify({ peer: a!.nodeId, host: "100::1", port: 5 })),
+    ).toContain("nat.dial: host must be an IP address");
+    expect(
+      await ask("nat.punch", JSON.stringify({ peer: a!.nodeId, host: "127.0.0.1", port: 0 })),
+    ).toContain("nat.punch: port must be a port 1-65535");
+    expect(await ask("nat.introduce", "[]")).toContain("nat.introduce: target must be a node id");
+    // Not relayed: nothing to move, nothing to mark.
+    expect(await ask("nat.upgrade", "")).toBe("ok");
+    expect(await ask("nat.punched", "")).toBe("ok");
+    expect(await ask("ping", "")).toBe("ok");
+    await s.close();
   });
 
   test("an unknown node id: a clear error listing what was tried", async () => {
@@ -154,9 +183,11 @@ describe("punch probes", () => {
     const silent = await endpoint();
     const port = silent.address.port;
     await silent.close();
+    const dialed = ep.stats.connectionsDialed;
     const err = await punchConnect(ep, "127.0.0.1", port, { attempts: 2, attemptTimeoutMs: 200 })
       .catch((e) => e);
     expect(err).toBeInstanceOf(PunchError);
+    expect(ep.stats.connectionsDialed - dialed).toBe(2); // two handshakes were started
     expect((err as PunchError).message).toContain("2 handshake attempts in 400 ms");
     await ep.close();
     await other.close();
