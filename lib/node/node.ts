@@ -279,14 +279,17 @@ export class Node {
       // When the address does not answer, the node reaches the member by id in the background
       // (punched or relayed), so later messages have a session.
       dial: (addr) => {
-        const e = node.membership.dir.entries.find((x) => x.addr === addr);
+        // Only when one member has that address (private addresses repeat across LANs).
+        const at = node.membership.dir.entries.filter((x) => x.addr === addr);
+        const e = at.length === 1 ? at[0] : undefined;
         const open = e ? node.traversal.openSessionTo(e.id) : undefined;
         if (open) return Promise.resolve(open);
         const p = node.#dialSession(addr);
         if (e) p.catch(() => node.#reachLater(e.id));
         return p;
       },
-      isPinned: (s) => node.#links.has(s),
+      // Routes, clients, and what traversal made (the pool did not dial those).
+      isPinned: (s) => node.#links.has(s) || node.traversal.pathOf(s) !== "direct",
       onEvent: (e, m) => {
         for (const w of [...node.#watch]) w();
         if (e.kind === "alive" || e.kind === "dead" || e.kind === "left") {
