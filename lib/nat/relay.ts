@@ -92,6 +92,8 @@ interface Allocation {
   lastUsed: number;
   packets: number;
   bytes: number;
+  /** An end had no session at the last sweep. */
+  gone: boolean;
 }
 
 interface Bucket {
@@ -178,6 +180,7 @@ export class RelayServer {
       lastUsed: now,
       packets: 0,
       bytes: 0,
+      gone: false,
       a: undefined!,
       b: undefined!,
     };
@@ -227,8 +230,9 @@ export class RelayServer {
     const from = h.end.remote();
     const to = h.other.end.remote();
     if (!from || !to) {
+      // An end between sessions (one closed, the next not yet there): dropped, and the
+      // allocation is removed by `sweep` if the end stays gone.
       this.stats.droppedGone++;
-      this.release(h.alloc.id);
       return true;
     }
     if (from.port !== port || !sameHost(from.host, host)) {
@@ -266,17 +270,20 @@ export class RelayServer {
   }
 
   /**
-   * Removes allocations idle past `idleMs`, never used after `unusedMs`, or whose ends' sessions
-   * are gone.
+   * Removes allocations idle past `idleMs`, never used after `unusedMs`, or with an end that had
+   * no session here at this sweep and the one before (a session being replaced is not the end).
    */
   sweep(): number {
     const now = this.o.now();
     const l = this.o.limits;
     let n = 0;
     for (const a of [...this.#allocs.values()]) {
+      const gone = !a.a.end.remote() || !a.b.end.remote();
+      const goneBefore = a.gone;
+      a.gone = gone;
       if (
         now - a.lastUsed >= l.idleMs || (a.packets === 0 && now - a.created >= l.unusedMs) ||
-        !a.a.end.remote() || !a.b.end.remote()
+        (gone && goneBefore)
       ) {
         this.release(a.id);
         n++;

@@ -344,6 +344,8 @@ export class Node {
     node.overlay = new Overlay({
       self: nodeIdFromText(nodeId),
       k: config.overlay.k,
+      // Two XOR-nearest neighbours, or k of them when k is smaller (overlay.k may be 1).
+      near: Math.min(2, config.overlay.k),
       rng: Math.random,
     });
     node.#housekeeping = setInterval(() => {

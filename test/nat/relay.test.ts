@@ -115,13 +115,21 @@ describe("RelayServer", () => {
     expect(relay.stats.droppedRate).toBe(14);
   });
 
-  test("an end whose session is gone ends the allocation; idle allocations are swept", () => {
+  test("an end gone for two sweeps ends the allocation (a gap between sessions does not); idle allocations are swept", () => {
     const { relay, sent, end, addrs, tick } = harness({ idleMs: 1_000 });
     const { tokenA } = relay.allocate(end("aaaa", 1), end("bbbb", 2));
     addrs.set("bbbb", null);
     expect(relay.onPacket(wrapRelayPacket(tokenA, new Uint8Array(9)), "127.0.0.1", 1)).toBe(true);
     expect(sent.length).toBe(0);
     expect(relay.stats.droppedGone).toBe(1);
+    expect(relay.sweep()).toBe(0); // gone at one sweep: maybe a session being replaced
+    addrs.set("bbbb", { host: "127.0.0.1", port: 3 }); // …it was: b is back on another session
+    expect(relay.sweep()).toBe(0);
+    expect(relay.onPacket(wrapRelayPacket(tokenA, new Uint8Array(9)), "127.0.0.1", 1)).toBe(true);
+    expect(sent.map((x) => x.port)).toEqual([3]);
+    addrs.set("bbbb", null);
+    expect(relay.sweep()).toBe(0);
+    expect(relay.sweep()).toBe(1); // gone at two sweeps in a row
     expect(relay.allocations()).toEqual([]);
     relay.allocate(end("aaaa", 1), end("bbbb", 2));
     tick(999);

@@ -310,7 +310,7 @@ export class Membership implements Core<Msg, MemberEvent> {
     }
     switch (m.t) {
       case "ping":
-        this.#merge(now, m.piggy);
+        this.#merge(now, m.piggy, from);
         if (m.target !== this.self) return; // meant for a process that was here before
         this.#send(from, {
           t: "ack",
@@ -321,7 +321,7 @@ export class Membership implements Core<Msg, MemberEvent> {
         });
         return;
       case "ack": {
-        this.#merge(now, m.piggy);
+        this.#merge(now, m.piggy, from);
         const p = this.#probe;
         if (p && p.seq === m.seq) {
           p.acked = true;
@@ -347,7 +347,7 @@ export class Membership implements Core<Msg, MemberEvent> {
         return;
       }
       case "ping-req": {
-        this.#merge(now, m.piggy);
+        this.#merge(now, m.piggy, from);
         const seq = this.#seq++;
         this.#relays.set(seq, {
           requester: from,
@@ -366,7 +366,7 @@ export class Membership implements Core<Msg, MemberEvent> {
         return;
       }
       case "sync": {
-        this.#merge(now, m.members);
+        this.#merge(now, m.members, from);
         if (!m.reply && !m.join) return;
         const digest = this.#digest();
         const agree = !m.join && digest[0] === m.digest[0] && digest[1] === m.digest[1];
@@ -380,7 +380,7 @@ export class Membership implements Core<Msg, MemberEvent> {
         return;
       }
       case "sync-reply": {
-        this.#merge(now, m.members);
+        this.#merge(now, m.members, from);
         if (!this.#joined) {
           this.#joined = true;
           this.#nextSyncAt = now + this.#syncInterval() * (0.5 + this.#rng());
@@ -403,7 +403,7 @@ export class Membership implements Core<Msg, MemberEvent> {
         return;
       }
       case "gossip":
-        this.#merge(now, m.piggy);
+        this.#merge(now, m.piggy, from);
         return;
     }
   }
@@ -681,13 +681,14 @@ export class Membership implements Core<Msg, MemberEvent> {
 
   // ------------------------------------------------------------------ updates
 
-  #merge(now: number, updates: readonly Update[]): void {
-    for (const u of updates) this.#apply(now, u);
+  /** Applies updates that came from `from` (the sender of the message that carried them). */
+  #merge(now: number, updates: readonly Update[], from: Addr): void {
+    for (const u of updates) this.#apply(now, u, from);
   }
 
-  #apply(now: number, u: Update): void {
+  #apply(now: number, u: Update, from: Addr): void {
     const m = u.member;
-    if (m === this.self) return this.#aboutSelf(now, u);
+    if (m === this.self) return this.#aboutSelf(now, u, from);
     const t = this.table;
     if (m >= t.state.length) t.ensure(this.dir.size);
     const state = t.stateOf(m);
@@ -735,8 +736,13 @@ export class Membership implements Core<Msg, MemberEvent> {
     }
   }
 
-  /** News about this node itself: refute anything but our own word, with a higher incarnation. */
-  #aboutSelf(now: number, u: Update): void {
+  /**
+   * News about this node itself: refute anything but our own word, with a higher incarnation.
+   * The refutation is gossiped as usual and also sent at once to whoever told us: that sender
+   * just reached us, while our gossip targets may not be reachable (members behind NATs before
+   * they have sessions), and a suspicion confirmed by several members runs out in seconds.
+   */
+  #aboutSelf(now: number, u: Update, from: Addr): void {
     if (this.#leaving) return;
     if (u.kind === U_ALIVE && u.inc <= this.incarnation) return;
     if (u.kind !== U_ALIVE && u.inc < this.incarnation) return;
@@ -747,6 +753,14 @@ export class Membership implements Core<Msg, MemberEvent> {
     this.#set(this.self, ALIVE, this.incarnation, now);
     this.#enqueue(this.#aliveSelf());
     this.#event("refute", this.self, this.incarnation);
+    if (u.kind !== U_ALIVE) {
+      this.#send(from, {
+        t: "gossip",
+        realm: this.#realm,
+        from: this.self,
+        piggy: [this.#aliveSelf()],
+      });
+    }
   }
 
   #aliveSelf(): Update {
