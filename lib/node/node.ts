@@ -706,7 +706,10 @@ export class Node {
     if (link.kind === "node" && this.#routes.get(link.session.peer.nodeId) === link) {
       this.#routes.delete(link.session.peer.nodeId);
       if (!replaced) {
-        this.overlay.linkDown(nodeIdFromText(link.session.peer.nodeId));
+        const peer = link.session.peer.nodeId;
+        this.overlay.linkDown(nodeIdFromText(peer));
+        // A member kept after a "dead" (it answered on this route) goes once the route does.
+        if (this.#gone(peer)) this.overlay.memberDown(nodeIdFromText(peer));
         this.#schedulePlan();
       }
       if (!this.#stopping) {
@@ -744,9 +747,30 @@ export class Node {
   #memberChanged(kind: string, id: string, addr: string): void {
     if (id === this.nodeId) return;
     const bytes = nodeIdFromText(id);
+    const route = this.#routes.get(id);
+    if (kind === "dead" && route && route.session.conn.isOpen && !route.session.closing) {
+      // A second opinion over the route before dropping it: a member declared dead while it
+      // still answers here is alive (behind a NAT, SWIM may not reach it yet; it will refute).
+      // If it does not answer, or its route goes down later, the overlay lets it go.
+      route.session.request("ping", new Uint8Array(0), { timeoutMs: 2000 }).then(
+        () => this.log(`member ${id.slice(0, 12)}… declared dead answers on its route: kept`),
+        () => {
+          this.overlay.memberDown(bytes);
+          this.#schedulePlan();
+        },
+      );
+      return;
+    }
     if (kind === "alive") this.overlay.memberUp(bytes, addr);
     else this.overlay.memberDown(bytes);
     this.#schedulePlan();
+  }
+
+  /** True when membership holds `id` dead or left. */
+  #gone(id: string): boolean {
+    const i = this.membership.dir.indexOf(id);
+    const st = i === undefined ? "unknown" : this.membership.core.stateOf(i);
+    return st === "dead" || st === "left";
   }
 
   /** Applies the overlay's plan once the current burst of changes is over. */

@@ -708,7 +708,7 @@ export class Traversal {
     o: { relayOnly?: boolean; upgrade?: boolean } = {},
   ): Promise<ReachResult> {
     const started = performance.now();
-    const r = await this.connect(target, o);
+    let r = await this.connect(target, o);
     if (o.upgrade && !o.relayOnly && r.path === "relayed") {
       try {
         r.via = await this.#upgrade(r.session, target);
@@ -719,8 +719,19 @@ export class Traversal {
         r.tried.push(`move to a direct path: ${(e as Error).message}`);
       }
     }
-    const t0 = performance.now();
-    await r.session.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
+    let t0 = performance.now();
+    try {
+      await r.session.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
+    } catch (e) {
+      // The session closed under the ping (a duplicate of a session both sides made at once,
+      // say): once more, on whatever session there is now.
+      if (live(r.session)) throw e;
+      const first = r;
+      r = await this.connect(target, o);
+      r.tried.unshift(...first.tried, `${first.path} session closed: ${(e as Error).message}`);
+      t0 = performance.now();
+      await r.session.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
+    }
     const now = performance.now();
     return {
       target,

@@ -1,7 +1,7 @@
 /** The membership core on the simulator: realms, leave, Lifeguard, digests, odd messages. */
 import { describe, expect, test } from "bun:test";
 import { Directory, type MemberMeta } from "../../lib/mesh/membership/directory.ts";
-import type { Msg } from "../../lib/mesh/membership/messages.ts";
+import { type Msg, U_DEAD, U_LEFT } from "../../lib/mesh/membership/messages.ts";
 import { type MemberEvent, Membership } from "../../lib/mesh/membership/swim.ts";
 import { Simulator } from "../../lib/sim/sim.ts";
 
@@ -71,6 +71,30 @@ describe("membership core", () => {
     for (const c of cores) if (c !== cores[7]) expect(c.stateOf(cores[7]!.self)).toBe("left");
     expect(kinds).not.toContain("dead");
     expect(kinds.filter((k) => k === "left").length).toBe(29);
+  });
+
+  test("a goodbye that arrives after the member was declared dead turns it 'left'; a death after a goodbye does not", () => {
+    const { sim, dir } = setup(6);
+    const cores = cluster(sim, dir, "n", 3, { warm: true });
+    sim.runFor(1000);
+    const [observer, gone, teller] = cores as [Membership, Membership, Membership];
+    const say = (kind: number) =>
+      sim.call(observer.addr, (c, now) =>
+        (c as Membership).receive(now, teller.addr, {
+          t: "gossip",
+          realm: "r",
+          from: teller.self,
+          piggy: [{ kind, member: gone.self, inc: 0, from: teller.self }],
+        }));
+    // The observer concluded "dead" (a busy node's suspicion ran out first)…
+    say(U_DEAD);
+    expect(observer.stateOf(gone.self)).toBe("dead");
+    // …then the member's own goodbye arrives, at the same incarnation: it left.
+    say(U_LEFT);
+    expect(observer.stateOf(gone.self)).toBe("left");
+    // A "dead" after the goodbye changes nothing.
+    say(U_DEAD);
+    expect(observer.stateOf(gone.self)).toBe("left");
   });
 
   test("Lifeguard: a node whose messages never arrive raises its awareness and slows down", () => {

@@ -10,6 +10,8 @@ import { nodeIdText } from "../../lib/identity/names.ts";
 import { Graph } from "../../lib/mesh/overlay/graph.ts";
 import { Node } from "../../lib/node/node.ts";
 import { until } from "../helpers/quic.ts";
+import { mesh } from "../helpers/mesh.ts";
+import { U_DEAD } from "../../lib/mesh/membership/messages.ts";
 
 const K = 3;
 let dir: string;
@@ -113,3 +115,47 @@ test("overlay.k = 1 (the smallest the configuration allows): a node starts, and 
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test(
+  "a member declared dead that still answers on its route keeps the route, and refutes",
+  async () => {
+    const lines: string[] = [];
+    const m = await mesh(3, { log: (l) => lines.push(l) });
+    try {
+      const [a, b, c] = m.nodes as [Node, Node, Node];
+      await Promise.all(m.nodes.map((n) => n.waitForMembers(3)));
+      /** Tells a's membership that `who` is dead, as a gossip from c would. */
+      const declareDead = (who: Node) => {
+        const core = a.membership.core;
+        const i = a.membership.dir.indexOf(who.nodeId)!;
+        core.receive(performance.now(), c.url, {
+          t: "gossip",
+          realm: a.realm,
+          from: a.membership.dir.indexOf(c.nodeId)!,
+          piggy: [{
+            kind: U_DEAD,
+            member: i,
+            inc: core.members().find((x) => x.id === who.nodeId)!.inc,
+            from: i,
+          }],
+        });
+        // The glue reports the event on its next pump (its timer, within a probe interval).
+      };
+      declareDead(b);
+      await until(
+        () =>
+          lines.some((l) =>
+            l.includes(`member ${b.nodeId.slice(0, 12)}… declared dead answers on its route: kept`)
+          ),
+        "a to keep b after a second opinion",
+      );
+      expect(a.routes).toContain(b.nodeId);
+      // b hears that it was declared dead and refutes: alive again everywhere.
+      await until(() => a.membership.core.liveCount === 3, "b alive again at a");
+      expect(a.routes).toContain(b.nodeId);
+    } finally {
+      await m.close();
+    }
+  },
+  60_000,
+);

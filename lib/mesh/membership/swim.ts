@@ -726,7 +726,10 @@ export class Membership implements Core<Msg, MemberEvent> {
       }
       case U_DEAD:
       case U_LEFT: {
-        if (state === UNKNOWN || state === DEAD || state === LEFT || u.inc < inc) return;
+        // "left" comes only from the member itself, so it also replaces a "dead" we concluded
+        // (the leaver's goodbye can arrive after our own suspicion ran out, on a busy node).
+        const final = u.kind === U_LEFT ? state === LEFT : state === DEAD || state === LEFT;
+        if (state === UNKNOWN || final || u.inc < inc) return;
         this.#suspicions.delete(m);
         this.#set(m, u.kind === U_LEFT ? LEFT : DEAD, u.inc, now);
         this.#enqueue(u);
