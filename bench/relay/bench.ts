@@ -8,10 +8,10 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { makeCa, tlsFor } from "../../lib/identity/devca.ts";
-import { RelayServer, RelayTunnels } from "../../lib/nat/relay.ts";
 import { type QuicConnection, QuicEndpoint } from "../../lib/quic/mod.ts";
 import { machineInfo, machineMarkdown } from "../lib/machine.ts";
 import type { Bench, BenchOptions, BenchOutcome } from "../lib/types.ts";
+import { relayBetween } from "../../test/helpers/relay.ts";
 
 interface Run {
   mibPerS: number;
@@ -81,30 +81,14 @@ export const relayBench: Bench = {
       const direct = await transfer(dconn, (await accepted)!, mib);
       await dconn.close(0, "done");
       // Relayed: quotas out of the way, the relay on its own endpoint.
-      const relay = new RelayServer({
-        limits: {
-          maxSessions: 8,
-          sessionsPerPeer: 8,
-          bytesPerSecond: 2 ** 40,
-          burstBytes: 2 ** 40,
-          idleMs: 60_000,
-          unusedMs: 10_000,
-        },
-        now: () => performance.now(),
-        randomBytes: (n) => new Uint8Array(randomBytes(n)),
-        send: (d, host, port) => r.sendRaw(d, host, port),
+      const { relay, toB } = relayBetween(r, a, b, {
+        maxSessions: 8,
+        sessionsPerPeer: 8,
+        bytesPerSecond: 2 ** 40,
+        burstBytes: 2 ** 40,
+        idleMs: 60_000,
+        unusedMs: 10_000,
       });
-      r.setNonQuicHandler((d, h, p) => void relay.onPacket(d, h, p));
-      const { tokenA, tokenB } = relay.allocate(
-        { nodeId: "a", remote: () => a.address },
-        { nodeId: "b", remote: () => b.address },
-      );
-      const ta = new RelayTunnels(a);
-      const tb = new RelayTunnels(b);
-      a.setNonQuicHandler((d, h, p) => void ta.onPacket(d, h, p));
-      b.setNonQuicHandler((d, h, p) => void tb.onPacket(d, h, p));
-      const toB = ta.open(tokenA, () => r.address);
-      tb.open(tokenB, () => r.address);
       accepted = b.accept();
       const rconn = await a.connect(toB);
       const relayed = await transfer(rconn, (await accepted)!, mib);

@@ -59,6 +59,7 @@ export {
   type RelayAllocationInfo,
   type RelayEnd,
   type RelayLimits,
+  relayOn,
   RelayRefused,
   RelayServer,
   type RelayStats,

@@ -15,7 +15,9 @@
  * `RelayServer` is the relay's side (allocations, quotas, rate limits); `RelayTunnels` is an
  * end's side (token → tunnel). Both are driven by the node; time and sending are injected.
  */
+import { randomBytes } from "node:crypto";
 import { TUNNEL_HOST } from "../quic/endpoint.ts";
+import { sameHost } from "../quic/udp.ts";
 import type { HostPort } from "../quic/native.ts";
 
 /** First byte of a relayed packet: in 0x00–0x3f (not QUIC), past STUN (0–3), before "?" (probes). */
@@ -306,8 +308,17 @@ export class RelayServer {
   }
 }
 
-function sameHost(a: string, b: string): boolean {
-  return a === b || a === `::ffff:${b}` || b === `::ffff:${a}`;
+/** A relay forwarding from an endpoint's socket, on the wall clock. */
+export function relayOn(
+  endpoint: { sendRaw(data: Uint8Array, host: string, port: number): void },
+  limits: RelayLimits,
+): RelayServer {
+  return new RelayServer({
+    limits,
+    now: () => performance.now(),
+    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+    send: (d, host, port) => endpoint.sendRaw(d, host, port),
+  });
 }
 
 /** What an end needs from its QUIC endpoint. */

@@ -27,11 +27,12 @@ import { nodeIdFromSpki, nodeIdFromText, nodeIdText } from "../identity/names.ts
 import { Overlay } from "../mesh/overlay/overlay.ts";
 import { isPunch } from "../nat/punch.ts";
 import { StunServer } from "../nat/stun-server.ts";
-import { type PathKind, relayServer, Traversal } from "./traversal.ts";
+import { type PathKind, Traversal } from "./traversal.ts";
 import {
   isRelayPacket,
   type RelayAllocationInfo,
-  RelayServer,
+  relayOn,
+  type RelayServer,
   type RelayStats,
 } from "../nat/relay.ts";
 import { x509 } from "../identity/x509.ts";
@@ -299,7 +300,7 @@ export class Node {
       },
     });
     if (config.relay.enabled) {
-      node.relay = relayServer(endpoint, { ...config.relay, idleMs: 60_000, unusedMs: 10_000 });
+      node.relay = relayOn(endpoint, { ...config.relay, idleMs: 60_000, unusedMs: 10_000 });
     }
     node.traversal = new Traversal({
       nodeId,

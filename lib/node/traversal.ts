@@ -17,11 +17,10 @@
  * other side), `nat.upgrade` (asks the dialer of a relayed session to move it), `relay.open` (to
  * the relay), `relay.accept` (from it, to the target), `ping`.
  */
-import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { isNodeIdText } from "../identity/names.ts";
 import { punchConnect, PunchError, sendProbes } from "../nat/punch.ts";
-import { RelayServer, RelayTunnels } from "../nat/relay.ts";
+import { type RelayServer, RelayTunnels } from "../nat/relay.ts";
 import type { PeerSession } from "../peer/session.ts";
 import { type HostPort, type QuicConnection, type QuicEndpoint, TUNNEL_HOST } from "../quic/mod.ts";
 import { withTimeout } from "../util/timeout.ts";
@@ -585,10 +584,11 @@ export class Traversal {
 
   /** A relayed session to `target` through `r`. */
   async #relayVia(r: PeerSession, target: string): Promise<PeerSession> {
-    const { token } = dec<{ token: string }>(
+    const { token } = req(
       await r.request("relay.open", enc({ target }), { timeoutMs: 5000 }),
+      "relay.open answer",
+      { token: "token" },
     );
-    if (!/^[0-9a-f]{32}$/.test(token)) throw new Error("the relay answered without a token");
     const addr = this.#tunnel(token, r, target);
     let s: PeerSession;
     let conn: QuicConnection | undefined;
@@ -742,19 +742,6 @@ export class Traversal {
       tried: r.tried,
     };
   }
-}
-
-/** A relay server for a node's endpoint. */
-export function relayServer(
-  endpoint: QuicEndpoint,
-  limits: ConstructorParameters<typeof RelayServer>[0]["limits"],
-): RelayServer {
-  return new RelayServer({
-    limits,
-    now: () => performance.now(),
-    randomBytes: (n) => new Uint8Array(randomBytes(n)),
-    send: (d, host, port) => endpoint.sendRaw(d, host, port),
-  });
 }
 
 function round(ms: number): number {

@@ -12,6 +12,7 @@ import {
 } from "./errors.ts";
 import type { Connection, HostPort, PathStats } from "./native.ts";
 import { QuicStream, type RecvSlab, type StreamOwner } from "./stream.ts";
+import { sameHost } from "./udp.ts";
 
 /** What a connection needs from its endpoint. */
 export interface ConnectionHost {
@@ -780,8 +781,7 @@ export class QuicConnection implements StreamOwner {
   }
 }
 
-/** Same path: local ports and peer addresses equal (hosts compared without an IPv4-mapped prefix). */
+/** Same path: local ports and peer addresses equal (`sameHost`). */
 function samePath(l1: HostPort, p1: HostPort, l2: HostPort, p2: HostPort): boolean {
-  const h = (s: string) => s.startsWith("::ffff:") ? s.slice(7) : s;
-  return l1.port === l2.port && p1.port === p2.port && h(p1.host) === h(p2.host);
+  return l1.port === l2.port && p1.port === p2.port && sameHost(p1.host, p2.host);
 }

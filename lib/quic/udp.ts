@@ -5,6 +5,11 @@
  */
 import dgram from "node:dgram";
 
+/** Two hosts are the same with or without the IPv4-mapped IPv6 prefix (dual-stack sockets). */
+export function sameHost(a: string, b: string): boolean {
+  return a === b || a === `::ffff:${b}` || b === `::ffff:${a}`;
+}
+
 /** Called for every datagram received. `data` is only valid during the call. */
 export type PacketHandler = (data: Uint8Array, host: string, port: number) => void;
 

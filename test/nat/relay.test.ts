@@ -9,12 +9,12 @@ import {
   RELAY_BYTE,
   RelayRefused,
   RelayServer,
-  RelayTunnels,
   wrapRelayPacket,
 } from "../../lib/nat/relay.ts";
 import type { HostPort } from "../../lib/quic/mod.ts";
 import { seededRng } from "../../lib/mesh/types.ts";
 import { closingEndpoints, echoStreams } from "../helpers/quic.ts";
+import { relayBetween } from "../helpers/relay.ts";
 
 const { ep } = closingEndpoints();
 
@@ -176,30 +176,14 @@ test("QUIC end to end through a relay endpoint on 127.0.0.1: the ends only ever 
   const r = await ep();
   const a = await ep();
   const b = await ep();
-  const relay = new RelayServer({
-    limits: {
-      maxSessions: 8,
-      sessionsPerPeer: 8,
-      bytesPerSecond: 64 * 1024 * 1024,
-      burstBytes: 4 * 1024 * 1024,
-      idleMs: 60_000,
-      unusedMs: 10_000,
-    },
-    now: () => performance.now(),
-    randomBytes: (n) => new Uint8Array(randomBytes(n)),
-    send: (d, host, port) => r.sendRaw(d, host, port),
+  const { relay, ta, tb, toB } = relayBetween(r, a, b, {
+    maxSessions: 8,
+    sessionsPerPeer: 8,
+    bytesPerSecond: 64 * 1024 * 1024,
+    burstBytes: 4 * 1024 * 1024,
+    idleMs: 60_000,
+    unusedMs: 10_000,
   });
-  r.setNonQuicHandler((d, h, p) => void relay.onPacket(d, h, p));
-  const { tokenA, tokenB } = relay.allocate(
-    { nodeId: "a", remote: () => a.address },
-    { nodeId: "b", remote: () => b.address },
-  );
-  const ta = new RelayTunnels(a);
-  const tb = new RelayTunnels(b);
-  a.setNonQuicHandler((d, h, p) => void ta.onPacket(d, h, p));
-  b.setNonQuicHandler((d, h, p) => void tb.onPacket(d, h, p));
-  const toB = ta.open(tokenA, () => r.address);
-  tb.open(tokenB, () => r.address);
   const accepted = b.accept();
   const conn = await a.connect(toB);
   const server = (await accepted)!;

@@ -5,23 +5,28 @@
  */
 import { expect, test } from "bun:test";
 import { closingEndpoints, echoStreams } from "../helpers/quic.ts";
-import { TUNNEL_HOST } from "../../lib/quic/mod.ts";
+import { type QuicEndpoint, TUNNEL_HOST } from "../../lib/quic/mod.ts";
 
 const { ep } = closingEndpoints();
+
+/** Tunnels on `a` and `b` handing packets to each other (copied, as a relay would), counted. */
+function linked(a: QuicEndpoint, b: QuicEndpoint) {
+  const n = { forwarded: 0 };
+  const toB = a.openTunnel((p) => {
+    n.forwarded++;
+    b.tunnelReceive(fromA, p.slice());
+  });
+  const fromA = b.openTunnel((p) => {
+    n.forwarded++;
+    a.tunnelReceive(toB, p.slice());
+  });
+  return { toB, fromA, n };
+}
 
 test("a connection through a tunnel: handshake (with retry) and a 200 kB stream both ways, nothing on the socket", async () => {
   const a = await ep();
   const b = await ep();
-  let forwarded = 0;
-  // Each side's tunnel hands packets to the other side's tunnel.
-  const toB = a.openTunnel((p) => {
-    forwarded++;
-    b.tunnelReceive(fromA, p.slice());
-  });
-  const fromA = b.openTunnel((p) => {
-    forwarded++;
-    a.tunnelReceive(toB, p.slice());
-  });
+  const { toB, fromA, n } = linked(a, b);
   expect(toB.host).toBe(TUNNEL_HOST);
   const accepted = b.accept();
   const conn = await a.connect(toB);
@@ -35,7 +40,7 @@ test("a connection through a tunnel: handshake (with retry) and a 200 kB stream 
   for await (const c of s) chunks.push(c.slice());
   expect(Buffer.concat(chunks)).toEqual(Buffer.from(payload));
   expect(b.stats.retriesSent).toBe(1);
-  expect(forwarded).toBeGreaterThan(100);
+  expect(n.forwarded).toBeGreaterThan(100);
   // Only the tunnel carried the connection: neither socket sent a packet.
   expect(a.stats.packetsSent).toBe(0);
   expect(b.stats.packetsSent).toBe(0);
@@ -44,8 +49,7 @@ test("a connection through a tunnel: handshake (with retry) and a 200 kB stream 
 test("a closed tunnel drops its packets: the connection inside times out, the endpoint is fine", async () => {
   const a = await ep({ idleTimeoutMs: 600 });
   const b = await ep({ idleTimeoutMs: 600 });
-  const toB = a.openTunnel((p) => b.tunnelReceive(fromA, p.slice()));
-  const fromA = b.openTunnel((p) => a.tunnelReceive(toB, p.slice()));
+  const { toB } = linked(a, b);
   const accepted = b.accept();
   const conn = await a.connect(toB);
   await accepted;
@@ -59,15 +63,7 @@ test("a closed tunnel drops its packets: the connection inside times out, the en
 test("a tunnelled connection moves to the peer's real address (moveTo): same connection, the stream goes on", async () => {
   const a = await ep();
   const b = await ep();
-  let tunnelled = 0;
-  const toB = a.openTunnel((p) => {
-    tunnelled++;
-    b.tunnelReceive(fromA, p.slice());
-  });
-  const fromA = b.openTunnel((p) => {
-    tunnelled++;
-    a.tunnelReceive(toB, p.slice());
-  });
+  const { toB, n } = linked(a, b);
   const accepted = b.accept();
   const conn = await a.connect(toB);
   const server = (await accepted)!;
@@ -76,7 +72,7 @@ test("a tunnelled connection moves to the peer's real address (moveTo): same con
   await s.write(new Uint8Array(50_000).fill(1));
   await conn.moveTo(b.address);
   expect(conn.remote).toEqual(b.address);
-  const before = tunnelled;
+  const before = n.forwarded;
   await s.end(new Uint8Array(50_000).fill(2));
   const chunks: Uint8Array[] = [];
   for await (const c of s) chunks.push(c.slice());
@@ -87,5 +83,5 @@ test("a tunnelled connection moves to the peer's real address (moveTo): same con
   // The server followed (RFC 9000 §9.3): it now sends to A's socket address, not the tunnel.
   expect(server.remote.port).toBe(a.address.port);
   expect(a.stats.packetsSent).toBeGreaterThan(0);
-  expect(tunnelled - before).toBeLessThan(10); // only stragglers of the old path
+  expect(n.forwarded - before).toBeLessThan(10); // only stragglers of the old path
 });
