@@ -367,7 +367,9 @@ export class QuicConnection implements StreamOwner {
    * the path is validated first (PATH_CHALLENGE, RFC 9000 §8.2; the peer follows, §9.3), and the
    * old one carries data meanwhile. A relayed connection moves to a punched path this way,
    * keeping its streams. Resolves once the connection uses the new path; rejects when the path
-   * did not validate (4 probes) or the connection closed.
+   * did not validate (4 probes) or the connection closed. Bound it: after a failed validation,
+   * quiche may report nothing more for the re-probed path (seen with an unreachable address), so
+   * the promise can stay pending.
    */
   moveTo(peer: HostPort): Promise<void> {
     return this.#migrate(this.local, peer);
