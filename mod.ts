@@ -32,24 +32,35 @@ export {
   type ClientStatus,
   connect,
   type ConnectOptions,
+  ContextError,
   type Handler,
   Message,
   type Registration,
   type SubscribeOptions,
   Subscription,
-} from "./lib/client/client.ts";
-export { Node, type NodeSnapshot, type NodeStartOptions } from "./lib/node/node.ts";
-export { parseConfig } from "./lib/node/config.ts";
-export { RpcError, type RpcErrorCode } from "./lib/messaging/rpc.ts";
-export { TopicError } from "./lib/messaging/topics.ts";
+} from "./lib/client/mod.ts";
+export {
+  ConfigError,
+  Node,
+  NodeError,
+  type NodeSnapshot,
+  type NodeStartOptions,
+  parseConfig,
+} from "./lib/node/mod.ts";
+export { JsonError, RpcError, type RpcErrorCode, TopicError } from "./lib/messaging/mod.ts";
+export { RequestError, SessionError, UrlError } from "./lib/peer/mod.ts";
+export { WireError } from "./lib/wire/mod.ts";
 export * from "./lib/quic/mod.ts";
 export {
   checkRealm,
+  IdentityError,
+  NameError,
   nodeIdFromSpki,
   nodeIdText,
   parseMaculaUri,
+  type PeerIdentity,
   realmProblem,
   realmTag,
-} from "./lib/identity/names.ts";
-export { IdentityError, type PeerIdentity, Verifier } from "./lib/identity/verify.ts";
-export { VERSION } from "./lib/version.ts";
+  Verifier,
+} from "./lib/identity/mod.ts";
+export { VERSION } from "./lib/util/mod.ts";

@@ -1,6 +1,7 @@
 /**
- * Durations as operators type them: a number and a unit, optionally several (`1d12h`).
- * Units: `s`, `m` (minutes), `h`, `d` (24 h), `w` (7 d), `y` (365 d).
+ * Durations as operators type them in flags: a number and a unit, optionally several (`1d12h`).
+ * Units: `s`, `m` (minutes), `h`, `d` (24 h), `w` (7 d), `y` (365 d). The other way round (a
+ * duration for people, in expiry warnings) is lib/identity's `formatDuration`.
  */
 
 const UNIT_MS: Record<string, number> = {
@@ -15,9 +16,12 @@ const UNIT_MS: Record<string, number> = {
 /** Longest duration accepted: 100 years. */
 export const MAX_DURATION_MS = 100 * UNIT_MS.y!;
 
-/** A duration text that cannot be understood. */
+/** A duration text that cannot be understood (a flag's value: the command's usage error). */
 export class DurationError extends Error {
   override name = "DurationError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 /** Parses `8760h`, `30d`, `90m`, `1d12h`… into milliseconds; throws `DurationError`. */
@@ -39,24 +43,4 @@ export function parseDuration(text: string): number {
     throw new DurationError(`invalid duration ${JSON.stringify(text)}: at most 100 years`);
   }
   return ms;
-}
-
-/** A short human form: `364d 23h`, `2h 5m`, `45s`. */
-export function formatDuration(ms: number): string {
-  const neg = ms < 0;
-  let s = Math.floor(Math.abs(ms) / 1000);
-  const d = Math.floor(s / 86_400);
-  s -= d * 86_400;
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  const parts = d > 0
-    ? [`${d}d`, h ? `${h}h` : ""]
-    : h > 0
-    ? [`${h}h`, m ? `${m}m` : ""]
-    : m > 0
-    ? [`${m}m`]
-    : [`${s}s`];
-  return (neg ? "-" : "") + parts.filter(Boolean).join(" ");
 }

@@ -1,12 +1,19 @@
 /**
  * `macula certs` — the realm certificate authority: create a CA, issue and sign node and user
- * certificates, print, verify and revoke them. A thin shell over certs-tool/; the operator's
- * guide is docs/certificates.md.
+ * certificates, print, verify and revoke them. A thin shell over the realm CA of lib/identity
+ * and the tool's own parts in certs-tool/ (print, verify's exit codes, duration flags); the
+ * operator's guide is docs/certificates.md.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import {
+  describeCert,
+  parseDuration,
+  VERIFY_EXIT_CODES,
+  verifyCert,
+} from "../../certs-tool/mod.ts";
 import {
   type Ca,
   CA_KEY_FILE,
@@ -14,20 +21,18 @@ import {
   CertsError,
   checkName,
   CRL_FILE,
-  describeCert,
+  IDENTITY_DEFAULTS,
   initCa,
   issueCert,
   type Issued,
   loadCa,
-  parseDuration,
+  readText,
+  realmProblem,
+  realmTagHex,
   revoke,
   REVOKE_REASONS,
   signCsr,
-  VERIFY_EXIT_CODES,
-  verifyCert,
-} from "../../certs-tool/mod.ts";
-import { readText } from "../../certs-tool/files.ts";
-import { realmProblem, realmTagHex } from "../../lib/identity/names.ts";
+} from "../../lib/identity/mod.ts";
 import { guarded } from "./shared.ts";
 
 /** Environment variable holding the CA passphrase (otherwise it is asked on the terminal). */
@@ -198,7 +203,7 @@ Examples:
       const r = await initCa({
         realm: opts.realm,
         outDir: opts.out,
-        durationMs: opts.duration ?? parseDuration("8760h"),
+        durationMs: opts.duration ?? IDENTITY_DEFAULTS.realm.caLifetimeMs,
         keyType: opts.keyType,
         ...(pass !== undefined ? { passphrase: pass } : {}),
         force: opts.force ?? false,
@@ -269,7 +274,7 @@ Examples:
         groups: opts.groups ?? [],
         dns: opts.dns ?? [],
         ips: opts.ip ?? [],
-        durationMs: opts.duration ?? parseDuration("2160h"),
+        durationMs: opts.duration ?? IDENTITY_DEFAULTS.realm.certLifetimeMs,
         ...(pub !== undefined ? { publicKeyPem: pub } : {}),
         outDir: opts.out,
         force: opts.force ?? false,
@@ -322,7 +327,7 @@ Example:
         groups: opts.groups ?? [],
         dns: opts.dns ?? [],
         ips: opts.ip ?? [],
-        durationMs: opts.duration ?? parseDuration("2160h"),
+        durationMs: opts.duration ?? IDENTITY_DEFAULTS.realm.certLifetimeMs,
         ...(opts.out !== undefined ? { outFile: opts.out } : {}),
         force: opts.force ?? false,
       });

@@ -13,8 +13,8 @@ import {
   ContextStore,
   CREDS_FILES,
   ENV,
-} from "../../lib/client/contexts.ts";
-import { parseUrl, UrlError } from "../../lib/client/url.ts";
+} from "../../lib/client/mod.ts";
+import { parseUrl, UrlError } from "../../lib/peer/mod.ts";
 import { guarded } from "./shared.ts";
 
 const line = (s: string) => process.stdout.write(`${s}\n`);

@@ -10,10 +10,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { type Client, connect } from "../../lib/client/client.ts";
-import { makeCa, tlsFor } from "../../lib/identity/devca.ts";
-import { RpcError } from "../../lib/messaging/rpc.ts";
-import { Node } from "../../lib/node/node.ts";
+import { type Client, connect } from "../../lib/client/mod.ts";
+import { makeCa, tlsFor } from "../../lib/identity/mod.ts";
+import { RpcError } from "../../lib/messaging/mod.ts";
+import { Node } from "../../lib/node/mod.ts";
 import { QuicEndpoint } from "../../lib/quic/mod.ts";
 
 function mebibytes(v: string): number {

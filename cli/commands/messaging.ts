@@ -9,8 +9,13 @@ import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
-import { decodeJson, JsonError } from "../../lib/messaging/json.ts";
-import { RPC_ERROR_CODES, RpcError, type RpcErrorCode } from "../../lib/messaging/rpc.ts";
+import {
+  decodeJson,
+  JsonError,
+  RPC_ERROR_CODES,
+  RpcError,
+  type RpcErrorCode,
+} from "../../lib/messaging/mod.ts";
 import {
   CliFailure,
   connectTo,

@@ -5,9 +5,13 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import process from "node:process";
-import { type NetcheckReport, runNetcheck, type Verdict } from "../../lib/nat/netcheck.ts";
-import { openRawSocket } from "../../lib/nat/stun-server.ts";
-import { parseIp } from "../../lib/nat/stun.ts";
+import {
+  type NetcheckReport,
+  openRawSocket,
+  parseIp,
+  runNetcheck,
+  type Verdict,
+} from "../../lib/nat/mod.ts";
 import { CliFailure, FAILED, guarded, intArg, usage } from "./shared.ts";
 import { hostPortArg, resolveHost } from "./stun.ts";
 

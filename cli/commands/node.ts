@@ -9,16 +9,16 @@ import { isIPv4, isIPv6 } from "node:net";
 import { resolve } from "node:path";
 import process from "node:process";
 import { parse } from "yaml";
-import { realmProblem } from "../../lib/identity/names.ts";
+import { realmProblem } from "../../lib/identity/mod.ts";
 import {
   ConfigError,
   configFrom,
   DEFAULTS,
+  Node,
   type NodeConfig,
   parseConfig,
   parseSeed,
-} from "../../lib/node/config.ts";
-import { Node } from "../../lib/node/node.ts";
+} from "../../lib/node/mod.ts";
 import { guarded, intArg, usage } from "./shared.ts";
 
 const line = (s: string) => process.stdout.write(`${s}\n`);
@@ -206,6 +206,9 @@ Configuration: flags, over the --config file, over the defaults (dev realm, ./ma
   relay: { enabled: true, sessions_per_peer: 16, bytes_per_second: 1048576 }
                                           # relaying for peers that cannot reach each other
                                           # (docs/nat-traversal.md has every relay key)
+  membership: { probe_interval_ms: 500, max_sessions: 64 }
+                                          # SWIM timing and the session pool
+                                          # (docs/membership.md has every membership key)
 
 In the dev realm the node makes its own CA, node certificate and client credentials under the
 data directory on first start, and prints how to connect. The banner (or --ready-json line)

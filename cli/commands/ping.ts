@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import process from "node:process";
-import { isNodeIdText } from "../../lib/identity/names.ts";
+import { isNodeIdText } from "../../lib/identity/mod.ts";
 import { connectTo, guarded, intArg, target, TARGET_HELP, withTarget } from "./shared.ts";
 
 function nodeIdArg(v: string): string {

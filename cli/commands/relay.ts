@@ -5,7 +5,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import process from "node:process";
-import type { NodeSnapshot } from "../../lib/node/node.ts";
+import type { NodeSnapshot } from "../../lib/node/mod.ts";
 import { connectTo, guarded, target, TARGET_HELP, withTarget } from "./shared.ts";
 
 const short = (id: string) => `${id.slice(0, 12)}…`;

@@ -11,11 +11,22 @@ import {
   type OptionValues,
 } from "@commander-js/extra-typings";
 import process from "node:process";
-import { type Client, type ClientStatus, connect } from "../../lib/client/client.ts";
-import { ContextError, ENV, resolveTarget, type Target } from "../../lib/client/contexts.ts";
-import { parseUrl, UrlError } from "../../lib/client/url.ts";
-import { checkPattern, checkProcedure, checkTopic } from "../../lib/messaging/topics.ts";
-import { checkQueueGroup } from "../../lib/messaging/trie.ts";
+import {
+  type Client,
+  type ClientStatus,
+  connect,
+  ContextError,
+  ENV,
+  resolveTarget,
+  type Target,
+} from "../../lib/client/mod.ts";
+import { parseUrl, UrlError } from "../../lib/peer/mod.ts";
+import {
+  checkPattern,
+  checkProcedure,
+  checkQueueGroup,
+  checkTopic,
+} from "../../lib/messaging/mod.ts";
 
 /** Exit code of a usage error (bad argument, bad input, bad configuration). */
 export const USAGE = 2;

@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import process from "node:process";
-import { type MembershipReport, runMembershipSim } from "../../lib/sim/membership.ts";
+import { type MembershipReport, runMembershipSim } from "../../lib/sim/mod.ts";
 import { guarded, intArg } from "./shared.ts";
 
 function lossArg(v: string): number {

@@ -5,9 +5,13 @@
 import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import { lookup } from "node:dns/promises";
 import process from "node:process";
-import { StunClient } from "../../lib/nat/netcheck.ts";
-import { openRawSocket, type OwnedRawSocket, StunServer } from "../../lib/nat/stun-server.ts";
-import { parseIp } from "../../lib/nat/stun.ts";
+import {
+  openRawSocket,
+  type OwnedRawSocket,
+  parseIp,
+  StunClient,
+  StunServer,
+} from "../../lib/nat/mod.ts";
 import { CliFailure, FAILED, guarded, intArg, untilSignal, usage } from "./shared.ts";
 
 /** The IANA STUN port. */

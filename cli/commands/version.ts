@@ -7,7 +7,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import process from "node:process";
-import { VERSION } from "../../lib/version.ts";
+import { VERSION } from "../../lib/util/mod.ts";
 
 export { VERSION };
 
@@ -40,10 +40,10 @@ export function versionCommand(): Command<[], { verbose?: true; json?: true }> {
       const info: Record<string, string> = { version: VERSION };
       if (options.verbose) {
         // Loaded on demand so `--help` and plain `version` never touch the native addon.
-        const { quiche } = await import("../../lib/quic/native.ts");
+        const { quicheProtocolVersion } = await import("../../lib/quic/mod.ts");
         info.runtime = runtimeDescription();
         info.build = isStandaloneBinary() ? "standalone binary" : "source";
-        info.quiche = `PROTOCOL_VERSION ${formatQuicVersion(quiche.PROTOCOL_VERSION)}`;
+        info.quiche = `PROTOCOL_VERSION ${formatQuicVersion(quicheProtocolVersion())}`;
       }
       if (options.json) {
         process.stdout.write(`${JSON.stringify(info)}\n`);

@@ -3,226 +3,117 @@
  * calls and serves. It reconnects on its own (jittered exponential backoff) and restores its
  * subscriptions and procedures on the new session; the application sees no gap but the messages
  * published while it was away (at-most-once). docs/client.md is the guide.
+ *
+ * This file composes the parts, one concept per file: options.ts (options and `DEFAULTS`),
+ * errors.ts, message.ts, subscription.ts, request.ts (calls in flight), serve.ts (procedures
+ * served), protocol.ts (the session with the node: dial, restore, reconnect, frame dispatch).
+ * lib/client/mod.ts is the layer's public API.
  */
-import { Verifier } from "../identity/verify.ts";
-import { x509 } from "../identity/x509.ts";
-import { type BufferOptions, type BufferStats, MessageBuffer } from "../messaging/buffer.ts";
-import { busCodec, CLIENT_CHANNEL, DEFAULT_MAX_PAYLOAD } from "../messaging/frames.ts";
-import { decodeJson, encodeJson } from "../messaging/json.ts";
+import { loadCredsDir, Verifier, x509 } from "../identity/mod.ts";
 import {
+  checkPattern,
   checkPayloadSize,
-  RPC_ERROR_NUMBERS,
+  checkProcedure,
+  checkQueueGroup,
+  checkTopic,
+  decodeJson,
+  encodeJson,
   RpcError,
-  rpcErrorCodeOf,
-  type SelectionStrategy,
-} from "../messaging/rpc.ts";
-import { checkPattern, checkProcedure, checkTopic } from "../messaging/topics.ts";
-import { checkQueueGroup } from "../messaging/trie.ts";
-import { loadCredsDir } from "../node/credentials.ts";
-import { backoffDelay } from "../peer/backoff.ts";
-import { PeerSession } from "../peer/session.ts";
-import { ChannelWriter } from "../peer/writer.ts";
+} from "../messaging/mod.ts";
+import { NAT_PING } from "../nat/mod.ts";
+import { INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
+import { ask, type NodeUrl, parseUrl } from "../peer/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
-import type { Frame } from "../wire/codec.ts";
-import { parseUrl } from "./url.ts";
-import { withTimeout as deadline } from "../util/timeout.ts";
+import { monoNow } from "../util/mod.ts";
+import { ClientError, deadline } from "./errors.ts";
+import {
+  type CallOptions,
+  type ClientStatus,
+  type ConnectOptions,
+  DEFAULTS,
+  type SubscribeOptions,
+} from "./options.ts";
+import { encode, ProtocolHandler } from "./protocol.ts";
+import { Caller } from "./request.ts";
+import { type Handler, Procedures, type Registration } from "./serve.ts";
+import { Subscription } from "./subscription.ts";
 
-/** PEM credentials: the realm CA, a certificate it issued, and that certificate's key. */
-export interface ClientCredentials {
-  ca: string;
-  cert: string;
-  key: string;
-}
+export { ClientError } from "./errors.ts";
+export { Message } from "./message.ts";
+export {
+  type CallOptions,
+  type ClientCredentials,
+  type ClientStatus,
+  type ConnectOptions,
+  DEFAULTS,
+  type SubscribeOptions,
+} from "./options.ts";
+export { Subscription, type SubscriptionStats } from "./subscription.ts";
+export type { CallContext, Handler, Registration } from "./serve.ts";
 
-/** Where a client stands. */
-export type ClientStatus = "connecting" | "connected" | "reconnecting" | "closed";
-
-/** Options for `connect`. */
-export interface ConnectOptions {
-  /** The node, `quic://host:port`. Default `quic://127.0.0.1:4433`. */
-  url?: string;
-  /**
-   * Credentials: a directory holding ca.pem, cert.pem and key.pem, or the PEM texts. Default
-   * `./macula-data/client` (what a local `macula node up` writes).
-   */
-  creds?: string | ClientCredentials;
-  /** Reconnect when the session drops. Default true. */
-  reconnect?: boolean;
-  /** Longest wait between reconnect attempts. Default 5 000 ms. */
-  maxReconnectDelayMs?: number;
-  /** How long the first connection may take. Default 10 000 ms. */
-  connectTimeoutMs?: number;
-  /** Bytes of publishes held while reconnecting; more are refused. Default 8 MiB. */
-  reconnectBufferBytes?: number;
-  /** Status changes, with a reason. */
-  onStatus?: (status: ClientStatus, detail: string) => void;
-  /** Errors the node reported that belong to no call (e.g. a refused publish). */
-  onError?: (error: ClientError) => void;
-}
-
-/** A client-side failure: `code` is stable (`closed`, `disconnected`, `bad_topic`, …). */
-export class ClientError extends Error {
-  override name = "ClientError";
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
-
-/** One received message. */
-export class Message {
-  constructor(readonly topic: string, readonly payload: Uint8Array) {}
-  /** The payload as UTF-8 text. */
-  text(): string {
-    return new TextDecoder().decode(this.payload);
-  }
-  /** The payload parsed as JSON (`JsonError` when it is not). */
-  json<T = unknown>(): T {
-    return decodeJson(this.payload) as T;
-  }
-}
-
-/** Subscription options: a queue group and the buffer bounds and overflow policy. */
-export interface SubscribeOptions extends Omit<BufferOptions<Message>, "sizeOf"> {
-  /** Join this queue group: each message goes to one member of the group. */
-  queue?: string;
-}
-
-/** Counters of one subscription. */
-export interface SubscriptionStats extends BufferStats {
-  /** Messages the node dropped for this subscription because the connection was backed up. */
-  droppedAtNode: number;
-}
-
-/** A subscription: iterate it for messages; `unsubscribe` (or `break`) ends it. */
-export class Subscription implements AsyncIterable<Message> {
-  /** @internal */ droppedAtNode = 0;
-  /** @internal */ readonly buffer: MessageBuffer<Message>;
-
-  /** @internal */
-  constructor(
-    readonly sid: number,
-    readonly pattern: string,
-    readonly queue: string | undefined,
-    options: SubscribeOptions,
-    private readonly client: Client,
-  ) {
-    this.buffer = new MessageBuffer<Message>({
-      ...options,
-      sizeOf: (m) => m.payload.length + m.topic.length,
-    });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Message> {
-    const it = this.buffer[Symbol.asyncIterator]();
-    return {
-      next: () => it.next(),
-      return: (v?: unknown) => {
-        this.unsubscribe();
-        return it.return ? it.return(v) : Promise.resolve({ done: true, value: undefined });
-      },
-    };
-  }
-
-  /** Stops the subscription; messages already buffered are still delivered to the iterator. */
-  unsubscribe(): void {
-    this.client.unsubscribeSid(this.sid);
-    this.buffer.close();
-  }
-
-  /** True once unsubscribed or the client closed. */
-  get closed(): boolean {
-    return this.buffer.closed;
-  }
-
-  stats(): SubscriptionStats {
-    return { ...this.buffer.stats(), droppedAtNode: this.droppedAtNode };
-  }
-}
-
-/** What a procedure handler gets besides the payload. */
-export interface CallContext {
-  procedure: string;
-  /** Aborted when the caller cancels or its deadline passes. */
-  signal: AbortSignal;
-}
-
-/** A procedure handler: return the reply; throw to answer `handler_error` with the message. */
-export type Handler = (payload: Uint8Array, ctx: CallContext) => Uint8Array | Promise<Uint8Array>;
-
-/** A registered procedure; `stop()` unregisters it. */
-export interface Registration {
-  readonly procedure: string;
-  /** Resolves once the node has the registration (and its peer nodes know). */
-  readonly ready: Promise<void>;
-  stop(): void;
-}
-
-/** Call options. */
-export interface CallOptions {
-  /** Deadline; default 5 000 ms. */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** How the node picks among providers; default local-first. */
-  strategy?: SelectionStrategy;
-}
-
-interface PendingCall {
-  resolve: (v: Uint8Array) => void;
-  reject: (e: Error) => void;
-  done: () => void;
-}
-
-/** How long one reconnect attempt may take before a fresh one starts. */
-const RECONNECT_ATTEMPT_MS = 3000;
-
-/** Buffered messages in one subscription past which the reader lets consumers run first. */
-const YIELD_AT = 256;
-
-const enc = (name: string, fields: Record<string, unknown>) => busCodec.encode(name, fields);
 const utf8 = new TextEncoder();
 
 /** A connection to a node. Make one with `connect`. */
 export class Client {
-  #status: ClientStatus = "connecting";
-  #session: PeerSession | null = null;
-  #writer: ChannelWriter | null = null;
-  #maxPayload = DEFAULT_MAX_PAYLOAD;
-  #nodeId = "";
+  readonly #protocol: ProtocolHandler;
+  readonly #calls: Caller;
+  readonly #procs = new Procedures();
   readonly #subs = new Map<number, Subscription>();
-  readonly #procs = new Map<string, Handler>();
-  readonly #calls = new Map<number, PendingCall>();
   readonly #pings = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
-  readonly #serving = new Map<number, AbortController>();
-  /** Frames written while disconnected, sent after the restore. */
-  #held: Uint8Array[] = [];
-  #heldBytes = 0;
+  /** Subscription and ping ids (calls have theirs from the pending-call table). */
   #ids = 1;
   #lastTopic = "";
-  #connected: Promise<void>;
-  #markConnected!: () => void;
-  #closing = false;
-  #attempt = 0;
-  #wakeSleep: (() => void) | null = null;
-  /** Connection attempts started; only the newest may become the session. */
-  #dials = 0;
 
   private constructor(
     readonly url: string,
-    private readonly target: { host: string; port: number },
+    target: NodeUrl,
+    /** @internal The QUIC endpoint the sessions run on. */
     private readonly endpoint: QuicEndpoint,
     private readonly self: { nodeId: string; realm: string },
-    private readonly opts: ConnectOptions,
+    opts: ConnectOptions,
   ) {
-    this.#connected = new Promise((r) => (this.#markConnected = r));
+    this.#calls = new Caller((id) => this.#protocol.send(encode("CANCEL", { id }), false));
+    this.#protocol = new ProtocolHandler(url, target, endpoint, self, opts, {
+      restore: (write) => {
+        for (const s of this.#subs.values()) {
+          write(encode("SUB", { sid: s.sid, pattern: s.pattern, queue: s.queue }));
+        }
+        for (const p of this.#procs.names()) write(encode("REG", { proc: p }));
+      },
+      subscription: (sid) => this.#subs.get(sid),
+      reply: (id, payload) => this.#calls.reply(id, payload),
+      fail: (id, code, message) => this.#calls.fail(id, code, message),
+      call: (id, proc, payload) =>
+        void this.#procs.run(id, proc, payload, this.#protocol.writer, () => this.maxPayload),
+      cancel: (id) => this.#procs.cancel(id),
+      pong: (id) => this.#pings.get(id)?.resolve(),
+      disconnected: (why) => {
+        this.#calls.failAll(() =>
+          new RpcError("unavailable", `the connection to ${this.url} was lost: ${why}`)
+        );
+        this.#procs.abortAll(true);
+        for (const p of this.#pings.values()) {
+          p.reject(
+            new ClientError(
+              "disconnected",
+              `flush: the connection to ${this.url} was lost (${why})`,
+            ),
+          );
+        }
+        this.#pings.clear();
+      },
+      ended: () => {
+        for (const s of this.#subs.values()) s.buffer.close();
+      },
+    });
   }
 
   /** @internal Use `connect`. */
   static async connect(opts: ConnectOptions = {}): Promise<Client> {
-    const url = opts.url ?? "quic://127.0.0.1:4433";
-    const target = parseUrl(url, "url");
+    const target = parseUrl(opts.url ?? DEFAULTS.server, "url");
     const creds = typeof opts.creds === "object"
       ? opts.creds
-      : await loadCredsDir(opts.creds ?? "macula-data/client");
+      : await loadCredsDir(opts.creds ?? DEFAULTS.credsDir);
     const verifier = await Verifier.create({ ca: creds.ca });
     let me;
     try {
@@ -231,6 +122,7 @@ export class Client {
       throw new ClientError(
         "credentials",
         `credentials: this client's certificate: ${(e as Error).message}`,
+        { cause: e },
       );
     }
     const endpoint = await QuicEndpoint.bind({
@@ -247,14 +139,16 @@ export class Client {
       { nodeId: me.nodeId, realm: me.realm },
       opts,
     );
-    const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+    const timeoutMs = opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     try {
-      await withTimeout(client.#dial(), timeoutMs, `connecting to ${target.url}`);
+      await deadline(client.#protocol.dial(), timeoutMs, `connecting to ${target.url}`);
     } catch (e) {
       await endpoint.close("connect failed");
-      throw e instanceof ClientError
-        ? e
-        : new ClientError("connect", `cannot connect to ${target.url}: ${(e as Error).message}`);
+      throw e instanceof ClientError ? e : new ClientError(
+        "connect",
+        `cannot connect to ${target.url}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     return client;
   }
@@ -266,16 +160,16 @@ export class Client {
 
   /** The node this client is attached to (empty while connecting). */
   get nodeId(): string {
-    return this.#nodeId;
+    return this.#protocol.nodeId;
   }
 
   get status(): ClientStatus {
-    return this.#status;
+    return this.#protocol.status;
   }
 
   /** Largest payload the node accepts. */
   get maxPayload(): number {
-    return this.#maxPayload;
+    return this.#protocol.maxPayload;
   }
 
   // ------------------------------------------------------------------ pub/sub
@@ -290,13 +184,14 @@ export class Client {
       this.#lastTopic = topic;
     }
     const bytes = typeof payload === "string" ? utf8.encode(payload) : payload;
-    if (bytes.length > this.#maxPayload) {
+    const max = this.maxPayload;
+    if (bytes.length > max) {
       throw new ClientError(
         "payload_too_large",
-        `publish ${topic}: ${bytes.length} bytes, over the node's limit of ${this.#maxPayload}`,
+        `publish ${topic}: ${bytes.length} bytes, over the node's limit of ${max}`,
       );
     }
-    this.#send(enc("PUB", { topic, payload: bytes }), true);
+    this.#protocol.send(encode("PUB", { topic, payload: bytes }), true);
   }
 
   /** Publishes `value` as JSON. */
@@ -312,32 +207,32 @@ export class Client {
     const sid = this.#ids++;
     const sub = new Subscription(sid, pattern, options.queue, options, this);
     this.#subs.set(sid, sub);
-    this.#send(enc("SUB", { sid, pattern, queue: options.queue }), false);
+    this.#protocol.send(encode("SUB", { sid, pattern, queue: options.queue }), false);
     return sub;
   }
 
   /** @internal */
   unsubscribeSid(sid: number): void {
     if (!this.#subs.delete(sid)) return;
-    if (!this.#closing) this.#send(enc("UNSUB", { sid }), false);
+    if (!this.#protocol.closing) this.#protocol.send(encode("UNSUB", { sid }), false);
   }
 
   /**
    * Resolves once the node has processed everything this client sent before, and its peer nodes
    * have seen the resulting subscriptions and registrations.
    */
-  async flush(timeoutMs = 10_000): Promise<void> {
+  async flush(timeoutMs: number = DEFAULTS.flushTimeoutMs): Promise<void> {
     this.#open();
-    const deadline = performance.now() + timeoutMs;
-    if (this.#status !== "connected") {
+    const end = monoNow() + timeoutMs;
+    if (this.status !== "connected") {
       // While reconnecting: the flush is about the session the client gets back.
-      await withTimeout(this.#connected, timeoutMs, `flush: waiting for ${this.url}`);
+      await deadline(this.#protocol.connected, timeoutMs, `flush: waiting for ${this.url}`);
     }
     const id = this.#ids++;
     const pong = new Promise<void>((resolve, reject) => this.#pings.set(id, { resolve, reject }));
-    this.#send(enc("PING", { id }), false);
+    this.#protocol.send(encode("PING", { id }), false);
     try {
-      await withTimeout(pong, Math.max(0, deadline - performance.now()), "flush");
+      await deadline(pong, Math.max(0, end - monoNow()), "flush");
     } finally {
       this.#pings.delete(id);
     }
@@ -358,59 +253,40 @@ export class Client {
     try {
       checkProcedure(procedure);
     } catch (e) {
-      throw new RpcError("bad_request", (e as Error).message);
+      throw new RpcError("bad_request", (e as Error).message, { cause: e });
     }
-    checkPayloadSize(bytes, this.#maxPayload);
-    if (this.#closing) throw new RpcError("unavailable", "the client is closed");
-    const timeoutMs = o.timeoutMs ?? 5000;
-    const deadline = performance.now() + timeoutMs;
+    checkPayloadSize(bytes, this.maxPayload);
+    if (this.#protocol.closing) throw new RpcError("unavailable", "the client is closed");
+    const timeoutMs = o.timeoutMs ?? DEFAULTS.callTimeoutMs;
+    const startedAt = monoNow();
     if (o.signal?.aborted) {
       throw new RpcError("cancelled", `${procedure}: cancelled before it was sent`);
     }
-    if (this.#status !== "connected") {
-      await withTimeout(this.#connected, timeoutMs, "waiting for the node").catch(() => {
+    if (this.status !== "connected") {
+      await deadline(this.#protocol.connected, timeoutMs, "waiting for the node").catch((e) => {
         throw new RpcError(
           "timeout",
           `${procedure}: not connected to ${this.url} within ${timeoutMs} ms`,
+          { cause: e },
         );
       });
     }
-    const id = this.#ids++;
-    return await new Promise<Uint8Array>((resolve, reject) => {
-      const stop = (e: RpcError) => {
-        if (!this.#calls.has(id)) return;
-        call.done();
-        this.#send(enc("CANCEL", { id }), false);
-        reject(e);
-      };
-      const timer = setTimeout(
-        () => stop(new RpcError("timeout", `${procedure}: no reply within ${timeoutMs} ms`)),
-        Math.max(0, deadline - performance.now()),
-      );
-      const onAbort = () =>
-        stop(new RpcError("cancelled", `${procedure}: cancelled by the caller`));
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      const call: PendingCall = {
-        resolve,
-        reject,
-        done: () => {
-          this.#calls.delete(id);
-          clearTimeout(timer);
-          o.signal?.removeEventListener("abort", onAbort);
-        },
-      };
-      this.#calls.set(id, call);
-      const remaining = Math.max(1, Math.round(deadline - performance.now()));
-      this.#send(
-        enc("CALL", {
-          id,
-          proc: procedure,
-          payload: bytes,
-          timeout_ms: remaining,
-          strategy: o.strategy,
-        }),
-        false,
-      );
+    return await this.#calls.start({
+      procedure,
+      startedAt,
+      timeoutMs,
+      signal: o.signal,
+      send: (id, remainingMs) =>
+        this.#protocol.send(
+          encode("CALL", {
+            id,
+            proc: procedure,
+            payload: bytes,
+            timeout_ms: remainingMs,
+            strategy: o.strategy,
+          }),
+          false,
+        ),
     });
   }
 
@@ -434,17 +310,18 @@ export class Client {
     if (this.#procs.has(procedure)) {
       throw new ClientError("duplicate", `this client already serves ${procedure}`);
     }
-    this.#procs.set(procedure, handler);
-    this.#send(enc("REG", { proc: procedure }), false);
+    this.#procs.add(procedure, handler);
+    this.#protocol.send(encode("REG", { proc: procedure }), false);
     const ready = this.flush();
     ready.catch(() => {});
     return {
       procedure,
       ready,
       stop: () => {
-        if (this.#procs.get(procedure) !== handler) return;
-        this.#procs.delete(procedure);
-        if (!this.#closing) this.#send(enc("UNREG", { proc: procedure }), false);
+        if (!this.#procs.remove(procedure, handler)) return;
+        if (!this.#protocol.closing) {
+          this.#protocol.send(encode("UNREG", { proc: procedure }), false);
+        }
       },
     };
   }
@@ -460,14 +337,13 @@ export class Client {
    * The attached node's view, for `macula inspect`: `"members"` (the realm's members it knows,
    * with state, incarnation and how long ago that last changed) or `"node"` (its snapshot).
    */
-  async inspect(what: "members" | "node", timeoutMs = 5000): Promise<unknown> {
-    this.#open();
-    const s = this.#session;
-    if (!s || this.#status !== "connected") {
-      throw new ClientError("disconnected", `not connected to ${this.url}`);
-    }
-    const bytes = await s.request(`inspect.${what}`, new Uint8Array(0), { timeoutMs });
-    return JSON.parse(new TextDecoder().decode(bytes));
+  async inspect(
+    what: "members" | "node",
+    timeoutMs: number = DEFAULTS.inspectTimeoutMs,
+  ): Promise<unknown> {
+    return await ask(this.#attached(), what === "node" ? INSPECT_NODE : INSPECT_MEMBERS, {}, {
+      timeoutMs,
+    });
   }
 
   /**
@@ -480,288 +356,42 @@ export class Client {
     target: string,
     o: { relayOnly?: boolean; upgrade?: boolean; timeoutMs?: number } = {},
   ): Promise<{ path: string; rttMs: number; via?: string; tried: string[] }> {
-    this.#open();
-    const s = this.#session;
-    if (!s || this.#status !== "connected") {
-      throw new ClientError("disconnected", `not connected to ${this.url}`);
-    }
-    const bytes = await s.request(
-      "nat.ping",
-      new TextEncoder().encode(
-        JSON.stringify({ target, relayOnly: o.relayOnly === true, upgrade: o.upgrade === true }),
-      ),
-      { timeoutMs: o.timeoutMs ?? 30_000 },
+    const r = await ask(
+      this.#attached(),
+      NAT_PING,
+      { target, relayOnly: o.relayOnly === true, upgrade: o.upgrade === true },
+      { timeoutMs: o.timeoutMs ?? DEFAULTS.pingTimeoutMs },
     );
-    return JSON.parse(new TextDecoder().decode(bytes));
+    return r as { path: string; rttMs: number; via?: string; tried: string[] };
   }
 
   // ------------------------------------------------------------------ lifecycle
 
   /** Flushes what is queued (bounded), says goodbye, and closes. Subscriptions end. */
   async close(): Promise<void> {
-    if (this.#closing) return;
-    this.#closing = true;
-    this.#wakeSleep?.();
-    const w = this.#writer;
-    for (let i = 0; w && i < 100 && w.backlog > 0 && !w.error; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    for (const c of [...this.#calls.values()]) {
-      c.done();
-      c.reject(new RpcError("unavailable", "the client closed"));
-    }
-    for (const ac of this.#serving.values()) ac.abort();
+    if (this.#protocol.closing) return;
+    await this.#protocol.beginClose();
+    this.#calls.failAll(() => new RpcError("unavailable", "the client closed"));
+    this.#procs.abortAll(false);
     for (const p of this.#pings.values()) p.reject(new ClientError("closed", "the client closed"));
     for (const s of this.#subs.values()) s.buffer.close();
     this.#subs.clear();
-    this.#setStatus("closed", "closed by the application");
-    await this.#session?.close("client closed").catch(() => {});
-    await this.endpoint.close("client closed");
+    await this.#protocol.finishClose("closed by the application");
   }
 
   #open(): void {
-    if (this.#closing) throw new ClientError("closed", "the client is closed");
+    if (this.#protocol.closing) throw new ClientError("closed", "the client is closed");
   }
 
-  #setStatus(s: ClientStatus, detail: string): void {
-    if (this.#status === s || this.#status === "closed") return; // closed is final
-    this.#status = s;
-    this.opts.onStatus?.(s, detail);
+  /** The session, for a request to the node itself; throws when there is none. */
+  #attached() {
+    this.#open();
+    const s = this.#protocol.session;
+    if (!s || this.status !== "connected") {
+      throw new ClientError("disconnected", `not connected to ${this.url}`);
+    }
+    return s;
   }
-
-  /**
-   * Sends a frame now, or holds it until the session is back. Publishes beyond the reconnect
-   * buffer are refused; control frames are not held (the restore re-sends the state).
-   */
-  #send(frame: Uint8Array, isPublish: boolean): void {
-    if (this.#closing && isPublish) throw new ClientError("closed", "the client is closed");
-    const w = this.#writer;
-    if (w && this.#status === "connected" && !w.error) {
-      w.write(frame);
-      return;
-    }
-    if (!isPublish) return; // SUB/REG are restored from state; CALL/PING wait for `#connected`
-    const limit = this.opts.reconnectBufferBytes ?? 8 * 1024 * 1024;
-    if (this.#heldBytes + frame.length > limit) {
-      throw new ClientError(
-        "disconnected",
-        `not connected to ${this.url} and the reconnect buffer (${limit} bytes) is full`,
-      );
-    }
-    this.#held.push(frame);
-    this.#heldBytes += frame.length;
-  }
-
-  async #dial(): Promise<void> {
-    const attempt = ++this.#dials;
-    const conn = await this.endpoint.connect(this.target);
-    let info: ((f: Frame) => void) | null = null;
-    const gotInfo = new Promise<Frame>((r) => (info = r));
-    const session = await PeerSession.dial(conn, {
-      self: this.self,
-      onChannel: (_name, bodies) => void this.#read(bodies, (f) => info?.(f)),
-    });
-    const stream = await session.openChannel(CLIENT_CHANNEL);
-    const first = await withTimeout(gotInfo, 5000, "waiting for the node's INFO");
-    info = null;
-    if (this.#closing || attempt !== this.#dials) {
-      // close() ran, or this attempt timed out and a newer one started, while it was in flight.
-      await session.close(this.#closing ? "client closed" : "superseded by a newer attempt");
-      return;
-    }
-    const f = first.fields as { node: string; max_payload: number };
-    this.#nodeId = f.node;
-    this.#maxPayload = f.max_payload;
-    this.#session = session;
-    const writer = new ChannelWriter(stream, () => void session.conn.close(0, "bus stream failed"));
-    // Restore: subscriptions, procedures, then what was published while away.
-    for (const s of this.#subs.values()) {
-      writer.write(enc("SUB", { sid: s.sid, pattern: s.pattern, queue: s.queue }));
-    }
-    for (const p of this.#procs.keys()) writer.write(enc("REG", { proc: p }));
-    for (const h of this.#held) writer.write(h);
-    this.#held = [];
-    this.#heldBytes = 0;
-    this.#writer = writer;
-    this.#attempt = 0;
-    this.#setStatus("connected", `attached to node ${f.node.slice(0, 12)}… at ${this.url}`);
-    this.#markConnected();
-    void session.closed.then((ci) => this.#lost(session, ci.reason || `code ${ci.code}`));
-  }
-
-  /** The session dropped: fail what was in flight, then reconnect (unless closing). */
-  #lost(session: PeerSession, why: string): void {
-    if (this.#session !== session) return;
-    this.#session = null;
-    this.#writer = null;
-    for (const c of [...this.#calls.values()]) {
-      c.done();
-      c.reject(new RpcError("unavailable", `the connection to ${this.url} was lost: ${why}`));
-    }
-    for (const ac of this.#serving.values()) ac.abort();
-    this.#serving.clear();
-    for (const p of this.#pings.values()) {
-      p.reject(
-        new ClientError("disconnected", `flush: the connection to ${this.url} was lost (${why})`),
-      );
-    }
-    this.#pings.clear();
-    if (this.#closing) return;
-    if (this.opts.reconnect === false) {
-      this.#closing = true;
-      for (const s of this.#subs.values()) s.buffer.close();
-      this.#setStatus("closed", `connection lost: ${why}`);
-      void this.endpoint.close("connection lost");
-      return;
-    }
-    this.#connected = new Promise((r) => (this.#markConnected = r));
-    this.#setStatus("reconnecting", `connection lost: ${why}`);
-    void this.#reconnect();
-  }
-
-  async #reconnect(): Promise<void> {
-    while (!this.#closing) {
-      const wait = backoffDelay(this.#attempt++, Math.random, {
-        baseMs: 100,
-        maxMs: this.opts.maxReconnectDelayMs ?? 5000,
-      });
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, wait);
-        this.#wakeSleep = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      this.#wakeSleep = null;
-      if (this.#closing) return;
-      try {
-        // A node that is down gives QUIC no refusal, only silence: a fresh attempt every few
-        // seconds beats the handshake's own doubling retransmission timer.
-        await withTimeout(this.#dial(), RECONNECT_ATTEMPT_MS, "reconnecting");
-        return;
-      } catch (e) {
-        if (this.#closing) return;
-        this.opts.onStatus?.(
-          "reconnecting",
-          `attempt ${this.#attempt} failed: ${(e as Error).message}`,
-        );
-      }
-    }
-  }
-
-  async #read(bodies: AsyncIterable<Uint8Array[]>, info: (f: Frame) => void): Promise<void> {
-    try {
-      for await (const batch of bodies) {
-        // Consumers take one message per microtask hop while this loop takes a chunk: when a
-        // buffer fills up, give them a macrotask to catch up before reading on, so a consumer
-        // that keeps up on average never overflows just because of scheduling.
-        let deepest = 0;
-        for (const body of batch) {
-          const f = busCodec.decodeBody(body);
-          if ("unknown" in f) continue;
-          if (f.name === "MSG") {
-            const { sid, topic, payload } = f.fields as {
-              sid: number;
-              topic: string;
-              payload: Uint8Array;
-            };
-            const sub = this.#subs.get(sid);
-            if (!sub) continue; // unsubscribed meanwhile
-            const m = new Message(topic, payload);
-            let r = sub.buffer.push(m);
-            // `block`: stop reading, so QUIC flow control pushes back on the node.
-            for (let i = 0; r === "full" && i < 1_000_000; i++) {
-              await sub.buffer.writable();
-              r = sub.buffer.push(m);
-            }
-            if (sub.buffer.length > deepest) deepest = sub.buffer.length;
-            continue;
-          }
-          this.#frame(f, info);
-        }
-        if (deepest >= YIELD_AT) await new Promise((r) => setImmediate(r));
-      }
-    } catch (e) {
-      this.#session?.conn.close(0x12, `protocol: ${(e as Error).message}`.slice(0, 200));
-    }
-  }
-
-  #frame(f: Frame, info: (f: Frame) => void): void {
-    const x = f.fields as Record<string, unknown>;
-    switch (f.name) {
-      case "INFO":
-        return info(f);
-      case "REPLY": {
-        const c = this.#calls.get(x.id as number);
-        if (!c) return;
-        c.done();
-        return c.resolve(x.payload as Uint8Array);
-      }
-      case "FAIL": {
-        const c = this.#calls.get(x.id as number);
-        if (!c) return;
-        c.done();
-        return c.reject(
-          new RpcError(rpcErrorCodeOf(x.code as number) ?? "handler_error", x.message as string),
-        );
-      }
-      case "CALL":
-        return void this.#serveCall(x.id as number, x.proc as string, x.payload as Uint8Array);
-      case "CANCEL":
-        this.#serving.get(x.id as number)?.abort();
-        this.#serving.delete(x.id as number);
-        return;
-      case "PONG":
-        return this.#pings.get(x.id as number)?.resolve();
-      case "LOST": {
-        const sub = this.#subs.get(x.sid as number);
-        if (sub) sub.droppedAtNode += x.count as number;
-        return;
-      }
-      case "ERROR": {
-        const err = new ClientError(x.code as string, `node ${this.url}: ${x.message as string}`);
-        if (this.opts.onError) this.opts.onError(err);
-        else console.error(`macula client: ${err.message}`);
-        return;
-      }
-      default:
-        throw new Error(`${f.name}: not expected from a node`);
-    }
-  }
-
-  async #serveCall(id: number, proc: string, payload: Uint8Array): Promise<void> {
-    const w = this.#writer;
-    const handler = this.#procs.get(proc);
-    const fail = (code: keyof typeof RPC_ERROR_NUMBERS, message: string) =>
-      w?.write(enc("FAIL", { id, code: RPC_ERROR_NUMBERS[code], message: message.slice(0, 4000) }));
-    if (!handler) return void fail("no_provider", `this client does not serve ${proc}`);
-    const ac = new AbortController();
-    this.#serving.set(id, ac);
-    let out: Uint8Array;
-    try {
-      out = await handler(payload, { procedure: proc, signal: ac.signal });
-    } catch (e) {
-      if (this.#serving.delete(id)) {
-        fail("handler_error", e instanceof Error ? e.message : String(e));
-      }
-      return;
-    }
-    if (!this.#serving.delete(id)) return; // cancelled meanwhile
-    if (!(out instanceof Uint8Array)) {
-      return void fail("handler_error", `the handler of ${proc} returned ${typeof out}, not bytes`);
-    }
-    if (out.length > this.#maxPayload) {
-      return void fail(
-        "payload_too_large",
-        `the reply of ${proc} is ${out.length} bytes, over the limit of ${this.#maxPayload}`,
-      );
-    }
-    w?.write(enc("REPLY", { id, payload: out }));
-  }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return deadline(p, ms, () => new ClientError("timeout", `${what}: no answer within ${ms} ms`));
 }
 
 /**

@@ -32,18 +32,25 @@ import {
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
-import { formatUrl, parseUrl, UrlError } from "./url.ts";
+import { ContextError } from "./errors.ts";
+import { CREDS_FILES as CREDS_FILE_NAMES } from "../identity/mod.ts";
+import { formatUrl, parseUrl, UrlError } from "../peer/mod.ts";
+import { DEFAULTS } from "./options.ts";
 
 /** File name of the store inside the config directory. */
 export const CONTEXTS_FILE = "contexts.json";
 /** Version of the file format this code reads and writes. */
 export const CONTEXTS_VERSION = 1;
-/** Server used when nothing names one. */
-export const DEFAULT_SERVER = "quic://127.0.0.1:4433";
-/** Credentials directory used when nothing names one, relative to the working directory. */
-export const DEFAULT_CREDS = join("macula-data", "client");
-/** Files a credentials directory holds. */
-export const CREDS_FILES = ["ca.pem", "cert.pem", "key.pem"] as const;
+/** Server used when nothing names one (the client's default, lib/client/options.ts). */
+export const DEFAULT_SERVER: string = DEFAULTS.server;
+/**
+ * Credentials directory used when nothing names one, relative to the working directory (the
+ * client's default, lib/client/options.ts).
+ */
+export const DEFAULT_CREDS: string = DEFAULTS.credsDir;
+/** Files a credentials directory holds (lib/identity/credentials.ts names them). */
+export const CREDS_FILES: readonly (typeof CREDS_FILE_NAMES)[keyof typeof CREDS_FILE_NAMES][] =
+  Object.values(CREDS_FILE_NAMES);
 
 /** Environment variables read here. */
 export const ENV = {
@@ -63,10 +70,7 @@ export interface Context {
 /** Environment, as `process.env`. */
 export type Env = Record<string, string | undefined>;
 
-/** A context problem: unknown name, bad name, corrupt file, refused overwrite. */
-export class ContextError extends Error {
-  override name = "ContextError";
-}
+export { ContextError };
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -220,7 +224,7 @@ export class ContextStore {
       if ((e as { code?: unknown }).code === "ENOENT") {
         return new ContextStore(dir, new Map(), null);
       }
-      throw new ContextError(`${path}: cannot read: ${(e as Error).message}`);
+      throw new ContextError(`${path}: cannot read: ${(e as Error).message}`, { cause: e });
     }
     if (text.trim() === "") bad("the file is empty");
     let raw: unknown;
@@ -274,7 +278,7 @@ export class ContextStore {
     try {
       server = parseUrl(ctx.server, "server").url;
     } catch (e) {
-      if (e instanceof UrlError) throw new ContextError(e.message);
+      if (e instanceof UrlError) throw new ContextError(e.message, { cause: e });
       throw e;
     }
     const saved: Context = { name: ctx.name, server };

@@ -1,20 +1,18 @@
 /**
- * An in-memory development CA: a CA and the certificates it issues, made with @peculiar/x509
- * over WebCrypto. Used by `macula demo`, tests and benchmarks; the realm CA operators use is
- * `macula certs` (certs-tool/).
+ * An in-memory development CA for `macula demo`, tests and benchmarks: a thin layer over the one
+ * issuer (issuer.ts), so its certificates have the realm CA's profile. Nothing is written to
+ * disk and inputs are looser than the realm CA's (issue.ts): a CA may have no realm (then its
+ * certificates carry no macula:// URI), a certificate may have a P-256 key, any name, a validity
+ * outside the CA's, or a forged node id (tests of what verification refuses). Lifetimes:
+ * `IDENTITY_DEFAULTS.devCa`.
  */
-import {
-  caExtensions,
-  endEntityExtensions,
-  generateKeyPair,
-  KEY_ALGORITHMS,
-  type KeyType,
-  randomSerial,
-} from "./profile.ts";
+import type { Credentials } from "./credentials.ts";
+import { IDENTITY_DEFAULTS } from "./defaults.ts";
+import { createCaCertificate, signLeafCertificate } from "./issuer.ts";
+import type { KeyType } from "./keys.ts";
+import type { x509 } from "./x509.ts";
 
 export type { KeyType };
-import { x509 } from "./x509.ts";
-import { groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
 
 /** A CA held in memory. */
 export interface DevCa {
@@ -34,16 +32,16 @@ export interface DevCert {
 }
 
 /** Options for `issue`. */
-export interface IssueOptions {
+export interface DevIssueOptions {
   /** Common name. Default `node`. */
   name?: string;
   notBefore?: Date;
   notAfter?: Date;
   /** Key type of the certificate (default: the CA's). */
   type?: KeyType;
-  /** DNS names. Default `["localhost"]`. */
+  /** DNS names. Default `["localhost"]` (`IDENTITY_DEFAULTS.loopback`). */
   dns?: string[];
-  /** IP addresses. Default `["127.0.0.1", "::1"]`. */
+  /** IP addresses. Default `["127.0.0.1", "::1"]` (`IDENTITY_DEFAULTS.loopback`). */
   ips?: string[];
   /** Realm for the `macula://<realm>/node/<node-id>` SAN. Default: the CA's realm, if any. */
   realm?: string;
@@ -53,58 +51,50 @@ export interface IssueOptions {
   nodeIdOverride?: string;
 }
 
-const DAY = 86_400_000;
+const { devCa, loopback } = IDENTITY_DEFAULTS;
 
 /** Makes a self-signed CA valid from yesterday for 30 days. */
 export async function makeCa(
-  type: KeyType = "ed25519",
+  type: KeyType = IDENTITY_DEFAULTS.keyType,
   name = "test-ca",
   realm?: string,
 ): Promise<DevCa> {
-  const keys = await generateKeyPair(type);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: `CN=${name}`,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 30 * DAY),
-    keys,
-    signingAlgorithm: KEY_ALGORITHMS[type].sign,
-    extensions: await caExtensions(keys.publicKey, realm),
+  const now = Date.now(); // certificate validity is calendar time
+  const { cert, keys } = await createCaCertificate({
+    type,
+    subject: `CN=${name}`,
+    realm,
+    notBefore: new Date(now - devCa.backdateMs),
+    notAfter: new Date(now + devCa.caLifetimeMs),
   });
   return { type, cert, keys, pem: cert.toString("pem"), realm };
 }
 
 /** Issues a certificate (serverAuth and clientAuth) valid from yesterday for 7 days by default. */
-export async function issue(ca: DevCa, opts: IssueOptions = {}): Promise<DevCert> {
-  const keys = await generateKeyPair(opts.type ?? ca.type);
-  const names: x509.JsonGeneralNames = [
-    ...(opts.dns ?? ["localhost"]).map((value) => ({ type: "dns" as const, value })),
-    ...(opts.ips ?? ["127.0.0.1", "::1"]).map((value) => ({ type: "ip" as const, value })),
-  ];
-  const realm = opts.realm ?? ca.realm;
-  if (realm) {
-    const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
-    const id = opts.nodeIdOverride ?? nodeIdText(nodeIdFromSpki(spki));
-    names.push({ type: "url", value: nodeUri(realm, id) });
-    for (const g of opts.groups ?? []) names.push({ type: "url", value: groupUri(realm, g) });
-  }
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: `CN=${opts.name ?? "node"}`,
-    issuer: ca.cert.subject,
-    notBefore: opts.notBefore ?? new Date(Date.now() - DAY),
-    notAfter: opts.notAfter ?? new Date(Date.now() + 7 * DAY),
-    publicKey: keys.publicKey,
-    signingKey: ca.keys.privateKey,
-    signingAlgorithm: KEY_ALGORITHMS[ca.type].sign,
-    extensions: await endEntityExtensions(keys.publicKey, ca.keys.publicKey, names),
-  });
-  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
-  return { cert: cert.toString("pem"), key: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") };
+export async function issue(ca: DevCa, opts: DevIssueOptions = {}): Promise<DevCert> {
+  const now = Date.now(); // certificate validity is calendar time
+  const leaf = await signLeafCertificate(
+    { cert: ca.cert, privateKey: ca.keys.privateKey, type: ca.type },
+    {
+      key: opts.type ?? ca.type,
+      subject: `CN=${opts.name ?? "node"}`,
+      realm: opts.realm ?? ca.realm,
+      groups: opts.groups ?? [],
+      dns: opts.dns ?? loopback.dns,
+      ips: opts.ips ?? loopback.ips,
+      nodeIdOverride: opts.nodeIdOverride,
+      notBefore: opts.notBefore ?? new Date(now - devCa.backdateMs),
+      notAfter: opts.notAfter ?? new Date(now + devCa.certLifetimeMs),
+    },
+  );
+  return { cert: leaf.pem, key: leaf.keyPem! };
 }
 
 /** TLS options for an endpoint: the CA plus a fresh certificate it issued. */
-export async function tlsFor(ca: DevCa, opts: IssueOptions = {}) {
+export async function tlsFor(
+  ca: DevCa,
+  opts: DevIssueOptions = {},
+): Promise<Credentials> {
   const c = await issue(ca, opts);
   return { ca: ca.pem, cert: c.cert, key: c.key };
 }

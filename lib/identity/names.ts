@@ -13,17 +13,13 @@
  * - **URIs** (certificate SANs): `macula://<realm>/node/<node-id>` names a node or user,
  *   `macula://<realm>/group/<group>` one group membership each, `macula://<realm>/ca` the CA.
  */
+import { NameError } from "./errors.ts";
 import { createHash } from "node:crypto";
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const GROUP = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 const B32 = "abcdefghijklmnopqrstuvwxyz234567";
 const NODE_ID_TEXT = /^[a-z2-7]{52}$/;
-
-/** A name that breaks the syntax rules; `message` says which rule. */
-export class NameError extends Error {
-  override name = "NameError";
-}
 
 /** Returns the reason `realm` is not a valid realm name, or null when it is. */
 export function realmProblem(realm: string): string | null {

@@ -1,32 +1,11 @@
 /**
- * The X.509 profiles of Macula certificates (docs/certificates.md): the realm CA, and node or user
- * certificates (not a CA, digitalSignature, serverAuth + clientAuth, the SANs, key identifiers).
+ * The X.509 profile of Macula certificates (docs/certificates.md): what a realm CA certificate
+ * and a node or user certificate carry. The realm CA: CA with pathLen 0, keyCertSign + cRLSign,
+ * `macula://<realm>/ca`. An end entity: not a CA, digitalSignature, serverAuth + clientAuth, its
+ * SANs in a fixed order, key identifiers. Serial numbers: 16 random bytes. issuer.ts applies it.
  */
 import { caUri } from "./names.ts";
 import { x509 } from "./x509.ts";
-
-/** Key algorithms for certificates: Ed25519 (the default) or ECDSA P-256. */
-export type KeyType = "ed25519" | "p256";
-
-/** WebCrypto parameters per key type: generating (and importing) keys, and signing with them. */
-export const KEY_ALGORITHMS: Record<
-  KeyType,
-  { gen: Algorithm | EcKeyGenParams; sign: Algorithm | EcdsaParams }
-> = {
-  ed25519: { gen: { name: "Ed25519" }, sign: { name: "Ed25519" } },
-  p256: {
-    gen: { name: "ECDSA", namedCurve: "P-256" },
-    sign: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams,
-  },
-};
-
-/** A new extractable signing key pair. */
-export async function generateKeyPair(type: KeyType): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey(KEY_ALGORITHMS[type].gen, true, [
-    "sign",
-    "verify",
-  ])) as CryptoKeyPair;
-}
 
 /** A random positive certificate serial number, always 16 bytes in DER, as hex. */
 export function randomSerial(): string {
@@ -69,5 +48,24 @@ export async function endEntityExtensions(
     new x509.SubjectAlternativeNameExtension(names),
     await x509.SubjectKeyIdentifierExtension.create(publicKey),
     await x509.AuthorityKeyIdentifierExtension.create(issuerKey),
+  ];
+}
+
+/**
+ * The SANs of an end-entity certificate, in their order: the node URI, the group URIs, DNS
+ * names, IP addresses.
+ */
+export function leafNames(o: {
+  /** `macula://<realm>/node/<id>`; absent for a certificate of no realm (the in-memory CA). */
+  uri?: string | undefined;
+  groupUris?: readonly string[];
+  dns?: readonly string[];
+  ips?: readonly string[];
+}): x509.JsonGeneralNames {
+  return [
+    ...(o.uri ? [{ type: "url" as const, value: o.uri }] : []),
+    ...(o.groupUris ?? []).map((value) => ({ type: "url" as const, value })),
+    ...(o.dns ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(o.ips ?? []).map((value) => ({ type: "ip" as const, value })),
   ];
 }

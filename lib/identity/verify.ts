@@ -6,29 +6,10 @@
  * answer does not depend on how TLS was configured) and adds what TLS does not know: the realm,
  * the node id bound to the key, groups, and revocation (a CRL signed by the realm CA, reloadable).
  */
-import { x509 } from "./x509.ts";
+import { commonName, sanUris } from "./certificates.ts";
+import { IdentityError } from "./errors.ts";
 import { checkRealm, nodeIdFromSpki, nodeIdText, parseMaculaUri } from "./names.ts";
-
-/** Why a peer was refused. */
-export type IdentityErrorCode =
-  | "bad-certificate"
-  | "unknown-ca"
-  | "bad-signature"
-  | "expired"
-  | "not-yet-valid"
-  | "revoked"
-  | "wrong-realm"
-  | "missing-san"
-  | "node-id-mismatch"
-  | "not-for-nodes";
-
-/** A refused peer: `code` for programs, the message for people. */
-export class IdentityError extends Error {
-  override name = "IdentityError";
-  constructor(readonly code: IdentityErrorCode, message: string) {
-    super(message);
-  }
-}
+import { x509 } from "./x509.ts";
 
 /** Who a verified peer is. */
 export interface PeerIdentity {
@@ -55,21 +36,9 @@ export interface VerifierOptions {
   crl?: string | Uint8Array;
 }
 
-const DAY = 86_400_000;
-
 /** PEM text as is; bytes copied into a plain ArrayBuffer, as @peculiar/x509 wants. */
 const asn = (v: string | Uint8Array): string | Uint8Array<ArrayBuffer> =>
   typeof v === "string" ? v : Uint8Array.from(v);
-
-function uris(cert: x509.X509Certificate): string[] {
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  if (!san) return [];
-  return san.names.items.filter((n) => n.type === "url").map((n) => n.value);
-}
-
-function commonName(cert: x509.X509Certificate): string {
-  return cert.subjectName.getField("CN")[0] ?? "";
-}
 
 /** Checks peers against one realm CA. */
 export class Verifier {
@@ -92,13 +61,14 @@ export class Verifier {
       throw new IdentityError(
         "bad-certificate",
         `cannot parse the CA certificate: ${(e as Error).message}`,
+        { cause: e },
       );
     }
     const bc = ca.getExtension(x509.BasicConstraintsExtension);
     if (!bc?.ca) {
       throw new IdentityError("unknown-ca", "the CA certificate is not a CA (basicConstraints)");
     }
-    const caRealms = uris(ca).map(parseMaculaUri).filter((u) => u?.kind === "ca").map((u) =>
+    const caRealms = sanUris(ca).map(parseMaculaUri).filter((u) => u?.kind === "ca").map((u) =>
       u!.realm
     );
     const realm = opts.realm ?? caRealms[0];
@@ -126,7 +96,9 @@ export class Verifier {
     try {
       parsed = new x509.X509Crl(asn(crl));
     } catch (e) {
-      throw new IdentityError("bad-certificate", `cannot parse the CRL: ${(e as Error).message}`);
+      throw new IdentityError("bad-certificate", `cannot parse the CRL: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     if (!(await parsed.verify({ publicKey: this.ca.publicKey }))) {
       throw new IdentityError("bad-signature", "the CRL is not signed by the realm CA");
@@ -158,6 +130,7 @@ export class Verifier {
       throw new IdentityError(
         "bad-certificate",
         `cannot parse the peer's certificate: ${(e as Error).message}`,
+        { cause: e },
       );
     }
     const who = `certificate ${JSON.stringify(commonName(leaf))} (serial ${leaf.serialNumber})`;
@@ -199,7 +172,7 @@ export class Verifier {
         `${who} does not allow digital signatures (keyUsage)`,
       );
     }
-    const parsed = uris(leaf).map(parseMaculaUri);
+    const parsed = sanUris(leaf).map(parseMaculaUri);
     const nodes = parsed.filter((u) => u?.kind === "node") as {
       kind: "node";
       realm: string;
@@ -249,9 +222,4 @@ export class Verifier {
       conn.context = await this.verify(chain);
     };
   }
-}
-
-/** Days until `date` (negative when past). */
-export function daysUntil(date: Date, now = new Date()): number {
-  return Math.floor((date.getTime() - now.getTime()) / DAY);
 }

@@ -1,17 +1,15 @@
 /**
- * The contract between the mesh's sans-IO protocol cores (membership, overlay, later the DHT) and
- * whatever drives them: the deterministic simulator (lib/sim) or the node runtime (lib/node).
- *
- * A core never reads a clock, a socket or `Math.random`: time is the `now` it is given (ms, any
- * monotonic origin), randomness comes from the `Rng` it was built with, and what it wants done it
- * queues as output, which the driver drains after every call.
+ * The mesh's message-passing cores (membership, later the DHT) as their drivers see them: the
+ * deterministic simulator (lib/sim) and the node runtime (lib/node). They follow the one sans-IO
+ * contract of lib/util/sansio.ts — `now` passed in, actions drained, `nextWake()` — with messages
+ * between addresses as input and output. Also here: seeded randomness for simulations.
  */
+import type { Rng, SansIoCore } from "../util/mod.ts";
+
+export type { Rng };
 
 /** Where a peer is reached: opaque to the core (`"n42"` in the simulator, `quic://h:p` for real). */
 export type Addr = string;
-
-/** A seeded random source: numbers in [0, 1). */
-export type Rng = () => number;
 
 /** One message to send. `size` is its encoded size in bytes (for traffic accounting and MTU). */
 export interface Outgoing<M> {
@@ -26,18 +24,12 @@ export interface Output<M, E> {
   events: E[];
 }
 
-/** A sans-IO protocol core as a driver sees it. */
-export interface Core<M, E> {
+/** A message-passing core: the sans-IO contract, with messages in (`receive`) and out (`drain`). */
+export interface Core<M, E> extends SansIoCore<Output<M, E>> {
   /** This core's own address. */
   readonly addr: Addr;
   /** A message arrived from `from`. */
   receive(now: number, from: Addr, msg: M): void;
-  /** Time passed: run whatever timers are due at `now`. */
-  tick(now: number): void;
-  /** The next time `tick` must run (ms, same clock), or `Infinity` when nothing is scheduled. */
-  nextWake(): number;
-  /** Takes the messages and events queued since the last call. */
-  drain(): Output<M, E>;
 }
 
 /** 128 bits of state from a string (cyrb128: four mixed 32-bit lanes). */

@@ -4,7 +4,7 @@
  * stream, the bus, opened as channel `client` (a client attaching to a node) or `route` (a node
  * peering with a node).
  */
-import { Codec, type FrameSpec } from "../wire/codec.ts";
+import { Codec, type FrameSpec } from "../wire/mod.ts";
 import { MAX_TOPIC_BYTES } from "./topics.ts";
 
 /** Largest payload the protocol can carry in one frame; a node's own limit may be lower. */

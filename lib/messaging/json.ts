@@ -9,11 +9,9 @@
  * decodeJson(new TextEncoder().encode("{n:1}")); // throws JsonError: invalid JSON payload …
  * ```
  */
+import { JsonError } from "./errors.ts";
 
-/** A payload that is not valid JSON, or a value that cannot be encoded as JSON. */
-export class JsonError extends Error {
-  override name = "JsonError";
-}
+export { JsonError };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -27,7 +25,7 @@ export function encodeJson(value: unknown): Uint8Array {
   try {
     text = JSON.stringify(value);
   } catch (e) {
-    throw new JsonError(`value cannot be encoded as JSON: ${(e as Error).message}`);
+    throw new JsonError(`value cannot be encoded as JSON: ${(e as Error).message}`, { cause: e });
   }
   if (text === undefined) {
     throw new JsonError(`value cannot be encoded as JSON: a top-level ${typeof value}`);
@@ -43,8 +41,10 @@ export function decodeJson(payload: Uint8Array): unknown {
   let text: string;
   try {
     text = decoder.decode(payload);
-  } catch {
-    throw new JsonError(`payload (${payload.byteLength} bytes) is not valid UTF-8 text`);
+  } catch (e) {
+    throw new JsonError(`payload (${payload.byteLength} bytes) is not valid UTF-8 text`, {
+      cause: e,
+    });
   }
   if (text.trim().length === 0) {
     throw new JsonError(`payload (${payload.byteLength} bytes) is empty, not JSON`);
@@ -57,6 +57,7 @@ export function decodeJson(payload: Uint8Array): unknown {
       `invalid JSON payload (${payload.byteLength} bytes, starting ${JSON.stringify(start)}): ${
         (e as Error).message
       }`,
+      { cause: e },
     );
   }
 }

@@ -1,7 +1,9 @@
 /**
- * The router: what a node does with the bus frames of its clients and peer nodes. Sans-IO: a
- * link is anything with `send`, time is the injected clock, randomness an injected generator.
- * The node runtime (lib/node) turns sessions into links and calls `receive` per frame.
+ * The router: what a node does with the bus frames of its clients and peer nodes. A sans-IO core
+ * (lib/util/sansio.ts): a link is an id and a kind, time is the `now` passed to `receive` and
+ * `tick`, the frames to send are drained (`drain()`), randomness is an injected generator. The
+ * node runtime (lib/node) turns sessions into links, calls `receive` per frame, and sends what it
+ * drains.
  *
  * Routing is one hop (docs/messaging.md, "Across nodes"):
  * - A node tells each peer node the patterns its clients subscribe to (`SUB`/`UNSUB`, one per
@@ -16,19 +18,18 @@
  *   from a peer node with its own clients only. A peer node answering `no_provider` (its provider
  *   left meanwhile) makes the router try the next provider within the same deadline.
  */
-import type { Frame } from "../wire/codec.ts";
+import type { Rng, SansIoCore } from "../util/mod.ts";
+import type { Frame } from "../wire/mod.ts";
+import { ProtocolError } from "./errors.ts";
 import {
   checkPayloadSize,
   type PendingCall,
   PendingCalls,
   ProcedureRegistry,
-  RPC_ERROR_NUMBERS,
-  RpcError,
-  type RpcErrorCode,
-  rpcErrorCodeOf,
   SELECTION_STRATEGIES,
   type SelectionStrategy,
 } from "./rpc.ts";
+import { RPC_ERROR_NUMBERS, RpcError, type RpcErrorCode, rpcErrorCodeOf } from "./errors.ts";
 import { checkProcedure, checkTopic, TopicError } from "./topics.ts";
 import { SubscriptionTrie } from "./trie.ts";
 
@@ -38,21 +39,21 @@ export interface Link {
   readonly id: string;
   /** A client attached to this node, or a peer node. */
   readonly kind: "client" | "node";
-  /** Queues one bus frame to the peer. */
-  send(name: string, fields: Record<string, unknown>): void;
 }
 
-/** A frame the peer should not have sent: the session is closed with this message. */
-export class ProtocolError extends Error {
-  override name = "ProtocolError";
+/** One bus frame for the driver to send to a link (the router's only kind of action). */
+export interface RouterSend<L extends Link = Link> {
+  readonly to: L;
+  readonly name: string;
+  readonly fields: Record<string, unknown>;
 }
+
+export { ProtocolError };
 
 /** Router options. */
 export interface RouterOptions {
-  /** The clock, in ms (a monotonic one in production, a virtual one in simulation). */
-  now: () => number;
   /** Numbers in [0, 1) for the `random` strategy. */
-  random: () => number;
+  random: Rng;
   /** Largest payload accepted (PUB, CALL, REPLY). Default 1 MiB. */
   maxPayload?: number;
   /** Strategy for calls that do not name one. Default `local-first`. */
@@ -120,7 +121,7 @@ interface Ping {
 const QUEUE_KEY = (queue: string | undefined) => queue ?? "";
 
 /** The message router of one node. */
-export class Router {
+export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]> {
   readonly stats: RouterStats = {
     published: 0,
     delivered: 0,
@@ -150,6 +151,9 @@ export class Router {
   readonly #validTopics = new Set<string>();
   #pingIds = 1;
   readonly #opts: Required<RouterOptions>;
+  /** The `now` of the latest input (the router reads no clock). */
+  #now = 0;
+  #out: RouterSend<L>[] = [];
 
   constructor(options: RouterOptions) {
     this.#opts = {
@@ -165,8 +169,8 @@ export class Router {
   }
 
   /** A session became usable. A peer node learns this node's interest and procedures. */
-  attach(link: Link): void {
-    if (this.#links.has(link.id)) throw new Error(`link ${link.id} is already attached`);
+  attach(link: L): void {
+    if (this.#links.has(link.id)) throw new RangeError(`link ${link.id} is already attached`);
     this.#links.set(link.id, {
       link,
       subs: new Map(),
@@ -176,9 +180,9 @@ export class Router {
     });
     if (link.kind === "node") {
       for (const i of this.#interest.values()) {
-        link.send("SUB", { sid: i.id, pattern: i.pattern, queue: i.queue });
+        this.#send(link, "SUB", { sid: i.id, pattern: i.pattern, queue: i.queue });
       }
-      for (const proc of this.#localProcs.keys()) link.send("REG", { proc });
+      for (const proc of this.#localProcs.keys()) this.#send(link, "REG", { proc });
     }
   }
 
@@ -201,10 +205,14 @@ export class Router {
     }
   }
 
-  /** Handles one frame from `link`. Throws `ProtocolError` when the session must be closed. */
-  receive(link: Link, frame: Frame): void {
+  /**
+   * Handles one frame from `link` at `now`. Throws `ProtocolError` when the session must be
+   * closed (what was queued before stays queued: drain it).
+   */
+  receive(now: number, link: Link, frame: Frame): void {
+    this.#now = now;
     const st = this.#links.get(link.id);
-    if (!st) throw new Error(`frame from unknown link ${link.id}`);
+    if (!st) throw new RangeError(`frame from unknown link ${link.id}`);
     const f = frame.fields;
     switch (frame.name) {
       case "PUB":
@@ -257,9 +265,9 @@ export class Router {
     throw new ProtocolError(`${frame.name}: not allowed from a ${link.kind} on the bus`);
   }
 
-  /** Expires calls and flushes whose deadline passed. */
-  tick(): void {
-    const now = this.#opts.now();
+  /** Expires calls and flushes whose deadline passed by `now`. */
+  tick(now: number): void {
+    this.#now = now;
     for (const f of this.#calls.tick(now)) {
       this.#answerFail(f.call, f.error);
       this.#cancelDownstream(f.call);
@@ -267,11 +275,22 @@ export class Router {
     for (const [id, p] of this.#pings) if (p.deadline <= now) this.#pingDone(id, p);
   }
 
-  /** When `tick` should next run (the injected clock's ms), or undefined. */
-  nextDeadline(): number | undefined {
-    let d = this.#calls.nextDeadline();
-    for (const p of this.#pings.values()) if (d === undefined || p.deadline < d) d = p.deadline;
+  /** When `tick` must next run (the clock of `now`), or `Infinity`. */
+  nextWake(): number {
+    let d = this.#calls.nextWake();
+    for (const p of this.#pings.values()) if (p.deadline < d) d = p.deadline;
     return d;
+  }
+
+  /** Takes the frames queued for links since the last call, in the order they were queued. */
+  drain(): RouterSend<L>[] {
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  #send(to: Link, name: string, fields: Record<string, unknown>): void {
+    this.#out.push({ to: to as L, name, fields });
   }
 
   /** A snapshot for inspection. */
@@ -303,14 +322,14 @@ export class Router {
       try {
         checkTopic(topic);
       } catch (e) {
-        link.send("ERROR", { code: "bad_topic", message: (e as Error).message });
+        this.#send(link, "ERROR", { code: "bad_topic", message: (e as Error).message });
         return;
       }
       if (this.#validTopics.size >= 8192) this.#validTopics.clear();
       this.#validTopics.add(topic);
     }
     if (payload.length > this.maxPayload) {
-      link.send("ERROR", {
+      this.#send(link, "ERROR", {
         code: "payload_too_large",
         message:
           `PUB ${topic}: ${payload.length} bytes, over this node's limit of ${this.maxPayload}`,
@@ -322,7 +341,7 @@ export class Router {
     let served: Set<string> | undefined;
     for (const s of local) {
       if (s.queue !== undefined) (served ??= new Set()).add(s.queue);
-      s.link.send("MSG", { sid: s.sid, topic, payload });
+      this.#send(s.link, "MSG", { sid: s.sid, topic, payload });
     }
     this.stats.delivered += local.length;
     const remote = this.#remote.match(topic);
@@ -338,7 +357,7 @@ export class Router {
       if (!qs) perNode.set(r.link, qs = []);
       if (r.queue !== undefined) qs.push(r.queue);
     }
-    for (const [node, queues] of perNode) node.send("FWD", { topic, payload, queues });
+    for (const [node, queues] of perNode) this.#send(node, "FWD", { topic, payload, queues });
     this.stats.forwarded += perNode.size;
     if (local.length === 0 && perNode.size === 0) this.stats.unrouted++;
   }
@@ -347,11 +366,11 @@ export class Router {
     try {
       checkTopic(topic);
     } catch (e) {
-      throw new ProtocolError(`FWD.topic: ${(e as Error).message}`);
+      throw new ProtocolError(`FWD.topic: ${(e as Error).message}`, { cause: e });
     }
     for (const s of this.#local.match(topic)) {
       if (s.queue !== undefined && !queues.includes(s.queue)) continue;
-      s.link.send("MSG", { sid: s.sid, topic, payload });
+      this.#send(s.link, "MSG", { sid: s.sid, topic, payload });
       this.stats.delivered++;
     }
   }
@@ -360,7 +379,11 @@ export class Router {
     const link = st.link;
     if (st.subs.has(sid)) {
       if (link.kind === "node") throw new ProtocolError(`SUB: interest id ${sid} is in use`);
-      link.send("ERROR", { code: "duplicate_sid", message: `SUB: sid ${sid} is in use`, sid });
+      this.#send(link, "ERROR", {
+        code: "duplicate_sid",
+        message: `SUB: sid ${sid} is in use`,
+        sid,
+      });
       return;
     }
     if (link.kind === "client") {
@@ -369,7 +392,7 @@ export class Router {
         this.#local.add(pattern, entry, queue);
       } catch (e) {
         if (!(e instanceof TopicError)) throw e;
-        link.send("ERROR", { code: "bad_pattern", message: e.message, sid });
+        this.#send(link, "ERROR", { code: "bad_pattern", message: e.message, sid });
         return;
       }
       st.subs.set(sid, { pattern, queue, entry });
@@ -381,7 +404,7 @@ export class Router {
     try {
       this.#remote.add(pattern, entry, queue);
     } catch (e) {
-      throw new ProtocolError(`SUB.pattern: ${(e as Error).message}`);
+      throw new ProtocolError(`SUB.pattern: ${(e as Error).message}`, { cause: e });
     }
     st.subs.set(sid, { pattern, queue, entry });
   }
@@ -424,7 +447,9 @@ export class Router {
   }
 
   #toNodes(name: string, fields: Record<string, unknown>): void {
-    for (const s of this.#links.values()) if (s.link.kind === "node") s.link.send(name, fields);
+    for (const s of this.#links.values()) {
+      if (s.link.kind === "node") this.#send(s.link, name, fields);
+    }
   }
 
   // ------------------------------------------------------------------ RPC
@@ -433,8 +458,10 @@ export class Router {
     try {
       checkProcedure(proc);
     } catch (e) {
-      if (st.link.kind === "node") throw new ProtocolError(`REG.proc: ${(e as Error).message}`);
-      st.link.send("ERROR", { code: "bad_procedure", message: (e as Error).message });
+      if (st.link.kind === "node") {
+        throw new ProtocolError(`REG.proc: ${(e as Error).message}`, { cause: e });
+      }
+      this.#send(st.link, "ERROR", { code: "bad_procedure", message: (e as Error).message });
       return;
     }
     if (st.provides.has(proc)) return;
@@ -471,7 +498,7 @@ export class Router {
     const link = st.link;
     const fail = (code: RpcErrorCode, message: string) => {
       this.stats.failures++;
-      link.send("FAIL", { id, code: RPC_ERROR_NUMBERS[code], message });
+      this.#send(link, "FAIL", { id, code: RPC_ERROR_NUMBERS[code], message });
     };
     this.stats.calls++;
     if (st.calls.has(id)) {
@@ -505,7 +532,7 @@ export class Router {
     this.#dispatch(
       { origin: link, originId: id, payload, strategy, tried },
       proc,
-      this.#opts.now() + timeoutMs,
+      this.#now + timeoutMs,
     );
   }
 
@@ -519,7 +546,7 @@ export class Router {
     } catch (e) {
       this.stats.failures++;
       const err = e as RpcError;
-      ctx.origin.send("FAIL", {
+      this.#send(ctx.origin, "FAIL", {
         id: ctx.originId,
         code: RPC_ERROR_NUMBERS[err.code],
         message: err.detail ?? err.message,
@@ -528,7 +555,7 @@ export class Router {
     }
     const provider = this.#links.get(providerId)!;
     ctx.tried.add(providerId);
-    const now = this.#opts.now();
+    const now = this.#now;
     const call = this.#calls.start({
       procedure: proc,
       provider: providerId,
@@ -537,7 +564,7 @@ export class Router {
       context: ctx,
     });
     origin.calls.set(ctx.originId, call.id);
-    provider.link.send("CALL", {
+    this.#send(provider.link, "CALL", {
       id: call.id,
       proc,
       payload: ctx.payload,
@@ -553,7 +580,7 @@ export class Router {
     const ctx = call.context;
     this.#links.get(ctx.origin.id)?.calls.delete(ctx.originId);
     this.stats.replies++;
-    ctx.origin.send("REPLY", { id: ctx.originId, payload });
+    this.#send(ctx.origin, "REPLY", { id: ctx.originId, payload });
   }
 
   #failed(link: Link, id: number, code: number, message: string): void {
@@ -579,7 +606,8 @@ export class Router {
   }
 
   #cancelDownstream(call: PendingCall<CallContext>): void {
-    this.#links.get(call.provider)?.link.send("CANCEL", { id: call.id });
+    const provider = this.#links.get(call.provider);
+    if (provider) this.#send(provider.link, "CANCEL", { id: call.id });
   }
 
   /** Tells the caller a call failed (the wire carries the detail; the code is the number). */
@@ -589,7 +617,7 @@ export class Router {
     if (!st) return;
     st.calls.delete(ctx.originId);
     this.stats.failures++;
-    ctx.origin.send("FAIL", {
+    this.#send(ctx.origin, "FAIL", {
       id: ctx.originId,
       code: error.number,
       message: error.detail ?? error.message,
@@ -609,7 +637,7 @@ export class Router {
       for (const s of this.#links.values()) if (s.link.kind === "node") waiting.add(s.link);
     }
     if (waiting.size === 0) {
-      link.send("PONG", { id });
+      this.#send(link, "PONG", { id });
       return;
     }
     const ourId = this.#pingIds++;
@@ -617,9 +645,9 @@ export class Router {
       origin: link,
       originId: id,
       waiting,
-      deadline: this.#opts.now() + this.#opts.pingTimeoutMs,
+      deadline: this.#now + this.#opts.pingTimeoutMs,
     });
-    for (const peer of waiting) peer.send("PING", { id: ourId });
+    for (const peer of waiting) this.#send(peer, "PING", { id: ourId });
   }
 
   #pong(link: Link, id: number): void {
@@ -629,6 +657,6 @@ export class Router {
 
   #pingDone(id: number, p: Ping): void {
     this.#pings.delete(id);
-    if (this.#links.has(p.origin.id)) p.origin.send("PONG", { id: p.originId });
+    if (this.#links.has(p.origin.id)) this.#send(p.origin, "PONG", { id: p.originId });
   }
 }

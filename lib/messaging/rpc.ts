@@ -15,84 +15,9 @@
  * calls.tick(600); // [{ call, error: RpcError timeout }]
  * ```
  */
+import { RpcError } from "./errors.ts";
 import { checkProcedure } from "./topics.ts";
-import { MinHeap } from "../util/heap.ts";
-
-/**
- * The closed set of RPC error codes. Each has a stable number for the wire (`RPC_ERROR_NUMBERS`)
- * and a description (`RPC_ERROR_TEXT`).
- */
-export type RpcErrorCode =
-  | "no_provider"
-  | "timeout"
-  | "handler_error"
-  | "payload_too_large"
-  | "cancelled"
-  | "unavailable"
-  | "bad_request";
-
-/** Every code, in wire-number order. */
-export const RPC_ERROR_CODES: readonly RpcErrorCode[] = [
-  "no_provider",
-  "timeout",
-  "handler_error",
-  "payload_too_large",
-  "cancelled",
-  "unavailable",
-  "bad_request",
-];
-
-/** Stable wire numbers (1-based; 0 is never an error). */
-export const RPC_ERROR_NUMBERS: Readonly<Record<RpcErrorCode, number>> = {
-  no_provider: 1,
-  timeout: 2,
-  handler_error: 3,
-  payload_too_large: 4,
-  cancelled: 5,
-  unavailable: 6,
-  bad_request: 7,
-};
-
-/** What each code means, used as the default message. */
-export const RPC_ERROR_TEXT: Readonly<Record<RpcErrorCode, string>> = {
-  no_provider: "no provider is registered for the procedure",
-  timeout: "the call's deadline passed before a reply arrived",
-  handler_error: "the provider's handler failed",
-  payload_too_large: "the payload exceeds the size limit",
-  cancelled: "the caller cancelled the call",
-  unavailable: "the chosen provider went away before replying (session closed or unregistered)",
-  bad_request: "the call is malformed (invalid procedure name or payload)",
-};
-
-/** True when `code` is one of `RPC_ERROR_CODES`. */
-export function isRpcErrorCode(code: unknown): code is RpcErrorCode {
-  return typeof code === "string" && (RPC_ERROR_CODES as readonly string[]).includes(code);
-}
-
-/** The code for a wire number, or undefined for an unknown number. */
-export function rpcErrorCodeOf(n: number): RpcErrorCode | undefined {
-  return RPC_ERROR_CODES[n - 1];
-}
-
-/**
- * An RPC failure. `message` is `"<code>: <text>"`; for `handler_error`, `detail` is the
- * handler's own message.
- */
-export class RpcError extends Error {
-  override name = "RpcError";
-  readonly code: RpcErrorCode;
-  readonly detail: string | undefined;
-  constructor(code: RpcErrorCode, detail?: string) {
-    if (!isRpcErrorCode(code)) throw new TypeError(`unknown RPC error code ${String(code)}`);
-    super(`${code}: ${detail ?? RPC_ERROR_TEXT[code]}`);
-    this.code = code;
-    this.detail = detail;
-  }
-  /** The code's wire number. */
-  get number(): number {
-    return RPC_ERROR_NUMBERS[this.code];
-  }
-}
+import { MinHeap } from "../util/mod.ts";
 
 /** Throws `RpcError("payload_too_large")` when `payload` is longer than `max` bytes. */
 export function checkPayloadSize(payload: Uint8Array, max: number): Uint8Array {
@@ -110,7 +35,7 @@ export function checkProcedureName(name: string): string {
   try {
     return checkProcedure(name);
   } catch (e) {
-    throw new RpcError("bad_request", (e as Error).message);
+    throw new RpcError("bad_request", (e as Error).message, { cause: e });
   }
 }
 
@@ -387,11 +312,14 @@ export class PendingCalls<C = undefined> {
     return out;
   }
 
-  /** The earliest deadline of a call still pending (for the driver's one timer), or undefined. */
-  nextDeadline(): number | undefined {
+  /**
+   * The earliest deadline of a call still pending (when `tick` must next run, for the driver's one
+   * timer), or `Infinity` (the sans-IO contract, lib/util/sansio.ts).
+   */
+  nextWake(): number {
     for (;;) {
       const top = this.heap.peek();
-      if (top === undefined) return undefined;
+      if (top === undefined) return Infinity;
       if (this.calls.has(top[1])) return top[0];
       this.heap.pop();
     }

@@ -18,6 +18,7 @@
  * matches("sensors.>", "sensors"); // false: '>' needs at least one segment
  * ```
  */
+import { TopicError } from "./errors.ts";
 
 /** At most this many segments in a topic or pattern. */
 export const MAX_SEGMENTS = 16;
@@ -32,10 +33,7 @@ export const TAIL = ">";
 
 const SEGMENT = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** A topic, pattern or procedure name that breaks the syntax rules; `message` names the rule. */
-export class TopicError extends Error {
-  override name = "TopicError";
-}
+export { TopicError };
 
 type Kind = "topic" | "pattern" | "procedure";
 

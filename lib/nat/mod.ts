@@ -1,7 +1,8 @@
 /**
- * lib/nat: NAT traversal. STUN messages (RFC 8489, RFC 5780 attributes), a STUN server that
- * shares a QUIC endpoint's port, and netcheck (RFC 5780 NAT behaviour discovery). See
- * docs/nat-traversal.md.
+ * Layer 8, NAT traversal: STUN messages (RFC 8489, RFC 5780 attributes), a STUN server that
+ * shares a QUIC endpoint's port, netcheck (RFC 5780 NAT behaviour discovery), hole-punching
+ * probes, the relay, and the traversal that reaches a node by id (direct, punched through a
+ * rendezvous, or relayed) with its requests. See docs/nat-traversal.md.
  * @module
  */
 export {
@@ -22,7 +23,6 @@ export {
   type RawAttribute,
   type StunAddress,
   type StunClass,
-  StunError,
   type StunMessage,
   verifyIntegrity,
 } from "./stun.ts";
@@ -60,10 +60,32 @@ export {
   type RelayEnd,
   type RelayLimits,
   relayOn,
-  RelayRefused,
   RelayServer,
   type RelayStats,
   RelayTunnels,
   type TunnelEndpoint,
   wrapRelayPacket,
 } from "./relay.ts";
+export {
+  type PathKind,
+  type Reached,
+  type ReachResult,
+  Traversal,
+  type TraversalHost,
+} from "./traversal.ts";
+export {
+  type HostPortBody,
+  NAT_DIAL,
+  NAT_DIALBACK,
+  NAT_INTRODUCE,
+  NAT_OBSERVED,
+  NAT_PING,
+  NAT_PUNCH,
+  NAT_PUNCHED,
+  NAT_UPGRADE,
+  PING,
+  RELAY_ACCEPT,
+  RELAY_OPEN,
+} from "./requests.ts";
+export { isPunch, PUNCH_MAGIC, punchConnect, type PunchOptions, sendProbes } from "./punch.ts";
+export { PunchError, RelayRefused, StunError, TraversalError } from "./errors.ts";

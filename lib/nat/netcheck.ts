@@ -9,7 +9,8 @@
  * the verdict says which behaviours remain possible instead of guessing.
  */
 import { networkInterfaces } from "node:os";
-import type { PacketHandler } from "../quic/udp.ts";
+import type { PacketHandler } from "../quic/mod.ts";
+import { monoNow } from "../util/mod.ts";
 import type { Address, RawSocket } from "./stun-server.ts";
 import {
   BINDING,
@@ -199,6 +200,45 @@ export interface Retransmit {
   lastWaitRtos?: number;
 }
 
+/**
+ * One STUN transaction's sending: `bytes` to `to` on `rt`'s schedule (send, wait RTO, send again
+ * with the RTO doubled, …, then `lastWaitRtos` RTOs after the last). `listen` is handed the
+ * function that ends it with an answer; it resolves with that answer, or with `none` once the
+ * last wait ran out.
+ */
+async function transact<T>(
+  socket: RawSocket,
+  bytes: Uint8Array,
+  to: Address,
+  rt: Retransmit,
+  listen: (answer: (v: T) => void) => void,
+  none: T,
+): Promise<T> {
+  const rto = rt.rtoMs ?? 500;
+  const n = rt.transmissions ?? 3;
+  const last = rt.lastWaitRtos ?? 4;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const answer = await new Promise<T>((resolve) => {
+    listen(resolve);
+    let sent = 0;
+    let wait = rto;
+    const send = () => {
+      if (sent === n) return resolve(none);
+      sent++;
+      try {
+        socket.sendRaw(bytes, to.host, to.port);
+      } catch {
+        // unreachable right now: the retransmission may get through
+      }
+      timer = setTimeout(send, sent === n ? rto * last : wait);
+      wait *= 2;
+    };
+    send();
+  });
+  clearTimeout(timer);
+  return answer;
+}
+
 /** A Binding response with where it came from and the round trip. */
 export interface BindingResult {
   msg: StunMessage;
@@ -251,36 +291,17 @@ export class StunClient {
       msg.changeRequest = { changeIp: !!opts.changeIp, changePort: !!opts.changePort };
     }
     const bytes = encodeStun(msg, { fingerprint: true });
-    const rto = opts.rt?.rtoMs ?? 500;
-    const n = opts.rt?.transmissions ?? 3;
-    const last = opts.rt?.lastWaitRtos ?? 4;
-    const started = performance.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const answered = new Promise<BindingResult | null>((resolve) => {
-      this.#pending.set(key, resolve);
-      let sent = 0;
-      let wait = rto;
-      const send = () => {
-        if (sent === n) {
-          this.#pending.delete(key);
-          resolve(null);
-          return;
-        }
-        sent++;
-        try {
-          this.#socket.sendRaw(bytes, to.host, to.port);
-        } catch {
-          // unreachable right now: the retransmission may get through
-        }
-        timer = setTimeout(send, sent === n ? rto * last : wait);
-        wait *= 2;
-      };
-      send();
-    });
-    const r = await answered;
-    clearTimeout(timer);
+    const started = monoNow();
+    const r = await transact<BindingResult | null>(
+      this.#socket,
+      bytes,
+      to,
+      opts.rt ?? {},
+      (answer) => this.#pending.set(key, answer),
+      null,
+    );
     this.#pending.delete(key);
-    if (r) r.rttMs = Math.round((performance.now() - started) * 100) / 100;
+    if (r) r.rttMs = Math.round((monoNow() - started) * 100) / 100;
     return r;
   }
 
@@ -294,28 +315,14 @@ export class StunClient {
     const bytes = encodeStun({ cls: "request", method: BINDING, transactionId: tid }, {
       fingerprint: true,
     });
-    const rto = rt.rtoMs ?? 500;
-    const n = rt.transmissions ?? 3;
-    const last = rt.lastWaitRtos ?? 4;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ok = await new Promise<boolean>((resolve) => {
-      this.#hairpins.set(key, () => resolve(true));
-      let sent = 0;
-      let wait = rto;
-      const send = () => {
-        if (sent === n) return resolve(false);
-        sent++;
-        try {
-          this.#socket.sendRaw(bytes, mapped.host, mapped.port);
-        } catch {
-          // as above
-        }
-        timer = setTimeout(send, sent === n ? rto * last : wait);
-        wait *= 2;
-      };
-      send();
-    });
-    clearTimeout(timer);
+    const ok = await transact(
+      this.#socket,
+      bytes,
+      mapped,
+      rt,
+      (answer) => this.#hairpins.set(key, () => answer(true)),
+      false,
+    );
     this.#hairpins.delete(key);
     return ok;
   }
@@ -413,7 +420,7 @@ export async function runNetcheck(
   socket: RawSocket,
   opts: NetcheckOptions,
 ): Promise<NetcheckReport> {
-  const started = performance.now();
+  const started = monoNow();
   const client = new StunClient(socket, opts.onOther ? { onOther: opts.onOther } : {});
   const rt = opts.rt ?? {};
   try {
@@ -544,7 +551,7 @@ export async function runNetcheck(
       behaviourServer: chosen ? fmt(chosen.s) : null,
       servers,
       tests,
-      durationMs: Math.round(performance.now() - started),
+      durationMs: Math.round(monoNow() - started),
     };
   } finally {
     client.close();

@@ -9,6 +9,7 @@
  * port. Then probes with the normal TTL, then the handshake, with bounded attempts and time.
  */
 import type { QuicConnection, QuicEndpoint } from "../quic/mod.ts";
+import { PunchError } from "./errors.ts";
 
 /** The first bytes of a punch probe (in the non-QUIC range of the first-byte demux). */
 export const PUNCH_MAGIC = new Uint8Array([0x3f, 0x4d, 0x50, 0x55, 0x4e, 0x43, 0x48]); // "?MPUNCH"
@@ -33,13 +34,8 @@ export interface PunchOptions {
   normalTtl?: number;
 }
 
-/** Punching did not give a connection; `tried` says what was attempted. */
-export class PunchError extends Error {
-  override name = "PunchError";
-  constructor(message: string, readonly tried: string[]) {
-    super(message);
-  }
-}
+/** Punching did not give a connection (errors.ts). */
+export { PunchError };
 
 function probe(seq: number): Uint8Array {
   const b = new Uint8Array(PUNCH_MAGIC.length + 1);

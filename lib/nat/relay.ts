@@ -16,9 +16,9 @@
  * end's side (token → tunnel). Both are driven by the node; time and sending are injected.
  */
 import { randomBytes } from "node:crypto";
-import { TUNNEL_HOST } from "../quic/endpoint.ts";
-import { sameHost } from "../quic/udp.ts";
-import type { HostPort } from "../quic/native.ts";
+import { type HostPort, sameHost, TUNNEL_HOST } from "../quic/mod.ts";
+import { monoNow } from "../util/mod.ts";
+import { RelayRefused } from "./errors.ts";
 
 /** First byte of a relayed packet: in 0x00–0x3f (not QUIC), past STUN (0–3), before "?" (probes). */
 export const RELAY_BYTE = 0x3e;
@@ -67,10 +67,8 @@ export const RELAY_DEFAULTS: RelayLimits = {
   unusedMs: 10_000,
 };
 
-/** A quota refused an allocation; the message names the limit. */
-export class RelayRefused extends Error {
-  override name = "RelayRefused";
-}
+/** A quota refused an allocation (errors.ts). */
+export { RelayRefused };
 
 /** One end of a relayed session, as the relay knows it: its id and current session address. */
 export interface RelayEnd {
@@ -308,14 +306,14 @@ export class RelayServer {
   }
 }
 
-/** A relay forwarding from an endpoint's socket, on the wall clock. */
+/** A relay forwarding from an endpoint's socket, on the runtime's monotonic clock (`monoNow`). */
 export function relayOn(
   endpoint: { sendRaw(data: Uint8Array, host: string, port: number): void },
   limits: RelayLimits,
 ): RelayServer {
   return new RelayServer({
     limits,
-    now: () => performance.now(),
+    now: monoNow,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
     send: (d, host, port) => endpoint.sendRaw(d, host, port),
   });

@@ -10,6 +10,7 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import zlib from "node:zlib";
+import { StunError } from "./errors.ts";
 
 /** RFC 8489 §5: the fixed magic cookie of every STUN message. */
 export const MAGIC_COOKIE = 0x2112a442;
@@ -111,10 +112,8 @@ export interface EncodeOptions {
   fingerprint?: boolean;
 }
 
-/** A message that is not valid STUN; the message says what was wrong. */
-export class StunError extends Error {
-  override name = "StunError";
-}
+/** A message that is not valid STUN (errors.ts). */
+export { StunError };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
@@ -565,8 +564,8 @@ function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
 function text(v: Uint8Array, what: string): string {
   try {
     return dec.decode(v);
-  } catch {
-    throw new StunError(`${what}: not UTF-8`);
+  } catch (e) {
+    throw new StunError(`${what}: not UTF-8`, { cause: e });
   }
 }
 

@@ -23,12 +23,21 @@
  * # relaying for peers that cannot reach each other (docs/nat-traversal.md); on by default
  * relay: { enabled: true, max_sessions: 1024, sessions_per_peer: 16,
  *          bytes_per_second: 1048576, burst_bytes: 262144, upgrade_after_ms: 30000 }
+ * # SWIM + Lifeguard timing and the membership session pool (docs/membership.md, "Tuning")
+ * membership: { probe_interval_ms: 500, probe_timeout_ms: 200, max_sessions: 64 }
  * ```
+ *
+ * The defaults, with the reason for each, are in defaults.ts.
  */
 import { parse, YAMLParseError } from "yaml";
-import { formatUrl, parseUrl, UrlError } from "../client/url.ts";
-import { realmProblem } from "../identity/names.ts";
-import { MAX_PAYLOAD_LIMIT } from "../messaging/frames.ts";
+import { realmProblem } from "../identity/mod.ts";
+import type { MembershipConfig } from "../mesh/mod.ts";
+import { MAX_PAYLOAD_LIMIT } from "../messaging/mod.ts";
+import { formatUrl, parseUrl, UrlError } from "../peer/mod.ts";
+import { DEFAULTS } from "./defaults.ts";
+import { ConfigError } from "./errors.ts";
+
+export { ConfigError, DEFAULTS };
 
 /** A node's configuration, defaults filled in. */
 export interface NodeConfig {
@@ -68,33 +77,29 @@ export interface NodeConfig {
     burstBytes: number;
     upgradeAfterMs: number;
   };
+  /**
+   * Membership (docs/membership.md): the SWIM + Lifeguard timing of lib/mesh, and how many
+   * sessions the node keeps open for membership traffic.
+   */
+  membership: MembershipConfig & { maxSessions: number };
 }
 
-/** A bad configuration; the message names the key. */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
-
-export const DEFAULTS: NodeConfig = {
-  realm: "dev",
-  dataDir: "./macula-data",
-  listen: { host: "0.0.0.0", port: 4433 },
-  join: [],
-  tls: null,
-  quic: { idleTimeoutMs: 30_000, keepAliveMs: 10_000 },
-  limits: { maxPayload: 1024 * 1024 },
-  devCaDir: null,
-  advertise: null,
-  overlay: { k: 8 },
-  tags: [],
-  relay: {
-    enabled: true,
-    maxSessions: 1024,
-    sessionsPerPeer: 16,
-    bytesPerSecond: 1024 * 1024,
-    burstBytes: 256 * 1024,
-    upgradeAfterMs: 30_000,
-  },
+/** Config keys of `membership:`, their field and range. */
+const MEMBERSHIP_KEYS: Record<string, [keyof NodeConfig["membership"], number, number]> = {
+  probe_interval_ms: ["probeIntervalMs", 10, 60_000],
+  probe_timeout_ms: ["probeTimeoutMs", 5, 60_000],
+  indirect_checks: ["indirectChecks", 0, 16],
+  gossip_interval_ms: ["gossipIntervalMs", 10, 60_000],
+  gossip_nodes: ["gossipNodes", 1, 64],
+  retransmit_mult: ["retransmitMult", 1, 64],
+  suspicion_mult: ["suspicionMult", 1, 64],
+  suspicion_max_timeout_mult: ["suspicionMaxTimeoutMult", 1, 64],
+  awareness_max: ["awarenessMax", 1, 64],
+  sync_interval_ms: ["syncIntervalMs", 0, 3_600_000],
+  max_packet_bytes: ["maxPacketBytes", 512, 65_000],
+  join_retry_ms: ["joinRetryMs", 10, 600_000],
+  reconnect_interval_ms: ["reconnectIntervalMs", 0, 3_600_000],
+  max_sessions: ["maxSessions", 1, 65_535],
 };
 
 type Obj = Record<string, unknown>;
@@ -134,7 +139,7 @@ export function parseSeed(v: unknown, path = "join"): { host: string; port: numb
     const { host, port } = parseUrl(text, path);
     return { host, port };
   } catch (e) {
-    if (e instanceof UrlError) throw new ConfigError(e.message);
+    if (e instanceof UrlError) throw new ConfigError(e.message, { cause: e });
     throw e;
   }
 }
@@ -154,6 +159,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "overlay",
     "tags",
     "relay",
+    "membership",
   ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
@@ -241,6 +247,19 @@ export function configFrom(raw: unknown): NodeConfig {
       c.relay.upgradeAfterMs = n("upgrade_after_ms", 100, 3_600_000);
     }
   }
+  if (top.membership !== undefined) {
+    const m = object(top.membership, "membership", Object.keys(MEMBERSHIP_KEYS));
+    for (const [key, [field, min, max]] of Object.entries(MEMBERSHIP_KEYS)) {
+      if (m[key] !== undefined) c.membership[field] = int(m[key], `membership.${key}`, min, max);
+    }
+    if (c.membership.probeTimeoutMs >= c.membership.probeIntervalMs) {
+      fail(
+        "membership.probe_timeout_ms",
+        `must be shorter than probe_interval_ms (${c.membership.probeIntervalMs})`,
+        c.membership.probeTimeoutMs,
+      );
+    }
+  }
   if (top.advertise !== undefined) {
     const a = parseSeed(top.advertise, "advertise");
     c.advertise = formatUrl(a.host, a.port);
@@ -268,6 +287,7 @@ export function parseConfig(text: string, source = "config"): NodeConfig {
       const at = e.linePos?.[0];
       throw new ConfigError(
         `${source}${at ? `:${at.line}:${at.col}` : ""}: ${e.message.split("\n")[0]}`,
+        { cause: e },
       );
     }
     throw e;
@@ -275,7 +295,43 @@ export function parseConfig(text: string, source = "config"): NodeConfig {
   try {
     return configFrom(raw);
   } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(`${source}: ${e.message}`);
+    if (e instanceof ConfigError) throw new ConfigError(`${source}: ${e.message}`, { cause: e });
     throw e;
   }
+}
+
+/** A configuration given in code (`Node.start`): any part of it; defaults fill in the rest. */
+export interface NodeConfigInput
+  extends
+    Partial<Omit<NodeConfig, "listen" | "quic" | "limits" | "relay" | "overlay" | "membership">> {
+  listen?: Partial<NodeConfig["listen"]>;
+  quic?: Partial<NodeConfig["quic"]>;
+  limits?: Partial<NodeConfig["limits"]>;
+  overlay?: Partial<NodeConfig["overlay"]>;
+  relay?: Partial<NodeConfig["relay"]>;
+  membership?: Partial<NodeConfig["membership"]>;
+}
+
+/** `o` over the defaults (nested sections merged key by key; undefined means "the default"). */
+export function withDefaults(o: NodeConfigInput): NodeConfig {
+  const d = structuredClone(DEFAULTS);
+  const pick = <T extends object>(base: T, over: Partial<T> | undefined): T => ({
+    ...base,
+    ...Object.fromEntries(Object.entries(over ?? {}).filter(([, v]) => v !== undefined)),
+  });
+  return {
+    realm: o.realm ?? d.realm,
+    dataDir: o.dataDir ?? d.dataDir,
+    listen: pick(d.listen, o.listen),
+    join: o.join ?? d.join,
+    tls: o.tls ?? d.tls,
+    quic: pick(d.quic, o.quic),
+    limits: pick(d.limits, o.limits),
+    devCaDir: o.devCaDir ?? d.devCaDir,
+    advertise: o.advertise ?? d.advertise,
+    overlay: pick(d.overlay, o.overlay),
+    tags: o.tags ?? d.tags,
+    relay: pick(d.relay, o.relay),
+    membership: pick(d.membership, o.membership),
+  };
 }

@@ -11,22 +11,24 @@
  * ```
  *
  * A node or client certificate that has expired, expires within a day, or was issued by another
- * CA is replaced.
+ * CA is replaced. Lifetimes and that margin: `IDENTITY_DEFAULTS.devRealm` (lib/identity).
  */
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { initCa, issueCert, loadCa } from "../../certs-tool/ca.ts";
-import { Verifier } from "../identity/verify.ts";
-import { x509 } from "../identity/x509.ts";
+import {
+  CA_CERT_FILE,
+  type Credentials,
+  CREDS_FILES,
+  IDENTITY_DEFAULTS,
+  initCa,
+  issueCert,
+  loadCa,
+  Verifier,
+  x509,
+} from "../identity/mod.ts";
 import type { NodeConfig } from "./config.ts";
-
-/** PEM texts for an endpoint. */
-export interface Credentials {
-  ca: string;
-  cert: string;
-  key: string;
-}
+import { NodeError } from "./errors.ts";
 
 /** What `nodeCredentials` found or made. */
 export interface NodeCredentials extends Credentials {
@@ -37,28 +39,7 @@ export interface NodeCredentials extends Credentials {
   created: string[];
 }
 
-/** Files of a client credentials directory. */
-export const CREDS_FILES = { ca: "ca.pem", cert: "cert.pem", key: "key.pem" } as const;
-
-const YEAR_MS = 365 * 86_400_000;
-const DAY_MS = 86_400_000;
-
-/** Reads a credentials directory (ca.pem, cert.pem, key.pem), naming a missing file. */
-export async function loadCredsDir(dir: string): Promise<Credentials> {
-  const out: Partial<Credentials> = {};
-  for (const [k, f] of Object.entries(CREDS_FILES) as [keyof Credentials, string][]) {
-    const path = join(dir, f);
-    try {
-      out[k] = await readFile(path, "utf8");
-    } catch (e) {
-      throw new Error(
-        `credentials: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}); a ` +
-          `credentials directory holds ${Object.values(CREDS_FILES).join(", ")}`,
-      );
-    }
-  }
-  return out as Credentials;
-}
+const { devRealm, loopback } = IDENTITY_DEFAULTS;
 
 async function writeAtomic(path: string, data: string, mode = 0o644): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
@@ -73,7 +54,7 @@ async function stillGood(caPem: string, certPem: string): Promise<boolean> {
     const v = await Verifier.create({ ca: caPem });
     const der = new Uint8Array(new x509.X509Certificate(certPem).rawData);
     const id = await v.verify([der]);
-    return id.notAfter.getTime() - Date.now() > DAY_MS;
+    return id.notAfter.getTime() - Date.now() > devRealm.renewWithinMs;
   } catch {
     return false;
   }
@@ -86,7 +67,10 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
       try {
         return await readFile(path, "utf8");
       } catch (e) {
-        throw new Error(`tls.${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code})`);
+        throw new NodeError(
+          `tls.${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code})`,
+          { cause: e },
+        );
       }
     };
     return {
@@ -101,12 +85,12 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
   const created: string[] = [];
   const caDir = resolve(config.devCaDir ?? join(config.dataDir, "ca"));
   await mkdir(caDir, { recursive: true, mode: 0o700 });
-  const ca = existsSync(join(caDir, "ca.pem"))
+  const ca = existsSync(join(caDir, CA_CERT_FILE))
     ? await loadCa(caDir)
     : (created.push(`dev realm CA in ${caDir}`),
-      (await initCa({ realm: "dev", outDir: caDir, durationMs: 10 * YEAR_MS })).ca);
+      (await initCa({ realm: "dev", outDir: caDir, durationMs: devRealm.caLifetimeMs })).ca);
   if (ca.realm !== "dev") {
-    throw new Error(`${caDir}: the CA there is for realm ${ca.realm}, not the dev realm`);
+    throw new NodeError(`${caDir}: the CA there is for realm ${ca.realm}, not the dev realm`);
   }
 
   const nodeDir = resolve(join(config.dataDir, "node"));
@@ -117,11 +101,11 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
     await issueCert({
       ca,
       name: "node",
-      durationMs: YEAR_MS,
+      durationMs: devRealm.certLifetimeMs,
       outDir: nodeDir,
       force: true,
-      dns: ["localhost"],
-      ips: ["127.0.0.1", "::1"],
+      dns: [...loopback.dns],
+      ips: [...loopback.ips],
     });
     created.push(`node certificate in ${nodeDir}`);
   }
@@ -132,7 +116,7 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
   if (
     !existsSync(clientCert) || !(await stillGood(ca.pem, await readFile(clientCert, "utf8")))
   ) {
-    const c = await issueCert({ ca, name: "client", durationMs: YEAR_MS });
+    const c = await issueCert({ ca, name: "client", durationMs: devRealm.certLifetimeMs });
     await writeAtomic(join(credsDir, CREDS_FILES.key), `${c.keyPem}\n`, 0o600);
     await writeAtomic(clientCert, `${c.pem}\n`);
     created.push(`client credentials in ${credsDir}`);

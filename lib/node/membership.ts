@@ -10,20 +10,29 @@
  *   used closed first; routes and clients are never closed by the pool), so a node's connection
  *   count stays bounded whatever the mesh size. docs/membership.md, "On real nodes".
  */
-import { Directory, type MemberMeta } from "../mesh/membership/directory.ts";
-import type { Msg } from "../mesh/membership/messages.ts";
 import {
+  decodeMembership,
+  Directory,
+  encodeMembership,
   type MemberEvent,
+  type MemberMeta,
   Membership,
   type MembershipConfig,
   type MemberView,
-} from "../mesh/membership/swim.ts";
-import { decodeMembership, encodeMembership } from "../mesh/membership/wire.ts";
-import type { PeerSession } from "../peer/session.ts";
-import { withTimeout } from "../util/timeout.ts";
+  type Msg,
+  type Output,
+} from "../mesh/mod.ts";
+import { ask, defineRequest, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
+import { Driver, monoNow, withTimeout } from "../util/mod.ts";
+import { RUNTIME } from "./defaults.ts";
+import { NodeError } from "./errors.ts";
 
-/** The request method that carries a membership message on a stream. */
-export const MEMBERSHIP_METHOD = "membership.msg";
+/** A membership message on a stream of a session (syncs, and what a datagram cannot hold). */
+export const MEMBERSHIP_MSG = defineRequest<Uint8Array, Uint8Array>(
+  "membership.msg",
+  "bytes",
+  "bytes",
+);
 
 /** Counters of the glue. */
 export interface MembershipGlueStats {
@@ -52,12 +61,11 @@ export interface MembershipGlueOptions {
   /** Sessions the pool must not close (routes, clients). */
   isPinned: (s: PeerSession) => boolean;
   onEvent?: (e: MemberEvent, view: { id: string; addr: string }) => void;
+  /** Sessions kept for membership traffic (default 64). */
   maxSessions?: number;
+  /** Where a failure inside the glue is reported. */
+  log?: (line: string) => void;
 }
-
-const MONO = () => performance.now();
-/** How long a dial for membership may take before the messages waiting on it are dropped. */
-const DIAL_TIMEOUT_MS = 3000;
 
 /** The membership of one running node. */
 export class MembershipGlue {
@@ -76,8 +84,7 @@ export class MembershipGlue {
   /** Sessions by the address their peer answers at; Map order = least recently used first. */
   readonly #byAddr = new Map<string, PeerSession>();
   readonly #dialing = new Map<string, Promise<PeerSession | null>>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
+  readonly #driver: Driver<Output<Msg, MemberEvent>>;
   #stopped = false;
   /** When a message last came from each member (by node id), for inspection. */
   readonly #lastSeen = new Map<string, number>();
@@ -91,9 +98,18 @@ export class MembershipGlue {
       directory: this.dir,
       config: o.config,
       seeds: o.seeds,
-      now: MONO(),
+      now: monoNow(),
     });
-    this.#pump();
+    this.#driver = new Driver(this.core, {
+      act: (out) => this.#act(out),
+      onError: (e) => o.log?.(`membership: ${(e as Error).message}`),
+    });
+    this.#driver.poke();
+  }
+
+  /** Serves membership messages that come on streams. */
+  register(r: RequestRegistry): void {
+    r.on(MEMBERSHIP_MSG, (payload, s) => this.onStream(s, payload));
   }
 
   /** A session opened (either way): its datagrams feed the core. */
@@ -109,7 +125,7 @@ export class MembershipGlue {
     });
   }
 
-  /** A membership message that came on a stream (`MEMBERSHIP_METHOD`). */
+  /** A membership message that came on a stream (`membership.msg`). */
   onStream(s: PeerSession, payload: Uint8Array): Uint8Array {
     this.stats.streamsIn++;
     this.#receive(s, payload);
@@ -118,7 +134,7 @@ export class MembershipGlue {
 
   /** What this node knows of the members, for `macula inspect members`. */
   members(): (MemberView & { self: boolean; sinceMs: number; lastSeenMs: number | null })[] {
-    const now = MONO();
+    const now = monoNow();
     return this.core.members().map((m) => {
       const seen = this.#lastSeen.get(m.id);
       return {
@@ -133,10 +149,10 @@ export class MembershipGlue {
   /** Leaves (gossips `left`), then stops the timer. */
   leave(): void {
     if (this.#stopped) return;
-    this.core.leave(MONO());
-    this.#pump();
+    this.core.leave(monoNow());
+    this.#driver.flush();
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#driver.stop();
   }
 
   #receive(s: PeerSession, bytes: Uint8Array): void {
@@ -152,18 +168,17 @@ export class MembershipGlue {
       this.stats.forged++;
       return;
     }
-    this.#lastSeen.set(d.fromId, MONO());
+    const now = monoNow();
+    this.#lastSeen.set(d.fromId, now);
     // Answers go back on this session.
     this.#byAddr.delete(d.fromAddr);
     this.#byAddr.set(d.fromAddr, s);
-    this.core.receive(MONO(), d.fromAddr, d.msg);
-    this.#pump();
+    this.core.receive(now, d.fromAddr, d.msg);
+    this.#driver.poke();
   }
 
-  /** Sends what the core queued, reports its events, and re-arms the timer. */
-  #pump(): void {
-    if (this.#stopped) return;
-    const out = this.core.drain();
+  /** Sends what the core queued and reports its events. */
+  #act(out: Output<Msg, MemberEvent>): void {
     for (const o of out.send) this.#send(o.to, o.msg);
     if (this.o.onEvent) {
       for (const e of out.events) {
@@ -171,17 +186,6 @@ export class MembershipGlue {
         this.o.onEvent(e, { id: entry.id, addr: entry.addr });
       }
     }
-    const wake = this.core.nextWake();
-    if (wake === Infinity || wake >= this.#timerAt) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = wake;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.core.tick(MONO());
-      this.#pump();
-    }, Math.max(0, wake - MONO()));
-    (this.#timer as { unref?: () => void }).unref?.();
   }
 
   #send(to: string, msg: Msg): void {
@@ -202,7 +206,7 @@ export class MembershipGlue {
         return;
       }
       this.stats.streamsOut++;
-      s.request(MEMBERSHIP_METHOD, bytes, { timeoutMs: 10_000 }).catch(() => {
+      ask(s, MEMBERSHIP_MSG, bytes, { timeoutMs: 10_000 }).catch(() => {
         this.stats.unsent++;
       });
     });
@@ -220,7 +224,11 @@ export class MembershipGlue {
     if (pending) return pending;
     // Bounded: a dial that hangs (no answer: QUIC gets no refusal) must not hold every later
     // message to that address; the next send dials afresh.
-    const dial = withTimeout(this.o.dial(addr), DIAL_TIMEOUT_MS, () => new Error("dial timed out"));
+    const dial = withTimeout(
+      this.o.dial(addr),
+      RUNTIME.dialTimeoutMs,
+      () => new NodeError("dial timed out"),
+    );
     const p = dial.then(
       (s) => {
         this.#dialing.delete(addr);

@@ -1,7 +1,7 @@
 /**
  * The session frames (docs/wire-protocol.md, "Session"). Types below 0x40 must be understood.
  */
-import { Codec, type FrameSpec } from "../wire/codec.ts";
+import { Codec, type FrameSpec } from "../wire/mod.ts";
 
 /** Versions this build speaks, best first. */
 export const VERSIONS = ["macula/1"] as const;

@@ -9,29 +9,14 @@
  * with `OPEN <channel>`: a long-lived one-way channel whose frames belong to the layer above
  * (the messaging bus).
  */
-import type { PeerIdentity } from "../identity/verify.ts";
+import type { PeerIdentity } from "../identity/mod.ts";
 import type { CloseInfo, QuicConnection, QuicStream } from "../quic/mod.ts";
-import { type Frame, FrameReader, WireError } from "../wire/codec.ts";
+import { type Frame, FrameReader, WireError } from "../wire/mod.ts";
+import { SessionError, type SessionErrorCode } from "./errors.ts";
 import { sessionCodec, VERSIONS } from "./frames.ts";
-import { withTimeout as deadline } from "../util/timeout.ts";
+import { withTimeout as deadline } from "../util/mod.ts";
 
-/** Why a session operation failed. */
-export type SessionErrorCode =
-  | "protocol"
-  | "version"
-  | "identity"
-  | "timeout"
-  | "cancelled"
-  | "remote"
-  | "closed";
-
-/** A session failure; `remoteCode` is set for errors the peer's handler returned. */
-export class SessionError extends Error {
-  override name = "SessionError";
-  constructor(readonly code: SessionErrorCode, message: string, readonly remoteCode?: string) {
-    super(message);
-  }
-}
+export { SessionError, type SessionErrorCode };
 
 /** Handles one request from the peer; throw to answer with an error (its message is sent). */
 export type RequestHandler = (
@@ -161,7 +146,9 @@ export class PeerSession {
       return new PeerSession(conn, peer, ack.version, opts);
     } catch (e) {
       await conn.close(SESSION_REFUSED, (e as Error).message.slice(0, 200));
-      throw e instanceof SessionError ? e : new SessionError("protocol", (e as Error).message);
+      throw e instanceof SessionError
+        ? e
+        : new SessionError("protocol", (e as Error).message, undefined, { cause: e });
     }
   }
 
@@ -176,10 +163,10 @@ export class PeerSession {
     if (!control) {
       throw new SessionError("closed", "the connection closed before the session handshake");
     }
-    const refuse = async (code: string, message: string, as: SessionErrorCode) => {
+    const refuse = async (code: string, message: string, as: SessionErrorCode, cause?: unknown) => {
       await control.end(enc("ERR", { code, message })).catch(() => {});
       await conn.close(SESSION_REFUSED, message.slice(0, 200));
-      return new SessionError(as, message);
+      return new SessionError(as, message, undefined, cause === undefined ? undefined : { cause });
     };
     let hello: Frame;
     try {
@@ -193,6 +180,7 @@ export class PeerSession {
         "protocol",
         (e as Error).message,
         e instanceof SessionError ? e.code : "protocol",
+        e,
       );
     }
     const h = hello.fields as { versions: string[]; node: string; realm: string };
@@ -207,7 +195,7 @@ export class PeerSession {
     try {
       PeerSession.#bind(peer, h.node, h.realm);
     } catch (e) {
-      throw await refuse("identity", (e as Error).message, "identity");
+      throw await refuse("identity", (e as Error).message, "identity", e);
     }
     await control.write(
       enc("HELLO_ACK", { version, node: opts.self.nodeId, realm: opts.self.realm }),
@@ -252,7 +240,7 @@ export class PeerSession {
     try {
       stream = await this.conn.openStream();
     } catch (e) {
-      throw new SessionError("closed", (e as Error).message);
+      throw new SessionError("closed", (e as Error).message, undefined, { cause: e });
     }
     let settle!: (e: SessionError) => void;
     const stopped = new Promise<never>((_, reject) => (settle = reject));
@@ -282,9 +270,9 @@ export class PeerSession {
     } catch (e) {
       if (e instanceof SessionError) throw e;
       if (this.conn.closeInfo || !this.conn.isOpen) {
-        throw new SessionError("closed", (e as Error).message);
+        throw new SessionError("closed", (e as Error).message, undefined, { cause: e });
       }
-      throw new SessionError("protocol", (e as Error).message);
+      throw new SessionError("protocol", (e as Error).message, undefined, { cause: e });
     } finally {
       clearTimeout(timer);
       o.signal?.removeEventListener("abort", onAbort);
@@ -301,7 +289,7 @@ export class PeerSession {
     try {
       s = await this.conn.openUniStream();
     } catch (e) {
-      throw new SessionError("closed", (e as Error).message);
+      throw new SessionError("closed", (e as Error).message, undefined, { cause: e });
     }
     void s.write(enc("OPEN", { channel: name })).catch(() => {});
     return s;

@@ -3,6 +3,8 @@
  * all packet IO and timers are the endpoint's.
  */
 import { randomBytes } from "node:crypto";
+import { monoNow } from "../util/mod.ts";
+import { TUNING } from "./defaults.ts";
 import {
   type CloseInfo,
   type CloseInitiator,
@@ -110,12 +112,12 @@ export class QuicConnection implements StreamOwner {
   #received = true;
   /** A reader made room: look at readable streams even without new packets. */
   #pullAgain = false;
-  /** When spare connection ids were last topped up (ms). */
-  #cidsCheckedAt = 0;
+  /** When spare connection ids were last topped up (`monoNow()` ms; never yet: -Infinity). */
+  #cidsCheckedAt = -Infinity;
   /** A packet came from an address other than `remote` since the last path check. */
   #addrSeen = true;
-  /** When path events were last polled without a reason (ms). */
-  #pathsAt = 0;
+  /** When path events were last polled without a reason (`monoNow()` ms; never: -Infinity). */
+  #pathsAt = -Infinity;
   /** @internal sending was put off by one turn so the application's answer joins the ACK. */
   deferred = false;
   /** @internal sent while dirty */
@@ -128,7 +130,7 @@ export class QuicConnection implements StreamOwner {
   ackHeld = false;
   /** @internal the hold is over: send now. */
   ackDue = false;
-  /** @internal next keepalive time, ms since epoch (0 = off). */
+  /** @internal next keepalive time, `monoNow()` ms (0 = off). */
   keepAliveAt = 0;
   /** @internal a close requested locally, kept until quiche has it. */
   #localClose: { initiator: CloseInitiator } | null = null;
@@ -387,7 +389,9 @@ export class QuicConnection implements StreamOwner {
     try {
       this.native.probePath(local, peer);
     } catch (e) {
-      return Promise.reject(new QuicError(`cannot probe ${peer.host}:${peer.port}: ${e}`));
+      return Promise.reject(
+        new QuicError(`cannot probe ${peer.host}:${peer.port}: ${e}`, { cause: e }),
+      );
     }
     this.#migration?.done(new QuicError("superseded by another migration"));
     const p = new Promise<void>((resolve, reject) => {
@@ -461,7 +465,7 @@ export class QuicConnection implements StreamOwner {
     } catch {
       // quiche rejected the packet (undecryptable, or a TLS failure it will report in the close).
     }
-    if (this.limits.keepAliveMs > 0) this.keepAliveAt = Date.now() + this.limits.keepAliveMs;
+    if (this.limits.keepAliveMs > 0) this.keepAliveAt = monoNow() + this.limits.keepAliveMs;
   }
 
   /** @internal a timer fired: look at everything in the next `service()`, as after a packet. */
@@ -536,7 +540,7 @@ export class QuicConnection implements StreamOwner {
         this.#addrSeen = false;
         this.#paths();
       } else {
-        const now = Date.now();
+        const now = monoNow();
         if (now - this.#pathsAt > 100) {
           this.#pathsAt = now;
           this.#paths();
@@ -563,7 +567,7 @@ export class QuicConnection implements StreamOwner {
     this.state = "open";
     // Streams and datagrams that arrived while the peer was being checked are read now.
     this.#received = true;
-    if (this.limits.keepAliveMs > 0) this.keepAliveAt = Date.now() + this.limits.keepAliveMs;
+    if (this.limits.keepAliveMs > 0) this.keepAliveAt = monoNow() + this.limits.keepAliveMs;
     this.host.dirty(this);
   }
 
@@ -694,7 +698,7 @@ export class QuicConnection implements StreamOwner {
   #issueCids(): void {
     const n = this.native;
     for (let i = 0; i < 8 && n.sourceCidsLeft() > 0; i++) {
-      const cid = randomBytes(20);
+      const cid = randomBytes(TUNING.cidLength);
       const token = BigInt("0x" + randomBytes(16).toString("hex"));
       try {
         n.newSourceCid(cid, token, false);
@@ -740,7 +744,7 @@ export class QuicConnection implements StreamOwner {
           m!.done(null);
         } catch (e) {
           // the new path cannot carry the connection: stay on the old one
-          m!.done(new QuicError(`cannot migrate: ${e}`));
+          m!.done(new QuicError(`cannot migrate: ${e}`, { cause: e }));
         }
       }
       if (ev.type === "New") this.#addPath(ev.local, ev.peer);
@@ -748,15 +752,15 @@ export class QuicConnection implements StreamOwner {
       const failed = (ev as { type: string }).type === "FailedValidation" || ev.type === "Closed";
       if (failed && "local" in ev && ours(ev)) {
         // The new path did not validate (probes lost): try again, a bounded number of times.
-        if (++this.#migrateAttempts < 4) {
+        if (++this.#migrateAttempts < TUNING.migrationProbes) {
           try {
             this.native.probePath(m!.local, m!.peer);
             this.#addPath(m!.local, m!.peer);
           } catch {
-            this.#migrateAttempts = 4;
+            this.#migrateAttempts = TUNING.migrationProbes;
           }
         }
-        if (this.#migrateAttempts >= 4) {
+        if (this.#migrateAttempts >= TUNING.migrationProbes) {
           m!.done(new QuicError(`the path to ${m!.peer.host}:${m!.peer.port} did not validate`));
         }
       }
@@ -775,7 +779,7 @@ export class QuicConnection implements StreamOwner {
       );
       if (k >= 0) this.#cids.splice(k, 1);
     }
-    const now = Date.now();
+    const now = monoNow();
     if (this.state === "open" && now - this.#cidsCheckedAt > 1000) {
       this.#cidsCheckedAt = now;
       if (n.sourceCidsLeft() > 0) this.#issueCids();

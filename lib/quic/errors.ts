@@ -1,5 +1,7 @@
 /**
- * Errors raised by lib/quic, each saying what went wrong in words an operator can act on.
+ * Every error class of lib/quic, each saying what went wrong in words an operator can act on,
+ * and the text of close codes. Each constructor takes `ErrorOptions`: an error raised because of
+ * another carries it as `cause`.
  */
 
 /** TLS alert descriptions (RFC 8446 §6), carried in QUIC as CRYPTO_ERROR 0x100 + alert. */
@@ -79,29 +81,32 @@ export interface CloseInfo {
 /** Base class of every lib/quic error. */
 export class QuicError extends Error {
   override name = "QuicError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 /** A connection failed to establish or was closed; `info` says how. */
 export class ConnectionClosedError extends QuicError {
   override name = "ConnectionClosedError";
-  constructor(readonly info: CloseInfo) {
-    super(info.message);
+  constructor(readonly info: CloseInfo, options?: ErrorOptions) {
+    super(info.message, options);
   }
 }
 
 /** The peer reset the stream (RESET_STREAM) with an application code. */
 export class StreamResetError extends QuicError {
   override name = "StreamResetError";
-  constructor(readonly code: number) {
-    super(`stream reset by peer with code ${code}`);
+  constructor(readonly code: number, options?: ErrorOptions) {
+    super(`stream reset by peer with code ${code}`, options);
   }
 }
 
 /** The peer asked us to stop sending on the stream (STOP_SENDING) with an application code. */
 export class StreamStoppedError extends QuicError {
   override name = "StreamStoppedError";
-  constructor(readonly code: number) {
-    super(`peer stopped reading the stream (STOP_SENDING) with code ${code}`);
+  constructor(readonly code: number, options?: ErrorOptions) {
+    super(`peer stopped reading the stream (STOP_SENDING) with code ${code}`, options);
   }
 }
 
@@ -124,13 +129,19 @@ export function closeMessage(
   return `connection ${who}: ${what}${reason ? ` (${reason})` : ""}`;
 }
 
-/** Parses the code out of quiche errors such as `StreamReset(42)` or `StreamStopped(7)`. */
+/**
+ * Parses the code out of quiche errors such as `StreamReset(42)` or `StreamStopped(7)`; quiche's
+ * error is the `cause`.
+ */
 export function quicheStreamError(e: unknown): Error {
   const msg = e instanceof Error ? e.message : String(e);
   const m = /^(StreamReset|StreamStopped)\((\d+)\)/.exec(msg);
+  const cause = { cause: e };
   if (m) {
     const code = Number(m[2]);
-    return m[1] === "StreamReset" ? new StreamResetError(code) : new StreamStoppedError(code);
+    return m[1] === "StreamReset"
+      ? new StreamResetError(code, cause)
+      : new StreamStoppedError(code, cause);
   }
-  return new QuicError(`stream error: ${msg}`);
+  return new QuicError(`stream error: ${msg}`, cause);
 }

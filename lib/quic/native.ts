@@ -29,3 +29,8 @@ function load(): Quiche {
 
 /** The quiche bindings. */
 export const quiche: Quiche = load();
+
+/** The QUIC version quiche speaks (RFC 9000's is 0x00000001), for `macula version --verbose`. */
+export function quicheProtocolVersion(): number {
+  return quiche.PROTOCOL_VERSION;
+}

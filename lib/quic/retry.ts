@@ -4,8 +4,13 @@
  * without keeping state per handshake.
  *
  * Layout: `issued (u32 seconds, big endian) | odcid length (u8) | odcid | tag (16 bytes)`.
+ *
+ * `issued` is on the runtime's monotonic clock (`monoNow`), not the calendar: a token is only
+ * ever checked by the endpoint that issued it (the key is per endpoint and never leaves it), so
+ * no other clock has to agree, and a wall-clock step can neither expire nor revive a token.
  */
 import { createHmac, randomBytes } from "node:crypto";
+import { monoNow } from "../util/mod.ts";
 
 const TAG_LEN = 16;
 
@@ -26,7 +31,7 @@ export class RetryTokens {
   }
 
   /** A token for a client at `host:port` whose first Initial used `odcid`. */
-  issue(odcid: Uint8Array, host: string, port: number, nowMs = Date.now()): Uint8Array {
+  issue(odcid: Uint8Array, host: string, port: number, nowMs = monoNow()): Uint8Array {
     const issued = Math.floor(nowMs / 1000);
     const out = new Uint8Array(5 + odcid.length + TAG_LEN);
     new DataView(out.buffer).setUint32(0, issued);
@@ -37,7 +42,7 @@ export class RetryTokens {
   }
 
   /** The original destination connection id, or null when the token is forged, foreign or expired. */
-  check(token: Uint8Array, host: string, port: number, nowMs = Date.now()): Uint8Array | null {
+  check(token: Uint8Array, host: string, port: number, nowMs = monoNow()): Uint8Array | null {
     if (token.length < 5 + TAG_LEN) return null;
     const view = new DataView(token.buffer, token.byteOffset, token.byteLength);
     const issued = view.getUint32(0);

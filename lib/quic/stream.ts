@@ -10,6 +10,7 @@
  *
  * Small writes made in the same tick are coalesced into one `streamSend`.
  */
+import { QUIC_DEFAULTS } from "./defaults.ts";
 import { QuicError, quicheStreamError } from "./errors.ts";
 import type { Connection } from "./native.ts";
 
@@ -227,7 +228,7 @@ export class QuicStream implements AsyncIterable<Uint8Array> {
   }
 
   /** Reads the whole stream into one buffer; rejects past `limit` bytes. */
-  async readAll(limit = 64 * 1024 * 1024): Promise<Uint8Array> {
+  async readAll(limit: number = QUIC_DEFAULTS.readAllLimit): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
     let total = 0;
     for await (const c of this) {

@@ -2,7 +2,7 @@
  * One timer per endpoint: a min-heap of deadlines with lazy deletion, armed with a single
  * `setTimeout` for the earliest one.
  */
-import { MinHeap } from "../util/heap.ts";
+import { MinHeap, monoNow } from "../util/mod.ts";
 
 interface Entry<T> {
   at: number;
@@ -51,13 +51,14 @@ export class TimerHeap<T extends Timed> {
   #arm(at: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#armedAt = at;
-    this.#timer = setTimeout(() => this.#run(), Math.max(0, at - Date.now()));
+    // Clamped: a delay past 2^31 - 1 ms fires at once; a far deadline fires early and re-arms.
+    this.#timer = setTimeout(() => this.#run(), Math.min(2 ** 31 - 1, Math.max(0, at - monoNow())));
   }
 
   #run(): void {
     this.#timer = null;
     this.#armedAt = Infinity;
-    const now = Date.now();
+    const now = monoNow();
     const due: T[] = [];
     for (let e = this.#heap.peek(); e !== undefined && e.at <= now; e = this.#heap.peek()) {
       this.#heap.pop();

@@ -4,6 +4,7 @@
  * wrap it (a lossy adapter, for example).
  */
 import dgram from "node:dgram";
+import { TUNING } from "./defaults.ts";
 
 /** Two hosts are the same with or without the IPv4-mapped IPv6 prefix (dual-stack sockets). */
 export function sameHost(a: string, b: string): boolean {
@@ -54,7 +55,7 @@ export interface UdpSocketOptions {
 export type UdpSocketFactory = (opts: UdpSocketOptions) => Promise<UdpSocket>;
 
 /** Bound on datagrams waiting for the kernel's send buffer to drain; QUIC recovers the rest. */
-const MAX_BACKLOG = 4096;
+const MAX_BACKLOG = TUNING.udpBacklog;
 
 const isIPv6 = (host: string) => host.includes(":");
 

@@ -4,11 +4,17 @@
  * restarts, all on the deterministic simulator; the report says how fast news reached everyone,
  * how many false accusations there were, and what it cost per node.
  */
-import { Directory, type MemberMeta } from "../mesh/membership/directory.ts";
-import type { Msg } from "../mesh/membership/messages.ts";
-import { type MemberEvent, Membership, type MembershipConfig } from "../mesh/membership/swim.ts";
-import { OverlayMesh, randomId } from "../mesh/overlay/mesh.ts";
-import { type Addr, seededRng } from "../mesh/types.ts";
+import {
+  type Addr,
+  Directory,
+  type MemberEvent,
+  type MemberMeta,
+  Membership,
+  type MembershipConfig,
+  type Msg,
+  seededRng,
+} from "../mesh/mod.ts";
+import { OverlayMesh, randomId } from "./overlay.ts";
 import { type Latency, Simulator } from "./sim.ts";
 
 /** What to simulate. */

@@ -1,4 +1,9 @@
-/** The deterministic simulator for sans-IO cores. See docs/simulator.md. */
+/**
+ * Layer 7, the deterministic simulator: the same sans-IO cores as real nodes (lib/mesh) on
+ * virtual time, over a seeded network with latency, loss, partitions, crashes and pauses; and the
+ * scenarios behind `macula sim` (membership, with the overlay built over its final view). Every
+ * run reproduces from its seed. See docs/simulator.md.
+ */
 export {
   type CoreFactory,
   DROP_REASONS,
@@ -11,3 +16,11 @@ export {
   Simulator,
 } from "./sim.ts";
 export { deriveRng } from "./rng.ts";
+export {
+  type MembershipReport,
+  type MembershipSimOptions,
+  type OverlayReport,
+  runMembershipSim,
+} from "./membership.ts";
+export { OverlayMesh, type OverlayMeshOptions, randomId } from "./overlay.ts";
+export { SimError } from "./errors.ts";

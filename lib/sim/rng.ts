@@ -3,7 +3,7 @@
  * network, the scenario, one per node incarnation) by hashing the seed with a label, so adding a
  * node or drawing one more scenario number never shifts another stream.
  */
-import { type Rng, seededRng } from "../mesh/types.ts";
+import { type Rng, seededRng } from "../mesh/mod.ts";
 
 /**
  * A deterministic stream for `seed` and a label, e.g. `deriveRng(42, "node", "n7", 0)`. The same

@@ -9,7 +9,8 @@
  * Hot path: nodes live in an array indexed by a small integer (the addr → index Map is only for
  * lookups), events are recycled records of one shape, and no closure is allocated per event.
  */
-import type { Addr, Core, Rng } from "../mesh/types.ts";
+import { SimError } from "./errors.ts";
+import type { Addr, Core, Rng } from "../mesh/mod.ts";
 import { deriveRng } from "./rng.ts";
 import { ACTION, DELIVER, type Ev, EventQueue, RESUME, TIMER } from "./queue.ts";
 
@@ -229,7 +230,7 @@ export class Simulator<M, E> {
 
   /** Starts a node at `addr` now; its core gets its own rng derived from the seed and addr. */
   add(addr: Addr, factory: CoreFactory<M, E>): Core<M, E> {
-    if (this.#index.has(addr)) throw new Error(`sim: ${addr} already added (use restart)`);
+    if (this.#index.has(addr)) throw new SimError(`sim: ${addr} already added (use restart)`);
     const n: NodeRec<M, E> = {
       index: this.#nodes.length,
       addr,
@@ -304,7 +305,7 @@ export class Simulator<M, E> {
     groups.forEach((g, gi) => {
       for (const a of g) {
         const n = this.#node(a);
-        if (n.group !== 0) throw new Error(`sim: ${a} is in two partition groups`);
+        if (n.group !== 0) throw new SimError(`sim: ${a} is in two partition groups`);
         n.group = gi + 1;
       }
     });
@@ -374,7 +375,7 @@ export class Simulator<M, E> {
   call<R>(addr: Addr, fn: (core: Core<M, E>, now: number) => R): R {
     const n = this.#node(addr);
     const core = n.core;
-    if (core === undefined) throw new Error(`sim.call: ${addr} is down`);
+    if (core === undefined) throw new SimError(`sim.call: ${addr} is down`);
     const r = fn(core, this.#now);
     this.#drain(n, core);
     this.#reschedule(n, core);
@@ -462,7 +463,7 @@ export class Simulator<M, E> {
 
   #node(addr: Addr): NodeRec<M, E> {
     const i = this.#index.get(addr);
-    if (i === undefined) throw new Error(`sim: unknown node ${addr}`);
+    if (i === undefined) throw new SimError(`sim: unknown node ${addr}`);
     return this.#nodes[i]!;
   }
 
@@ -483,7 +484,7 @@ export class Simulator<M, E> {
   #start(n: NodeRec<M, E>, factory: CoreFactory<M, E>): Core<M, E> {
     const core = factory(n.addr, deriveRng(this.seed, "node", n.addr, n.incarnation));
     if (core.addr !== n.addr) {
-      throw new Error(`sim: the core built for ${n.addr} says its addr is ${core.addr}`);
+      throw new SimError(`sim: the core built for ${n.addr} says its addr is ${core.addr}`);
     }
     n.core = core;
     this.#drain(n, core);
@@ -516,7 +517,7 @@ export class Simulator<M, E> {
     if (n.paused || n.core !== core) return;
     const w = core.nextWake();
     if (w === n.wake) return;
-    if (Number.isNaN(w)) throw new Error(`sim: ${n.addr} nextWake() returned NaN`);
+    if (Number.isNaN(w)) throw new SimError(`sim: ${n.addr} nextWake() returned NaN`);
     if (n.wake !== Infinity) this.#stale++;
     n.timerGen++;
     n.wake = w;
@@ -599,7 +600,7 @@ export class Simulator<M, E> {
       this.#instant = t;
       this.#atInstant = 0;
     } else if (++this.#atInstant > this.#maxPerInstant) {
-      throw new Error(
+      throw new SimError(
         `sim: more than ${this.#maxPerInstant} events at t=${t} ms: livelock (a core whose ` +
           `nextWake() stays ≤ now, or zero-latency ping-pong?)`,
       );

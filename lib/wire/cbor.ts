@@ -6,8 +6,8 @@
  * checks this encoder against cbor-x byte for byte.
  */
 
-/** A value a frame array may hold. */
-export type Item = number | string | Uint8Array | boolean | null | readonly string[];
+/** A value a frame array may hold: a scalar, or an array of values (text lists, records). */
+export type Item = number | string | Uint8Array | boolean | null | readonly Item[];
 
 const textEncoder = new TextEncoder();
 const TWO_32 = 2 ** 32;
@@ -78,6 +78,46 @@ function writeText(out: Uint8Array, off: number, s: string, len: number): number
   return off + len;
 }
 
+/** Encoded size of `v`; text lengths are appended to `lens` in write order. */
+function itemSize(v: Item, lens: number[]): number {
+  if (typeof v === "number") return headSize(v);
+  if (typeof v === "string") {
+    const len = utf8Length(v);
+    lens.push(len);
+    return textSize(len);
+  }
+  if (v instanceof Uint8Array) return headSize(v.length) + v.length;
+  if (v === null || typeof v === "boolean") return 1;
+  let size = headSize(v.length);
+  for (const x of v) size += itemSize(x, lens);
+  return size;
+}
+
+/** Writes `v` at `off`; returns the offset after it. `li` walks `lens`. */
+function writeItem(
+  out: Uint8Array,
+  off: number,
+  v: Item,
+  lens: number[],
+  li: { i: number },
+): number {
+  if (typeof v === "number") return writeHead(out, off, 0, v);
+  if (typeof v === "string") return writeText(out, off, v, lens[li.i++]!);
+  if (v instanceof Uint8Array) {
+    off = writeHead(out, off, 2, v.length);
+    out.set(v, off);
+    return off + v.length;
+  }
+  if (v === null) out[off++] = 0xf6;
+  else if (v === true) out[off++] = 0xf5;
+  else if (v === false) out[off++] = 0xf4;
+  else {
+    off = writeHead(out, off, 4, v.length);
+    for (const x of v) off = writeItem(out, off, x, lens, li);
+  }
+  return off;
+}
+
 /**
  * Encodes `items` as one CBOR array behind a 4-byte big-endian length of the body. Integers must
  * be safe non-negative integers (the codec checks fields before calling this).
@@ -86,23 +126,7 @@ export function encodeFrame(items: readonly Item[]): Uint8Array {
   // Pass 1: sizes (text lengths are kept for pass 2).
   const lens: number[] = [];
   let size = headSize(items.length);
-  for (const v of items) {
-    if (typeof v === "number") size += headSize(v);
-    else if (typeof v === "string") {
-      const len = utf8Length(v);
-      lens.push(len);
-      size += textSize(len);
-    } else if (v instanceof Uint8Array) size += headSize(v.length) + v.length;
-    else if (v === null || typeof v === "boolean") size += 1;
-    else {
-      size += headSize(v.length);
-      for (const s of v) {
-        const len = utf8Length(s);
-        lens.push(len);
-        size += textSize(len);
-      }
-    }
-  }
+  for (const v of items) size += itemSize(v, lens);
   // Pass 2: write.
   const out = new Uint8Array(4 + size);
   out[0] = size >>> 24;
@@ -110,21 +134,7 @@ export function encodeFrame(items: readonly Item[]): Uint8Array {
   out[2] = (size >>> 8) & 0xff;
   out[3] = size & 0xff;
   let off = writeHead(out, 4, 4, items.length);
-  let li = 0;
-  for (const v of items) {
-    if (typeof v === "number") off = writeHead(out, off, 0, v);
-    else if (typeof v === "string") off = writeText(out, off, v, lens[li++]!);
-    else if (v instanceof Uint8Array) {
-      off = writeHead(out, off, 2, v.length);
-      out.set(v, off);
-      off += v.length;
-    } else if (v === null) out[off++] = 0xf6;
-    else if (v === true) out[off++] = 0xf5;
-    else if (v === false) out[off++] = 0xf4;
-    else {
-      off = writeHead(out, off, 4, v.length);
-      for (const s of v) off = writeText(out, off, s, lens[li++]!);
-    }
-  }
+  const li = { i: 0 };
+  for (const v of items) off = writeItem(out, off, v, lens, li);
   return out;
 }

@@ -13,20 +13,38 @@
 import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
 import { encodeFrame, type Item, utf8Length } from "./cbor.ts";
+import { WireError } from "./errors.ts";
 
-/** Field kinds a frame may carry. */
-export type FieldKind = "uint" | "str" | "bytes" | "bool" | "strs";
+export { WireError };
 
-/** One field of a frame type. */
+/**
+ * Field kinds a frame may carry: unsigned integers, text, bytes, booleans, arrays of text, and
+ * arrays of records (each record positional, by its own `fields`).
+ */
+export type FieldKind = "uint" | "str" | "bytes" | "bool" | "strs" | "records";
+
+/**
+ * One field of a frame type, or of a request payload (lib/peer/requests.ts): the one field
+ * checker of the code base is `checkField` below, whatever carries the value.
+ */
 export interface FieldSpec {
   name: string;
   kind: FieldKind;
-  /** Largest value (uint), length in bytes (str, bytes), or item count (strs). */
+  /** Largest value (uint), length in bytes (str, bytes), or item count (strs, records). */
   max: number;
   /** May be null / absent (trailing). */
   optional?: boolean;
   /** For `strs`: largest length of each string. */
   itemMax?: number;
+  /** For `records`: the fields of each record. */
+  fields?: readonly FieldSpec[];
+  /**
+   * A check beyond the kind (a node id, an IP address, a port from 1): false makes the value
+   * invalid, reported as "must be <want>".
+   */
+  valid?: (v: never) => boolean;
+  /** What a valid value is, in words ("a node id"): the error for any invalid value says so. */
+  want?: string;
 }
 
 /** A frame type. */
@@ -43,14 +61,6 @@ export interface Frame {
   fields: Record<string, unknown>;
 }
 
-/** A bad frame; `frame` and `field` name what was wrong where known. */
-export class WireError extends Error {
-  override name = "WireError";
-  constructor(readonly frame: string, readonly field: string | null, detail: string) {
-    super(`${frame}${field ? `.${field}` : ""}: ${detail}`);
-  }
-}
-
 /** First type number a decoder may skip when it does not know it. */
 export const FIRST_IGNORABLE_TYPE = 0x40;
 /** Default largest frame (header excluded). */
@@ -59,51 +69,105 @@ export const DEFAULT_MAX_FRAME = 1024 * 1024;
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
-function bad(spec: FrameSpec, f: FieldSpec, detail: string): WireError {
-  return new WireError(spec.name, f.name, detail);
-}
-
 /** UTF-8 bytes of `v` are over `max` (a string of n UTF-16 units has at most 3n bytes). */
 function over(v: string, max: number): boolean {
   return v.length * 3 > max && utf8Length(v) > max;
 }
 
-function check(spec: FrameSpec, f: FieldSpec, v: unknown): unknown {
+/** Why `v` is not a valid value of `f` (its kind and limits), or null; `value` gets it normalized. */
+function problem(f: FieldSpec, v: unknown, out: { value: unknown } | null): string | null {
   if (v === undefined || v === null) {
-    if (f.optional) return null;
-    throw bad(spec, f, "missing");
+    if (out) out.value = null;
+    return f.optional ? null : "missing";
   }
   switch (f.kind) {
     case "uint":
       // cbor-x decodes integers of 2^32 and more as bigint.
       if (typeof v === "bigint" && v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER)) v = Number(v);
       if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
-        throw bad(spec, f, "not an unsigned integer");
+        return "not an unsigned integer";
       }
-      if (v > f.max) throw bad(spec, f, `${v} is over the limit of ${f.max}`);
-      return v;
+      if (v > f.max) return `${v} is over the limit of ${f.max}`;
+      break;
     case "str":
-      if (typeof v !== "string") throw bad(spec, f, "not a text string");
-      if (over(v, f.max)) throw bad(spec, f, `longer than ${f.max} bytes`);
-      return v;
+      if (typeof v !== "string") return "not a text string";
+      if (over(v, f.max)) return `longer than ${f.max} bytes`;
+      break;
     case "bytes":
-      if (!(v instanceof Uint8Array)) throw bad(spec, f, "not a byte string");
-      if (v.length > f.max) throw bad(spec, f, `${v.length} bytes, over the limit of ${f.max}`);
-      return v;
+      if (!(v instanceof Uint8Array)) return "not a byte string";
+      if (v.length > f.max) return `${v.length} bytes, over the limit of ${f.max}`;
+      break;
     case "bool":
-      if (typeof v !== "boolean") throw bad(spec, f, "not a boolean");
-      return v;
+      if (typeof v !== "boolean") return "not a boolean";
+      break;
     case "strs": {
-      if (!Array.isArray(v)) throw bad(spec, f, "not an array");
-      if (v.length > f.max) throw bad(spec, f, `${v.length} items, over the limit of ${f.max}`);
+      if (!Array.isArray(v)) return "not an array";
+      if (v.length > f.max) return `${v.length} items, over the limit of ${f.max}`;
       const itemMax = f.itemMax ?? 1024;
       for (const s of v) {
-        if (typeof s !== "string") throw bad(spec, f, "an item is not a text string");
-        if (over(s, itemMax)) throw bad(spec, f, `an item is longer than ${itemMax} bytes`);
+        if (typeof s !== "string") return "an item is not a text string";
+        if (over(s, itemMax)) return `an item is longer than ${itemMax} bytes`;
       }
-      return v;
+      break;
+    }
+    case "records": {
+      if (!Array.isArray(v)) return "not an array";
+      if (v.length > f.max) return `${v.length} items, over the limit of ${f.max}`;
+      // Records arrive in their wire form, arrays of fields; `out` gets them as objects.
+      const fields = f.fields ?? [];
+      const records: Record<string, unknown>[] | null = out ? new Array(v.length) : null;
+      const item = out ? { value: undefined as unknown } : null;
+      for (let i = 0; i < v.length; i++) {
+        const r = v[i];
+        if (!Array.isArray(r)) return `[${i}]: not an array`;
+        if (r.length > fields.length) return `[${i}]: ${r.length} items, over ${fields.length}`;
+        const rec: Record<string, unknown> | null = records ? {} : null;
+        for (let j = 0; j < fields.length; j++) {
+          const g = fields[j]!;
+          const p = problem(g, r[j], item);
+          if (p !== null) return `[${i}].${g.name}: ${g.want ? `must be ${g.want}` : p}`;
+          if (rec) rec[g.name] = item!.value;
+        }
+        if (records) records[i] = rec!;
+      }
+      if (out) out.value = records;
+      return null;
     }
   }
+  if (f.valid && !(f.valid as (x: unknown) => boolean)(v)) return `must be ${f.want ?? "valid"}`;
+  if (out) out.value = v;
+  return null;
+}
+
+const scratch = { value: undefined as unknown };
+
+/**
+ * The one field checker: returns `v` as field `f` holds it (null for an absent optional, records
+ * as objects) or throws a `WireError` naming `where` (the frame, or the request method) and the
+ * field. With `want`, any invalid value is reported as "must be <want>".
+ */
+export function checkField(where: string, f: FieldSpec, v: unknown): unknown {
+  const p = problem(f, v, scratch);
+  if (p !== null) {
+    throw new WireError(where, f.name, f.want && !p.startsWith("[") ? `must be ${f.want}` : p);
+  }
+  const value = scratch.value;
+  scratch.value = undefined;
+  return value;
+}
+
+/** The record's fields as an array in declared order, trailing absent optionals dropped. */
+function toItems(fields: readonly FieldSpec[], o: Record<string, unknown>): Item[] {
+  const arr: Item[] = [];
+  for (const f of fields) {
+    const v = o[f.name];
+    if (f.kind === "records" && Array.isArray(v)) {
+      const sub = f.fields ?? [];
+      arr.push(v.map((r) => toItems(sub, r as Record<string, unknown>)));
+    } else arr.push(v === undefined ? null : v as Item);
+  }
+  while (arr.length > 0 && arr[arr.length - 1] === null) arr.pop();
+  return arr;
 }
 
 /** The body behind its 4-byte big-endian length (bytes set one by one: no ArrayBuffer access). */
@@ -126,10 +190,10 @@ export class Codec {
   constructor(specs: readonly FrameSpec[], readonly maxFrame = DEFAULT_MAX_FRAME) {
     for (const s of specs) {
       if (!Number.isInteger(s.type) || s.type < 0 || s.type > 0xffff) {
-        throw new Error(`frame ${s.name}: type ${s.type} is not 0-65535`);
+        throw new TypeError(`frame ${s.name}: type ${s.type} is not 0-65535`);
       }
       if (this.#byType.has(s.type) || this.#byName.has(s.name)) {
-        throw new Error(`frame ${s.name}: duplicate`);
+        throw new TypeError(`frame ${s.name}: duplicate`);
       }
       this.#byType.set(s.type, s);
       this.#byName.set(s.name, s);
@@ -141,7 +205,22 @@ export class Codec {
     const spec = this.#byName.get(name);
     if (!spec) throw new WireError(name, null, "unknown frame type");
     const arr: Item[] = [spec.type];
-    for (const f of spec.fields) arr.push(check(spec, f, fields[f.name]) as Item);
+    for (const f of spec.fields) {
+      let v = fields[f.name];
+      // Records go as arrays of their fields (checked in that form); the rest as they are.
+      if (f.kind === "records" && Array.isArray(v)) {
+        v = v.map((r) => toItems(f.fields ?? [], r as Record<string, unknown>));
+      }
+      const p = problem(f, v, null);
+      if (p !== null) {
+        throw new WireError(
+          spec.name,
+          f.name,
+          f.want && !p.startsWith("[") ? `must be ${f.want}` : p,
+        );
+      }
+      arr.push(v === undefined ? null : v as Item);
+    }
     while (arr.length > 1 && arr[arr.length - 1] === null) arr.pop(); // trailing optionals
     const frame = encodeFrame(arr);
     if (frame.length - 4 > this.maxFrame) {
@@ -152,6 +231,14 @@ export class Codec {
       );
     }
     return frame;
+  }
+
+  /**
+   * Encodes a frame without its length prefix, for a carrier that delimits messages itself (a
+   * QUIC datagram, a request payload). `decodeBody` reads it.
+   */
+  encodeBody(name: string, fields: Record<string, unknown>): Uint8Array {
+    return this.encode(name, fields).subarray(4);
   }
 
   /** Encodes an arbitrary array as a frame, unchecked (tests of hostile and future peers). */
@@ -166,7 +253,7 @@ export class Codec {
     try {
       v = decoder.decode(body);
     } catch (e) {
-      throw new WireError("frame", null, `not valid CBOR (${(e as Error).message})`);
+      throw new WireError("frame", null, `not valid CBOR (${(e as Error).message})`, { cause: e });
     }
     if (!Array.isArray(v) || v.length === 0) {
       throw new WireError("frame", null, "not a CBOR array [type, …]");
@@ -188,7 +275,7 @@ export class Codec {
     const specs = spec.fields;
     for (let i = 0; i < specs.length; i++) {
       const f = specs[i]!;
-      fields[f.name] = check(spec, f, v[i + 1]);
+      fields[f.name] = checkField(spec.name, f, v[i + 1]);
     }
     return { type, name: spec.name, fields };
   }

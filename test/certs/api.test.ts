@@ -1,28 +1,31 @@
 /**
- * certs-tool as a library: durations, CA creation and loading, issuing, verification with each
- * failure class, revocation, and writes that leave nothing behind on failure.
+ * The realm CA (lib/identity) and certs-tool as a library: durations, CA creation and loading,
+ * issuing, verification with each failure class, revocation, and writes that leave nothing
+ * behind on failure.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type Ca,
-  CertsError,
   describeCert,
   DurationError,
+  parseDuration,
+  VERIFY_EXIT_CODES,
+  verifyCert,
+} from "../../certs-tool/mod.ts";
+import {
+  type Ca,
+  CertsError,
   FileError,
   formatDuration,
   initCa,
   issueCert,
   loadCa,
   normalizeSerial,
-  parseDuration,
   revoke,
   signCsr,
-  VERIFY_EXIT_CODES,
-  verifyCert,
-} from "../../certs-tool/mod.ts";
+} from "../../lib/identity/mod.ts";
 import { nodeIdFromSpki, nodeIdText } from "../../lib/identity/names.ts";
 import { x509 } from "../../lib/identity/x509.ts";
 import { craft, spkiOf } from "./craft.ts";

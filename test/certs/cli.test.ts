@@ -9,7 +9,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { issueCert, loadCa } from "../../certs-tool/mod.ts";
+import { issueCert, loadCa } from "../../lib/identity/mod.ts";
 import { nodeIdText } from "../../lib/identity/names.ts";
 import { type Result, run } from "../helpers/run.ts";
 import { craft } from "./craft.ts";

@@ -4,7 +4,7 @@
  * `macula certs issue` would never make.
  */
 import { x509 } from "../../lib/identity/x509.ts";
-import type { Ca } from "../../certs-tool/mod.ts";
+import type { Ca } from "../../lib/identity/mod.ts";
 
 export interface CraftOptions {
   /** SAN URIs (default none). */

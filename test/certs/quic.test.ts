@@ -5,7 +5,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
-import { type Ca, describe as describeParsed, initCa, issueCert } from "../../certs-tool/mod.ts";
+import { describe as describeParsed } from "../../certs-tool/mod.ts";
+import { type Ca, initCa, issueCert } from "../../lib/identity/mod.ts";
 import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { x509 } from "../../lib/identity/x509.ts";
 import { closingEndpoints, echoStreams } from "../helpers/quic.ts";

@@ -22,7 +22,7 @@ import {
   ContextStore,
   resolveTarget,
 } from "../../lib/client/contexts.ts";
-import { UrlError } from "../../lib/client/url.ts";
+import { UrlError } from "../../lib/peer/url.ts";
 
 const dirs: string[] = [];
 function tmp(): string {

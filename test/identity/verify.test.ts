@@ -12,7 +12,8 @@ import {
   realmProblem,
   realmTagHex,
 } from "../../lib/identity/names.ts";
-import { IdentityError, Verifier } from "../../lib/identity/verify.ts";
+import { IdentityError } from "../../lib/identity/errors.ts";
+import { Verifier } from "../../lib/identity/verify.ts";
 import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { closingEndpoints } from "../helpers/quic.ts";
 

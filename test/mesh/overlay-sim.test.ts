@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { type Rng, seededRng } from "../../lib/mesh/types.ts";
-import { OverlayMesh, randomId } from "../../lib/mesh/overlay/mesh.ts";
+import { OverlayMesh, randomId } from "../../lib/sim/overlay.ts";
 import { Graph } from "../../lib/mesh/overlay/graph.ts";
 
 const testRng = (seed: number): Rng => seededRng(seed);
@@ -59,7 +59,7 @@ describe("overlay of a whole mesh", () => {
     expect(d.diameter).toBeLessThanOrEqual(6);
 
     // Quiescent: another round changes nothing.
-    for (const o of mesh.nodes) expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    for (const o of mesh.nodes) expect(o.drain()).toEqual({ connect: [], disconnect: [] });
 
     // Kill 10%, let survivors repair.
     const rng = testRng(99);

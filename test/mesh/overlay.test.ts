@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type Rng, seededRng } from "../../lib/mesh/types.ts";
-import { compareXor, idHex, MemberSet, MemberTable } from "../../lib/mesh/overlay/members.ts";
+import { compareXor, idHex, MemberSet, SortedMembers } from "../../lib/mesh/overlay/members.ts";
 import { Overlay } from "../../lib/mesh/overlay/overlay.ts";
 
 const testRng = (seed: number): Rng => seededRng(seed);
@@ -31,7 +31,7 @@ const keys = (xs: { id: Uint8Array }[]) => xs.map((x) => idHex(x.id)).sort();
 function settled(self: Uint8Array, members: Uint8Array[], seed: number, k = 8, near = 2): Overlay {
   const o = new Overlay({ self, k, near, rng: testRng(seed) });
   members.forEach((m, i) => o.memberUp(m, `n${i}`));
-  for (const c of o.plan().connect) o.linkUp(c.id, "out");
+  for (const c of o.drain().connect) o.linkUp(c.id, "out");
   return o;
 }
 
@@ -77,7 +77,7 @@ describe("MemberSet.closest", () => {
 
   test("add/remove keep sorted order; a shared table is copied on write", () => {
     const all = ids(50, 9);
-    const table = MemberTable.from(all.map((id, i) => ({ id, addr: `n${i}` })));
+    const table = SortedMembers.from(all.map((id, i) => ({ id, addr: `n${i}` })));
     const a = new MemberSet(table);
     const b = new MemberSet(table);
     a.remove(idHex(all[0]!));
@@ -100,7 +100,7 @@ describe("Overlay.plan", () => {
       for (const near of [2, 5]) {
         const o = new Overlay({ self, k: 8, near, rng: testRng(s) });
         all.forEach((m, i) => o.memberUp(m, `n${i}`));
-        const plan = o.plan();
+        const plan = o.drain();
         expect(plan.connect.length).toBe(8);
         expect(plan.disconnect).toEqual([]);
         expect(new Set(plan.connect.map((c) => idHex(c.id))).size).toBe(8);
@@ -123,7 +123,7 @@ describe("Overlay.plan", () => {
     for (let seed = 0; seed < 2000; seed++) {
       const o = new Overlay({ self, k: 8, near: 2, rng: testRng(seed) });
       all.forEach((m, i) => o.memberUp(m, `n${i}`));
-      o.plan();
+      o.drain();
       for (const n of o.neighbours()) {
         if (n.role === "random") counts.set(idHex(n.id), (counts.get(idHex(n.id)) ?? 0) + 1);
       }
@@ -141,11 +141,11 @@ describe("Overlay.plan", () => {
     const all = ids(5, 4);
     const o = new Overlay({ self: all[0]!, rng: testRng(1) });
     all.forEach((m, i) => o.memberUp(m, `n${i}`));
-    expect(keys(o.plan().connect)).toEqual(all.slice(1).map(idHex).sort());
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(keys(o.drain().connect)).toEqual(all.slice(1).map(idHex).sort());
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
     const more = ids(20, 5);
     more.forEach((m, i) => o.memberUp(m, `m${i}`));
-    const fill = o.plan();
+    const fill = o.drain();
     expect(fill.connect.length).toBe(4); // 4 more to reach k = 8 (or near ones moved)
     expect(o.neighbours().length).toBe(8);
   });
@@ -158,7 +158,7 @@ describe("Overlay.plan", () => {
     const first = all.find((m) => idHex(m) === closest[0])!;
     o.memberDown(first);
     o.linkDown(first);
-    const plan = o.plan();
+    const plan = o.drain();
     expect(plan.disconnect).toEqual([]);
     expect(o.neighbours().length).toBe(8);
     const nearNow = keys(o.neighbours().filter((n) => n.role === "near"));
@@ -166,7 +166,7 @@ describe("Overlay.plan", () => {
     // The third closest is connected now unless it already was a random neighbour.
     expect(plan.connect.length).toBeLessThanOrEqual(1);
     for (const c of plan.connect) o.linkUp(c.id, "out");
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
   });
 
   test("repairs after memberDown: a random neighbour is replaced, its link closed", () => {
@@ -175,7 +175,7 @@ describe("Overlay.plan", () => {
     const before = o.neighbours();
     const victim = before.find((n) => n.role === "random")!;
     o.memberDown(victim.id); // link still up: the overlay asks to close it
-    const plan = o.plan();
+    const plan = o.drain();
     expect(plan.connect.length).toBe(1);
     expect(idHex(plan.connect[0]!.id)).not.toBe(idHex(victim.id));
     expect(plan.disconnect.map(idHex)).toEqual([idHex(victim.id)]);
@@ -184,7 +184,7 @@ describe("Overlay.plan", () => {
     for (const n of before) if (n !== victim) expect(after.has(idHex(n.id))).toBe(true);
     o.linkDown(victim.id);
     o.linkUp(plan.connect[0]!.id, "out");
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
   });
 
   test("a failed or refused connect is replaced and not redialled until clearAvoided", () => {
@@ -192,22 +192,39 @@ describe("Overlay.plan", () => {
     const self = all[0]!;
     const o = new Overlay({ self, rng: testRng(3) });
     all.forEach((m, i) => o.memberUp(m, `n${i}`));
-    const first = o.plan().connect;
+    const first = o.drain().connect;
     const nearest = bruteClosest(all, self, 1)[0]!;
     const refused = first.find((c) => idHex(c.id) === nearest)!;
     for (const c of first) if (c !== refused) o.linkUp(c.id, "out");
     o.linkDown(refused.id); // dial failed
-    const plan = o.plan();
+    const plan = o.drain();
     expect(plan.connect.length).toBe(1);
     expect(idHex(plan.connect[0]!.id)).not.toBe(nearest);
     expect(o.snapshot().avoided).toBe(1);
     o.linkUp(plan.connect[0]!.id, "out");
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
     o.clearAvoided();
-    const retry = o.plan(); // the closest is near again; the displaced one is dropped
+    const retry = o.drain(); // the closest is near again; the displaced one is dropped
     expect(retry.connect.map((c) => idHex(c.id))).toEqual([nearest]);
     expect(retry.disconnect.length).toBe(1);
     expect(o.neighbours().length).toBe(8);
+  });
+
+  test("tick forgets the avoided peers every avoidMs: the sans-IO clock of the overlay", () => {
+    const all = ids(50, 11);
+    const self = all[0]!;
+    const o = new Overlay({ self, rng: testRng(4), now: 1000, avoidMs: 500 });
+    all.forEach((m, i) => o.memberUp(m, `n${i}`));
+    const first = o.drain().connect;
+    for (const c of first.slice(1)) o.linkUp(c.id, "out");
+    o.linkDown(first[0]!.id);
+    expect(o.snapshot().avoided).toBe(1);
+    expect(o.nextWake()).toBe(1500);
+    o.tick(1499);
+    expect(o.snapshot().avoided).toBe(1);
+    o.tick(1500);
+    expect(o.snapshot().avoided).toBe(0);
+    expect(o.nextWake()).toBe(2000);
   });
 
   test("bounded connections: surplus inbound trimmed, own outbound never", () => {
@@ -226,7 +243,7 @@ describe("Overlay.plan", () => {
     }
     const inbound = far.length + closeStrangers.length;
     expect(o.links().length).toBe(8 + inbound);
-    const plan = o.plan();
+    const plan = o.drain();
     expect(plan.connect).toEqual([]);
     expect(plan.disconnect.length).toBe(8 + inbound - 16);
     const dropped = new Set(plan.disconnect.map(idHex));
@@ -237,7 +254,7 @@ describe("Overlay.plan", () => {
     expect(keptFar.map(idHex)).toEqual(far.slice(0, 8 - closeStrangers.length).map(idHex));
     for (const d of plan.disconnect) o.linkDown(d);
     expect(o.links().length).toBe(16);
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
     expect(o.wouldAccept(far[far.length - 1]!)).toBe(false);
   });
 
@@ -247,7 +264,7 @@ describe("Overlay.plan", () => {
     all.forEach((m, i) => o.memberUp(m, `n${i}`));
     const nearest = all.find((m) => idHex(m) === bruteClosest(all, all[0]!, 1)[0])!;
     o.linkUp(nearest, "in");
-    const plan = o.plan();
+    const plan = o.drain();
     expect(plan.connect.length).toBe(7);
     expect(plan.connect.some((c) => idHex(c.id) === idHex(nearest))).toBe(false);
     expect(o.neighbours().find((n) => idHex(n.id) === idHex(nearest))?.linked).toBe(true);
@@ -258,7 +275,7 @@ describe("Overlay.plan", () => {
     const self = all[0]!;
     const o = settled(self, all.slice(0, 900), 6);
     const before = keys(o.neighbours());
-    for (let i = 0; i < 5; i++) expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    for (let i = 0; i < 5; i++) expect(o.drain()).toEqual({ connect: [], disconnect: [] });
     // Joins and leaves of members that are not neighbours and not closer than the near ones.
     const nearDist = o.neighbours().filter((n) => n.role === "near").map((n) => n.id);
     const farthestNear = nearDist.sort((a, b) => compareXor(a, b, self))[nearDist.length - 1]!;
@@ -271,32 +288,32 @@ describe("Overlay.plan", () => {
         break;
       }
     }
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
     expect(keys(o.neighbours())).toEqual(before);
     // A closer member joins: it becomes near; the displaced near one is dropped.
     const closer = new Uint8Array(self);
     closer[31] = closer[31]! ^ 1;
     o.memberUp(closer, "closer");
-    const plan = o.plan();
+    const plan = o.drain();
     expect(plan.connect.map((c) => idHex(c.id))).toEqual([idHex(closer)]);
     expect(plan.disconnect.length).toBe(1);
     expect(o.neighbours().length).toBe(8);
     o.linkUp(closer, "out");
     o.linkDown(plan.disconnect[0]!);
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
   });
 
   test("pending connects are not repeated; repeated memberUp only re-addresses", () => {
     const all = ids(30, 15);
     const o = new Overlay({ self: all[0]!, rng: testRng(8) });
     all.forEach((m, i) => o.memberUp(m, `n${i}`));
-    const first = o.plan();
+    const first = o.drain();
     expect(first.connect.length).toBe(8);
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
     const c = first.connect[0]!;
     o.memberUp(c.id, "new-addr");
     expect(o.neighbours().find((n) => idHex(n.id) === idHex(c.id))?.addr).toBe("new-addr");
-    expect(o.plan()).toEqual({ connect: [], disconnect: [] });
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
     expect(o.snapshot().connecting).toBe(8);
   });
 

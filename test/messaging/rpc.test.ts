@@ -10,7 +10,7 @@ import {
   RPC_ERROR_TEXT,
   RpcError,
   rpcErrorCodeOf,
-} from "../../lib/messaging/rpc.ts";
+} from "../../lib/messaging/mod.ts";
 import { prng } from "../helpers/quic.ts";
 
 const ids = (
@@ -135,7 +135,7 @@ describe("PendingCalls (injected clock)", () => {
     const b = calls.start({ procedure: "p", provider: "y", now: 0, timeoutMs: 100, context: "b" });
     const c = calls.start({ procedure: "q", provider: "x", now: 50, timeoutMs: 100, context: "c" });
     expect([a.id, b.id, c.id]).toEqual([1, 2, 3]);
-    expect(calls.nextDeadline()).toBe(100);
+    expect(calls.nextWake()).toBe(100);
     expect(calls.tick(99)).toEqual([]);
     const t1 = calls.tick(150);
     expect(t1.map((f) => f.call.context)).toEqual(["b", "c"]);
@@ -145,9 +145,9 @@ describe("PendingCalls (injected clock)", () => {
     }
     expect(t1[0]!.error.message).toBe("timeout: no reply from y for p within 100 ms");
     expect(calls.size).toBe(1);
-    expect(calls.nextDeadline()).toBe(300);
+    expect(calls.nextWake()).toBe(300);
     expect(calls.tick(1000).map((f) => f.call.id)).toEqual([a.id]);
-    expect(calls.nextDeadline()).toBeUndefined();
+    expect(calls.nextWake()).toBe(Infinity);
     expect(calls.tick(2000)).toEqual([]);
   });
 
@@ -159,7 +159,7 @@ describe("PendingCalls (injected clock)", () => {
     expect(calls.complete(a.id)).toBeUndefined();
     expect(calls.tick(10).map((f) => f.call.id)).toEqual([b.id]);
     expect(calls.complete(b.id)).toBeUndefined();
-    expect(calls.nextDeadline()).toBeUndefined();
+    expect(calls.nextWake()).toBe(Infinity);
   });
 
   test("cancel: cancelled error; cancelled calls never time out", () => {

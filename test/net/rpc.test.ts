@@ -1,7 +1,7 @@
 /** RPC across three nodes over real QUIC on 127.0.0.1: providers, strategies, every error code. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Client } from "../../lib/client/client.ts";
-import { RpcError } from "../../lib/messaging/rpc.ts";
+import { RpcError } from "../../lib/messaging/mod.ts";
 import { type Mesh, mesh } from "../helpers/mesh.ts";
 
 let m: Mesh;

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { isPunch, punchConnect, PunchError, sendProbes } from "../../lib/nat/punch.ts";
 import { PeerSession } from "../../lib/peer/session.ts";
-import { Traversal } from "../../lib/node/traversal.ts";
+import { Traversal } from "../../lib/nat/traversal.ts";
 import { endpoint, until } from "../helpers/quic.ts";
 import { type Mesh, mesh } from "../helpers/mesh.ts";
 

@@ -50,7 +50,30 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
         burstBytes: 262144,
         upgradeAfterMs: 5000,
       },
+      membership: DEFAULTS.membership,
     });
+  });
+
+  test("membership: SWIM timing and the session pool, every knob checked", () => {
+    const c = parseConfig(
+      "membership: { probe_interval_ms: 1000, probe_timeout_ms: 300, max_sessions: 8 }",
+    );
+    expect(c.membership).toEqual({
+      ...DEFAULTS.membership,
+      probeIntervalMs: 1000,
+      probeTimeoutMs: 300,
+      maxSessions: 8,
+    });
+    expect(DEFAULTS.membership.probeIntervalMs).toBe(500);
+    expect(err("membership: { probe_interval: 5 }")).toContain(
+      "node.yaml: membership.probe_interval: unknown key (known: probe_interval_ms,",
+    );
+    expect(err("membership: { gossip_nodes: 0 }")).toBe(
+      "node.yaml: membership.gossip_nodes: must be an integer from 1 to 64 (got 0)",
+    );
+    expect(err("membership: { probe_timeout_ms: 500 }")).toBe(
+      "node.yaml: membership.probe_timeout_ms: must be shorter than probe_interval_ms (500) (got 500)",
+    );
   });
 
   test("dev_ca_dir: a shared development CA, only in the dev realm", () => {
@@ -85,7 +108,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags, relay)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags, relay, membership)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { type DevCa, issue, makeCa } from "../../lib/identity/devca.ts";
 import { Verifier } from "../../lib/identity/verify.ts";
-import { backoffDelay } from "../../lib/peer/backoff.ts";
+import { backoffDelay } from "../../lib/util/backoff.ts";
 import { sessionCodec } from "../../lib/peer/frames.ts";
 import { PeerSession, type SessionOptions } from "../../lib/peer/session.ts";
 import { QuicEndpoint } from "../../lib/quic/mod.ts";

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { RetryTokens } from "../../lib/quic/retry.ts";
 import { type Timed, TimerHeap } from "../../lib/quic/timers.ts";
+import { monoNow } from "../../lib/util/mod.ts";
 import { endpoint, serveEcho } from "../helpers/quic.ts";
 
 describe("retry tokens", () => {
@@ -44,7 +45,7 @@ describe("timer heap", () => {
       if (fired.length === 2) done();
     });
     const a = item("a"), b = item("b"), c = item("c");
-    const t = Date.now();
+    const t = monoNow(); // the clock of lib/quic
     heap.set(a, t + 30);
     heap.set(b, t + 10);
     heap.set(c, t + 20);
@@ -58,7 +59,7 @@ describe("timer heap", () => {
   test("stale entries are compacted: the heap stays bounded under constant re-arming", () => {
     const heap = new TimerHeap<Item>(() => {});
     const items = Array.from({ length: 10 }, (_, i) => item(`i${i}`));
-    const far = Date.now() + 60_000;
+    const far = monoNow() + 60_000;
     for (let k = 0; k < 100_000; k++) heap.set(items[k % 10]!, far + k);
     expect(heap.size).toBeLessThanOrEqual(1024 + 10);
     heap.stop();

@@ -98,8 +98,9 @@ function overLimit(f: FieldSpec): { value: unknown; detail: RegExp } {
     case "bool":
       return { value: 1, detail: /^not a boolean$/ };
     case "strs":
+    case "records":
       return {
-        value: Array.from({ length: f.max + 1 }, () => "q"),
+        value: Array.from({ length: f.max + 1 }, () => f.kind === "strs" ? "q" : []),
         detail: new RegExp(`^${f.max + 1} items, over the limit of ${f.max}$`),
       };
   }

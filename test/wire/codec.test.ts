@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
+  checkField,
   Codec,
   FIRST_IGNORABLE_TYPE,
   FrameReader,
@@ -201,5 +202,71 @@ describe("fuzz (seeded)", () => {
       .toThrow(WireError);
     expect(() => codec.decodeBody(new Uint8Array([0x82, 0x0c, 0x5a, 0xff, 0xff, 0xff, 0xff])))
       .toThrow(WireError);
+  });
+});
+
+describe("records, checks beyond the kind, and bodies without the length prefix", () => {
+  const ITEM = [
+    { name: "id", kind: "str", max: 8, valid: (v: string) => v.length > 0, want: "an id" },
+    { name: "n", kind: "uint", max: 9 },
+    { name: "note", kind: "str", max: 16, optional: true },
+  ] as const;
+  const LIST: FrameSpec = {
+    type: 5,
+    name: "LIST",
+    fields: [{ name: "items", kind: "records", max: 3, fields: ITEM }],
+  };
+  const c = new Codec([LIST]);
+
+  test("records round-trip as objects; an absent optional is null; encodeBody has no prefix", () => {
+    const items = [{ id: "a", n: 1 }, { id: "b", n: 2, note: "hi" }];
+    const frame = c.encode("LIST", { items });
+    expect(c.encodeBody("LIST", { items })).toEqual(frame.subarray(4));
+    expect(c.decodeBody(c.encodeBody("LIST", { items }))).toEqual({
+      type: 5,
+      name: "LIST",
+      fields: { items: [{ id: "a", n: 1, note: null }, { id: "b", n: 2, note: "hi" }] },
+    });
+  });
+
+  test("a bad record names the item and its field; `want` words replace the kind's", () => {
+    const raw = (items: unknown) => c.decodeBody(c.encodeRaw([5, items]).subarray(4));
+    expect(wireError(() => raw([["a", 10]])).message).toBe(
+      "LIST.items: [0].n: 10 is over the limit of 9",
+    );
+    expect(wireError(() => raw([["a", 1], ["", 1]])).message).toBe(
+      "LIST.items: [1].id: must be an id",
+    );
+    expect(wireError(() => raw([["a", 1, "x", 4]])).message).toBe(
+      "LIST.items: [0]: 4 items, over 3",
+    );
+    expect(wireError(() => raw([1])).message).toBe("LIST.items: [0]: not an array");
+    expect(wireError(() => raw([[], [], [], []])).message).toBe(
+      "LIST.items: 4 items, over the limit of 3",
+    );
+    // The sender is checked the same way.
+    expect(wireError(() => c.encode("LIST", { items: [{ id: "", n: 1 }] })).message).toBe(
+      "LIST.items: [0].id: must be an id",
+    );
+  });
+
+  test("checkField is the one checker: `want` for any invalid value, null for an absent optional", () => {
+    const port = {
+      name: "port",
+      kind: "uint",
+      max: 65535,
+      valid: (v: number) => v >= 1,
+      want: "a port",
+    } as const;
+    expect(checkField("x", port, 80)).toBe(80);
+    expect(wireError(() => checkField("x", port, 0)).message).toBe("x.port: must be a port");
+    expect(wireError(() => checkField("x", port, "80")).message).toBe("x.port: must be a port");
+    expect(wireError(() => checkField("x", port, undefined)).message).toBe(
+      "x.port: must be a port",
+    );
+    expect(checkField("x", { ...port, optional: true }, undefined)).toBe(null);
+    expect(wireError(() => checkField("y", { name: "s", kind: "str", max: 2 }, "abc")).detail).toBe(
+      "longer than 2 bytes",
+    );
   });
 });

@@ -1,182 +1,223 @@
 /**
- * Membership messages on the wire (docs/membership.md, "On the wire"): one CBOR array per
- * message, members named by node id (the directory index is local to a node), decoded strictly —
- * anything malformed is a `MembershipWireError` naming what was wrong, and the receiver drops the
- * datagram and counts it.
+ * Membership messages on the wire (docs/membership.md, "On the wire"): one lib/wire frame per
+ * message (a CBOR array `[type, field…]` checked field by field, like every frame), members named
+ * by node id (the directory index is local to a node). A malformed message is a `WireError`
+ * naming the message and the field; the receiver drops it and counts it.
  *
  * ```
- * [1, type, realm, fromId, fromAddr, seq, targetId, targetAddr, digest1, digest2, flags, updates]
- * update: [kind, id, inc, fromId, addr, realm, tags, version]   (the last four only for alive)
+ * ping       [1, realm, from, addr, seq, target, updates]
+ * ack        [2, realm, from, addr, seq, updates]
+ * nack       [3, realm, from, addr, seq]
+ * ping-req   [4, realm, from, addr, seq, target, target_addr, updates]
+ * sync       [5, realm, from, addr, flags, digest1, digest2, updates]
+ * sync-reply [6, realm, from, addr, digest1, digest2, updates]
+ * gossip     [7, realm, from, addr, updates]
+ * update     [kind, id, inc, from]  or, for alive, [kind, id, inc, from, addr, realm, tags, version]
  * ```
  */
-import { Decoder } from "cbor-x/decode";
-import { Encoder } from "cbor-x/encode";
+import { Codec, type FieldSpec, type FrameSpec, WireError } from "../../wire/mod.ts";
 import type { Directory, MemberMeta } from "./directory.ts";
 import type { Msg, Update } from "./messages.ts";
 
-/** A malformed membership message. */
-export class MembershipWireError extends Error {
-  override name = "MembershipWireError";
-}
-
-const VERSION = 1;
-const TYPES = ["ping", "ack", "nack", "ping-req", "sync", "sync-reply", "gossip"] as const;
 /** Most updates a message may carry (a full view of a large mesh travels in several). */
 export const MAX_UPDATES = 100_000;
 const MAX_STR = 256;
 
-const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+const nonEmpty = (v: string) => v.length > 0;
+const TEXT = { kind: "str", max: MAX_STR, valid: nonEmpty, want: `a text of 1-${MAX_STR} bytes` };
+const ID = TEXT;
+
+const UPDATE: readonly FieldSpec[] = [
+  { name: "kind", kind: "uint", max: 3 },
+  { name: "id", ...ID } as FieldSpec,
+  { name: "inc", kind: "uint", max: 0xffffffff },
+  { name: "from", ...ID } as FieldSpec,
+  // Only in an alive: where the member is and what it says about itself.
+  { name: "addr", ...TEXT, optional: true } as FieldSpec,
+  { name: "realm", ...TEXT, optional: true } as FieldSpec,
+  { name: "tags", kind: "strs", max: 32, itemMax: MAX_STR, optional: true },
+  { name: "version", kind: "str", max: MAX_STR, optional: true },
+];
+
+const f = {
+  realm: { name: "realm", ...TEXT } as FieldSpec,
+  from: { name: "from", ...ID } as FieldSpec,
+  addr: { name: "addr", ...TEXT } as FieldSpec,
+  seq: { name: "seq", kind: "uint", max: Number.MAX_SAFE_INTEGER } as FieldSpec,
+  target: { name: "target", ...ID } as FieldSpec,
+  targetAddr: { name: "target_addr", ...TEXT } as FieldSpec,
+  flags: { name: "flags", kind: "uint", max: 3 } as FieldSpec,
+  digest1: { name: "digest1", kind: "uint", max: 0xffffffff } as FieldSpec,
+  digest2: { name: "digest2", kind: "uint", max: 0xffffffff } as FieldSpec,
+  updates: { name: "updates", kind: "records", max: MAX_UPDATES, fields: UPDATE } as FieldSpec,
+};
+const HEAD = [f.realm, f.from, f.addr];
+
+/** The membership frames (their own type space: every type must be understood). */
+export const MEMBERSHIP_FRAMES: readonly FrameSpec[] = [
+  { type: 1, name: "ping", fields: [...HEAD, f.seq, f.target, f.updates] },
+  { type: 2, name: "ack", fields: [...HEAD, f.seq, f.updates] },
+  { type: 3, name: "nack", fields: [...HEAD, f.seq] },
+  { type: 4, name: "ping-req", fields: [...HEAD, f.seq, f.target, f.targetAddr, f.updates] },
+  { type: 5, name: "sync", fields: [...HEAD, f.flags, f.digest1, f.digest2, f.updates] },
+  { type: 6, name: "sync-reply", fields: [...HEAD, f.digest1, f.digest2, f.updates] },
+  { type: 7, name: "gossip", fields: [...HEAD, f.updates] },
+];
+
+/** Membership messages as frames; a full sync of a large mesh may take several MiB (a request payload holds up to 16 MiB). */
+export const membershipCodec = new Codec(MEMBERSHIP_FRAMES, 16 * 1024 * 1024);
+
+interface WireUpdate {
+  kind: number;
+  id: string;
+  inc: number;
+  from: string;
+  addr?: string | null;
+  realm?: string | null;
+  tags?: string[] | null;
+  version?: string | null;
+}
 
 /** Encodes `m` with ids from `dir`; `addr` is the sender's own address (where to answer). */
 export function encodeMembership(m: Msg, dir: Directory, addr: string): Uint8Array {
   const id = (i: number) => dir.entries[i]!.id;
-  const u = (x: Update) => {
-    const base: unknown[] = [x.kind, id(x.member), x.inc, id(x.from)];
+  const u = (x: Update): WireUpdate => {
+    const w: WireUpdate = { kind: x.kind, id: id(x.member), inc: x.inc, from: id(x.from) };
     if (x.addr !== undefined && x.meta !== undefined) {
-      base.push(x.addr, x.meta.realm, x.meta.tags, x.meta.version);
+      w.addr = x.addr;
+      w.realm = x.meta.realm;
+      w.tags = x.meta.tags;
+      w.version = x.meta.version;
     }
-    return base;
+    return w;
   };
-  const seq = "seq" in m ? m.seq : 0;
-  const target = m.t === "ping" || m.t === "ping-req" ? id(m.target) : "";
-  const targetAddr = m.t === "ping-req" ? m.targetAddr : "";
-  const digest = m.t === "sync" || m.t === "sync-reply" ? m.digest : [0, 0];
-  const flags = m.t === "sync" ? (m.join ? 1 : 0) | (m.reply ? 2 : 0) : 0;
-  const updates = "piggy" in m ? m.piggy : "members" in m ? m.members : [];
-  return encoder.encode([
-    VERSION,
-    TYPES.indexOf(m.t),
-    m.realm,
-    id(m.from),
-    addr,
-    seq,
-    target,
-    targetAddr,
-    digest[0],
-    digest[1],
-    flags,
-    updates.map(u),
-  ]) as Uint8Array;
-}
-
-function str(v: unknown, what: string, allowEmpty = true): string {
-  if (typeof v !== "string" || v.length > MAX_STR || (!allowEmpty && v.length === 0)) {
-    throw new MembershipWireError(`${what}: not a text of 1-${MAX_STR} characters`);
+  const head = { realm: m.realm, from: id(m.from), addr };
+  switch (m.t) {
+    case "ping":
+      return membershipCodec.encodeBody(m.t, {
+        ...head,
+        seq: m.seq,
+        target: id(m.target),
+        updates: m.piggy.map(u),
+      });
+    case "ack":
+      return membershipCodec.encodeBody(m.t, { ...head, seq: m.seq, updates: m.piggy.map(u) });
+    case "nack":
+      return membershipCodec.encodeBody(m.t, { ...head, seq: m.seq });
+    case "ping-req":
+      return membershipCodec.encodeBody(m.t, {
+        ...head,
+        seq: m.seq,
+        target: id(m.target),
+        target_addr: m.targetAddr,
+        updates: m.piggy.map(u),
+      });
+    case "sync":
+      return membershipCodec.encodeBody(m.t, {
+        ...head,
+        flags: (m.join ? 1 : 0) | (m.reply ? 2 : 0),
+        digest1: m.digest[0],
+        digest2: m.digest[1],
+        updates: m.members.map(u),
+      });
+    case "sync-reply":
+      return membershipCodec.encodeBody(m.t, {
+        ...head,
+        digest1: m.digest[0],
+        digest2: m.digest[1],
+        updates: m.members.map(u),
+      });
+    case "gossip":
+      return membershipCodec.encodeBody(m.t, { ...head, updates: m.piggy.map(u) });
   }
-  return v;
-}
-
-function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v === "bigint" && v >= 0n && v <= BigInt(max)) v = Number(v);
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > max) {
-    throw new MembershipWireError(`${what}: not an unsigned integer up to ${max}`);
-  }
-  return v;
 }
 
 /**
  * Decodes a message, interning its ids into `dir`. Returns the message and the sender's
- * address and id, or throws `MembershipWireError`.
+ * address and id, or throws `WireError`.
  */
 export function decodeMembership(
   bytes: Uint8Array,
   dir: Directory,
 ): { msg: Msg; fromAddr: string; fromId: string } {
-  let a: unknown;
-  try {
-    a = decoder.decode(bytes);
-  } catch (e) {
-    throw new MembershipWireError(`not valid CBOR (${(e as Error).message})`);
+  const frame = membershipCodec.decodeBody(bytes);
+  if ("unknown" in frame) {
+    throw new WireError("membership", null, `unknown message type ${frame.type}`);
   }
-  if (!Array.isArray(a) || a.length < 12) {
-    throw new MembershipWireError("not a membership message (an array of 12)");
-  }
-  if (a[0] !== VERSION) throw new MembershipWireError(`version ${String(a[0])} is not 1`);
-  const type = TYPES[uint(a[1], "type", TYPES.length - 1)]!;
-  const realm = str(a[2], "realm", false);
-  const fromId = str(a[3], "from", false);
-  const fromAddr = str(a[4], "fromAddr", false);
-  const seq = uint(a[5], "seq");
-  const target = str(a[6], "target");
-  const targetAddr = str(a[7], "targetAddr");
-  const d1 = uint(a[8], "digest", 0xffffffff);
-  const d2 = uint(a[9], "digest", 0xffffffff);
-  const flags = uint(a[10], "flags", 3);
-  if (!Array.isArray(a[11]) || a[11].length > MAX_UPDATES) {
-    throw new MembershipWireError(`updates: not an array of at most ${MAX_UPDATES}`);
-  }
-  const updates: Update[] = a[11].map((x: unknown, i: number) => {
-    if (!Array.isArray(x) || (x.length !== 4 && x.length !== 8)) {
-      throw new MembershipWireError(`updates[${i}]: not an array of 4 or 8`);
-    }
-    const kind = uint(x[0], `updates[${i}].kind`, 3);
+  const x = frame.fields as Record<string, unknown>;
+  const updates = (x.updates as WireUpdate[] | undefined ?? []).map((w, i): Update => {
     const u: Update = {
-      kind,
-      member: dir.intern(str(x[1], `updates[${i}].id`, false)),
-      inc: uint(x[2], `updates[${i}].inc`, 0xffffffff),
-      from: dir.intern(str(x[3], `updates[${i}].from`, false)),
+      kind: w.kind,
+      member: dir.intern(w.id),
+      inc: w.inc,
+      from: dir.intern(w.from),
     };
-    if (x.length === 8) {
-      const tags = x[6];
-      if (!Array.isArray(tags) || tags.length > 32) {
-        throw new MembershipWireError(`updates[${i}].tags: not an array of at most 32`);
-      }
-      const meta: MemberMeta = {
-        realm: str(x[5], `updates[${i}].realm`, false),
-        tags: tags.map((t: unknown) => str(t, `updates[${i}].tags`)),
-        version: str(x[7], `updates[${i}].version`),
-      };
-      u.addr = str(x[4], `updates[${i}].addr`, false);
+    const parts = [w.addr, w.realm, w.tags, w.version].filter((p) => p !== null).length;
+    if (parts === 4) {
+      const meta: MemberMeta = { realm: w.realm!, tags: w.tags!, version: w.version! };
+      u.addr = w.addr!;
       u.meta = meta;
+    } else if (parts !== 0) {
+      throw new WireError(
+        frame.name,
+        `updates[${i}]`,
+        "an alive carries addr, realm, tags and version together",
+      );
     }
     return u;
   });
-  const from = dir.intern(fromId);
-  const base = { realm, from };
+  const fromId = x.from as string;
+  const fromAddr = x.addr as string;
+  const base = { realm: x.realm as string, from: dir.intern(fromId) };
   let msg: Msg;
-  switch (type) {
+  switch (frame.name) {
     case "ping":
       msg = {
         ...base,
-        t: type,
-        seq,
-        target: dir.intern(str(target, "target", false)),
+        t: "ping",
+        seq: x.seq as number,
+        target: dir.intern(x.target as string),
         piggy: updates,
       };
       break;
     case "ack":
-      msg = { ...base, t: type, seq, piggy: updates };
+      msg = { ...base, t: "ack", seq: x.seq as number, piggy: updates };
       break;
     case "nack":
-      msg = { ...base, t: type, seq };
+      msg = { ...base, t: "nack", seq: x.seq as number };
       break;
     case "ping-req":
       msg = {
         ...base,
-        t: type,
-        seq,
-        target: dir.intern(str(target, "target", false)),
-        targetAddr: str(targetAddr, "targetAddr", false),
+        t: "ping-req",
+        seq: x.seq as number,
+        target: dir.intern(x.target as string),
+        targetAddr: x.target_addr as string,
         piggy: updates,
       };
       break;
-    case "sync":
+    case "sync": {
+      const flags = x.flags as number;
       msg = {
         ...base,
-        t: type,
+        t: "sync",
         join: (flags & 1) !== 0,
         reply: (flags & 2) !== 0,
-        digest: [d1, d2],
+        digest: [x.digest1 as number, x.digest2 as number],
         members: updates,
       };
       break;
+    }
     case "sync-reply":
-      msg = { ...base, t: type, digest: [d1, d2], members: updates };
+      msg = {
+        ...base,
+        t: "sync-reply",
+        digest: [x.digest1 as number, x.digest2 as number],
+        members: updates,
+      };
       break;
-    case "gossip":
-      msg = { ...base, t: type, piggy: updates };
-      break;
+    default:
+      msg = { ...base, t: "gossip", piggy: updates };
   }
   return { msg, fromAddr, fromId };
 }

@@ -50,11 +50,11 @@ function lowerBound(sorted: readonly Member[], key: string, lo = 0, hi = sorted.
  * simulated nodes bootstrapped from the same membership view) can start from one table without
  * copying it; an overlay copies it on its first own change.
  */
-export class MemberTable {
+export class SortedMembers {
   private constructor(readonly sorted: readonly Member[]) {}
 
   /** Sorts `members` by id; the last address wins for a repeated id. */
-  static from(members: Iterable<{ id: Uint8Array; addr: string }>): MemberTable {
+  static from(members: Iterable<{ id: Uint8Array; addr: string }>): SortedMembers {
     const byKey = new Map<string, Member>();
     for (const m of members) {
       checkId(m.id);
@@ -62,7 +62,7 @@ export class MemberTable {
       byKey.set(key, { id: m.id.slice(), key, addr: m.addr });
     }
     const sorted = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return new MemberTable(sorted);
+    return new SortedMembers(sorted);
   }
 
   get size(): number {
@@ -96,7 +96,7 @@ export class MemberSet {
   private arr: Member[];
   private shared: boolean;
 
-  constructor(table?: MemberTable) {
+  constructor(table?: SortedMembers) {
     this.arr = table ? (table.sorted as Member[]) : [];
     this.shared = table !== undefined;
   }
@@ -134,7 +134,7 @@ export class MemberSet {
   }
 
   /** Replaces the whole set with `table` (shared, copied on the next change). */
-  reset(table: MemberTable): void {
+  reset(table: SortedMembers): void {
     this.arr = table.sorted as Member[];
     this.shared = true;
   }

@@ -9,5 +9,6 @@ export {
   type OverlayPlan,
   type OverlaySnapshot,
 } from "./overlay.ts";
-export { compareXor, idHex, type Member, MemberSet, MemberTable } from "./members.ts";
+export { compareXor, idHex, type Member, MemberSet, SortedMembers } from "./members.ts";
+export { OVERLAY_AVOID_MS } from "./overlay.ts";
 export { type ComponentStats, type DegreeStats, type DiameterResult, Graph } from "./graph.ts";

@@ -1,12 +1,15 @@
 /**
- * The k-regular overlay policy: which long-lived connections a node keeps. Sans-IO: it is told
- * about members (from membership events) and links (connections that opened or closed), and
- * `plan()` answers what to connect and disconnect now. No clocks; randomness from the injected
- * `Rng`. docs/overlay.md describes the policy and its guarantees.
+ * The k-regular overlay policy: which long-lived connections a node keeps. A sans-IO core
+ * (lib/util/sansio.ts): it is told about members (from membership events) and links (connections
+ * that opened or closed), and `drain()` answers what to connect and disconnect now (a plan over
+ * everything it was told since). `tick(now)` forgets, every `avoidMs`, the peers it stopped
+ * dialing after a failure. Randomness from the injected `Rng`. docs/overlay.md describes the
+ * policy and its guarantees.
  */
+import type { SansIoCore } from "../../util/mod.ts";
 import type { Addr, Rng } from "../types.ts";
-import { nodeIdText } from "../../identity/names.ts";
-import { checkId, idHex, type Member, MemberSet, type MemberTable } from "./members.ts";
+import { nodeIdText } from "../../identity/mod.ts";
+import { checkId, idHex, type Member, MemberSet, type SortedMembers } from "./members.ts";
 
 /** Which side opened a connection. */
 export type LinkDir = "out" | "in";
@@ -26,8 +29,15 @@ export interface OverlayOptions {
   /** Randomness for the random neighbours. */
   rng: Rng;
   /** Initial members (shared, copied on first change); `memberUp` can add more. */
-  members?: MemberTable;
+  members?: SortedMembers;
+  /** How long peers whose link failed are avoided before `tick` forgets them (default 30 s). */
+  avoidMs?: number;
+  /** The clock's value when the overlay starts (default 0). */
+  now?: number;
 }
+
+/** Why a peer is avoided for 30 s: long enough not to redial a refusing peer in a loop. */
+export const OVERLAY_AVOID_MS = 30_000;
 
 /** What to do now. */
 export interface OverlayPlan {
@@ -71,7 +81,7 @@ interface Link {
   dir: LinkDir;
 }
 
-export class Overlay {
+export class Overlay implements SansIoCore<OverlayPlan> {
   readonly k: number;
   readonly near: number;
   readonly maxConnections: number;
@@ -83,14 +93,17 @@ export class Overlay {
   private readonly chosen = new Map<string, Chosen>();
   /** Links that are up, in arrival order. */
   private readonly linkMap = new Map<string, Link>();
-  /** Connects asked for by `plan()` and not yet reported up or down. */
+  /** Connects asked for by `drain()` and not yet reported up or down. */
   private readonly requested = new Set<string>();
-  /** Disconnects asked for by `plan()` and not yet reported down. */
+  /** Disconnects asked for by `drain()` and not yet reported down. */
   private readonly closing = new Set<string>();
-  /** Links to members that went down: closed by the next `plan()`. */
+  /** Links to members that went down: closed by the next `drain()`. */
   private readonly toClose = new Set<string>();
   /** Members whose link to us failed or was closed while chosen: not chosen again until cleared. */
   private readonly avoid = new Set<string>();
+  private readonly avoidMs: number;
+  /** When `tick` next forgets the avoided peers. */
+  private clearAt: number;
 
   constructor(opts: OverlayOptions) {
     checkId(opts.self);
@@ -111,6 +124,19 @@ export class Overlay {
     this.selfKey = idHex(this.self);
     this.rng = opts.rng;
     this.members = new MemberSet(opts.members);
+    this.avoidMs = opts.avoidMs ?? OVERLAY_AVOID_MS;
+    this.clearAt = (opts.now ?? 0) + this.avoidMs;
+  }
+
+  /** Every `avoidMs`: forgets the avoided peers (the next `drain` may choose them again). */
+  tick(now: number): void {
+    if (now < this.clearAt) return;
+    this.clearAvoided();
+    this.clearAt = now + this.avoidMs;
+  }
+
+  nextWake(): number {
+    return this.clearAt;
   }
 
   /** Number of known alive members (self excluded when it was fed in). */
@@ -137,7 +163,7 @@ export class Overlay {
    * Replaces the member set with `table` (say, a fresh membership view): chosen neighbours and
    * links to members missing from it are treated as `memberDown`. O(k log n), no copy of `table`.
    */
-  syncMembers(table: MemberTable): void {
+  syncMembers(table: SortedMembers): void {
     const gone: string[] = [];
     for (const key of this.chosen.keys()) if (!table.get(key)) gone.push(key);
     for (const key of this.linkMap.keys()) {
@@ -158,7 +184,7 @@ export class Overlay {
   }
 
   /**
-   * The connection to `id` closed, or a connect `plan()` asked for failed. A chosen neighbour
+   * The connection to `id` closed, or a connect that `drain()` asked for failed. A chosen neighbour
    * lost this way (while still a member) is replaced and avoided until `clearAvoided()` or it
    * rejoins, so a peer that refuses us (its inbound budget is full) is not redialled forever.
    */
@@ -176,7 +202,7 @@ export class Overlay {
     this.avoid.clear();
   }
 
-  /** Whether an inbound link from `id` would be kept by the next `plan()` (admission hint). */
+  /** Whether an inbound link from `id` would be kept by the next `drain()` (admission hint). */
   wouldAccept(id: Uint8Array): boolean {
     const key = idHex(id);
     if (this.chosen.has(key) || this.linkMap.has(key)) return true;
@@ -194,7 +220,7 @@ export class Overlay {
    * `linkUp`/`linkDown`, a disconnect until `linkDown`), so calling it again without news returns
    * an empty plan.
    */
-  plan(): OverlayPlan {
+  drain(): OverlayPlan {
     const connect: OverlayPlan["connect"] = [];
     const disconnect: Uint8Array[] = [];
     const skip = (key: string) => key === this.selfKey || this.avoid.has(key);

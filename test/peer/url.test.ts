@@ -1,6 +1,6 @@
 /** `quic://host:port` parsing: what is accepted, how it is normalized, and every error. */
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_PORT, formatUrl, parseUrl, UrlError } from "../../lib/client/url.ts";
+import { DEFAULT_PORT, formatUrl, parseUrl, UrlError } from "../../lib/peer/url.ts";
 
 describe("parseUrl", () => {
   test.each(

@@ -12,18 +12,29 @@
  *    direct path: when punching works later, the same connection migrates (QUIC path migration),
  *    keeping its streams, routes and order.
  *
- * Requests between nodes: `nat.introduce` and `nat.dialback` (to the rendezvous), `nat.punch` and
- * `nat.dial` (from it, to the target), `nat.punched` (the dialer of a punched session tells the
- * other side), `nat.upgrade` (asks the dialer of a relayed session to move it), `relay.open` (to
- * the relay), `relay.accept` (from it, to the target), `ping`.
+ * Requests between nodes (lib/nat/requests.ts): `nat.introduce` and `nat.dialback` (to the
+ * rendezvous), `nat.punch` and `nat.dial` (from it, to the target), `nat.punched` (the dialer of a
+ * punched session tells the other side), `nat.upgrade` (asks the dialer of a relayed session to
+ * move it), `relay.open` (to the relay), `relay.accept` (from it, to the target), `ping`.
  */
-import { isIP } from "node:net";
-import { isNodeIdText } from "../identity/names.ts";
-import { punchConnect, PunchError, sendProbes } from "../nat/punch.ts";
-import { type RelayServer, RelayTunnels } from "../nat/relay.ts";
-import type { PeerSession } from "../peer/session.ts";
-import { type HostPort, type QuicConnection, type QuicEndpoint, TUNNEL_HOST } from "../quic/mod.ts";
-import { withTimeout } from "../util/timeout.ts";
+import { punchConnect, PunchError, sendProbes } from "./punch.ts";
+import { type RelayServer, RelayTunnels } from "./relay.ts";
+import { TraversalError } from "./errors.ts";
+import {
+  NAT_DIAL,
+  NAT_DIALBACK,
+  NAT_INTRODUCE,
+  NAT_OBSERVED,
+  NAT_PUNCH,
+  NAT_PUNCHED,
+  NAT_UPGRADE,
+  PING,
+  RELAY_ACCEPT,
+  RELAY_OPEN,
+} from "./requests.ts";
+import { ask, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
+import type { HostPort, QuicConnection, QuicEndpoint } from "../quic/mod.ts";
+import { monoNow, withTimeout } from "../util/mod.ts";
 
 /** How a node is reached. */
 export type PathKind = "direct" | "punched" | "relayed";
@@ -77,57 +88,6 @@ const DIRECT_HEAD_START_MS = 250;
 /** Tunnels one relay may have announced here whose session has not come yet. */
 const MAX_WAITING_TUNNELS = 64;
 
-type FieldKind = "id" | "host" | "port" | "token";
-interface FieldTypes {
-  id: string;
-  host: string;
-  port: number;
-  token: string;
-}
-
-/**
- * A request payload (JSON) checked field by field; throws an error naming the method and the
- * field. Hosts must be IP addresses, not a tunnel's.
- */
-function req<S extends Record<string, FieldKind>>(
-  b: Uint8Array,
-  method: string,
-  spec: S,
-): { [K in keyof S]: FieldTypes[S[K]] } {
-  let o: unknown;
-  try {
-    o = JSON.parse(new TextDecoder().decode(b));
-  } catch {
-    throw new Error(`${method}: the payload is not JSON`);
-  }
-  if (typeof o !== "object" || o === null) {
-    throw new Error(`${method}: the payload is not an object`);
-  }
-  const v = o as Record<string, unknown>;
-  for (const [k, kind] of Object.entries(spec)) {
-    const x = v[k];
-    const ok = kind === "id"
-      ? typeof x === "string" && isNodeIdText(x)
-      : kind === "host"
-      ? typeof x === "string" && isIP(x) !== 0 && x !== TUNNEL_HOST
-      : kind === "port"
-      ? Number.isInteger(x) && (x as number) >= 1 && (x as number) <= 65535
-      : typeof x === "string" && /^[0-9a-f]{32}$/.test(x);
-    if (!ok) {
-      const want = {
-        id: "a node id",
-        host: "an IP address",
-        port: "a port 1-65535",
-        token: "32 hex digits",
-      }[kind];
-      throw new Error(`${method}: ${k} must be ${want} (got ${JSON.stringify(x) ?? "nothing"})`);
-    }
-  }
-  return v as { [K in keyof S]: FieldTypes[S[K]] };
-}
-
-const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
-const dec = <T>(b: Uint8Array) => JSON.parse(new TextDecoder().decode(b)) as T;
 const hostPort = (s: PeerSession) => ({ host: s.conn.remote.host, port: s.conn.remote.port });
 const short = (id: string) => `${id.slice(0, 12)}…`;
 const live = (s: PeerSession) => s.conn.isOpen && !s.closing;
@@ -204,24 +164,14 @@ export class Traversal {
   }
 
   /**
-   * Handles the traversal requests; undefined when `method` is not one of them. A malformed
-   * payload is answered with an error naming the method and the field.
+   * Registers the traversal requests this node answers (as rendezvous, relay and target). A
+   * malformed payload is answered with an error naming the method and the field.
    */
-  handle(method: string, payload: Uint8Array, s: PeerSession): Promise<Uint8Array> | undefined {
-    const h = this.#handlers[method];
-    if (!h) return undefined;
-    return (async () => await h(payload, s))();
-  }
-
-  readonly #handlers: Record<
-    string,
-    (payload: Uint8Array, s: PeerSession) => Uint8Array | Promise<Uint8Array>
-  > = {
-    "ping": () => enc({ node: this.h.nodeId }),
-    "nat.observed": (_, s) => enc(hostPort(s)),
-    "nat.introduce": (b, s) => this.#introduce(req(b, "nat.introduce", { target: "id" }).target, s),
-    "nat.punch": (b) => {
-      const p = req(b, "nat.punch", { peer: "id", host: "host", port: "port" });
+  register(r: RequestRegistry): void {
+    r.on(PING, () => ({ node: this.h.nodeId }));
+    r.on(NAT_OBSERVED, (_, s) => hostPort(s));
+    r.on(NAT_INTRODUCE, (q, s) => this.#introduce(q.target, s));
+    r.on(NAT_PUNCH, (p) => {
       this.stats.punchRequests++;
       // Probes now and twice more, to overlap with the other side's handshake attempts.
       sendProbes(this.h.endpoint, p.host, p.port);
@@ -234,25 +184,23 @@ export class Traversal {
           }
         });
       }
-      return enc({ ok: true });
-    },
-    "nat.punched": (_, s) => {
+      return { ok: true };
+    });
+    r.on(NAT_PUNCHED, (_, s) => {
       // The peer made this session by punching (we accepted it): say so in our paths too.
       if (this.pathOf(s) !== "relayed") this.punched.add(s);
-      return enc({ ok: true });
-    },
-    "nat.dialback": (b, s) => this.#dialback(req(b, "nat.dialback", { target: "id" }).target, s),
-    "nat.dial": (b) => this.#dial(req(b, "nat.dial", { peer: "id", host: "host", port: "port" })),
-    "relay.open": (b, s) => this.#relayOpen(req(b, "relay.open", { target: "id" }).target, s),
-    "relay.accept": (b, s) =>
-      this.#relayAccept(req(b, "relay.accept", { peer: "id", token: "token" }), s),
-    "nat.upgrade": async (_, s) => {
+      return { ok: true };
+    });
+    r.on(NAT_DIALBACK, (q, s) => this.#dialback(q.target, s));
+    r.on(NAT_DIAL, (p) => this.#dial(p));
+    r.on(RELAY_OPEN, (q, s) => this.#relayOpen(q.target, s));
+    r.on(RELAY_ACCEPT, (q, s) => this.#relayAccept(q, s));
+    r.on(NAT_UPGRADE, async (_, s) => {
       // The peer of a relayed session we dialed asks us to move it (only the dialer can).
-      if (this.pathOf(s) !== "relayed" || !s.conn.isClient) return enc({ via: null });
-      const via = await this.#upgrade(s, s.peer.nodeId);
-      return enc({ via });
-    },
-  };
+      if (this.pathOf(s) !== "relayed" || !s.conn.isClient) return {};
+      return { via: await this.#upgrade(s, s.peer.nodeId) };
+    });
+  }
 
   #later(ms: number, fn: () => void): void {
     if (this.#stopped) return;
@@ -266,93 +214,105 @@ export class Traversal {
   /** A session the rendezvous or relay can use to `target`: never a relayed one. */
   #directTo(target: string): PeerSession {
     const t = this.#sessionTo(target, { direct: true });
-    if (!t) throw new Error(`no direct session to ${short(target)} here`);
+    if (!t) throw new TraversalError(`no direct session to ${short(target)} here`);
     return t;
   }
 
   /** At the rendezvous: introduce the requester to `target`; answers with the target's address. */
-  async #introduce(target: string, requester: PeerSession): Promise<Uint8Array> {
+  async #introduce(
+    target: string,
+    requester: PeerSession,
+  ): Promise<{ host: string; port: number }> {
     if (this.pathOf(requester) === "relayed") {
-      throw new Error("no introductions over a relayed session");
+      throw new TraversalError("no introductions over a relayed session");
     }
     const t = this.#directTo(target);
     this.stats.introductions++;
-    await t.request(
-      "nat.punch",
-      enc({ peer: requester.peer.nodeId, ...hostPort(requester) }),
-      { timeoutMs: 2000 },
-    );
-    return enc(hostPort(t));
+    await ask(t, NAT_PUNCH, { peer: requester.peer.nodeId, ...hostPort(requester) }, {
+      timeoutMs: 2000,
+    });
+    return hostPort(t);
   }
 
   /**
    * At the rendezvous: the asker's punch failed; have the target dial the asker instead (a
    * symmetric NAT's new port reaches a peer that accepts anyone, but not the other way round).
    */
-  async #dialback(target: string, requester: PeerSession): Promise<Uint8Array> {
+  async #dialback(target: string, requester: PeerSession): Promise<{ ok: boolean }> {
     if (this.pathOf(requester) === "relayed") {
-      throw new Error("no dial-backs over a relayed session");
+      throw new TraversalError("no dial-backs over a relayed session");
     }
-    return await this.#directTo(target).request(
-      "nat.dial",
-      enc({ peer: requester.peer.nodeId, ...hostPort(requester) }),
+    return await ask(
+      this.#directTo(target),
+      NAT_DIAL,
+      { peer: requester.peer.nodeId, ...hostPort(requester) },
       { timeoutMs: 9000 },
     );
   }
 
   /** At the target: dial the asker's public address (probes first), as told by the rendezvous. */
-  async #dial(p: { peer: string; host: string; port: number }): Promise<Uint8Array> {
+  async #dial(p: { peer: string; host: string; port: number }): Promise<{ ok: boolean }> {
     this.stats.dialbacks++;
     const conn = await punchConnect(this.h.endpoint, p.host, p.port);
     const s = await this.h.adopt(conn);
     if (s.peer.nodeId !== p.peer) {
       void s.close("not the node we were asked to dial");
-      throw new Error(`${p.host}:${p.port} is ${s.peer.nodeId}, not ${p.peer}`);
+      throw new TraversalError(`${p.host}:${p.port} is ${s.peer.nodeId}, not ${p.peer}`);
     }
     await this.#markPunched(s);
-    return enc({ ok: true });
+    return { ok: true };
   }
 
   /** A session this node punched: marked here, and the peer is told (bounded, best effort). */
   async #markPunched(s: PeerSession): Promise<void> {
     this.punched.add(s);
-    await s.request("nat.punched", new Uint8Array(0), { timeoutMs: 2000 }).catch(() => {});
+    await ask(s, NAT_PUNCHED, {}, { timeoutMs: 2000 }).catch(() => {});
   }
 
   /**
    * At the relay: allocate a relayed session between the requester and `target` (quotas in
    * lib/nat/relay.ts), tell the target its token, answer with the requester's.
    */
-  async #relayOpen(target: string, requester: PeerSession): Promise<Uint8Array> {
+  async #relayOpen(target: string, requester: PeerSession): Promise<{ token: string }> {
     const relay = this.h.relay;
-    if (!relay) throw new Error("this node does not relay (relay.enabled: false)");
-    if (this.pathOf(requester) === "relayed") throw new Error("no relaying over a relayed session");
+    if (!relay) throw new TraversalError("this node does not relay (relay.enabled: false)");
+    if (this.pathOf(requester) === "relayed") {
+      throw new TraversalError("no relaying over a relayed session");
+    }
     const t = this.#directTo(target);
     // An end's address is that of any direct session with it: a session may close (a duplicate
     // route, a pool eviction) while another carries on, from the same socket and NAT mapping.
     const end = (s: PeerSession) => ({ nodeId: s.peer.nodeId, remote: this.#addressOf(s) });
     const a = relay.allocate(end(requester), end(t));
     try {
-      await t.request(
-        "relay.accept",
-        enc({ peer: requester.peer.nodeId, token: Buffer.from(a.tokenB).toString("hex") }),
+      await ask(
+        t,
+        RELAY_ACCEPT,
+        { peer: requester.peer.nodeId, token: Buffer.from(a.tokenB).toString("hex") },
         { timeoutMs: 3000 },
       );
     } catch (e) {
       relay.release(a.id);
-      throw new Error(`${short(target)} did not take the relayed session: ${(e as Error).message}`);
+      throw new TraversalError(
+        `${short(target)} did not take the relayed session: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
-    return enc({ token: Buffer.from(a.tokenA).toString("hex") });
+    return { token: Buffer.from(a.tokenA).toString("hex") };
   }
 
   /** At the target: a relayed session from `peer` will come through the relay `r`. */
-  #relayAccept(p: { peer: string; token: string }, r: PeerSession): Uint8Array {
-    if (this.pathOf(r) === "relayed") throw new Error("no relaying over a relayed session");
+  #relayAccept(p: { peer: string; token: string }, r: PeerSession): { ok: boolean } {
+    if (this.pathOf(r) === "relayed") {
+      throw new TraversalError("no relaying over a relayed session");
+    }
     // Bounded: tunnels waiting for their session, per relay.
     const via = r.peer.nodeId;
     const waiting = this.#waiting.get(via) ?? 0;
     if (waiting >= MAX_WAITING_TUNNELS) {
-      throw new Error(`${MAX_WAITING_TUNNELS} relayed sessions from ${short(via)} still to come`);
+      throw new TraversalError(
+        `${MAX_WAITING_TUNNELS} relayed sessions from ${short(via)} still to come`,
+      );
     }
     this.#waiting.set(via, waiting + 1);
     const addr = this.#tunnel(p.token, r, p.peer);
@@ -363,7 +323,7 @@ export class Traversal {
       else this.#waiting.delete(via);
       if (this.#tunnelPeers.has(addr.port) && !this.#hasSessionAt(addr)) this.#closeTunnel(addr);
     });
-    return enc({ ok: true });
+    return { ok: true };
   }
 
   /**
@@ -428,14 +388,14 @@ export class Traversal {
    */
   async connect(target: string, o: { relayOnly?: boolean } = {}): Promise<Reached> {
     const tried: string[] = [];
-    const started = performance.now();
+    const started = monoNow();
     // Only the first session is the answer; a branch that loses the race closes its session if
     // relayed (it holds a relay's quota) and learns nothing.
     let winner: PeerSession | undefined;
     const done = (session: PeerSession, path: PathKind, via?: string): Reached => {
       if (winner && winner !== session) {
         if (path === "relayed") void session.close("superseded by another path");
-        throw new Error(`superseded by another path (${path} came later)`);
+        throw new TraversalError(`superseded by another path (${path} came later)`);
       }
       winner = session;
       if (!o.relayOnly) this.#learn(target, path);
@@ -443,14 +403,14 @@ export class Traversal {
         session,
         path,
         ...(via ? { via } : {}),
-        elapsedMs: round(performance.now() - started),
+        elapsedMs: round(monoNow() - started),
         tried,
       };
     };
     const open = this.#sessionTo(target, { relayed: o.relayOnly });
     if (open) return done(open, this.pathOf(open), this.viaOf(open));
     const known = this.#learned.get(target);
-    const last = known && performance.now() - known.at < 600_000 ? known.path : undefined;
+    const last = known && monoNow() - known.at < 600_000 ? known.path : undefined;
     // Happy eyeballs: the direct dial gets a head start of DIRECT_HEAD_START_MS, then the
     // traversal through a rendezvous runs alongside it; the first session wins. (A member's
     // advertised address is often one only its LAN can dial: waiting out the dial's 3 s would
@@ -461,7 +421,7 @@ export class Traversal {
     let direct: Promise<Reached> | undefined;
     if (addr) {
       direct = this.h.dial(addr, 3000).then((s) => {
-        if (s.peer.nodeId !== target) throw new Error(`${addr} is ${s.peer.nodeId}`);
+        if (s.peer.nodeId !== target) throw new TraversalError(`${addr} is ${s.peer.nodeId}`);
         return done(s, "direct");
       }).catch((e) => {
         tried.push(`direct ${addr}: ${(e as Error).message}`);
@@ -482,8 +442,8 @@ export class Traversal {
     if (!direct) return await traversal;
     try {
       return await Promise.any([direct, traversal]);
-    } catch {
-      throw new Error(`cannot reach ${target}: ${tried.join("; ")}`);
+    } catch (e) {
+      throw new TraversalError(`cannot reach ${target}: ${tried.join("; ")}`, { cause: e });
     } finally {
       race.over = true; // the traversal stops at its next step
     }
@@ -498,7 +458,7 @@ export class Traversal {
     done: (s: PeerSession, path: PathKind, via?: string) => Reached,
     race: { over: boolean } = { over: false },
   ): Promise<Reached> {
-    const superseded = () => new Error("superseded by a direct session");
+    const superseded = () => new TraversalError("superseded by a direct session");
     const rendezvous = this.h.rendezvous().filter((r) =>
       r.peer.nodeId !== target && this.pathOf(r) !== "relayed" && live(r)
     );
@@ -531,12 +491,14 @@ export class Traversal {
         if (got) return got;
       }
     }
-    throw new Error(`cannot reach ${target}: ${tried.join("; ") || "no rendezvous node"}`);
+    throw new TraversalError(
+      `cannot reach ${target}: ${tried.join("; ") || "no rendezvous node"}`,
+    );
   }
 
   #learn(target: string, path: PathKind): void {
     this.#learned.delete(target);
-    this.#learned.set(target, { path, at: performance.now() });
+    this.#learned.set(target, { path, at: monoNow() });
     if (this.#learned.size > 4096) this.#learned.delete(this.#learned.keys().next().value!);
   }
 
@@ -548,16 +510,12 @@ export class Traversal {
   ): Promise<PeerSession | undefined> {
     const via = r.peer.nodeId;
     try {
-      const addr = req(
-        await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
-        "nat.introduce answer",
-        { host: "host", port: "port" },
-      );
+      const addr = await ask(r, NAT_INTRODUCE, { target }, { timeoutMs: 3000 });
       const conn = await punchConnect(this.h.endpoint, addr.host, addr.port);
       const s = await this.h.adopt(conn);
       if (s.peer.nodeId !== target) {
         void s.close("not the node we punched for");
-        throw new Error(`${addr.host}:${addr.port} is ${s.peer.nodeId}`);
+        throw new TraversalError(`${addr.host}:${addr.port} is ${s.peer.nodeId}`);
       }
       await this.#markPunched(s);
       this.stats.punchedOk++;
@@ -567,12 +525,12 @@ export class Traversal {
       tried.push(`punch via ${short(via)}: ${(e as Error).message}`);
     }
     try {
-      await r.request("nat.dialback", enc({ target }), { timeoutMs: 10_000 });
+      await ask(r, NAT_DIALBACK, { target }, { timeoutMs: 10_000 });
       // The target marked the session it dialed (nat.punched) before answering.
       const s = [...this.h.sessions()].find((x) =>
         x.peer.nodeId === target && live(x) && this.punched.has(x)
       );
-      if (!s) throw new Error("it dialed, but no session arrived");
+      if (!s) throw new TraversalError("it dialed, but no session arrived");
       this.punched.add(s);
       this.stats.punchedOk++;
       return s;
@@ -584,11 +542,7 @@ export class Traversal {
 
   /** A relayed session to `target` through `r`. */
   async #relayVia(r: PeerSession, target: string): Promise<PeerSession> {
-    const { token } = req(
-      await r.request("relay.open", enc({ target }), { timeoutMs: 5000 }),
-      "relay.open answer",
-      { token: "token" },
-    );
+    const { token } = await ask(r, RELAY_OPEN, { target }, { timeoutMs: 5000 });
     const addr = this.#tunnel(token, r, target);
     let s: PeerSession;
     let conn: QuicConnection | undefined;
@@ -596,7 +550,7 @@ export class Traversal {
       conn = await withTimeout(
         this.h.endpoint.connect(addr),
         5000,
-        () => new Error("no handshake through the relay within 5000 ms"),
+        () => new TraversalError("no handshake through the relay within 5000 ms"),
       );
       s = await this.h.adopt(conn);
     } catch (e) {
@@ -606,7 +560,7 @@ export class Traversal {
     }
     if (s.peer.nodeId !== target) {
       void s.close("not the node we asked the relay for");
-      throw new Error(`the relayed peer is ${s.peer.nodeId}, not ${target}`);
+      throw new TraversalError(`the relayed peer is ${s.peer.nodeId}, not ${target}`);
     }
     this.stats.relayedSessions++;
     this.#watchRelay(s, r);
@@ -652,27 +606,23 @@ export class Traversal {
    * towards the target's public address and migrate the connection there (validated first).
    */
   async #upgrade(s: PeerSession, target: string): Promise<string> {
-    if (this.#upgrading.has(s)) throw new Error("a move is already under way");
+    if (this.#upgrading.has(s)) throw new TraversalError("a move is already under way");
     this.#upgrading.add(s);
     try {
       if (!s.conn.isClient) {
         // Only the dialing side of a QUIC connection can move it: ask the peer to.
-        const { via } = dec<{ via: string | null }>(
-          await s.request("nat.upgrade", new Uint8Array(0), { timeoutMs: 12_000 }),
-        );
-        if (typeof via !== "string") throw new Error("the peer did not move the session");
+        const { via } = await ask(s, NAT_UPGRADE, {}, { timeoutMs: 12_000 });
+        if (typeof via !== "string") {
+          throw new TraversalError("the peer did not move the session");
+        }
         this.#moved(s);
         return via;
       }
       const r = this.h.rendezvous().find((x) =>
         x.peer.nodeId !== target && this.pathOf(x) !== "relayed" && live(x)
       );
-      if (!r) throw new Error("no rendezvous");
-      const addr = req(
-        await r.request("nat.introduce", enc({ target }), { timeoutMs: 3000 }),
-        "nat.introduce answer",
-        { host: "host", port: "port" },
-      );
+      if (!r) throw new TraversalError("no rendezvous");
+      const addr = await ask(r, NAT_INTRODUCE, { target }, { timeoutMs: 3000 });
       sendProbes(this.h.endpoint, addr.host, addr.port);
       const move = s.conn.moveTo(addr);
       // A move that validates after the bound below still counts.
@@ -680,7 +630,7 @@ export class Traversal {
       await withTimeout(
         move,
         6000,
-        () => new Error(`no path to ${addr.host}:${addr.port} within 6000 ms`),
+        () => new TraversalError(`no path to ${addr.host}:${addr.port} within 6000 ms`),
       );
       this.#moved(s);
       return r.peer.nodeId;
@@ -707,7 +657,7 @@ export class Traversal {
     target: string,
     o: { relayOnly?: boolean; upgrade?: boolean } = {},
   ): Promise<ReachResult> {
-    const started = performance.now();
+    const started = monoNow();
     let r = await this.connect(target, o);
     if (o.upgrade && !o.relayOnly && r.path === "relayed") {
       try {
@@ -719,9 +669,9 @@ export class Traversal {
         r.tried.push(`move to a direct path: ${(e as Error).message}`);
       }
     }
-    let t0 = performance.now();
+    let t0 = monoNow();
     try {
-      await r.session.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
+      await ask(r.session, PING, {}, { timeoutMs: 2000 });
     } catch (e) {
       // The session closed under the ping (a duplicate of a session both sides made at once,
       // say): once more, on whatever session there is now.
@@ -729,10 +679,10 @@ export class Traversal {
       const first = r;
       r = await this.connect(target, o);
       r.tried.unshift(...first.tried, `${first.path} session closed: ${(e as Error).message}`);
-      t0 = performance.now();
-      await r.session.request("ping", new Uint8Array(0), { timeoutMs: 2000 });
+      t0 = monoNow();
+      await ask(r.session, PING, {}, { timeoutMs: 2000 });
     }
-    const now = performance.now();
+    const now = monoNow();
     return {
       target,
       path: r.path,

@@ -8,6 +8,7 @@
  * `--server "http://x:1": scheme must be quic://`.
  */
 import { isIPv4, isIPv6 } from "node:net";
+import { UrlError } from "./errors.ts";
 
 /** Port used when a URL names none. */
 export const DEFAULT_PORT = 4433;
@@ -15,10 +16,7 @@ export const DEFAULT_PORT = 4433;
 /** The only scheme a node address may have. */
 export const SCHEME = "quic";
 
-/** A URL that cannot be used; the message names what was parsed and the input. */
-export class UrlError extends Error {
-  override name = "UrlError";
-}
+export { UrlError };
 
 /** A parsed node address. `host` has no brackets; `url` is the normalized form. */
 export interface NodeUrl {

@@ -1,12 +1,11 @@
 /**
- * A whole overlay mesh in one process, for the simulator and tests: every node's `Overlay` knows
+ * A whole overlay mesh in one process, for the simulator (`macula sim membership` builds the
+ * overlay over its final view) and tests: every node's `Overlay` knows
  * the members; planned connects become links on both ends, planned disconnects close them on both
  * ends; rounds repeat until every plan is empty. Sans-IO, deterministic for given ids and seeds.
  */
-import { type Rng, seededRng } from "../types.ts";
-import { Graph } from "./graph.ts";
-import { idHex, MemberTable } from "./members.ts";
-import { Overlay } from "./overlay.ts";
+import { SimError } from "./errors.ts";
+import { Graph, idHex, Overlay, type Rng, seededRng, SortedMembers } from "../mesh/mod.ts";
 
 /** 32 random bytes from `rng` (an id for simulations). */
 export function randomId(rng: Rng): Uint8Array {
@@ -40,7 +39,7 @@ export class OverlayMesh {
     this.alive = this.ids.map(() => true);
     this.adj = this.ids.map(() => new Set<number>());
     const table = bulk
-      ? MemberTable.from(this.ids.map((id, i) => ({ id, addr: `n${i}` })))
+      ? SortedMembers.from(this.ids.map((id, i) => ({ id, addr: `n${i}` })))
       : undefined;
     this.nodes = this.ids.map((self, i) => {
       const overlay = new Overlay({
@@ -71,7 +70,7 @@ export class OverlayMesh {
       let actions = 0;
       for (let i = 0; i < this.nodes.length; i++) {
         if (!this.alive[i]) continue;
-        const p = this.nodes[i]!.plan();
+        const p = this.nodes[i]!.drain();
         actions += p.connect.length + p.disconnect.length;
         for (const c of p.connect) {
           const j = Number(c.addr.slice(1));
@@ -93,14 +92,14 @@ export class OverlayMesh {
       this.rounds++;
       if (actions === 0) return r;
     }
-    throw new Error(`no quiescence after ${maxRounds} rounds`);
+    throw new SimError(`no quiescence after ${maxRounds} rounds`);
   }
 
   /** Kills `victims`: their links close and every survivor is told (memberDown or a new view). */
   kill(victims: number[], bulk: boolean): void {
     for (const v of victims) this.alive[v] = false;
     const table = bulk
-      ? MemberTable.from(
+      ? SortedMembers.from(
         this.ids.flatMap((id, i) => (this.alive[i] ? [{ id, addr: `n${i}` }] : [])),
       )
       : undefined;

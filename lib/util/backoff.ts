@@ -23,3 +23,27 @@ export function backoffDelay(
   const cap = Math.min(max, base * Math.pow(factor, Math.min(attempt, 64)));
   return Math.floor(random() * cap);
 }
+
+/**
+ * The attempts of one retry loop: `next()` gives the delay before the next attempt (growing with
+ * each failure), `reset()` starts over after a success.
+ */
+export class Backoff {
+  #attempt = 0;
+  constructor(private readonly random: () => number, private readonly o: BackoffOptions = {}) {}
+
+  /** The delay before the next attempt; counts one more failure. */
+  next(): number {
+    return backoffDelay(this.#attempt++, this.random, this.o);
+  }
+
+  /** Failures since the last success. */
+  get attempts(): number {
+    return this.#attempt;
+  }
+
+  /** A success: the next delay is the first again. */
+  reset(): void {
+    this.#attempt = 0;
+  }
+}

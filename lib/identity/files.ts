@@ -1,16 +1,14 @@
 /**
- * File writing for the CA: every output is written to a temporary file beside its target and
- * renamed into place, and a group of files lands together or not at all.
+ * Files of the realm CA and of `macula certs`: reading an input with one clear error line
+ * (`readText`), and writing outputs safely (`writeAll`): every output is written to a temporary
+ * file beside its target and renamed into place, and a group of files lands together or not at
+ * all. Problems are `FileError`s naming the path.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-
-/** A file-level problem (exists, unreadable…); the message names the path. */
-export class FileError extends Error {
-  override name = "FileError";
-}
+import { FileError } from "./errors.ts";
 
 /** One file to write. */
 export interface OutFile {
@@ -33,7 +31,7 @@ export async function readText(path: string, what: string): Promise<string> {
       : code === "EISDIR"
       ? "is a directory"
       : (e as Error).message;
-    throw new FileError(`cannot read ${what} ${path}: ${why}`);
+    throw new FileError(`cannot read ${what} ${path}: ${why}`, { cause: e });
   }
 }
 
@@ -89,6 +87,8 @@ export async function writeAll(files: OutFile[], opts: { force?: boolean } = {})
     for (const d of madeDirs) await rm(d, { recursive: true, force: true }).catch(() => {});
     if (e instanceof FileError) throw e;
     const err = e as NodeJS.ErrnoException;
-    throw new FileError(`cannot write ${err.path ?? "output"}: ${err.code ?? err.message}`);
+    throw new FileError(`cannot write ${err.path ?? "output"}: ${err.code ?? err.message}`, {
+      cause: e,
+    });
   }
 }

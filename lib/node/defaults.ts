@@ -1,0 +1,84 @@
+/**
+ * The node layer's defaults, in one place, each with its reason (as memberlist's
+ * DefaultLANConfig does). `DEFAULTS` is the configuration a node runs on when nothing is set
+ * (config file keys in docs/cli.md, "node up"); `RUNTIME` holds what is not configurable.
+ * Defaults of the layers below are theirs: membership timing (lib/mesh `DEFAULT_CONFIG`), relay
+ * quotas (lib/nat `RELAY_DEFAULTS`), QUIC (lib/quic).
+ */
+import { DEFAULT_CONFIG as MEMBERSHIP_DEFAULTS } from "../mesh/mod.ts";
+import { DEFAULT_MAX_PAYLOAD } from "../messaging/mod.ts";
+import { RELAY_DEFAULTS } from "../nat/mod.ts";
+import { DEFAULT_PORT } from "../peer/mod.ts";
+import type { NodeConfig } from "./config.ts";
+
+/** The configuration of a node that was told nothing. */
+export const DEFAULTS: NodeConfig = {
+  // A development realm whose CA the node makes itself: `macula node up` works with no setup.
+  realm: "dev",
+  // Relative, so a node started in a fresh folder keeps its state there.
+  dataDir: "./macula-data",
+  // Every interface (reachable from the LAN), on Macula's port.
+  listen: { host: "0.0.0.0", port: DEFAULT_PORT },
+  join: [],
+  tls: null,
+  quic: {
+    // A peer silent for 30 s is gone (three missed keep-alives).
+    idleTimeoutMs: 30_000,
+    // Keep NAT mappings open: most NATs drop idle UDP mappings after 30-60 s.
+    keepAliveMs: 10_000,
+  },
+  // 1 MiB, as NATS: large enough for documents, small enough that one message never hogs a link.
+  limits: { maxPayload: DEFAULT_MAX_PAYLOAD },
+  devCaDir: null,
+  advertise: null,
+  // 8 long-lived routes: a diameter of about log_8(N) hops with a bounded session count
+  // (docs/overlay.md has the simulations).
+  overlay: { k: 8 },
+  tags: [],
+  relay: {
+    // Every node relays, so two NATed peers always find a relay in common (their rendezvous).
+    enabled: true,
+    maxSessions: RELAY_DEFAULTS.maxSessions,
+    sessionsPerPeer: RELAY_DEFAULTS.sessionsPerPeer,
+    bytesPerSecond: RELAY_DEFAULTS.bytesPerSecond,
+    burstBytes: RELAY_DEFAULTS.burstBytes,
+    // A relayed session first tries to move to a direct path after 30 s (then doubling): soon
+    // enough to save the relay's bandwidth, late enough not to punch during a join storm.
+    upgradeAfterMs: 30_000,
+  },
+  membership: {
+    ...MEMBERSHIP_DEFAULTS,
+    // Sessions kept for membership traffic: bounded whatever the mesh size (routes and clients
+    // are not counted); 64 covers the probes and gossip targets of a busy minute.
+    maxSessions: 64,
+  },
+};
+
+/** What the node runtime does not let you configure, and why each value. */
+export const RUNTIME = {
+  /**
+   * Outbound bytes queued per link before messages to it are dropped and counted (NATS's
+   * default max pending is 64 MiB too): a slow consumer costs bounded memory.
+   */
+  maxBacklog: 64 * 1024 * 1024,
+  /** How soon a client hears of drops (LOST), and how often it is retried while backed up. */
+  lostReportMs: 50,
+  /** `stop()` gives queued frames this long to reach QUIC before saying goodbye. */
+  drainMs: 2000,
+  /** Seeds are redialed with jittered backoff from 200 ms up to 10 s. */
+  seedBackoff: { baseMs: 200, maxMs: 10_000 },
+  /** A member declared dead that still has a route is pinged over it first, answering within. */
+  secondOpinionMs: 2000,
+  /** Members whose address did not answer are reached by id: at most this many at a time, */
+  reachConcurrency: 2,
+  /** each at most once per this long, */
+  reachEveryMs: 60_000,
+  /** remembering this many (the oldest forgotten first). */
+  reachMemory: 4096,
+  /** How long a dial to a member's address may take before traversal tries other paths. */
+  dialTimeoutMs: 3000,
+  /** A relay allocation never used goes after 10 s, an idle one after 60 s; swept every 5 s. */
+  relayUnusedMs: 10_000,
+  relayIdleMs: 60_000,
+  relaySweepMs: 5_000,
+} as const;

@@ -1,0 +1,24 @@
+/**
+ * Layer 10, the node: the composition root — configuration, credentials, the wiring of every
+ * layer below into a running node (`Node.start`), its lifecycle and its views. docs/architecture.md
+ * has the picture; lib/node/node.ts the table of its parts.
+ */
+export {
+  DUPLICATE_ROUTE,
+  Node,
+  type NodeSnapshot,
+  type NodeStartOptions,
+  PROTOCOL_VIOLATION,
+} from "./node.ts";
+export {
+  configFrom,
+  type NodeConfig,
+  type NodeConfigInput,
+  parseConfig,
+  parseSeed,
+  withDefaults,
+} from "./config.ts";
+export { DEFAULTS, RUNTIME } from "./defaults.ts";
+export { type NodeCredentials, nodeCredentials } from "./credentials.ts";
+export { ConfigError, NodeError } from "./errors.ts";
+export { MEMBERSHIP_MSG, MembershipGlue, type MembershipGlueStats } from "./membership.ts";

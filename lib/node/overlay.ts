@@ -1,0 +1,126 @@
+/**
+ * The overlay on a running node (docs/overlay.md): the sans-IO `Overlay` core of lib/mesh, fed
+ * membership changes and route ups and downs, driven by the one `Driver` (its plan is taken once
+ * a burst of changes is over, and every 30 s it forgets the peers it stopped dialing), and its
+ * plan carried out: a route to each chosen neighbour (reached by id: direct, punched or
+ * relayed), unwanted routes closed (never a seed's).
+ */
+import { nodeIdFromText, nodeIdText } from "../identity/mod.ts";
+import { Overlay, type OverlayPlan } from "../mesh/mod.ts";
+import { PING } from "../nat/mod.ts";
+import { ask, type PeerSession } from "../peer/mod.ts";
+import { Driver, monoNow } from "../util/mod.ts";
+import type { BusLink } from "./links.ts";
+import { RUNTIME } from "./defaults.ts";
+import type { RouteTable } from "./routes.ts";
+
+/** What the overlay needs from the node. */
+export interface OverlayHost {
+  readonly nodeId: string;
+  readonly routes: RouteTable;
+  /** Whether the node is stopping (no dials then). */
+  stopping(): boolean;
+  /** A session to `id`, the best way available (traversal). */
+  connect(id: string): Promise<{ session: PeerSession }>;
+  /** The route link on `s`: the existing one, or a new dialed route. */
+  route(s: PeerSession): Promise<BusLink | undefined>;
+  /** True when membership holds `id` dead or left. */
+  gone(id: string): boolean;
+  log(line: string): void;
+}
+
+/** The overlay of one node. */
+export class OverlayGlue {
+  readonly core: Overlay;
+  readonly #driver: Driver<OverlayPlan>;
+  /** Peer node ids an overlay dial is in flight to. */
+  readonly #dialing = new Set<string>();
+
+  constructor(private readonly h: OverlayHost, k: number) {
+    this.core = new Overlay({
+      self: nodeIdFromText(h.nodeId),
+      k,
+      // Two XOR-nearest neighbours, or k of them when k is smaller (overlay.k may be 1).
+      near: Math.min(2, k),
+      rng: Math.random,
+      now: monoNow(),
+    });
+    this.#driver = new Driver(this.core, {
+      act: (plan) => this.#carryOut(plan),
+      coalesce: true,
+      onError: (e) => h.log(`overlay: ${(e as Error).message}`),
+    });
+    this.#driver.poke();
+  }
+
+  /** A member became alive, died or left. */
+  memberChanged(kind: "alive" | "dead" | "left", id: string, addr: string): void {
+    if (id === this.h.nodeId) return;
+    const bytes = nodeIdFromText(id);
+    const route = this.h.routes.get(id);
+    if (kind === "dead" && route && route.session.conn.isOpen && !route.session.closing) {
+      // A second opinion over the route before dropping it: a member declared dead while it
+      // still answers here is alive (behind a NAT, SWIM may not reach it yet; it will refute).
+      // If it does not answer, or its route goes down later, the overlay lets it go.
+      ask(route.session, PING, {}, { timeoutMs: RUNTIME.secondOpinionMs }).then(
+        () => this.h.log(`member ${id.slice(0, 12)}… declared dead answers on its route: kept`),
+        () => {
+          this.core.memberDown(bytes);
+          this.#driver.poke();
+        },
+      );
+      return;
+    }
+    if (kind === "alive") this.core.memberUp(bytes, addr);
+    else this.core.memberDown(bytes);
+    this.#driver.poke();
+  }
+
+  /** A route came up (`dialed`: by this node). */
+  routeUp(peer: string, dialed: boolean): void {
+    this.core.linkUp(nodeIdFromText(peer), dialed ? "out" : "in");
+    this.#driver.poke();
+  }
+
+  /** A route went down (not replaced by another route to the same peer). */
+  routeDown(peer: string): void {
+    this.core.linkDown(nodeIdFromText(peer));
+    // A member kept after a "dead" (it answered on this route) goes once the route does.
+    if (this.h.gone(peer)) this.core.memberDown(nodeIdFromText(peer));
+    this.#driver.poke();
+  }
+
+  stop(): void {
+    this.#driver.stop();
+  }
+
+  #carryOut(plan: OverlayPlan): void {
+    if (this.h.stopping()) return;
+    for (const c of plan.connect) void this.#dial(nodeIdText(c.id), c.addr);
+    for (const id of plan.disconnect) {
+      const link = this.h.routes.get(nodeIdText(id));
+      if (link && !link.seed) void link.session.close("overlay: no longer a neighbour");
+    }
+  }
+
+  /**
+   * One attempt at a route to an overlay neighbour: over a session to it, direct, punched or
+   * relayed (lib/nat/traversal.ts); a failure is reported to the overlay.
+   */
+  async #dial(id: string, addr: string): Promise<void> {
+    if (this.h.routes.has(id) || this.#dialing.has(id) || this.h.stopping()) return;
+    this.#dialing.add(id);
+    try {
+      const { session } = await this.h.connect(id);
+      const link = await this.h.route(session);
+      if (!link && !this.h.routes.has(id)) this.core.linkDown(nodeIdFromText(id));
+    } catch (e) {
+      if (!this.h.stopping()) {
+        this.h.log(`overlay: no route to ${id.slice(0, 12)}… ${addr}: ${(e as Error).message}`);
+        this.core.linkDown(nodeIdFromText(id));
+      }
+    } finally {
+      this.#dialing.delete(id);
+    }
+  }
+}

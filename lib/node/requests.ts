@@ -1,0 +1,36 @@
+/**
+ * Every request a node answers, in one registry (lib/peer/requests.ts: each method declared once
+ * with its fields, checked by lib/wire's one field checker):
+ *
+ * | method | from | served by |
+ * |---|---|---|
+ * | `ping`, `nat.*`, `relay.*` | nodes | traversal (lib/nat/traversal.ts) |
+ * | `membership.msg` | nodes | membership (membership.ts) |
+ * | `nat.ping` | clients | traversal: reach a node by id and ping it (`macula ping`) |
+ * | `inspect.members`, `inspect.node` | clients | this node's views (`macula inspect`) |
+ */
+import { NAT_PING, type Traversal } from "../nat/mod.ts";
+import { INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
+import type { RequestRegistry } from "../peer/mod.ts";
+import type { MembershipGlue } from "./membership.ts";
+import type { NodeSnapshot } from "./snapshot.ts";
+
+/** What the node's own requests read. */
+export interface RequestsHost {
+  traversal: Traversal;
+  membership: MembershipGlue;
+  snapshot(): NodeSnapshot;
+}
+
+/** Registers every request method the node answers in `r`. */
+export function registerRequests(r: RequestRegistry, h: RequestsHost): void {
+  h.traversal.register(r);
+  h.membership.register(r);
+  r.on(
+    NAT_PING,
+    (q) =>
+      h.traversal.reach(q.target, { relayOnly: q.relayOnly === true, upgrade: q.upgrade === true }),
+  );
+  r.on(INSPECT_MEMBERS, () => h.membership.members());
+  r.on(INSPECT_NODE, () => h.snapshot());
+}

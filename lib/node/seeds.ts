@@ -1,0 +1,71 @@
+/**
+ * Seeds (`join`): a route to each configured seed, dialed and redialed with jittered exponential
+ * backoff for as long as the node runs. A route to a seed is pinned: the overlay never closes it.
+ * When a duplicate route replaced ours, the loop waits for the kept one to go before redialing.
+ */
+import { formatUrl, type PeerSession } from "../peer/mod.ts";
+import { Backoff, backoffDelay, Sleeper } from "../util/mod.ts";
+import { RUNTIME } from "./defaults.ts";
+import type { RouteTable } from "./routes.ts";
+
+/** What the seed loops need from the node. */
+export interface SeedHost {
+  readonly routes: RouteTable;
+  stopping(): boolean;
+  /** Dials `seed` and makes a session there (tracked like every session). */
+  dial(seed: { host: string; port: number }): Promise<PeerSession>;
+  /** Opens a pinned route on a session to a seed. */
+  route(s: PeerSession): Promise<unknown>;
+  log(line: string): void;
+}
+
+/** The dial loops of a node's seeds. */
+export class Seeds {
+  readonly #loops: Promise<void>[] = [];
+  readonly #sleeper = new Sleeper();
+
+  constructor(private readonly h: SeedHost, seeds: readonly { host: string; port: number }[]) {
+    for (const seed of seeds) this.#loops.push(this.#loop(seed));
+  }
+
+  /** Ends every loop (a sleeping one at once); resolves when they have returned. */
+  async stop(): Promise<void> {
+    this.#sleeper.wakeAll();
+    await Promise.allSettled(this.#loops);
+  }
+
+  /** Wakes the sleeping loops now (the node is stopping). */
+  wake(): void {
+    this.#sleeper.wakeAll();
+  }
+
+  /** Keeps a route to one seed for as long as the node runs. */
+  async #loop(seed: { host: string; port: number }): Promise<void> {
+    const where = formatUrl(seed.host, seed.port);
+    const backoff = new Backoff(Math.random, RUNTIME.seedBackoff);
+    while (!this.h.stopping()) {
+      let s: PeerSession;
+      try {
+        s = await this.h.dial(seed);
+      } catch (e) {
+        if (this.h.stopping()) return;
+        const wait = backoff.next();
+        this.h.log(`join ${where}: ${(e as Error).message}; retrying in ${wait} ms`);
+        await this.#sleeper.sleep(wait);
+        continue;
+      }
+      backoff.reset();
+      await this.h.route(s);
+      await s.closed;
+      // A duplicate route closed this one: wait for the kept route to go before redialing.
+      for (let kept = this.h.routes.get(s.peer.nodeId); kept && !this.h.stopping();) {
+        await kept.session.closed;
+        kept = this.h.routes.get(s.peer.nodeId);
+      }
+      if (this.h.stopping()) return;
+      await this.#sleeper.sleep(
+        backoffDelay(0, Math.random, { baseMs: RUNTIME.seedBackoff.baseMs }),
+      );
+    }
+  }
+}

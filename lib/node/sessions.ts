@@ -1,0 +1,129 @@
+/**
+ * A node's sessions: every accepted connection and every dial becomes a `PeerSession`, tracked
+ * until it closes. A tracked session takes part in membership (its datagrams), in traversal (a
+ * session through a relay tunnel is checked against what the relay announced), answers requests
+ * through the node's one registry, and carries the bus when the peer opens a channel.
+ *
+ * Members whose advertised address does not answer are reached by id in the background
+ * (punched or relayed), a few at a time, so later membership messages have a session.
+ */
+import { parseUrl, PeerSession, type RequestRegistry, type SessionOptions } from "../peer/mod.ts";
+import type { QuicConnection, QuicEndpoint } from "../quic/mod.ts";
+import { monoNow } from "../util/mod.ts";
+import { RUNTIME } from "./defaults.ts";
+import { NodeError } from "./errors.ts";
+
+/** What sessions are handed to. */
+export interface SessionsHost {
+  readonly self: { nodeId: string; realm: string };
+  readonly endpoint: QuicEndpoint;
+  readonly registry: RequestRegistry;
+  stopping(): boolean;
+  /** A new tracked session (membership, traversal). */
+  opened(s: PeerSession): void;
+  /** A tracked session closed (its link, if any, leaves the bus). */
+  closed(s: PeerSession): void;
+  /** The peer opened a bus channel. */
+  onChannel(name: string, bodies: AsyncIterable<Uint8Array[]>, s: PeerSession): void;
+  /** Reaches a node by id (traversal). */
+  connect(id: string): Promise<{ path: string }>;
+  log(line: string): void;
+}
+
+/** The sessions of one node. */
+export class Sessions {
+  readonly #all = new Set<PeerSession>();
+  /** Members being reached in the background, and when each was last tried. */
+  readonly #reaching = new Set<string>();
+  readonly #reachedAt = new Map<string, number>();
+
+  constructor(private readonly h: SessionsHost) {}
+
+  /** Every tracked session (open or closing). */
+  all(): Set<PeerSession> {
+    return this.#all;
+  }
+
+  /** Options of every session this node makes or accepts. */
+  options(): SessionOptions {
+    return {
+      self: this.h.self,
+      onChannel: (name, bodies, s) => this.h.onChannel(name, bodies, s),
+      onRequest: this.h.registry.handle,
+    };
+  }
+
+  /** Accepts connections until the endpoint closes. */
+  acceptLoop(): void {
+    void (async () => {
+      for await (const conn of this.h.endpoint) void this.#accept(conn);
+    })();
+  }
+
+  /** A session to a node's address (tracked like any other). */
+  async dial(addr: string): Promise<PeerSession> {
+    if (this.h.stopping()) throw new NodeError("node stopping");
+    const { host, port } = parseUrl(addr, "member address");
+    return await this.dialAt({ host, port });
+  }
+
+  /** A session to host:port (tracked). */
+  async dialAt(at: { host: string; port: number }): Promise<PeerSession> {
+    const conn = await this.h.endpoint.connect(at);
+    return this.adopt(conn);
+  }
+
+  /** A session on a connection this node dialed (tracked). */
+  async adopt(conn: QuicConnection): Promise<PeerSession> {
+    const s = await PeerSession.dial(conn, this.options());
+    this.track(s);
+    return s;
+  }
+
+  /** Tracks `s` until it closes (refused when the node is stopping). */
+  track(s: PeerSession): void {
+    if (this.h.stopping()) {
+      void s.close("node shutting down");
+      return;
+    }
+    this.#all.add(s);
+    this.h.opened(s);
+    void s.closed.then(() => {
+      this.#all.delete(s);
+      this.h.closed(s);
+    });
+  }
+
+  /**
+   * Reaches a member whose address did not answer, by id (punched or relayed), in the
+   * background: a few at a time, each member at most once a minute.
+   */
+  reachLater(id: string): void {
+    const now = monoNow();
+    if (this.h.stopping() || this.#reaching.size >= RUNTIME.reachConcurrency) return;
+    if (this.#reaching.has(id)) return;
+    if (now - (this.#reachedAt.get(id) ?? -Infinity) < RUNTIME.reachEveryMs) return;
+    this.#reachedAt.set(id, now);
+    if (this.#reachedAt.size > RUNTIME.reachMemory) {
+      this.#reachedAt.delete(this.#reachedAt.keys().next().value!);
+    }
+    this.#reaching.add(id);
+    this.h.connect(id).then(
+      (r) => this.h.log(`member ${id.slice(0, 12)}… reached ${r.path}`),
+      (e) => this.h.log(`member ${id.slice(0, 12)}… unreachable: ${(e as Error).message}`),
+    ).finally(() => this.#reaching.delete(id));
+  }
+
+  async #accept(conn: QuicConnection): Promise<void> {
+    let s: PeerSession;
+    try {
+      s = await PeerSession.accept(conn, this.options());
+    } catch (e) {
+      this.h.log(
+        `refused a session from ${conn.remote.host}:${conn.remote.port}: ${(e as Error).message}`,
+      );
+      return;
+    }
+    this.track(s);
+  }
+}

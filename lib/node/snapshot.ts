@@ -1,0 +1,139 @@
+/**
+ * A node's state as `macula inspect node` shows it (and tests read it): built from the plain
+ * snapshots and counters of the layers the node composes.
+ */
+import type { MembershipGlue } from "./membership.ts";
+import type {
+  PathKind,
+  RelayAllocationInfo,
+  RelayServer,
+  RelayStats,
+  Traversal,
+} from "../nat/mod.ts";
+import type { RouterStats } from "../messaging/mod.ts";
+import { formatUrl, type PeerSession } from "../peer/mod.ts";
+import type { NodeConfig } from "./config.ts";
+import type { Bus } from "./links.ts";
+import type { RouteTable } from "./routes.ts";
+
+/** A node's state for `macula inspect` and tests. */
+export interface NodeSnapshot {
+  nodeId: string;
+  realm: string;
+  url: string;
+  clients: number;
+  /**
+   * Every open session: a route, a client, or a plain session (membership, …); its path (for a
+   * relayed one, `via` is the relay and `remote` the tunnel), where the peer is, the current RTT.
+   */
+  peers: {
+    nodeId: string;
+    role: "route" | "client" | "session";
+    path: PathKind;
+    via?: string;
+    remote: string;
+    rttMs: number;
+  }[];
+  /** Routes to peer nodes: how each was made, its path, where the peer is, the current RTT. */
+  routes: {
+    nodeId: string;
+    name: string;
+    dialed: boolean;
+    path: PathKind;
+    via?: string;
+    remote: string;
+    rttMs: number;
+  }[];
+  /**
+   * The relay role (null when `relay.enabled` is false): counters and the relayed sessions it
+   * carries; and this node's own traversal counters.
+   */
+  relay:
+    | (RelayStats & {
+      limits: Omit<NodeConfig["relay"], "enabled" | "upgradeAfterMs">;
+      sessions: RelayAllocationInfo[];
+    })
+    | null;
+  traversal: Traversal["stats"] & { tunnels: number };
+  subscriptions: number;
+  remoteInterest: number;
+  procedures: string[];
+  pendingCalls: number;
+  router: RouterStats;
+  /** Messages dropped because a link was backed up. */
+  dropped: { messages: number; forwards: number };
+  /** Members of the realm this node knows, by state (itself included). */
+  members: Record<"alive" | "suspect" | "dead" | "left", number>;
+}
+
+/** What a snapshot is made of. */
+export interface SnapshotParts {
+  nodeId: string;
+  url: string;
+  config: NodeConfig;
+  bus: Bus;
+  routes: RouteTable;
+  sessions: Iterable<PeerSession>;
+  traversal: Traversal;
+  relay: RelayServer | null;
+  membership: MembershipGlue;
+}
+
+/** The node's snapshot now. */
+export function snapshotOf(p: SnapshotParts): NodeSnapshot {
+  const r = p.bus.router.snapshot();
+  const pathInfo = (s: PeerSession) => {
+    const via = p.traversal.viaOf(s);
+    return {
+      path: p.traversal.pathOf(s),
+      ...(via ? { via } : {}),
+      remote: formatUrl(s.conn.remote.host, s.conn.remote.port).replace("quic://", ""),
+      rttMs: s.conn.stats().rttMs,
+    };
+  };
+  const members = { alive: 0, suspect: 0, dead: 0, left: 0 };
+  for (const m of p.membership.core.members()) if (m.state !== "unknown") members[m.state]++;
+  const relay = p.config.relay;
+  return {
+    nodeId: p.nodeId,
+    realm: p.config.realm,
+    url: p.url,
+    clients: r.links.clients,
+    routes: [...p.routes.values()].map((l) => ({
+      nodeId: l.session.peer.nodeId,
+      name: l.session.peer.name,
+      dialed: l.dialed,
+      ...pathInfo(l.session),
+    })),
+    peers: [...p.sessions].filter((x) => x.conn.isOpen).map((x) => {
+      const link = p.bus.linkOf(x);
+      return {
+        nodeId: x.peer.nodeId,
+        role: link
+          ? (link.kind === "client" ? "client" as const : "route" as const)
+          : "session" as const,
+        ...pathInfo(x),
+      };
+    }),
+    relay: p.relay
+      ? {
+        ...p.relay.stats,
+        limits: {
+          maxSessions: relay.maxSessions,
+          sessionsPerPeer: relay.sessionsPerPeer,
+          bytesPerSecond: relay.bytesPerSecond,
+          burstBytes: relay.burstBytes,
+        },
+        sessions: p.relay.allocations(),
+      }
+      : null,
+    traversal: { ...p.traversal.stats, tunnels: p.traversal.tunnels.size },
+    subscriptions: r.subscriptions,
+    remoteInterest: r.remoteInterest,
+    procedures: r.procedures,
+    pendingCalls: r.pendingCalls,
+    router: r.stats,
+    dropped: { ...p.bus.dropped },
+    members,
+  };
+}

@@ -1,0 +1,19 @@
+/**
+ * Inspection (`macula inspect`): the requests a client makes of its node to see what it knows.
+ * Each answer is a JSON document for people and scripts (`--json | jq`), built by the node
+ * (lib/node/snapshot.ts) from the plain snapshots its layers expose.
+ */
+import { defineRequest } from "../peer/mod.ts";
+
+/** The realm's members as the node sees them (`macula inspect members`). */
+export const INSPECT_MEMBERS = defineRequest<Record<never, never>, unknown>(
+  "inspect.members",
+  [],
+  "document",
+);
+/** The node's own state: sessions, routes, relay, traversal, router (`macula inspect node`). */
+export const INSPECT_NODE = defineRequest<Record<never, never>, unknown>(
+  "inspect.node",
+  [],
+  "document",
+);

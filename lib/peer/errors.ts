@@ -1,0 +1,34 @@
+/** The errors of lib/peer: sessions, requests and node addresses. */
+
+/** Why a session operation failed. */
+export type SessionErrorCode =
+  | "protocol"
+  | "version"
+  | "identity"
+  | "timeout"
+  | "cancelled"
+  | "remote"
+  | "closed";
+
+/** A session failure; `remoteCode` is set for errors the peer's handler returned. */
+export class SessionError extends Error {
+  override name = "SessionError";
+  constructor(
+    readonly code: SessionErrorCode,
+    message: string,
+    readonly remoteCode?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A request that cannot be served or an answer that cannot be used: names the method and field. */
+export class RequestError extends Error {
+  override name = "RequestError";
+}
+
+/** A node URL that cannot be used; the message names what was parsed and the input. */
+export class UrlError extends Error {
+  override name = "UrlError";
+}

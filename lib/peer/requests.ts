@@ -1,0 +1,144 @@
+/**
+ * Requests between peers, by method: one registry of every method a node answers, each declared
+ * once as a `RequestSpec` — its name, what its payload holds and what its answer holds — and
+ * checked by lib/wire's one field checker on both sides (the asker checks the answer too: every
+ * peer is hostile until checked). docs/wire-protocol.md, "Requests".
+ *
+ * A body is one of:
+ * - a list of fields: a JSON object, each field checked by `checkField` (kind, limits, and a
+ *   `valid` predicate with `want` words: "target must be a node id (got 5)");
+ * - `"bytes"`: raw bytes, a frame of the layer's own (membership messages);
+ * - `"document"`: a JSON document shown to people and scripts (`macula inspect`), not checked
+ *   field by field (only a node's own client asks for one).
+ *
+ * @example
+ * ```ts
+ * const PING = defineRequest<Record<never, never>, { node: string }>("ping", [], [NODE_ID("node")]);
+ * registry.on(PING, () => ({ node: myId }));
+ * const { node } = await ask(session, PING, {}, { timeoutMs: 2000 });
+ * ```
+ */
+import { checkField, type FieldSpec, WireError } from "../wire/mod.ts";
+import { RequestError } from "./errors.ts";
+import type { PeerSession, RequestHandler } from "./session.ts";
+
+/** What a request or an answer carries. */
+export type Body = readonly FieldSpec[] | "bytes" | "document";
+
+/** One request method: its name and the shapes of its payload and answer. */
+export interface RequestSpec<Q, R> {
+  readonly method: string;
+  readonly request: Body;
+  readonly reply: Body;
+  /** Type carriers only (never set): the payload and answer types. */
+  readonly __types?: [Q, R];
+}
+
+/** Declares a request method. `Q` and `R` are the payload and answer types the bodies describe. */
+export function defineRequest<Q, R>(
+  method: string,
+  request: Body,
+  reply: Body,
+): RequestSpec<Q, R> {
+  return { method, request, reply };
+}
+
+const utf8 = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/** Encodes a body (bytes as they are, anything else as JSON). */
+export function encodeBody(body: Body, value: unknown): Uint8Array {
+  if (body === "bytes") return value as Uint8Array;
+  if (Array.isArray(body) && body.length === 0) return EMPTY; // nothing to carry
+  return utf8.encode(JSON.stringify(value ?? {}));
+}
+
+/**
+ * Decodes and checks a body; throws `RequestError` naming `where` (the method, or "<method>
+ * answer") and the field. An empty payload is an empty object (a request with no fields).
+ */
+export function decodeBody<T>(body: Body, bytes: Uint8Array, where: string): T {
+  if (body === "bytes") return bytes as T;
+  let v: unknown;
+  try {
+    v = bytes.length === 0 && body !== "document"
+      ? {}
+      : JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new RequestError(`${where}: the payload is not JSON`, { cause: e });
+  }
+  if (body === "document") return v as T;
+  if (typeof v !== "object" || v === null) {
+    throw new RequestError(`${where}: the payload is not an object`);
+  }
+  const o = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const f of body) {
+    const x = o[f.name];
+    try {
+      const checked = checkField(where, f, x);
+      if (checked !== null) out[f.name] = checked;
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      throw new RequestError(
+        `${where}: ${f.name} ${e.detail} (got ${JSON.stringify(x) ?? "nothing"})`,
+        { cause: e },
+      );
+    }
+  }
+  return out as T;
+}
+
+/** Serves one method: gets the checked payload and the session it came on. */
+export type MethodHandler<Q, R> = (req: Q, session: PeerSession) => R | Promise<R>;
+
+/**
+ * Every method a node answers. `handle` is the session's `onRequest`: it finds the method,
+ * checks the payload, runs the handler and encodes the answer; an unknown method or a bad payload
+ * is answered with an error naming it, and the session carries on.
+ */
+export class RequestRegistry {
+  readonly #methods = new Map<
+    string,
+    { spec: RequestSpec<unknown, unknown>; handler: MethodHandler<unknown, unknown> }
+  >();
+
+  /** Registers `spec` with its handler. A method is registered once. */
+  on<Q, R>(spec: RequestSpec<Q, R>, handler: MethodHandler<Q, R>): void {
+    if (this.#methods.has(spec.method)) {
+      throw new RangeError(`request ${spec.method} is already registered`);
+    }
+    this.#methods.set(spec.method, {
+      spec: spec as RequestSpec<unknown, unknown>,
+      handler: handler as MethodHandler<unknown, unknown>,
+    });
+  }
+
+  /** The registered methods, sorted. */
+  methods(): string[] {
+    return [...this.#methods.keys()].sort();
+  }
+
+  /** For `SessionOptions.onRequest`. */
+  readonly handle: RequestHandler = async (method, payload, ctx) => {
+    const m = this.#methods.get(method);
+    if (!m) throw new RequestError(`unknown request ${JSON.stringify(method)}`);
+    const req = decodeBody(m.spec.request, payload, method);
+    const answer = await m.handler(req, ctx.session);
+    return encodeBody(m.spec.reply, answer);
+  };
+}
+
+/**
+ * Asks `session` for `spec` with `req`; resolves with the checked answer. Rejects with the
+ * session's `SessionError` (remote, timeout, closed…) or a `RequestError` for a malformed answer.
+ */
+export async function ask<Q, R>(
+  session: PeerSession,
+  spec: RequestSpec<Q, R>,
+  req: Q,
+  o: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<R> {
+  const bytes = await session.request(spec.method, encodeBody(spec.request, req), o);
+  return decodeBody<R>(spec.reply, bytes, `${spec.method} answer`);
+}
