@@ -5,7 +5,7 @@
  * reading and dispatching the frames the node sends. What the frames mean to the application is
  * the client's business: `ProtocolHooks`.
  */
-import { busCodec, CLIENT_CHANNEL, DEFAULT_MAX_PAYLOAD } from "../messaging/mod.ts";
+import { busCodec, CLIENT_CHANNEL, DEFAULT_MAX_PAYLOAD, ProtocolError } from "../messaging/mod.ts";
 import { ChannelWriter, type NodeUrl, PeerSession } from "../peer/mod.ts";
 import type { QuicEndpoint } from "../quic/mod.ts";
 import { Backoff, Sleeper } from "../util/mod.ts";
@@ -303,7 +303,7 @@ export class ProtocolHandler {
         return;
       }
       default:
-        throw new Error(`${f.name}: not expected from a node`);
+        throw new ProtocolError(`${f.name}: not expected from a node`);
     }
   }
 }

@@ -28,7 +28,7 @@ import {
 } from "../nat/mod.ts";
 import { formatUrl, RequestRegistry } from "../peer/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
-import { VERSION, withTimeout } from "../util/mod.ts";
+import { monoNow, VERSION, withTimeout } from "../util/mod.ts";
 import { type NodeConfig, type NodeConfigInput, withDefaults } from "./config.ts";
 import { nodeCredentials } from "./credentials.ts";
 import { RUNTIME } from "./defaults.ts";
@@ -349,8 +349,8 @@ export class Node {
     this.#seeds.wake();
     this.#bus.stop();
     // Let queued frames reach QUIC, then say goodbye.
-    const deadline = performance.now() + RUNTIME.drainMs;
-    for (let i = 0; i < 200 && this.#bus.backlog() > 0 && performance.now() < deadline; i++) {
+    const deadline = monoNow() + RUNTIME.drainMs;
+    for (let i = 0; i < 200 && this.#bus.backlog() > 0 && monoNow() < deadline; i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     await Promise.allSettled([...this.#sessions.all()].map((s) => s.close(reason)));
