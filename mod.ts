@@ -48,7 +48,14 @@ export {
   parseConfig,
 } from "./lib/node/mod.ts";
 export { JsonError, RpcError, type RpcErrorCode, TopicError } from "./lib/messaging/mod.ts";
-export { RequestError, SessionError, UrlError } from "./lib/peer/mod.ts";
+export { PermissionError, RequestError, SessionError, UrlError } from "./lib/peer/mod.ts";
+export {
+  type Denial,
+  parsePermissions,
+  Permissions,
+  type PermissionsConfig,
+  PolicyError,
+} from "./lib/policy/mod.ts";
 export { WireError } from "./lib/wire/mod.ts";
 export * from "./lib/quic/mod.ts";
 export {
@@ -61,6 +68,7 @@ export {
   type PeerIdentity,
   realmProblem,
   realmTag,
+  type Role,
   Verifier,
 } from "./lib/identity/mod.ts";
 export { VERSION } from "./lib/util/mod.ts";

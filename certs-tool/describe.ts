@@ -36,6 +36,8 @@ export interface CertInfo {
   realmTag: string | null;
   /** Node id from the node URI; null when absent. */
   nodeId: string | null;
+  /** `node` or `client` (the kind of the node URI); null for a CA or no URI. */
+  role: "node" | "client" | null;
   /** Node id computed from the certificate's key (SHA-256 of the SPKI, base32). */
   keyNodeId: string;
   groups: string[];
@@ -80,7 +82,7 @@ export function describe(cert: x509.X509Certificate, now: Date = new Date()): Ce
   const items = san?.names.items ?? [];
   const uris = sanUris(cert);
   const parsed = uris.map(parseMaculaUri);
-  const node = parsed.find((p) => p?.kind === "node");
+  const node = parsed.find((p) => p?.kind === "node" || p?.kind === "client");
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
   const ku = cert.getExtension(x509.KeyUsagesExtension);
   const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
@@ -99,7 +101,8 @@ export function describe(cert: x509.X509Certificate, now: Date = new Date()): Ce
     extendedKeyUsage: (eku?.usages ?? []).map((u) => EKU_NAMES[String(u)] ?? String(u)),
     realm,
     realmTag: realm ? realmTagHex(realm) : null,
-    nodeId: node?.kind === "node" ? node.nodeId : null,
+    nodeId: node?.kind === "node" || node?.kind === "client" ? node.nodeId : null,
+    role: node?.kind === "node" || node?.kind === "client" ? node.kind : null,
     keyNodeId: nodeIdText(nodeIdFromSpki(new Uint8Array(cert.publicKey.rawData))),
     groups: parsed.flatMap((p) => (p?.kind === "group" ? [p.group] : [])),
     uris,

@@ -140,24 +140,25 @@ export async function verifyCert(opts: VerifyOptions): Promise<VerifyResult> {
       info,
     );
   }
-  if (
-    !info.extendedKeyUsage.includes("serverAuth") || !info.extendedKeyUsage.includes("clientAuth")
-  ) {
-    return fail(
-      "bad-profile",
-      `extended key usage is [${
-        info.extendedKeyUsage.join(", ")
-      }]: needs serverAuth and clientAuth`,
-      info,
-    );
-  }
-  const nodeUris = info.uris.map(parseMaculaUri).filter((p) => p?.kind === "node");
+  const nodeUris = info.uris.map(parseMaculaUri).filter((p) =>
+    p?.kind === "node" || p?.kind === "client"
+  );
   if (nodeUris.length !== 1) {
     return fail(
       "bad-profile",
       nodeUris.length === 0
-        ? "missing SAN: no macula://<realm>/node/<node-id> URI"
+        ? "missing SAN: no macula://<realm>/node/<node-id> (or /client/<node-id>) URI"
         : `${nodeUris.length} node URIs (exactly one allowed)`,
+      info,
+    );
+  }
+  const needs = info.role === "client" ? ["clientAuth"] : ["serverAuth", "clientAuth"];
+  if (!needs.every((u) => info.extendedKeyUsage.includes(u))) {
+    return fail(
+      "bad-profile",
+      `extended key usage is [${info.extendedKeyUsage.join(", ")}]: a ${
+        info.role ?? "node"
+      } certificate needs ${needs.join(" and ")}`,
       info,
     );
   }

@@ -44,6 +44,11 @@ async function fetch(what: "members" | "node", o: TargetOptions): Promise<unknow
 export function inspectCommand(): Command {
   const inspect = new Command("inspect").description(
     "show what a running node sees (text or --json)",
+  ).addHelpText(
+    "after",
+    `
+For operators: the client certificate needs the operator group (the dev realm's client
+credentials have it), or the node answers permission_denied (docs/security.md).`,
   );
   inspect.addCommand(
     withTarget(

@@ -103,10 +103,15 @@ topic, data not JSON with --json, bad option).`,
         mustBeJson(utf8.encode(data), "data", PUB_HINT);
       }
       const t = target(opts);
-      const client = await connectTo("macula pub", t, opts);
+      const stop = new AbortController();
+      // A refusal (permission_denied, bad topic, too large) ends the run: exit 1 naming it.
+      let refused: Error | undefined;
+      const client = await connectTo("macula pub", t, opts, (e) => {
+        refused ??= e;
+        stop.abort();
+      });
       let sent = 0;
       // Ctrl-C / SIGTERM: stop reading and publishing, deliver what was published, exit 0.
-      const stop = new AbortController();
       const signal = untilSignal();
       void signal.done.then(() => stop.abort());
       try {
@@ -140,8 +145,9 @@ topic, data not JSON with --json, bad option).`,
       } finally {
         signal.cancel();
         await client.close();
-        err(`published ${plural(sent, "message")} to ${topic}`);
+        if (!refused) err(`published ${plural(sent, "message")} to ${topic}`);
       }
+      if (refused) throw new CliFailure(refused.message);
     }));
 }
 
@@ -268,6 +274,7 @@ export const CALL_EXIT_CODES: Readonly<Record<RpcErrorCode, number>> = {
   cancelled: 7,
   unavailable: 8,
   bad_request: 9,
+  permission_denied: 10,
 };
 
 function callCommand() {

@@ -198,7 +198,8 @@ Configuration: flags, over the --config file, over the defaults (dev realm, ./ma
   join: [quic://10.0.0.2:4433]
   tls: { ca: ca.pem, cert: node.crt, key: node.key }      # required outside the dev realm
   quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
-  limits: { max_payload: 1048576 }
+  limits: { max_payload: 1048576, max_subscriptions: 10000, max_pending_calls: 1000 }
+                                          # per client; also max_procedures, max_call_timeout_ms
   dev_ca_dir: ./n1/ca                                     # dev realm only
   advertise: quic://203.0.113.7:4433      # where other nodes reach this one (default: listen)
   overlay: { k: 8 }                       # routes kept to neighbours from membership
@@ -209,10 +210,15 @@ Configuration: flags, over the --config file, over the defaults (dev realm, ./ma
   membership: { probe_interval_ms: 500, max_sessions: 64 }
                                           # SWIM timing and the session pool
                                           # (docs/membership.md has every membership key)
+  permissions:                            # what clients may do, by certificate group
+    default: deny                         # (default allow; docs/security.md has the rules)
+    groups: { sensors: { publish: { allow: [sensors.>] } } }
 
 In the dev realm the node makes its own CA, node certificate and client credentials under the
 data directory on first start, and prints how to connect. The banner (or --ready-json line)
 goes to stdout once the node listens; log lines go to stderr with a timestamp.
+SIGHUP reads the configuration again and applies the permissions (what they no longer allow is
+withdrawn from the clients, told why) and the CRL; other changed keys need a restart.
 
 Examples:
   $ macula node up
@@ -235,6 +241,20 @@ unreadable certificates), 2 usage or configuration error.`,
       const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
       const node = await Node.start({ ...config, log });
       const stopped = new Promise<void>((r) => node.stopOnSignals(r));
+      // SIGHUP: read the configuration again and apply what can change while running.
+      process.on("SIGHUP", () => {
+        let fresh: NodeConfig;
+        try {
+          fresh = nodeConfig(opts);
+        } catch (e) {
+          log(`SIGHUP: ${(e as Error).message} (keeping the running configuration)`);
+          return;
+        }
+        node.reload(fresh).then(
+          (lines) => lines.forEach((l) => log(`SIGHUP: ${l}`)),
+          (e) => log(`SIGHUP: ${(e as Error).message}`),
+        );
+      });
       if (opts.readyJson) {
         line(JSON.stringify({
           ready: true,

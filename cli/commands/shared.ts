@@ -162,6 +162,8 @@ export async function connectTo(
   prefix: string,
   t: Target,
   o: TargetOptions,
+  /** What the node refused (`ERROR`); default: a line on stderr. */
+  onError: (err: Error) => void = (err) => process.stderr.write(`${prefix}: ${err.message}\n`),
 ): Promise<Client> {
   let client: Client | undefined;
   try {
@@ -175,7 +177,7 @@ export async function connectTo(
         if (client === undefined || client.status === "closed" || status === "closed") return;
         process.stderr.write(`${prefix}: ${status}: ${detail}\n`);
       },
-      onError: (err) => process.stderr.write(`${prefix}: ${err.message}\n`),
+      onError,
     });
     return client;
   } catch (e) {

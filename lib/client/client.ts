@@ -58,6 +58,8 @@ export class Client {
   readonly #protocol: ProtocolHandler;
   readonly #calls: Caller;
   readonly #procs = new Procedures();
+  /** Registrations waiting for `ready`: null, or the node's refusal for `ready` to throw. */
+  readonly #refusedProcs = new Map<string, ClientError | null>();
   readonly #subs = new Map<number, Subscription>();
   readonly #pings = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   /** Subscription and ping ids (calls have theirs from the pending-call table). */
@@ -81,6 +83,20 @@ export class Client {
         for (const p of this.#procs.names()) write(encode("REG", { proc: p }));
       },
       subscription: (sid) => this.#subs.get(sid),
+      refused: (err, at) => {
+        const sub = at.sid !== undefined ? this.#subs.get(at.sid) : undefined;
+        if (sub) {
+          this.#subs.delete(sub.sid); // the node holds nothing for it: no UNSUB
+          sub.buffer.close({ error: err });
+          return true;
+        }
+        if (at.proc === undefined || !this.#procs.forget(at.proc)) return false;
+        // A registration still waiting for `ready` hears it there; a later withdrawal (the
+        // node's rules were reloaded) goes to onError.
+        if (!this.#refusedProcs.has(at.proc)) return false;
+        this.#refusedProcs.set(at.proc, err);
+        return true;
+      },
       reply: (id, payload) => this.#calls.reply(id, payload),
       fail: (id, code, message) => this.#calls.fail(id, code, message),
       call: (id, proc, payload) =>
@@ -129,6 +145,8 @@ export class Client {
       host: target.host.includes(":") ? "::" : "0.0.0.0",
       port: 0,
       acceptIncoming: false,
+      idleTimeoutMs: DEFAULTS.idleTimeoutMs,
+      keepAliveMs: DEFAULTS.keepAliveMs,
       tls: { ca: creds.ca, cert: creds.cert, key: creds.key },
       checkPeer: verifier.checkPeer(),
     });
@@ -311,8 +329,14 @@ export class Client {
       throw new ClientError("duplicate", `this client already serves ${procedure}`);
     }
     this.#procs.add(procedure, handler);
+    this.#refusedProcs.set(procedure, null);
     this.#protocol.send(encode("REG", { proc: procedure }), false);
-    const ready = this.flush();
+    // The node answers a refused REG before the flush's PONG (one ordered stream).
+    const ready = this.flush().finally(() => {
+      const refused = this.#refusedProcs.get(procedure);
+      this.#refusedProcs.delete(procedure);
+      if (refused) throw refused;
+    });
     ready.catch(() => {});
     return {
       procedure,

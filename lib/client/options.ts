@@ -52,6 +52,15 @@ export const DEFAULTS = {
    * second; past 10 s the address or the node is wrong, and `connect` should say so.
    */
   connectTimeoutMs: 10_000,
+  /**
+   * A client's session is idle (so its node gone) after this much silence: QUIC uses the smaller
+   * of both ends' idle timeouts, so the client's 6 s bounds how long it believes in a dead node
+   * (nodes keep 30 s between themselves). With a keep-alive every second, a live but quiet
+   * session never comes near it, and six lost keep-alives in a row mean the node is gone.
+   */
+  idleTimeoutMs: 6000,
+  /** A QUIC PING this often keeps the session and NAT mappings alive (see `idleTimeoutMs`). */
+  keepAliveMs: 1000,
   /** How long a new session may take to send its `INFO` (the node answers at once). */
   infoTimeoutMs: 5000,
   /**

@@ -36,6 +36,13 @@ export interface ProtocolHooks {
   cancel(id: number): void;
   /** `PONG` to `PING` `id`. */
   pong(id: number): void;
+  /**
+   * The node refused something on this session (`ERROR`): with `sid` a subscription, with `proc`
+   * a registration, neither for a publish. `code` is the ERROR code (`permission_denied`,
+   * `bad_topic`…), `error` the `ClientError` that says it. True when it reached what it was
+   * about (the subscription's loop, the registration's `ready`); else it goes to `onError`.
+   */
+  refused(error: ClientError, at: { sid?: number; proc?: string }): boolean;
   /** The session dropped: fail what was in flight on it. */
   disconnected(why: string): void;
   /** The session dropped and the client will not reconnect: it is closed. */
@@ -297,7 +304,14 @@ export class ProtocolHandler {
         return;
       }
       case "ERROR": {
-        const err = new ClientError(x.code as string, `node ${this.url}: ${x.message as string}`);
+        const err = new ClientError(
+          x.code as string,
+          `node ${this.url}: ${x.code as string}: ${x.message as string}`,
+        );
+        const at: { sid?: number; proc?: string } = {};
+        if (typeof x.sid === "number") at.sid = x.sid;
+        if (typeof x.proc === "string") at.proc = x.proc;
+        if (this.hooks.refused(err, at)) return;
         if (this.opts.onError) this.opts.onError(err);
         else console.error(`macula client: ${err.message}`);
         return;

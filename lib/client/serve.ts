@@ -64,6 +64,11 @@ export class Procedures {
     return true;
   }
 
+  /** Stops serving `procedure` whatever its handler (the node refused it); true when it did. */
+  forget(procedure: string): boolean {
+    return this.#handlers.delete(procedure);
+  }
+
   /** The procedures served, to register again on a new session. */
   names(): IterableIterator<string> {
     return this.#handlers.keys();

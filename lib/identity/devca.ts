@@ -10,6 +10,7 @@ import type { Credentials } from "./credentials.ts";
 import { IDENTITY_DEFAULTS } from "./defaults.ts";
 import { createCaCertificate, signLeafCertificate } from "./issuer.ts";
 import type { KeyType } from "./keys.ts";
+import type { Role } from "./names.ts";
 import type { x509 } from "./x509.ts";
 
 export type { KeyType };
@@ -45,6 +46,8 @@ export interface DevIssueOptions {
   ips?: string[];
   /** Realm for the `macula://<realm>/node/<node-id>` SAN. Default: the CA's realm, if any. */
   realm?: string;
+  /** A node (default) or a client certificate. */
+  role?: Role;
   /** Groups, as `macula://<realm>/group/<g>` SANs (needs a realm). */
   groups?: string[];
   /** Override the node id in the node URI (tests of mismatch detection). */
@@ -79,6 +82,7 @@ export async function issue(ca: DevCa, opts: DevIssueOptions = {}): Promise<DevC
       key: opts.type ?? ca.type,
       subject: `CN=${opts.name ?? "node"}`,
       realm: opts.realm ?? ca.realm,
+      role: opts.role ?? "node",
       groups: opts.groups ?? [],
       dns: opts.dns ?? loopback.dns,
       ips: opts.ips ?? loopback.ips,

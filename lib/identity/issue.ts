@@ -14,7 +14,7 @@ import { expiryWarnings } from "./expiry.ts";
 import { type OutFile, refuseExisting, writeAll } from "./files.ts";
 import { signLeafCertificate } from "./issuer.ts";
 import { type KeyType, publicKeySpki } from "./keys.ts";
-import { checkGroup } from "./names.ts";
+import { checkGroup, type Role, ROLES } from "./names.ts";
 import { x509 } from "./x509.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -48,6 +48,8 @@ export interface LeafOptions {
   ca: Ca;
   /** Common name (`CN`). */
   name: string;
+  /** What the certificate may do: a mesh node (default) or a client (docs/security.md). */
+  role?: Role;
   groups?: string[];
   dns?: string[];
   ips?: string[];
@@ -70,6 +72,7 @@ export interface Issued {
   nodeId: string;
   uri: string;
   realm: string;
+  role: Role;
   serial: string;
   notBefore: Date;
   notAfter: Date;
@@ -87,6 +90,10 @@ async function buildLeaf(
 ): Promise<Issued> {
   const { ca } = opts;
   const name = checkName(opts.name);
+  const role = opts.role ?? "node";
+  if (!ROLES.includes(role)) {
+    throw new CertsError(`invalid role ${JSON.stringify(role)} (want ${ROLES.join(" or ")})`);
+  }
   const groups = [...new Set((opts.groups ?? []).map(checkGroup))];
   const dns = [...new Set((opts.dns ?? []).map(checkDns))];
   const ips = [...new Set((opts.ips ?? []).map(checkIp))];
@@ -112,6 +119,7 @@ async function buildLeaf(
     key,
     subject: `CN=${name}`,
     realm: ca.realm,
+    role,
     groups,
     dns,
     ips,
@@ -129,6 +137,7 @@ async function buildLeaf(
     nodeId: leaf.nodeId,
     uri: leaf.uri!,
     realm: ca.realm,
+    role,
     serial: normalizeSerial(cert.serialNumber),
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,

@@ -7,7 +7,7 @@
  * and the dev realm) and the in-memory CA (devca.ts: demo, tests, benchmarks).
  */
 import { exportSpki, generateKeyPair, KEY_ALGORITHMS, type KeyType, pkcs8Pem } from "./keys.ts";
-import { groupUri, nodeIdFromSpki, nodeIdText, nodeUri } from "./names.ts";
+import { groupUri, nodeIdFromSpki, nodeIdText, nodeUri, type Role } from "./names.ts";
 import { caExtensions, endEntityExtensions, leafNames, randomSerial } from "./profile.ts";
 import { x509 } from "./x509.ts";
 
@@ -55,6 +55,8 @@ export interface LeafCertificateSpec {
   subject: string;
   /** With a realm, the certificate names the node (`macula://<realm>/node/<id>`) and its groups. */
   realm?: string | undefined;
+  /** A node (default) or a client: the URI's kind and the extended key usages. */
+  role?: Role;
   groups?: readonly string[];
   dns?: readonly string[];
   ips?: readonly string[];
@@ -93,7 +95,8 @@ export async function signLeafCertificate(
   }
   const nodeId = nodeIdText(nodeIdFromSpki(spki));
   const realm = spec.realm;
-  const uri = realm ? nodeUri(realm, spec.nodeIdOverride ?? nodeId) : undefined;
+  const role = spec.role ?? "node";
+  const uri = realm ? nodeUri(realm, spec.nodeIdOverride ?? nodeId, role) : undefined;
   const names = leafNames({
     uri,
     groupUris: realm ? (spec.groups ?? []).map((g) => groupUri(realm, g)) : [],
@@ -109,7 +112,7 @@ export async function signLeafCertificate(
     publicKey: spki,
     signingKey: ca.privateKey,
     signingAlgorithm: KEY_ALGORITHMS[ca.type].sign,
-    extensions: await endEntityExtensions(spki, ca.cert.publicKey, names),
+    extensions: await endEntityExtensions(spki, ca.cert.publicKey, names, role),
   });
   const out: LeafCertificate = { cert, pem: cert.toString("pem"), nodeId };
   if (keyPem !== undefined) out.keyPem = keyPem;

@@ -33,6 +33,8 @@ export {
   realmProblem,
   realmTag,
   realmTagHex,
+  type Role,
+  ROLES,
 } from "./names.ts";
 export { type PeerIdentity, Verifier, type VerifierOptions } from "./verify.ts";
 export { generateKeyPair, KEY_ALGORITHMS, type KeyType, keyTypeOf, publicKeySpki } from "./keys.ts";

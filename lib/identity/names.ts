@@ -10,7 +10,10 @@
  *   usable as a Kademlia key); its text form is lowercase RFC 4648 base32 without padding (52
  *   characters).
  * - **Group**: 1–64 of `a-z 0-9 - _ .`, starting with a letter or digit.
- * - **URIs** (certificate SANs): `macula://<realm>/node/<node-id>` names a node or user,
+ * - **Role**: what a certificate may do in its realm: `node` (a mesh node: routes, membership,
+ *   traversal, relaying) or `client` (an application or user: the client protocol only).
+ * - **URIs** (certificate SANs): `macula://<realm>/node/<node-id>` names a node,
+ *   `macula://<realm>/client/<node-id>` a client (the id is the hash of its key, as for a node),
  *   `macula://<realm>/group/<group>` one group membership each, `macula://<realm>/ca` the CA.
  */
 import { NameError } from "./errors.ts";
@@ -119,11 +122,18 @@ export function isNodeIdText(text: string): boolean {
   return NODE_ID_TEXT.test(text);
 }
 
-/** `macula://<realm>/node/<node-id>` */
-export function nodeUri(realm: string, nodeId: string): string {
+/** What a certificate may do in its realm (docs/security.md, "Roles"). */
+export type Role = "node" | "client";
+
+/** The roles, in the order `--help` lists them. */
+export const ROLES: readonly Role[] = ["node", "client"];
+
+/** `macula://<realm>/node/<node-id>`, or `macula://<realm>/client/<node-id>` for a client. */
+export function nodeUri(realm: string, nodeId: string, role: Role = "node"): string {
   checkRealm(realm);
   if (!isNodeIdText(nodeId)) throw new NameError(`invalid node id ${JSON.stringify(nodeId)}`);
-  return `macula://${realm}/node/${nodeId}`;
+  if (!ROLES.includes(role)) throw new NameError(`invalid role ${JSON.stringify(role)}`);
+  return `macula://${realm}/${role}/${nodeId}`;
 }
 
 /** `macula://<realm>/group/<group>` */
@@ -138,17 +148,20 @@ export function caUri(realm: string): string {
 
 /** What a `macula://` URI names, or null for any other URI. */
 export type MaculaUri =
-  | { kind: "node"; realm: string; nodeId: string }
+  | { kind: "node" | "client"; realm: string; nodeId: string }
   | { kind: "group"; realm: string; group: string }
   | { kind: "ca"; realm: string };
 
 /** Parses a `macula://` URI; null when it is not one or is malformed. */
 export function parseMaculaUri(uri: string): MaculaUri | null {
-  const m = /^macula:\/\/([^/]+)\/(node\/([^/]+)|group\/([^/]+)|ca)$/.exec(uri);
+  const m = /^macula:\/\/([^/]+)\/((node|client)\/([^/]+)|group\/([^/]+)|ca)$/.exec(uri);
   if (!m) return null;
   const realm = m[1]!;
   if (realmProblem(realm)) return null;
-  if (m[3] !== undefined) return isNodeIdText(m[3]) ? { kind: "node", realm, nodeId: m[3] } : null;
-  if (m[4] !== undefined) return GROUP.test(m[4]) ? { kind: "group", realm, group: m[4] } : null;
+  if (m[4] !== undefined) {
+    const kind = m[3] as Role;
+    return isNodeIdText(m[4]) ? { kind, realm, nodeId: m[4] } : null;
+  }
+  if (m[5] !== undefined) return GROUP.test(m[5]) ? { kind: "group", realm, group: m[5] } : null;
   return { kind: "ca", realm };
 }

@@ -1,10 +1,11 @@
 /**
  * The X.509 profile of Macula certificates (docs/certificates.md): what a realm CA certificate
  * and a node or user certificate carry. The realm CA: CA with pathLen 0, keyCertSign + cRLSign,
- * `macula://<realm>/ca`. An end entity: not a CA, digitalSignature, serverAuth + clientAuth, its
- * SANs in a fixed order, key identifiers. Serial numbers: 16 random bytes. issuer.ts applies it.
+ * `macula://<realm>/ca`. An end entity: not a CA, digitalSignature, serverAuth + clientAuth for a
+ * node (it accepts connections) or clientAuth alone for a client, its SANs in a fixed order, key
+ * identifiers. Serial numbers: 16 random bytes. issuer.ts applies it.
  */
-import { caUri } from "./names.ts";
+import { caUri, type Role } from "./names.ts";
 import { x509 } from "./x509.ts";
 
 /** A random positive certificate serial number, always 16 bytes in DER, as hex. */
@@ -37,14 +38,16 @@ export async function endEntityExtensions(
   publicKey: x509.PublicKeyType,
   issuerKey: x509.PublicKeyType,
   names: x509.JsonGeneralNames,
+  role: Role = "node",
 ): Promise<x509.Extension[]> {
   return [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    new x509.ExtendedKeyUsageExtension([
-      x509.ExtendedKeyUsage.serverAuth,
-      x509.ExtendedKeyUsage.clientAuth,
-    ]),
+    new x509.ExtendedKeyUsageExtension(
+      role === "node"
+        ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]
+        : [x509.ExtendedKeyUsage.clientAuth],
+    ),
     new x509.SubjectAlternativeNameExtension(names),
     await x509.SubjectKeyIdentifierExtension.create(publicKey),
     await x509.AuthorityKeyIdentifierExtension.create(issuerKey),
@@ -56,7 +59,7 @@ export async function endEntityExtensions(
  * names, IP addresses.
  */
 export function leafNames(o: {
-  /** `macula://<realm>/node/<id>`; absent for a certificate of no realm (the in-memory CA). */
+  /** `macula://<realm>/node/<id>` (or `/client/<id>`); absent for a certificate of no realm (the in-memory CA). */
   uri?: string | undefined;
   groupUris?: readonly string[];
   dns?: readonly string[];

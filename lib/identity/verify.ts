@@ -8,7 +8,7 @@
  */
 import { commonName, sanUris } from "./certificates.ts";
 import { IdentityError } from "./errors.ts";
-import { checkRealm, nodeIdFromSpki, nodeIdText, parseMaculaUri } from "./names.ts";
+import { checkRealm, nodeIdFromSpki, nodeIdText, parseMaculaUri, type Role } from "./names.ts";
 import { x509 } from "./x509.ts";
 
 /** Who a verified peer is. */
@@ -18,6 +18,8 @@ export interface PeerIdentity {
   /** Node id, 32 bytes (a Kademlia key). */
   nodeIdBytes: Uint8Array;
   realm: string;
+  /** A mesh node or a client (the kind of its `macula://` URI). */
+  role: Role;
   groups: string[];
   /** The certificate's common name (the name given when it was issued). */
   name: string;
@@ -173,15 +175,15 @@ export class Verifier {
       );
     }
     const parsed = sanUris(leaf).map(parseMaculaUri);
-    const nodes = parsed.filter((u) => u?.kind === "node") as {
-      kind: "node";
+    const nodes = parsed.filter((u) => u?.kind === "node" || u?.kind === "client") as {
+      kind: Role;
       realm: string;
       nodeId: string;
     }[];
     if (nodes.length !== 1) {
       throw new IdentityError(
         "missing-san",
-        `${who} must carry exactly one macula://<realm>/node/<node-id> URI, found ${nodes.length}`,
+        `${who} must carry exactly one macula://<realm>/node/<node-id> or macula://<realm>/client/<node-id> URI, found ${nodes.length}`,
       );
     }
     const node = nodes[0]!;
@@ -206,6 +208,7 @@ export class Verifier {
       nodeId: id,
       nodeIdBytes: idBytes,
       realm: node.realm,
+      role: node.kind,
       groups,
       name: commonName(leaf),
       notAfter: leaf.notAfter,

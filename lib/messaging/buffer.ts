@@ -91,6 +91,7 @@ export interface BufferStats {
 
 interface Waiter<T> {
   resolve(result: IteratorResult<T>): void;
+  reject(error: Error): void;
 }
 
 function defaultSize(message: unknown): number {
@@ -126,6 +127,8 @@ export class MessageBuffer<T> implements AsyncIterable<T> {
   private readonly waiters: Waiter<T>[] = [];
   private writers: (() => void)[] = [];
   private isClosed = false;
+  /** Why the buffer was closed, when it ended in an error (iteration throws it, after the queue). */
+  private error: Error | undefined;
   private nAccepted = 0;
   private nDelivered = 0;
   private nDropped = 0;
@@ -215,18 +218,25 @@ export class MessageBuffer<T> implements AsyncIterable<T> {
   /**
    * Closes the buffer: later pushes return `"closed"`. By default queued messages are still
    * delivered and iteration ends after them; with `discard: true` they are dropped (counted)
-   * and iteration ends at once. Idempotent.
+   * and iteration ends at once. With `error`, iteration throws it instead of ending (after what
+   * was queued). Idempotent.
    */
-  close(options: { discard?: boolean } = {}): void {
+  close(options: { discard?: boolean; error?: Error } = {}): void {
     if (options.discard) {
       while (this.count > 0) this.drop(this.take().size);
     }
     if (this.isClosed) return;
     this.isClosed = true;
+    this.error = options.error;
     this.wakeWriters();
     if (this.count === 0) {
-      for (const w of this.waiters.splice(0)) w.resolve({ value: undefined, done: true });
+      for (const w of this.waiters.splice(0)) this.end(w);
     }
+  }
+
+  private end(w: Waiter<T>): void {
+    if (this.error) w.reject(this.error);
+    else w.resolve({ value: undefined, done: true });
   }
 
   /** True once `close()` was called. */
@@ -258,7 +268,7 @@ export class MessageBuffer<T> implements AsyncIterable<T> {
     };
   }
 
-  /** The next message, waiting for one; `done` once closed and drained. */
+  /** The next message, waiting for one; `done` once closed and drained (or the close's error). */
   next(): Promise<IteratorResult<T>> {
     if (this.count > 0) {
       const { message } = this.take();
@@ -266,8 +276,12 @@ export class MessageBuffer<T> implements AsyncIterable<T> {
       this.wakeWriters();
       return Promise.resolve({ value: message, done: false });
     }
-    if (this.isClosed) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => this.waiters.push({ resolve }));
+    if (this.isClosed) {
+      return this.error
+        ? Promise.reject(this.error)
+        : Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
@@ -311,7 +325,7 @@ export class MessageBuffer<T> implements AsyncIterable<T> {
     this.count--;
     this.byteCount -= size;
     if (this.isClosed && this.count === 0) {
-      for (const w of this.waiters.splice(0)) w.resolve({ value: undefined, done: true });
+      for (const w of this.waiters.splice(0)) this.end(w);
     }
     return { message, size };
   }

@@ -26,7 +26,8 @@ export type RpcErrorCode =
   | "payload_too_large"
   | "cancelled"
   | "unavailable"
-  | "bad_request";
+  | "bad_request"
+  | "permission_denied";
 
 /** Every code, in wire-number order. */
 export const RPC_ERROR_CODES: readonly RpcErrorCode[] = [
@@ -37,6 +38,7 @@ export const RPC_ERROR_CODES: readonly RpcErrorCode[] = [
   "cancelled",
   "unavailable",
   "bad_request",
+  "permission_denied",
 ];
 
 /** Stable wire numbers (1-based; 0 is never an error). */
@@ -48,6 +50,7 @@ export const RPC_ERROR_NUMBERS: Readonly<Record<RpcErrorCode, number>> = {
   cancelled: 5,
   unavailable: 6,
   bad_request: 7,
+  permission_denied: 8,
 };
 
 /** What each code means, used as the default message. */
@@ -59,6 +62,7 @@ export const RPC_ERROR_TEXT: Readonly<Record<RpcErrorCode, string>> = {
   cancelled: "the caller cancelled the call",
   unavailable: "the chosen provider went away before replying (session closed or unregistered)",
   bad_request: "the call is malformed (invalid procedure name or payload)",
+  permission_denied: "the caller's certificate groups do not allow calling the procedure",
 };
 
 /** True when `code` is one of `RPC_ERROR_CODES`. */

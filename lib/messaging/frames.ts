@@ -99,6 +99,7 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
       { name: "code", kind: "str", max: 64 },
       { name: "message", kind: "str", max: 4096 },
       { name: "sid", ...ID, optional: true },
+      { name: "proc", ...TOPIC, optional: true },
     ],
   },
 ];

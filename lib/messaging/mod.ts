@@ -19,8 +19,10 @@ export {
   ROUTE_CHANNEL,
 } from "./frames.ts";
 export {
+  type BusOperation,
   type Link,
   Router,
+  ROUTER_LIMITS,
   type RouterOptions,
   type RouterSend,
   type RouterStats,

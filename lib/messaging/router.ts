@@ -39,6 +39,11 @@ export interface Link {
   readonly id: string;
   /** A client attached to this node, or a peer node. */
   readonly kind: "client" | "node";
+  /**
+   * True while frames to this link are backed up past its limit (the driver's view): calls are
+   * not handed to a congested provider while another can take them. Default: never.
+   */
+  congested?(): boolean;
 }
 
 /** One bus frame for the driver to send to a link (the router's only kind of action). */
@@ -50,8 +55,18 @@ export interface RouterSend<L extends Link = Link> {
 
 export { ProtocolError };
 
+/** What a client does on the bus, as the router asks `authorize` about it. */
+export type BusOperation = "publish" | "subscribe" | "serve" | "call";
+
 /** Router options. */
-export interface RouterOptions {
+export interface RouterOptions<L extends Link = Link> {
+  /**
+   * Decides whether a client may do `op` on `subject` (topic, pattern or procedure; `queue` for
+   * a queue subscription): null when it may, else the refusal's message (it names the rule).
+   * Asked for client links only; default: everything allowed. A refusal reaches the client as
+   * `ERROR permission_denied` (or `FAIL permission_denied` for a call) and is counted.
+   */
+  authorize?: (link: L, op: BusOperation, subject: string, queue?: string) => string | null;
   /** Numbers in [0, 1) for the `random` strategy. */
   random: Rng;
   /** Largest payload accepted (PUB, CALL, REPLY). Default 1 MiB. */
@@ -60,7 +75,31 @@ export interface RouterOptions {
   defaultStrategy?: SelectionStrategy;
   /** How long a flush waits for peer nodes. Default 5 000 ms. */
   pingTimeoutMs?: number;
+  /** Subscriptions one client may hold at once. Default 10 000 (`ROUTER_LIMITS`). */
+  maxSubscriptions?: number;
+  /** Procedures one client may serve at once. Default 1 000. */
+  maxProcedures?: number;
+  /** Calls one client may have in flight at once. Default 1 000. */
+  maxPendingCalls?: number;
+  /** The longest deadline a call may ask for; longer ones are cut to it. Default 300 000 ms. */
+  maxCallTimeoutMs?: number;
 }
+
+/**
+ * The router's default bounds on what one link may hold, each with its reason. Past a bound the
+ * operation is refused with an error naming the limit (`ERROR limit` / `FAIL bad_request`) and
+ * counted in `stats.limited`.
+ */
+export const ROUTER_LIMITS = {
+  /** Far above an application's need (NATS allows unlimited; 10k covers wide fan-in), far below what costs a node real memory (about 200 B each). */
+  maxSubscriptions: 10_000,
+  /** A service serves a handful of procedures; 1 000 is generous. */
+  maxProcedures: 1_000,
+  /** Each pending call holds its payload until answered: 1 000 × 1 MiB bounds a link at 1 GiB worst case, typically far less. */
+  maxPendingCalls: 1_000,
+  /** A call waiting longer than 5 minutes should be a message, not a held request. */
+  maxCallTimeoutMs: 300_000,
+} as const;
 
 /** Counters, all growing. */
 export interface RouterStats {
@@ -73,6 +112,10 @@ export interface RouterStats {
   replies: number;
   failures: number;
   protocolErrors: number;
+  /** Client operations refused by `authorize`. */
+  denied: number;
+  /** Operations refused because a link reached one of its limits (`ROUTER_LIMITS`). */
+  limited: number;
 }
 
 interface LocalSub {
@@ -97,6 +140,8 @@ interface LinkState {
   >;
   /** node: queue ("" for plain) → the interned interest object. */
   readonly remotes: Map<string, Remote>;
+  /** node: `queue pattern` → how many of its interest ids name it (O(1) unsubscribe). */
+  readonly refs: Map<string, number>;
   /** Procedures this link provides. */
   readonly provides: Set<string>;
   /** Calls this link started and that are still pending here: its call id → our id. */
@@ -131,6 +176,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     replies: 0,
     failures: 0,
     protocolErrors: 0,
+    denied: 0,
+    limited: 0,
   };
   readonly maxPayload: number;
   readonly #links = new Map<string, LinkState>();
@@ -150,17 +197,21 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   /** Topics already checked (publishers repeat topics; the check is a regex per segment). */
   readonly #validTopics = new Set<string>();
   #pingIds = 1;
-  readonly #opts: Required<RouterOptions>;
+  readonly #opts: Required<Omit<RouterOptions<L>, "authorize">>;
+  readonly #authorize: RouterOptions<L>["authorize"];
   /** The `now` of the latest input (the router reads no clock). */
   #now = 0;
   #out: RouterSend<L>[] = [];
 
-  constructor(options: RouterOptions) {
+  constructor(options: RouterOptions<L>) {
+    const { authorize, ...rest } = options;
+    this.#authorize = authorize;
     this.#opts = {
       maxPayload: 1024 * 1024,
       defaultStrategy: "local-first",
       pingTimeoutMs: 5000,
-      ...options,
+      ...ROUTER_LIMITS,
+      ...rest,
     };
     this.maxPayload = this.#opts.maxPayload;
     this.#local = new SubscriptionTrie<LocalSub>();
@@ -175,6 +226,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       link,
       subs: new Map(),
       remotes: new Map(),
+      refs: new Map(),
       provides: new Set(),
       calls: new Map(),
     });
@@ -317,7 +369,47 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
 
   // ------------------------------------------------------------------ pub/sub
 
+  /** The refusal of a client's operation, counted; null when allowed (or not a client). */
+  #denied(link: Link, op: BusOperation, subject: string, queue?: string): string | null {
+    if (!this.#authorize || link.kind !== "client") return null;
+    const why = this.#authorize(link as L, op, subject, queue);
+    if (why !== null) this.stats.denied++;
+    return why;
+  }
+
+  /**
+   * Asks `authorize` again about every client subscription and registration (after the rules
+   * changed): what is no longer allowed is removed, and its client told (`ERROR
+   * permission_denied` with the sid or the procedure). Returns how many were removed.
+   */
+  reauthorize(): number {
+    let n = 0;
+    for (const st of this.#links.values()) {
+      if (st.link.kind !== "client") continue;
+      for (const [sid, s] of [...st.subs]) {
+        const why = this.#denied(st.link, "subscribe", s.pattern, s.queue);
+        if (why === null) continue;
+        this.#unsub(st, sid);
+        this.#send(st.link, "ERROR", { code: "permission_denied", message: why, sid });
+        n++;
+      }
+      for (const proc of [...st.provides]) {
+        const why = this.#denied(st.link, "serve", proc);
+        if (why === null) continue;
+        this.#unreg(st, proc);
+        this.#send(st.link, "ERROR", { code: "permission_denied", message: why, proc });
+        n++;
+      }
+    }
+    return n;
+  }
+
   #publish(link: Link, topic: string, payload: Uint8Array): void {
+    const why = this.#denied(link, "publish", topic);
+    if (why !== null) {
+      this.#send(link, "ERROR", { code: "permission_denied", message: why });
+      return;
+    }
     if (!this.#validTopics.has(topic)) {
       try {
         checkTopic(topic);
@@ -387,6 +479,21 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return;
     }
     if (link.kind === "client") {
+      const why = this.#denied(link, "subscribe", pattern, queue);
+      if (why !== null) {
+        this.#send(link, "ERROR", { code: "permission_denied", message: why, sid });
+        return;
+      }
+      if (st.subs.size >= this.#opts.maxSubscriptions) {
+        this.stats.limited++;
+        this.#send(link, "ERROR", {
+          code: "limit",
+          message:
+            `SUB ${pattern}: this client holds ${st.subs.size} subscriptions, the node's limit (limits.max_subscriptions)`,
+          sid,
+        });
+        return;
+      }
       const entry: LocalSub = { link, sid, pattern, queue };
       try {
         this.#local.add(pattern, entry, queue);
@@ -407,6 +514,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       throw new ProtocolError(`SUB.pattern: ${(e as Error).message}`, { cause: e });
     }
     st.subs.set(sid, { pattern, queue, entry });
+    const k = `${QUEUE_KEY(queue)} ${pattern}`;
+    st.refs.set(k, (st.refs.get(k) ?? 0) + 1);
   }
 
   #unsub(st: LinkState, sid: number): void {
@@ -419,9 +528,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return;
     }
     // Another interest id of this node may name the same (pattern, queue): keep it then.
-    for (const other of st.subs.values()) {
-      if (other.pattern === s.pattern && other.queue === s.queue) return;
+    const k = `${QUEUE_KEY(s.queue)} ${s.pattern}`;
+    const n = (st.refs.get(k) ?? 1) - 1;
+    if (n > 0) {
+      st.refs.set(k, n);
+      return;
     }
+    st.refs.delete(k);
     this.#remote.remove(s.pattern, s.entry as Remote, s.queue);
   }
 
@@ -464,7 +577,22 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       this.#send(st.link, "ERROR", { code: "bad_procedure", message: (e as Error).message });
       return;
     }
+    const why = this.#denied(st.link, "serve", proc);
+    if (why !== null) {
+      this.#send(st.link, "ERROR", { code: "permission_denied", message: why, proc });
+      return;
+    }
     if (st.provides.has(proc)) return;
+    if (st.link.kind === "client" && st.provides.size >= this.#opts.maxProcedures) {
+      this.stats.limited++;
+      this.#send(st.link, "ERROR", {
+        code: "limit",
+        message:
+          `REG ${proc}: this client serves ${st.provides.size} procedures, the node's limit (limits.max_procedures)`,
+        proc,
+      });
+      return;
+    }
     st.provides.add(proc);
     this.#registry.register(proc, { id: st.link.id, local: st.link.kind === "client" });
     if (st.link.kind === "client") {
@@ -512,6 +640,16 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       if (e instanceof RpcError) return fail(e.code, e.detail ?? e.message);
       return fail("bad_request", (e as Error).message);
     }
+    const why = this.#denied(link, "call", proc);
+    if (why !== null) return fail("permission_denied", why);
+    if (link.kind === "client" && st.calls.size >= this.#opts.maxPendingCalls) {
+      this.stats.limited++;
+      return fail(
+        "bad_request",
+        `CALL ${proc}: ${st.calls.size} calls of this session are in flight, the node's limit (limits.max_pending_calls)`,
+      );
+    }
+    timeoutMs = Math.min(timeoutMs, this.#opts.maxCallTimeoutMs);
     let strategy = this.#opts.defaultStrategy;
     if (strategyName !== undefined) {
       if (!SELECTION_STRATEGIES.includes(strategyName as SelectionStrategy)) {
@@ -543,6 +681,22 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     let providerId: string;
     try {
       providerId = this.#registry.choose(proc, ctx.strategy, { exclude: ctx.tried }).id;
+      // A provider whose link is backed up would hold the call in its queue: try the others.
+      if (this.#links.get(providerId)?.link.congested?.()) {
+        const skip = new Set(ctx.tried);
+        for (const p of this.#registry.providers(proc)) {
+          if (this.#links.get(p.id)?.link.congested?.()) skip.add(p.id);
+        }
+        try {
+          providerId = this.#registry.choose(proc, ctx.strategy, { exclude: skip }).id;
+        } catch {
+          this.stats.limited++;
+          throw new RpcError(
+            "unavailable",
+            `every provider of ${proc} is backed up (its node's queue to it is full)`,
+          );
+        }
+      }
     } catch (e) {
       this.stats.failures++;
       const err = e as RpcError;

@@ -17,7 +17,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { type HostPort, sameHost, TUNNEL_HOST } from "../quic/mod.ts";
-import { monoNow } from "../util/mod.ts";
+import { monoNow, RateLimiter } from "../util/mod.ts";
 import { RelayRefused } from "./errors.ts";
 
 /** First byte of a relayed packet: in 0x00–0x3f (not QUIC), past STUN (0–3), before "?" (probes). */
@@ -96,11 +96,6 @@ interface Allocation {
   gone: boolean;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 /** Counters of a relay. */
 export interface RelayStats {
   allocations: number;
@@ -139,7 +134,8 @@ export class RelayServer {
   readonly #halves = new Map<string, Half>();
   readonly #allocs = new Map<number, Allocation>();
   readonly #perPeer = new Map<string, number>();
-  readonly #buckets = new Map<string, Bucket>();
+  /** A byte-rate bucket per sending peer (ends of allocations: at most 2 × maxSessions). */
+  readonly #buckets: RateLimiter<string>;
   #ids = 1;
 
   constructor(
@@ -150,7 +146,14 @@ export class RelayServer {
       /** Sends a datagram from the relay's QUIC socket. */
       send: (data: Uint8Array, host: string, port: number) => void;
     },
-  ) {}
+  ) {
+    const l = o.limits;
+    this.#buckets = new RateLimiter({
+      perSecond: l.bytesPerSecond,
+      burst: l.burstBytes,
+      maxKeys: 2 * l.maxSessions,
+    });
+  }
 
   /** Allocates a relayed session between `a` and `b`; throws `RelayRefused` over a quota. */
   allocate(a: RelayEnd, b: RelayEnd): { id: number; tokenA: Uint8Array; tokenB: Uint8Array } {
@@ -214,7 +217,7 @@ export class RelayServer {
       for (const x of this.#allocs.values()) {
         if (x.a.end.nodeId === peer || x.b.end.nodeId === peer) still = true;
       }
-      if (!still) this.#buckets.delete(peer);
+      if (!still) this.#buckets.forget(peer);
     }
   }
 
@@ -240,7 +243,7 @@ export class RelayServer {
       return true;
     }
     const now = this.o.now();
-    if (!this.#take(h.end.nodeId, data.length, now)) {
+    if (!this.#buckets.take(h.end.nodeId, data.length, now)) {
       this.stats.droppedRate++;
       return true;
     }
@@ -254,18 +257,6 @@ export class RelayServer {
     a.bytes += data.length;
     this.stats.packets++;
     this.stats.bytes += data.length;
-    return true;
-  }
-
-  /** Token bucket per sending peer. */
-  #take(peer: string, n: number, now: number): boolean {
-    const l = this.o.limits;
-    let b = this.#buckets.get(peer);
-    if (!b) this.#buckets.set(peer, b = { tokens: l.burstBytes, at: now });
-    b.tokens = Math.min(l.burstBytes, b.tokens + (now - b.at) * l.bytesPerSecond / 1000);
-    b.at = now;
-    if (b.tokens < n) return false;
-    b.tokens -= n;
     return true;
   }
 

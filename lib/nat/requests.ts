@@ -102,6 +102,7 @@ export const RELAY_OPEN = defineRequest<{ target: string }, { token: string }>(
   "relay.open",
   [nodeId("target")],
   [token()],
+  "operators",
 );
 /** From a relay to the target: a relayed session from `peer` comes with `token`. */
 export const RELAY_ACCEPT = defineRequest<{ peer: string; token: string }, Ok>(
@@ -116,4 +117,4 @@ export const RELAY_ACCEPT = defineRequest<{ peer: string; token: string }, Ok>(
 export const NAT_PING = defineRequest<
   { target: string; relayOnly?: boolean; upgrade?: boolean },
   unknown
->("nat.ping", [nodeId("target"), flag("relayOnly"), flag("upgrade")], "document");
+>("nat.ping", [nodeId("target"), flag("relayOnly"), flag("upgrade")], "document", "operators");

@@ -34,7 +34,7 @@ import {
 } from "./requests.ts";
 import { ask, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
 import type { HostPort, QuicConnection, QuicEndpoint } from "../quic/mod.ts";
-import { monoNow, withTimeout } from "../util/mod.ts";
+import { monoNow, RateLimiter, withTimeout } from "../util/mod.ts";
 
 /** How a node is reached. */
 export type PathKind = "direct" | "punched" | "relayed";
@@ -72,6 +72,8 @@ export interface TraversalHost {
   rendezvous(): PeerSession[];
   /** The address membership knows for `nodeId`. */
   addressOf(nodeId: string): string | undefined;
+  /** True when membership knows `nodeId` (any state): punches and dial-backs are only for them. */
+  isMember(nodeId: string): boolean;
   /** Dials an address, tracked like every session. */
   dial(addr: string, timeoutMs: number): Promise<PeerSession>;
   /** Makes a session on an established connection (dialer side), tracked. */
@@ -112,7 +114,20 @@ export class Traversal {
     upgradeFailed: 0,
     /** Relayed packets for neither this node's relay nor its tunnels (stale or forged tokens). */
     relayPacketsUnknown: 0,
+    /**
+     * Punch, dial-back and introduction requests refused: for a node that is no member, or past
+     * the rate per requester or per address (no request turns this node into a reflector).
+     */
+    refused: 0,
   };
+  /**
+   * Traversal requests per requesting node: 64 at once, then 8 a second. Generous, because a
+   * rendezvous legitimately asks on behalf of every node it introduces (a join storm sends it
+   * many at once); what protects an address is the bound per address below.
+   */
+  readonly #perRequester = new RateLimiter<string>({ perSecond: 8, burst: 64, maxKeys: 4096 });
+  /** Probes and dials toward one address, from all requesters: 4 at once, then one in 2 s. */
+  readonly #perAddress = new RateLimiter<string>({ perSecond: 0.5, burst: 4, maxKeys: 4096 });
   /** Tunnel port → the peer whose relayed session comes (or goes) through it, and the relay. */
   readonly #tunnelPeers = new Map<number, { peer: string; via: string }>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -170,8 +185,12 @@ export class Traversal {
   register(r: RequestRegistry): void {
     r.on(PING, () => ({ node: this.h.nodeId }));
     r.on(NAT_OBSERVED, (_, s) => hostPort(s));
-    r.on(NAT_INTRODUCE, (q, s) => this.#introduce(q.target, s));
-    r.on(NAT_PUNCH, (p) => {
+    r.on(NAT_INTRODUCE, (q, s) => {
+      this.#admit(s, q.target, null);
+      return this.#introduce(q.target, s);
+    });
+    r.on(NAT_PUNCH, (p, s) => {
+      this.#admit(s, p.peer, `${p.host}:${p.port}`);
       this.stats.punchRequests++;
       // Probes now and twice more, to overlap with the other side's handshake attempts.
       sendProbes(this.h.endpoint, p.host, p.port);
@@ -191,8 +210,14 @@ export class Traversal {
       if (this.pathOf(s) !== "relayed") this.punched.add(s);
       return { ok: true };
     });
-    r.on(NAT_DIALBACK, (q, s) => this.#dialback(q.target, s));
-    r.on(NAT_DIAL, (p) => this.#dial(p));
+    r.on(NAT_DIALBACK, (q, s) => {
+      this.#admit(s, q.target, null);
+      return this.#dialback(q.target, s);
+    });
+    r.on(NAT_DIAL, (p, s) => {
+      this.#admit(s, p.peer, `${p.host}:${p.port}`);
+      return this.#dial(p);
+    });
     r.on(RELAY_OPEN, (q, s) => this.#relayOpen(q.target, s));
     r.on(RELAY_ACCEPT, (q, s) => this.#relayAccept(q, s));
     r.on(NAT_UPGRADE, async (_, s) => {
@@ -200,6 +225,25 @@ export class Traversal {
       if (this.pathOf(s) !== "relayed" || !s.conn.isClient) return {};
       return { via: await this.#upgrade(s, s.peer.nodeId) };
     });
+  }
+
+  /**
+   * Refuses a traversal request (a `TraversalError` the requester sees, counted) unless it is
+   * about a member of the realm, and within the rate of its requester and of the address it
+   * would make this node send to. The requests come from nodes only (lib/peer access).
+   */
+  #admit(requester: PeerSession, about: string, toward: string | null): void {
+    const now = monoNow();
+    let why: string | null = null;
+    if (!this.h.isMember(about)) why = `${short(about)} is not a member of the realm here`;
+    else if (!this.#perRequester.take(requester.peer.nodeId, 1, now)) {
+      why = "too many traversal requests from this node (64, then 8 a second)";
+    } else if (toward !== null && !this.#perAddress.take(toward, 1, now)) {
+      why = `too many punches toward ${toward} (4, then one every 2 s)`;
+    }
+    if (why === null) return;
+    this.stats.refused++;
+    throw new TraversalError(why);
   }
 
   #later(ms: number, fn: () => void): void {

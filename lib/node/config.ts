@@ -10,7 +10,8 @@
  * join: [quic://10.0.0.2:4433]
  * tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
  * quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
- * limits: { max_payload: 1048576 }
+ * limits: { max_payload: 1048576, max_subscriptions: 10000, max_procedures: 1000,
+ *           max_pending_calls: 1000, max_call_timeout_ms: 300000 }
  * # dev realm only: the CA directory to use (default <data_dir>/ca), so several local
  * # nodes share one development CA
  * dev_ca_dir: ./n1/ca
@@ -25,6 +26,11 @@
  *          bytes_per_second: 1048576, burst_bytes: 262144, upgrade_after_ms: 30000 }
  * # SWIM + Lifeguard timing and the membership session pool (docs/membership.md, "Tuning")
  * membership: { probe_interval_ms: 500, probe_timeout_ms: 200, max_sessions: 64 }
+ * # what clients may do, by certificate group (docs/security.md, "Permissions")
+ * permissions:
+ *   default: deny
+ *   groups:
+ *     sensors: { publish: { allow: [sensors.>] }, subscribe: { allow: [commands.>] } }
  * ```
  *
  * The defaults, with the reason for each, are in defaults.ts.
@@ -34,6 +40,7 @@ import { realmProblem } from "../identity/mod.ts";
 import type { MembershipConfig } from "../mesh/mod.ts";
 import { MAX_PAYLOAD_LIMIT } from "../messaging/mod.ts";
 import { formatUrl, parseUrl, UrlError } from "../peer/mod.ts";
+import { parsePermissions, type PermissionsConfig, PolicyError } from "../policy/mod.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -52,7 +59,16 @@ export interface NodeConfig {
   tls: { ca: string; cert: string; key: string; crl?: string } | null;
   quic: { idleTimeoutMs: number; keepAliveMs: number };
   /** Largest message or call payload this node accepts. Default 1 MiB. */
-  limits: { maxPayload: number };
+  limits: {
+    maxPayload: number;
+    /** Per client: subscriptions, procedures served, calls in flight; the longest call deadline. */
+    maxSubscriptions: number;
+    maxProcedures: number;
+    maxPendingCalls: number;
+    maxCallTimeoutMs: number;
+    /** Bytes queued to all links together before the largest queues are shed. */
+    maxQueuedBytes: number;
+  };
   /** Dev realm: the CA directory (default `<dataDir>/ca`). Must be null outside the dev realm. */
   devCaDir: string | null;
   /**
@@ -82,6 +98,8 @@ export interface NodeConfig {
    * sessions the node keeps open for membership traffic.
    */
   membership: MembershipConfig & { maxSessions: number };
+  /** What clients may do, by the groups of their certificates (docs/security.md). */
+  permissions: PermissionsConfig;
 }
 
 /** Config keys of `membership:`, their field and range. */
@@ -160,6 +178,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "tags",
     "relay",
     "membership",
+    "permissions",
   ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
@@ -198,9 +217,30 @@ export function configFrom(raw: unknown): NodeConfig {
     }
   }
   if (top.limits !== undefined) {
-    const l = object(top.limits, "limits", ["max_payload"]);
+    const l = object(top.limits, "limits", [
+      "max_payload",
+      "max_subscriptions",
+      "max_procedures",
+      "max_pending_calls",
+      "max_call_timeout_ms",
+      "max_queued_bytes",
+    ]);
     if (l.max_payload !== undefined) {
       c.limits.maxPayload = int(l.max_payload, "limits.max_payload", 1, MAX_PAYLOAD_LIMIT);
+    }
+    const n = (k: string, min: number, max: number) => int(l[k], `limits.${k}`, min, max);
+    if (l.max_subscriptions !== undefined) {
+      c.limits.maxSubscriptions = n("max_subscriptions", 1, 10_000_000);
+    }
+    if (l.max_procedures !== undefined) c.limits.maxProcedures = n("max_procedures", 1, 1_000_000);
+    if (l.max_pending_calls !== undefined) {
+      c.limits.maxPendingCalls = n("max_pending_calls", 1, 1_000_000);
+    }
+    if (l.max_queued_bytes !== undefined) {
+      c.limits.maxQueuedBytes = n("max_queued_bytes", 1024 * 1024, 2 ** 40);
+    }
+    if (l.max_call_timeout_ms !== undefined) {
+      c.limits.maxCallTimeoutMs = n("max_call_timeout_ms", 1, 86_400_000);
     }
   }
   if (top.dev_ca_dir !== undefined) c.devCaDir = str(top.dev_ca_dir, "dev_ca_dir");
@@ -258,6 +298,14 @@ export function configFrom(raw: unknown): NodeConfig {
         `must be shorter than probe_interval_ms (${c.membership.probeIntervalMs})`,
         c.membership.probeTimeoutMs,
       );
+    }
+  }
+  if (top.permissions !== undefined && top.permissions !== null) {
+    try {
+      c.permissions = parsePermissions(top.permissions);
+    } catch (e) {
+      if (e instanceof PolicyError) throw new ConfigError(e.message, { cause: e });
+      throw e;
     }
   }
   if (top.advertise !== undefined) {
@@ -333,5 +381,6 @@ export function withDefaults(o: NodeConfigInput): NodeConfig {
     tags: o.tags ?? d.tags,
     relay: pick(d.relay, o.relay),
     membership: pick(d.membership, o.membership),
+    permissions: o.permissions ?? d.permissions,
   };
 }

@@ -6,9 +6,10 @@
  * quotas (lib/nat `RELAY_DEFAULTS`), QUIC (lib/quic).
  */
 import { DEFAULT_CONFIG as MEMBERSHIP_DEFAULTS } from "../mesh/mod.ts";
-import { DEFAULT_MAX_PAYLOAD } from "../messaging/mod.ts";
+import { DEFAULT_MAX_PAYLOAD, ROUTER_LIMITS } from "../messaging/mod.ts";
 import { RELAY_DEFAULTS } from "../nat/mod.ts";
 import { DEFAULT_PORT } from "../peer/mod.ts";
+import { OPEN } from "../policy/mod.ts";
 import type { NodeConfig } from "./config.ts";
 
 /** The configuration of a node that was told nothing. */
@@ -28,7 +29,18 @@ export const DEFAULTS: NodeConfig = {
     keepAliveMs: 10_000,
   },
   // 1 MiB, as NATS: large enough for documents, small enough that one message never hogs a link.
-  limits: { maxPayload: DEFAULT_MAX_PAYLOAD },
+  // Bounds per client of what it may hold on this node: the router's (lib/messaging
+  // `ROUTER_LIMITS`, each with its reason).
+  limits: {
+    maxPayload: DEFAULT_MAX_PAYLOAD,
+    maxSubscriptions: ROUTER_LIMITS.maxSubscriptions,
+    maxProcedures: ROUTER_LIMITS.maxProcedures,
+    maxPendingCalls: ROUTER_LIMITS.maxPendingCalls,
+    maxCallTimeoutMs: ROUTER_LIMITS.maxCallTimeoutMs,
+    // What all links together may hold queued: 8 slow consumers at their full 64 MiB bound, a
+    // few hundred MiB that any machine running a node has; past it, the biggest go first.
+    maxQueuedBytes: 512 * 1024 * 1024,
+  },
   devCaDir: null,
   advertise: null,
   // 8 long-lived routes: a diameter of about log_8(N) hops with a bounded session count
@@ -52,6 +64,10 @@ export const DEFAULTS: NodeConfig = {
     // are not counted); 64 covers the probes and gossip targets of a busy minute.
     maxSessions: 64,
   },
+  // Clients may publish, subscribe, serve and call anything until the operator writes rules (as
+  // NATS without an authorization block); inspection, control requests and relays are for nodes
+  // and the `operator` group whatever the rules (docs/security.md).
+  permissions: OPEN,
 };
 
 /** What the node runtime does not let you configure, and why each value. */

@@ -7,11 +7,16 @@
  *   link.
  * - Backpressure: messages (MSG, FWD) to a link whose stream is backed up past `maxBacklog` are
  *   dropped and counted per subscription; the client is told how many (`LOST`) once the backlog
- *   drains. Control frames are never dropped.
+ *   drains. Calls go to another provider while a link is backed up (`congested`). Control
+ *   frames are not dropped, but no frame kind escapes the bound: a link backed up past twice
+ *   `maxBacklog` is closed (BACKED_UP), counted.
  * - A frame that breaks the protocol closes the session (PROTOCOL_VIOLATION) with the reason.
+ * - Only a node's certificate may open `route`: a client's is closed (FORBIDDEN) with the reason.
+ *   What a client may do on `client` is the router's `authorize` (the node's permissions).
  */
 import {
   busCodec,
+  type BusOperation,
   CLIENT_CHANNEL,
   type Link,
   ProtocolError,
@@ -20,16 +25,26 @@ import {
   type RouterSend,
 } from "../messaging/mod.ts";
 import { ChannelWriter, type PeerSession } from "../peer/mod.ts";
+import { WireError } from "../wire/mod.ts";
 import { Driver, monoNow } from "../util/mod.ts";
+import type { NodeConfig } from "./config.ts";
 import { RUNTIME } from "./defaults.ts";
 
 /** Application close code for a session closed because the peer broke the protocol. */
 export const PROTOCOL_VIOLATION = 0x12;
+/** Application close code for a session that asked for what its certificate does not allow. */
+export const FORBIDDEN = 0x13;
+/** Application close code for a session whose outbound queue passed twice the backlog bound. */
+export const BACKED_UP = 0x14;
 
 /** Messages dropped because a link was backed up (shared by every link of a node). */
 export interface Dropped {
   messages: number;
   forwards: number;
+  /** Sessions closed because their queue passed twice the bound (any frame kind). */
+  closedBackedUp: number;
+  /** Sessions closed because the node's queues passed `limits.max_queued_bytes` (largest first). */
+  shed: number;
 }
 
 /** One session's bus channel. */
@@ -43,6 +58,8 @@ export class BusLink implements Link {
   /** Messages dropped per subscription id since the last LOST. */
   readonly lost = new Map<number, number>();
   #lostTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The backlog at which the node's budget is next checked. */
+  #budgetMark = 0;
 
   constructor(
     readonly id: string,
@@ -51,14 +68,42 @@ export class BusLink implements Link {
     readonly dialed: boolean,
     private readonly maxBacklog: number,
     private readonly dropped: Dropped,
+    /** Called when this link is backed up: the bus checks the node's budget over all links. */
+    private readonly onCongested: () => void = () => {},
   ) {
     this.attached = new Promise((r) => (this.markAttached = r));
+  }
+
+  /** True while frames to this link are backed up past the bound (the router avoids it). */
+  congested(): boolean {
+    return (this.writer?.backlog ?? 0) > this.maxBacklog;
   }
 
   /** Queues one bus frame; a message to a backed-up link is dropped and counted instead. */
   send(name: string, fields: Record<string, unknown>): void {
     const w = this.writer;
     if (!w) return;
+    if (w.backlog > 2 * this.maxBacklog) {
+      // Whatever the frame: a peer that does not read cannot make this node hold more.
+      if (!this.session.conn.closeInfo) {
+        this.dropped.closedBackedUp++;
+        void this.session.conn.close(
+          BACKED_UP,
+          `bus queue to this session over ${2 * this.maxBacklog} bytes: it does not read`,
+        );
+      }
+      if (name === "FWD") this.dropped.forwards++;
+      else if (name === "MSG") this.dropped.messages++;
+      return;
+    }
+    // Backed up: the bus checks the node's budget each time this queue grows by an eighth of
+    // the bound (at most 8 checks between the bound and twice it, whatever the frame rate).
+    if (w.backlog > this.maxBacklog) {
+      if (w.backlog >= this.#budgetMark) {
+        this.#budgetMark = w.backlog + this.maxBacklog / 8;
+        this.onCongested();
+      }
+    } else this.#budgetMark = 0;
     if (name === "MSG" || name === "FWD") {
       if (w.backlog > this.maxBacklog) {
         if (name === "MSG") {
@@ -100,24 +145,34 @@ export interface BusHooks {
   detached(link: BusLink, replaced: boolean): void;
   /** Decides about a new route before it is attached: false drops it (a duplicate). */
   admit(link: BusLink): boolean;
+  /** A client's bus operation: null when allowed, else the refusal (the router's `authorize`). */
+  authorize(link: BusLink, op: BusOperation, subject: string, queue?: string): string | null;
   log(line: string): void;
 }
 
 /** The router and the links attached to it. */
 export class Bus {
   readonly router: Router<BusLink>;
-  readonly dropped: Dropped = { messages: 0, forwards: 0 };
+  readonly dropped: Dropped = { messages: 0, forwards: 0, closedBackedUp: 0, shed: 0 };
+  /** Sessions closed for opening a channel their certificate does not allow. */
+  refusedChannels = 0;
+  /** Sessions closed for a malformed or misplaced bus frame, by frame (`frame`: the framing). */
+  readonly malformed = new Map<string, number>();
   readonly #links = new Map<PeerSession, BusLink>();
   readonly #driver: Driver<RouterSend<BusLink>[]>;
   #ids = 1;
 
   constructor(
-    readonly maxPayload: number,
+    readonly limits: NodeConfig["limits"],
     readonly maxBacklog: number,
     private readonly selfId: string,
     private readonly hooks: BusHooks,
   ) {
-    this.router = new Router<BusLink>({ random: Math.random, maxPayload });
+    this.router = new Router<BusLink>({
+      random: Math.random,
+      ...limits,
+      authorize: (link, op, subject, queue) => hooks.authorize(link, op, subject, queue),
+    });
     this.#driver = new Driver(this.router, {
       act: (sends) => {
         for (const s of sends) s.to.send(s.name, s.fields);
@@ -156,6 +211,14 @@ export class Bus {
         void s.conn.close(PROTOCOL_VIOLATION, `unknown channel ${name}`);
         return;
       }
+      if (name === ROUTE_CHANNEL && s.peer.role !== "node") {
+        this.refusedChannels++;
+        const why =
+          `channel ${name}: only nodes may open routes (this certificate is a ${s.peer.role}'s)`;
+        this.hooks.log(`closing session with ${describe(s)}: ${why}`);
+        void s.conn.close(FORBIDDEN, why);
+        return;
+      }
       link = await this.open(s, name === CLIENT_CHANNEL ? "client" : "node", false);
       if (!link) return;
     }
@@ -177,6 +240,7 @@ export class Bus {
       dialed,
       this.maxBacklog,
       this.dropped,
+      () => this.#checkBudget(),
     );
     link.seed = seed;
     if (kind === "node" && !this.hooks.admit(link)) return undefined;
@@ -209,6 +273,41 @@ export class Bus {
     this.#driver.poke();
   }
 
+  /**
+   * The node's budget for queued bytes over all links (`limits.max_queued_bytes`): past it, the
+   * links holding the most are closed first (BACKED_UP), until the rest fit. Checked as a
+   * backed-up link's queue grows (BusLink.send).
+   */
+  #checkBudget(): void {
+    const links = [...this.#links.values()].filter((l) => !l.session.conn.closeInfo);
+    let total = 0;
+    for (const l of links) total += l.writer?.backlog ?? 0;
+    if (total <= this.limits.maxQueuedBytes) return;
+    links.sort((a, b) => (b.writer?.backlog ?? 0) - (a.writer?.backlog ?? 0));
+    for (const l of links) {
+      if (total <= this.limits.maxQueuedBytes) break;
+      const held = l.writer?.backlog ?? 0;
+      total -= held;
+      this.dropped.shed++;
+      this.hooks.log(
+        `closing session with ${
+          describe(l.session)
+        }: ${held} bytes queued, the most while the node held ${
+          total + held
+        } (limits.max_queued_bytes ${this.limits.maxQueuedBytes})`,
+      );
+      void l.session.conn.close(
+        BACKED_UP,
+        `the node's queues are over their budget and this session held the most (${held} bytes)`,
+      );
+    }
+  }
+
+  /** Sends what the router queued outside a frame's handling (after `reauthorize`). */
+  flush(): void {
+    this.#driver.poke();
+  }
+
   /** Stops the LOST timers and the router's timer. */
   stop(): void {
     for (const link of this.#links.values()) link.stop();
@@ -232,6 +331,9 @@ export class Bus {
     } catch (e) {
       if (link.session.conn.closeInfo || !link.session.conn.isOpen) return;
       const why = e instanceof ProtocolError ? e.message : `protocol: ${(e as Error).message}`;
+      const kind = e instanceof WireError ? e.frame : /^[A-Z_]+/.exec(why)?.[0] ?? "other";
+      const key = this.malformed.has(kind) || this.malformed.size < 64 ? kind : "other";
+      this.malformed.set(key, (this.malformed.get(key) ?? 0) + 1);
       this.hooks.log(`closing session with ${describe(link.session)}: ${why}`);
       void link.session.conn.close(PROTOCOL_VIOLATION, why.slice(0, 200));
     }

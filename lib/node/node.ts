@@ -27,6 +27,7 @@ import {
   Traversal,
 } from "../nat/mod.ts";
 import { formatUrl, RequestRegistry } from "../peer/mod.ts";
+import { Permissions } from "../policy/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
 import { monoNow, VERSION, withTimeout } from "../util/mod.ts";
 import { type NodeConfig, type NodeConfigInput, withDefaults } from "./config.ts";
@@ -68,6 +69,9 @@ export class Node {
   readonly stun: StunServer;
   /** Hole-punching probes that arrived (they open NAT state; nothing else to do with them). */
   punchProbesSeen = 0;
+  /** What clients may do (config `permissions`; replaced by `reload`). */
+  #permissions: Permissions;
+  readonly #registry: RequestRegistry;
   readonly #bus: Bus;
   readonly #routes: RouteTable;
   readonly #sessions: Sessions;
@@ -90,16 +94,30 @@ export class Node {
     readonly maxBacklog: number,
   ) {
     const stopping = () => this.#stopping;
-    const registry = new RequestRegistry();
+    this.#permissions = new Permissions(config.permissions);
+    // Who may ask what (docs/security.md, "Requests"): nodes anything, operators the operators'
+    // methods, every other client only what is open to anyone.
+    const registry = new RequestRegistry((access, peer, method) => {
+      if (access === "anyone" || peer.role === "node") return null;
+      if (access === "operators" && this.#permissions.isOperator(peer)) return null;
+      return access === "nodes"
+        ? `${method} is for peer nodes only (this certificate is a ${peer.role}'s)`
+        : `${method} is for operators only (this certificate is not in group ${this.#permissions.config.operatorGroup})`;
+    });
+    this.#registry = registry;
     this.#routes = new RouteTable({
       nodeId,
       relayed: (s) => this.traversal.pathOf(s) === "relayed",
       replace: (old) => this.#bus.detach(old, true),
     });
-    this.#bus = new Bus(config.limits.maxPayload, maxBacklog, nodeId, {
+    this.#bus = new Bus(config.limits, maxBacklog, nodeId, {
       admit: (link) => this.#routes.admit(link),
       attached: (link) => this.#attached(link),
       detached: (link, replaced) => this.#detached(link, replaced),
+      authorize: (link, op, subject, queue) => {
+        const d = this.#permissions.check(link.session.peer, op, subject, queue);
+        return d ? d.message : null;
+      },
       log,
     });
     this.#sessions = new Sessions({
@@ -108,6 +126,8 @@ export class Node {
       registry,
       stopping,
       opened: (s) => {
+        // Membership and traversal are between nodes: a client's session takes no part.
+        if (s.peer.role !== "node") return;
         this.membership.attach(s);
         this.traversal.sessionOpened(s);
       },
@@ -167,6 +187,7 @@ export class Node {
       upgradeAfterMs: config.relay.upgradeAfterMs,
       log,
       rendezvous: () => this.#routes.sessions(),
+      isMember: (id) => this.membership.dir.indexOf(id) !== undefined,
       addressOf: (id) => {
         const i = this.membership.dir.indexOf(id);
         if (i === undefined || this.membership.core.stateOf(i) !== "alive") return undefined;
@@ -280,7 +301,7 @@ export class Node {
   }
 
   /** Messages dropped because a link was backed up. */
-  get dropped(): { messages: number; forwards: number } {
+  get dropped(): { messages: number; forwards: number; closedBackedUp: number; shed: number } {
     return this.#bus.dropped;
   }
 
@@ -314,7 +335,39 @@ export class Node {
       traversal: this.traversal,
       relay: this.relay,
       membership: this.membership,
+      refusedRequests: this.#registry.refused,
     });
+  }
+
+  /** The permissions clients are held to now. */
+  get permissions(): Permissions {
+    return this.#permissions;
+  }
+
+  /**
+   * Applies what can change while running (SIGHUP: `macula node up` reads its config file again):
+   * the permissions — later operations follow them, and subscriptions and registrations they no
+   * longer allow are withdrawn, their clients told. Returns a line per change for the log; keys
+   * that need a restart are named, not applied.
+   */
+  reload(fresh: NodeConfig): Promise<string[]> {
+    const lines: string[] = [];
+    if (JSON.stringify(fresh.permissions) !== JSON.stringify(this.#permissions.config)) {
+      this.#permissions = new Permissions(fresh.permissions);
+      const withdrawn = this.router.reauthorize();
+      this.#bus.flush();
+      lines.push(
+        `permissions reloaded: ${
+          Object.keys(fresh.permissions.groups).length
+        } groups, default ${fresh.permissions.default}; ${withdrawn} subscriptions or registrations withdrawn`,
+      );
+    }
+    const restart = (Object.keys(fresh) as (keyof NodeConfig)[]).filter((k) =>
+      k !== "permissions" && JSON.stringify(fresh[k]) !== JSON.stringify(this.config[k])
+    );
+    if (restart.length > 0) lines.push(`changed, needs a restart: ${restart.join(", ")}`);
+    if (lines.length === 0) lines.push("reloaded: nothing changed");
+    return Promise.resolve(lines);
   }
 
   /** Resolves once this node knows `count` members alive (itself included), or rejects. */

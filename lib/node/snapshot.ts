@@ -61,7 +61,19 @@ export interface NodeSnapshot {
   pendingCalls: number;
   router: RouterStats;
   /** Messages dropped because a link was backed up. */
-  dropped: { messages: number; forwards: number };
+  dropped: { messages: number; forwards: number; closedBackedUp: number; shed: number };
+  /**
+   * Refusals of what a certificate does not allow (docs/security.md): bus operations refused by
+   * the permissions (also `router.denied`), sessions closed for opening a channel of nodes,
+   * requests refused by method.
+   */
+  refused: {
+    operations: number;
+    channels: number;
+    requests: Record<string, number>;
+    /** Sessions closed for a malformed or misplaced bus frame, by frame. */
+    frames: Record<string, number>;
+  };
   /** Members of the realm this node knows, by state (itself included). */
   members: Record<"alive" | "suspect" | "dead" | "left", number>;
 }
@@ -77,6 +89,8 @@ export interface SnapshotParts {
   traversal: Traversal;
   relay: RelayServer | null;
   membership: MembershipGlue;
+  /** Requests refused by the access check, by method. */
+  refusedRequests: ReadonlyMap<string, number>;
 }
 
 /** The node's snapshot now. */
@@ -134,6 +148,12 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
     pendingCalls: r.pendingCalls,
     router: r.stats,
     dropped: { ...p.bus.dropped },
+    refused: {
+      operations: r.stats.denied,
+      channels: p.bus.refusedChannels,
+      requests: Object.fromEntries(p.refusedRequests),
+      frames: Object.fromEntries(p.bus.malformed),
+    },
     members,
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Inspection (`macula inspect`): the requests a client makes of its node to see what it knows.
  * Each answer is a JSON document for people and scripts (`--json | jq`), built by the node
- * (lib/node/snapshot.ts) from the plain snapshots its layers expose.
+ * (lib/node/snapshot.ts) from the plain snapshots its layers expose. Operators only: nodes, and
+ * clients in the operator group (docs/security.md).
  */
 import { defineRequest } from "../peer/mod.ts";
 
@@ -10,10 +11,12 @@ export const INSPECT_MEMBERS = defineRequest<Record<never, never>, unknown>(
   "inspect.members",
   [],
   "document",
+  "operators",
 );
 /** The node's own state: sessions, routes, relay, traversal, router (`macula inspect node`). */
 export const INSPECT_NODE = defineRequest<Record<never, never>, unknown>(
   "inspect.node",
   [],
   "document",
+  "operators",
 );

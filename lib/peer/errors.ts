@@ -26,6 +26,14 @@ export class SessionError extends Error {
 /** A request that cannot be served or an answer that cannot be used: names the method and field. */
 export class RequestError extends Error {
   override name = "RequestError";
+  /** The code the peer sees in the session's `ERR` frame. */
+  readonly wireCode: string = "handler_error";
+}
+
+/** A request the asker may not make (its role or groups): the peer sees `permission_denied`. */
+export class PermissionError extends RequestError {
+  override name = "PermissionError";
+  override readonly wireCode = "permission_denied";
 }
 
 /** A node URL that cannot be used; the message names what was parsed and the input. */

@@ -13,6 +13,8 @@ export {
 } from "./session.ts";
 export { sessionCodec, VERSIONS } from "./frames.ts";
 export {
+  type Access,
+  type AccessCheck,
   ask,
   type Body,
   decodeBody,
@@ -21,7 +23,14 @@ export {
   type MethodHandler,
   RequestRegistry,
   type RequestSpec,
+  rolesOnly,
 } from "./requests.ts";
 export { ChannelWriter } from "./writer.ts";
 export { DEFAULT_PORT, formatUrl, type NodeUrl, parseUrl, SCHEME } from "./url.ts";
-export { RequestError, SessionError, type SessionErrorCode, UrlError } from "./errors.ts";
+export {
+  PermissionError,
+  RequestError,
+  SessionError,
+  type SessionErrorCode,
+  UrlError,
+} from "./errors.ts";

@@ -11,6 +11,12 @@
  * - `"document"`: a JSON document shown to people and scripts (`macula inspect`), not checked
  *   field by field (only a node's own client asks for one).
  *
+ * Each method also says who may ask it (`Access`): peer nodes only (the default: routes,
+ * membership, traversal, relaying on others' behalf), operators (nodes, and clients the node's
+ * policy calls operators: `inspect`, control requests, relay use), or anyone of the realm. The
+ * registry asks its `allowed` hook before it reads the payload, so a refused peer costs nothing
+ * more than the refusal (docs/security.md, "Requests").
+ *
  * @example
  * ```ts
  * const PING = defineRequest<Record<never, never>, { node: string }>("ping", [], [NODE_ID("node")]);
@@ -19,29 +25,50 @@
  * ```
  */
 import { checkField, type FieldSpec, WireError } from "../wire/mod.ts";
-import { RequestError } from "./errors.ts";
+import { PermissionError, RequestError } from "./errors.ts";
+import type { PeerIdentity } from "../identity/mod.ts";
 import type { PeerSession, RequestHandler } from "./session.ts";
 
 /** What a request or an answer carries. */
 export type Body = readonly FieldSpec[] | "bytes" | "document";
 
-/** One request method: its name and the shapes of its payload and answer. */
+/** Who may ask a method: peer nodes only, operators (nodes and operator clients), or anyone. */
+export type Access = "nodes" | "operators" | "anyone";
+
+/** One request method: its name, the shapes of its payload and answer, and who may ask it. */
 export interface RequestSpec<Q, R> {
   readonly method: string;
   readonly request: Body;
   readonly reply: Body;
+  readonly access: Access;
   /** Type carriers only (never set): the payload and answer types. */
   readonly __types?: [Q, R];
 }
 
-/** Declares a request method. `Q` and `R` are the payload and answer types the bodies describe. */
+/**
+ * Declares a request method. `Q` and `R` are the payload and answer types the bodies describe;
+ * `access` says who may ask it (default: peer nodes only).
+ */
 export function defineRequest<Q, R>(
   method: string,
   request: Body,
   reply: Body,
+  access: Access = "nodes",
 ): RequestSpec<Q, R> {
-  return { method, request, reply };
+  return { method, request, reply, access };
 }
+
+/**
+ * Decides whether `peer` may ask a method of `access`: null when it may, else the reason it may
+ * not (sent to the peer as the error's message, with the code `permission_denied`).
+ */
+export type AccessCheck = (access: Access, peer: PeerIdentity, method: string) => string | null;
+
+/** The default check: nodes may ask anything, clients only methods open to anyone. */
+export const rolesOnly: AccessCheck = (access, peer, method) =>
+  access === "anyone" || peer.role === "node"
+    ? null
+    : `${method} is for ${access === "nodes" ? "peer nodes" : "operators"} only`;
 
 const utf8 = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -98,6 +125,12 @@ export type MethodHandler<Q, R> = (req: Q, session: PeerSession) => R | Promise<
  * is answered with an error naming it, and the session carries on.
  */
 export class RequestRegistry {
+  /** Refusals by the access check, by method (for `inspect` and metrics). */
+  readonly refused = new Map<string, number>();
+
+  /** `allowed` decides who may ask what (default `rolesOnly`). */
+  constructor(private readonly allowed: AccessCheck = rolesOnly) {}
+
   readonly #methods = new Map<
     string,
     { spec: RequestSpec<unknown, unknown>; handler: MethodHandler<unknown, unknown> }
@@ -123,6 +156,13 @@ export class RequestRegistry {
   readonly handle: RequestHandler = async (method, payload, ctx) => {
     const m = this.#methods.get(method);
     if (!m) throw new RequestError(`unknown request ${JSON.stringify(method)}`);
+    const why = this.allowed(m.spec.access, ctx.peer, method);
+    if (why !== null) {
+      if (this.refused.size < 1024 || this.refused.has(method)) {
+        this.refused.set(method, (this.refused.get(method) ?? 0) + 1);
+      }
+      throw new PermissionError(why);
+    }
     const req = decodeBody(m.spec.request, payload, method);
     const answer = await m.handler(req, ctx.session);
     return encodeBody(m.spec.reply, answer);

@@ -12,7 +12,7 @@
 import type { PeerIdentity } from "../identity/mod.ts";
 import type { CloseInfo, QuicConnection, QuicStream } from "../quic/mod.ts";
 import { type Frame, FrameReader, WireError } from "../wire/mod.ts";
-import { SessionError, type SessionErrorCode } from "./errors.ts";
+import { RequestError, SessionError, type SessionErrorCode } from "./errors.ts";
 import { sessionCodec, VERSIONS } from "./frames.ts";
 import { withTimeout as deadline } from "../util/mod.ts";
 
@@ -399,7 +399,8 @@ export class PeerSession {
       });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      await s.end(enc("ERR", { code: "handler_error", message: message.slice(0, 4000) }));
+      const code = e instanceof RequestError ? e.wireCode : "handler_error";
+      await s.end(enc("ERR", { code, message: message.slice(0, 4000) }));
       return;
     }
     await s.end(enc("RES", { payload: out }));

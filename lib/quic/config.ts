@@ -51,6 +51,10 @@ export interface QuicEndpointOptions {
   retryTokenLifetimeMs?: number;
   /** Incoming handshakes in flight at once; more are dropped and counted. Default 256. */
   maxHandshakes?: number;
+  /** Incoming handshakes in flight from one IP address. Default 64 (a quarter of the slots). */
+  maxHandshakesPerSource?: number;
+  /** An incoming handshake not complete after this long is closed (its slot freed). Default 10 000 ms. */
+  handshakeTimeoutMs?: number;
   /** Connections at once (both roles); incoming ones past this are dropped and counted. Default 10 000. */
   maxConnections?: number;
   /** Largest UDP payload sent or accepted. Default 1 350 bytes (safe under tunnels and PPPoE). */
@@ -99,6 +103,8 @@ export function resolveOptions(o: QuicEndpointOptions): ResolvedOptions {
     retry: o.retry ?? d.retry,
     retryTokenLifetimeMs: o.retryTokenLifetimeMs ?? d.retryTokenLifetimeMs,
     maxHandshakes: o.maxHandshakes ?? d.maxHandshakes,
+    maxHandshakesPerSource: o.maxHandshakesPerSource ?? d.maxHandshakesPerSource,
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? d.handshakeTimeoutMs,
     maxConnections: o.maxConnections ?? d.maxConnections,
     maxUdpPayload: o.maxUdpPayload ?? d.maxUdpPayload,
     maxStreams: o.maxStreams ?? d.maxStreams,

@@ -27,6 +27,16 @@ export const QUIC_DEFAULTS = {
   retryTokenLifetimeMs: 10_000,
   /** Handshakes in flight at once: bounds the CPU and memory a flood of Initials can take. */
   maxHandshakes: 256,
+  /**
+   * Handshakes from one address at once: a quarter of the slots, so one source (with retry on,
+   * one it really holds) cannot take them all; many nodes behind one NAT still fit.
+   */
+  maxHandshakesPerSource: 64,
+  /**
+   * A handshake takes a few round trips; one still open after 10 s (a third of the idle timeout)
+   * is a peer that stalls on purpose or a path that fails: its slot goes to someone else.
+   */
+  handshakeTimeoutMs: 10_000,
   /** Connections at once (both roles): far above a node's need, below what exhausts memory. */
   maxConnections: 10_000,
   /** The largest UDP payload: safe under tunnels and PPPoE (1500 minus their headers). */

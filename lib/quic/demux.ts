@@ -13,6 +13,7 @@ import { TUNING } from "./defaults.ts";
 import { type HostPort, quiche } from "./native.ts";
 import { RetryTokens } from "./retry.ts";
 import type { PacketHandler } from "./udp.ts";
+import { monoNow } from "../util/mod.ts";
 
 const CID_LEN = TUNING.cidLength;
 const TYPE_INITIAL = 0;
@@ -30,6 +31,10 @@ export interface DemuxStats {
   droppedRefused: number;
   /** Initial packets carrying a forged, foreign or expired retry token. */
   droppedBadToken: number;
+  /** Initials refused because their source address had `maxHandshakesPerSource` in flight. */
+  droppedPerSource: number;
+  /** Handshakes closed for taking longer than `handshakeTimeoutMs`. */
+  handshakesTimedOut: number;
   retriesSent: number;
   versionNegotiationsSent: number;
 }
@@ -39,6 +44,8 @@ export interface AdmissionLimits {
   retry: boolean;
   retryTokenLifetimeMs: number;
   maxHandshakes: number;
+  maxHandshakesPerSource: number;
+  handshakeTimeoutMs: number;
   maxConnections: number;
 }
 
@@ -80,6 +87,8 @@ export class Demux {
     droppedNotQuic: 0,
     droppedRefused: 0,
     droppedBadToken: 0,
+    droppedPerSource: 0,
+    handshakesTimedOut: 0,
     retriesSent: 0,
     versionNegotiationsSent: 0,
   };
@@ -90,8 +99,10 @@ export class Demux {
   readonly #tokens: RetryTokens;
   /** Connections by connection id (as a string of its bytes). */
   readonly #table = new Map<string, QuicConnection>();
-  /** Accepted connections whose handshake is under way: they hold a handshake slot. */
-  readonly #handshaking = new Set<QuicConnection>();
+  /** Accepted connections whose handshake is under way, with when they must be done. */
+  readonly #handshaking = new Map<QuicConnection, { deadline: number; source: string }>();
+  /** Handshakes in flight per source IP. */
+  readonly #perSource = new Map<string, number>();
   /** The connection of the last short-header packet, and its connection id (fast path). */
   #lastConn: QuicConnection | null = null;
   readonly #lastCid = new Uint8Array(CID_LEN);
@@ -121,7 +132,23 @@ export class Demux {
 
   /** The handshake of `c` ended (established or closed): its slot is free. */
   handshakeOver(c: QuicConnection): void {
+    const hs = this.#handshaking.get(c);
+    if (!hs) return;
     this.#handshaking.delete(c);
+    const h = hs.source;
+    const n = (this.#perSource.get(h) ?? 1) - 1;
+    if (n > 0) this.#perSource.set(h, n);
+    else this.#perSource.delete(h);
+  }
+
+  /** Closes handshakes past their deadline (checked when a slot is wanted: that is when it matters). */
+  #expire(now: number): void {
+    for (const [c, { deadline }] of this.#handshaking) {
+      if (deadline > now) continue;
+      this.handshakeOver(c);
+      this.stats.handshakesTimedOut++;
+      void c.close(0, "handshake took too long").catch(() => {});
+    }
   }
 
   /** One received packet, from `host:port` to the socket bound at `local`. */
@@ -215,12 +242,21 @@ export class Demux {
       return;
     }
     const limits = this.#limits;
+    const now = monoNow();
+    if (
+      this.#handshaking.size >= limits.maxHandshakes ||
+      (this.#perSource.get(host) ?? 0) >= limits.maxHandshakesPerSource
+    ) this.#expire(now);
     if (
       !this.#host.accepting() ||
       this.#handshaking.size >= limits.maxHandshakes ||
       this.#host.connectionCount >= limits.maxConnections
     ) {
       stats.droppedRefused++;
+      return;
+    }
+    if ((this.#perSource.get(host) ?? 0) >= limits.maxHandshakesPerSource) {
+      stats.droppedPerSource++;
       return;
     }
     let scid: Uint8Array;
@@ -255,7 +291,8 @@ export class Demux {
     }
     // Until the client learns our cid, its packets carry the dcid it chose.
     if (odcid === null) conn.addRoute(hdr.dcid);
-    this.#handshaking.add(conn);
+    this.#handshaking.set(conn, { deadline: now + limits.handshakeTimeoutMs, source: host });
+    this.#perSource.set(host, (this.#perSource.get(host) ?? 0) + 1);
     conn.recv(data, conn.remote, conn.local);
     this.#host.dirty(conn);
   }

@@ -14,5 +14,6 @@ export { withTimeout } from "./timeout.ts";
 export { Backoff, backoffDelay, type BackoffOptions } from "./backoff.ts";
 export { Sleeper } from "./sleep.ts";
 export { MinHeap } from "./heap.ts";
+export { RateLimiter } from "./rate.ts";
 export { VERSION } from "./version.ts";
 export { Driver, type DriverOptions, type Rng, type SansIoCore, type Timed } from "./sansio.ts";

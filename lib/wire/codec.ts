@@ -281,49 +281,106 @@ export class Codec {
   }
 }
 
-const EMPTY = new Uint8Array(0);
-
 /**
  * Splits a byte stream into frame bodies. Rejects a length over the limit as soon as the
  * header arrives, so a hostile peer cannot make it buffer more than one frame's worth.
+ *
+ * Linear in the bytes pushed: a frame that fits in one chunk is a view of it; a frame that spans
+ * chunks is copied once into a buffer of its own, which grows by doubling from what has arrived
+ * (so memory held for a partial frame is at most twice the bytes the peer actually sent, not
+ * what its header claims).
  */
 export class FrameReader {
-  #buf = EMPTY;
+  /** A length header split across chunks. */
+  readonly #head = new Uint8Array(4);
+  #headLen = 0;
+  /** The frame being assembled: its length, a buffer of its bytes so far, how many. */
+  #want = 0;
+  #body: Uint8Array | null = null;
+  #filled = 0;
   constructor(readonly maxFrame = DEFAULT_MAX_FRAME) {}
 
   /**
    * Adds bytes; returns the complete frame bodies now available. Bodies are views of `chunk`
-   * (or of a copy when a frame spans chunks): the caller must not change `chunk` afterwards.
+   * (or a buffer of their own when a frame spans chunks): the caller must not change `chunk`
+   * afterwards.
    */
   push(chunk: Uint8Array): Uint8Array[] {
-    let data = chunk;
-    if (this.#buf.length > 0) {
-      data = new Uint8Array(this.#buf.length + chunk.length);
-      data.set(this.#buf);
-      data.set(chunk, this.#buf.length);
-    }
     const out: Uint8Array[] = [];
     let off = 0;
-    while (data.length - off >= 4) {
-      const len = ((data[off]! << 24) >>> 0) + (data[off + 1]! << 16) + (data[off + 2]! << 8) +
-        data[off + 3]!;
-      if (len > this.maxFrame) {
-        throw new WireError(
-          "frame",
-          "length",
-          `${len} bytes, over the frame limit of ${this.maxFrame}`,
-        );
+    while (off < chunk.length) {
+      if (this.#body !== null) {
+        off = this.#fill(chunk, off, out);
+        continue;
       }
-      if (data.length - off - 4 < len) break;
-      out.push(data.subarray(off + 4, off + 4 + len));
-      off += 4 + len;
+      if (this.#headLen === 0 && chunk.length - off >= 4) {
+        const len = this.#check(
+          ((chunk[off]! << 24) >>> 0) + (chunk[off + 1]! << 16) + (chunk[off + 2]! << 8) +
+            chunk[off + 3]!,
+        );
+        off += 4;
+        if (chunk.length - off >= len) {
+          out.push(chunk.subarray(off, off + len));
+          off += len;
+        } else this.#start(len);
+        continue;
+      }
+      this.#head[this.#headLen++] = chunk[off++]!;
+      if (this.#headLen === 4) {
+        this.#headLen = 0;
+        const h = this.#head;
+        const len = this.#check(((h[0]! << 24) >>> 0) + (h[1]! << 16) + (h[2]! << 8) + h[3]!);
+        if (len === 0) out.push(new Uint8Array(0));
+        else this.#start(len);
+      }
     }
-    this.#buf = off === data.length ? EMPTY : data.slice(off);
     return out;
+  }
+
+  #check(len: number): number {
+    if (len > this.maxFrame) {
+      throw new WireError(
+        "frame",
+        "length",
+        `${len} bytes, over the frame limit of ${this.maxFrame}`,
+      );
+    }
+    return len;
+  }
+
+  #start(len: number): void {
+    this.#want = len;
+    this.#body = new Uint8Array(Math.min(len, 64 * 1024));
+    this.#filled = 0;
+  }
+
+  /** Copies what `chunk` has of the frame being assembled; returns the new offset. */
+  #fill(chunk: Uint8Array, off: number, out: Uint8Array[]): number {
+    const n = Math.min(this.#want - this.#filled, chunk.length - off);
+    let body = this.#body!;
+    if (this.#filled + n > body.length) {
+      const grown = new Uint8Array(
+        Math.min(this.#want, Math.max(body.length * 2, this.#filled + n)),
+      );
+      grown.set(body.subarray(0, this.#filled));
+      this.#body = body = grown;
+    }
+    body.set(chunk.subarray(off, off + n), this.#filled);
+    this.#filled += n;
+    if (this.#filled === this.#want) {
+      out.push(body.length === this.#want ? body : body.subarray(0, this.#want));
+      this.#body = null;
+    }
+    return off + n;
+  }
+
+  /** Bytes of memory held for the frame being assembled (at most twice what arrived of it). */
+  get held(): number {
+    return this.#body?.length ?? 0;
   }
 
   /** Bytes held waiting for the rest of a frame. */
   get pending(): number {
-    return this.#buf.length;
+    return this.#headLen + (this.#body === null ? 0 : 4 + this.#filled);
   }
 }

@@ -20,7 +20,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["peer"],
   ["mesh"],
   ["messaging"],
-  ["sim"],
+  ["sim", "policy"],
   ["nat"],
   ["observe"],
   ["node", "client"],

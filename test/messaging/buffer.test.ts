@@ -199,3 +199,26 @@ describe("MessageBuffer async iteration and close", () => {
     expect(b.push(2)).toBe("closed");
   });
 });
+
+describe("MessageBuffer closed with an error", () => {
+  test("what was queued is delivered, then iteration throws the error (waiting readers too)", async () => {
+    const buf = new MessageBuffer<string>();
+    buf.push("a");
+    const boom = new Error("permission_denied");
+    buf.close({ error: boom });
+    expect(await buf.next()).toEqual({ value: "a", done: false });
+    await expect(buf.next()).rejects.toBe(boom);
+    const waiting = new MessageBuffer<string>();
+    const pending = waiting.next();
+    waiting.close({ error: boom });
+    await expect(pending).rejects.toBe(boom);
+    const seen: string[] = [];
+    const it = new MessageBuffer<string>();
+    it.push("x");
+    it.close({ error: boom });
+    await expect((async () => {
+      for await (const m of it) seen.push(m);
+    })()).rejects.toBe(boom);
+    expect(seen).toEqual(["x"]);
+  });
+});

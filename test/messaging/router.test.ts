@@ -1,6 +1,11 @@
 /** The router, sans-IO: fake links record frames; time is a variable. */
 import { describe, expect, test } from "bun:test";
-import { type Link, ProtocolError, Router } from "../../lib/messaging/router.ts";
+import {
+  type Link,
+  ProtocolError,
+  Router,
+  type RouterOptions,
+} from "../../lib/messaging/router.ts";
 import { RPC_ERROR_NUMBERS } from "../../lib/messaging/mod.ts";
 import type { Frame } from "../../lib/wire/codec.ts";
 
@@ -27,9 +32,9 @@ class FakeLink implements Link {
 const b = (s: string) => new TextEncoder().encode(s);
 const frame = (name: string, fields: Record<string, unknown>): Frame => ({ type: 0, name, fields });
 
-function setup() {
+function setup(o: Partial<RouterOptions<FakeLink>> = {}) {
   let now = 1000;
-  const r = new Router<FakeLink>({ random: () => 0.5, maxPayload: 100 });
+  const r = new Router<FakeLink>({ random: () => 0.5, maxPayload: 100, ...o });
   // The driver's part: what the router queued goes to its links.
   const deliver = () => {
     for (const a of r.drain()) a.to.send(a.name, a.fields);
@@ -297,5 +302,169 @@ describe("router: flush", () => {
     advance(5000);
     expect(a.take()).toEqual(['PONG {"id":2}']);
     void n1;
+  });
+});
+
+describe("router: authorize", () => {
+  /** Clients whose id starts with "ok" may do anything; others nothing under "secret". */
+  const rules = () => {
+    const asked: string[] = [];
+    const authorize = (l: FakeLink, op: string, subject: string, queue?: string) => {
+      asked.push(`${l.id} ${op} ${subject}${queue ? ` ${queue}` : ""}`);
+      return l.id.startsWith("ok") || !subject.startsWith("secret") ? null : `${op} ${subject}: no`;
+    };
+    return { asked, authorize };
+  };
+
+  test("a refused publish, subscribe, registration and call reach the client and are counted", () => {
+    const { asked, authorize } = rules();
+    const { r, link, rx } = setup({ authorize });
+    const n1 = link("n1", "node");
+    const ok = link("ok", "client");
+    const bad = link("bad", "client");
+    rx(ok, "SUB", { sid: 1, pattern: "secret.>" });
+    rx(bad, "SUB", { sid: 2, pattern: "secret.>" });
+    expect(bad.take()).toEqual([
+      'ERROR {"code":"permission_denied","message":"subscribe secret.>: no","sid":2}',
+    ]);
+    rx(bad, "PUB", { topic: "secret.x", payload: b("p") });
+    expect(bad.take()).toEqual([
+      'ERROR {"code":"permission_denied","message":"publish secret.x: no"}',
+    ]);
+    expect(ok.take()).toEqual([]); // nothing was published
+    rx(bad, "REG", { proc: "secret.proc" });
+    expect(bad.take()).toEqual([
+      'ERROR {"code":"permission_denied","message":"serve secret.proc: no","proc":"secret.proc"}',
+    ]);
+    rx(ok, "REG", { proc: "secret.proc" });
+    rx(bad, "CALL", { id: 5, proc: "secret.proc", payload: b(""), timeout_ms: 100 });
+    expect(bad.take()).toEqual([
+      `FAIL {"id":5,"code":${RPC_ERROR_NUMBERS.permission_denied},"message":"call secret.proc: no"}`,
+    ]);
+    expect(ok.take()).toEqual([]); // the provider never saw the call
+    expect(r.stats.denied).toBe(4);
+    // Peer nodes are not asked: what they forward was checked where it entered the mesh.
+    n1.take();
+    rx(n1, "FWD", { topic: "secret.x", payload: b("p"), queues: [] });
+    expect(ok.take()).toEqual(['MSG {"sid":1,"topic":"secret.x","payload":"p"}']);
+    expect(asked.every((a) => !a.startsWith("n1"))).toBe(true);
+  });
+
+  test("a reply to a permitted call is always let through", () => {
+    const { authorize } = rules();
+    const { link, rx } = setup({ authorize });
+    const caller = link("ok-caller", "client");
+    const provider = link("p", "client"); // may not touch secret.*, but serves public.proc
+    rx(provider, "REG", { proc: "public.proc" });
+    rx(caller, "CALL", { id: 1, proc: "public.proc", payload: b("q"), timeout_ms: 100 });
+    const call = provider.take()[0]!;
+    const id = JSON.parse(call.slice(5)).id;
+    rx(provider, "REPLY", { id, payload: b("secret answer") });
+    expect(caller.take()).toEqual(['REPLY {"id":1,"payload":"secret answer"}']);
+  });
+
+  test("reauthorize withdraws what the rules no longer allow, and tells the clients", () => {
+    let strict = false;
+    const authorize = (_l: FakeLink, op: string, subject: string) =>
+      strict && subject.startsWith("secret") ? `${op} ${subject}: withdrawn` : null;
+    const { r, link, rx } = setup({ authorize });
+    const n1 = link("n1", "node");
+    const c = link("c", "client");
+    rx(c, "SUB", { sid: 1, pattern: "secret.>" });
+    rx(c, "SUB", { sid: 2, pattern: "public.>" });
+    rx(c, "REG", { proc: "secret.p" });
+    n1.take();
+    strict = true;
+    expect(r.reauthorize()).toBe(2);
+    for (const a of r.drain()) a.to.send(a.name, a.fields);
+    expect(c.take()).toEqual([
+      'ERROR {"code":"permission_denied","message":"subscribe secret.>: withdrawn","sid":1}',
+      'ERROR {"code":"permission_denied","message":"serve secret.p: withdrawn","proc":"secret.p"}',
+    ]);
+    // The peer nodes hear the interest and the procedure go.
+    expect(n1.take()).toEqual(['UNSUB {"sid":1}', 'UNREG {"proc":"secret.p"}']);
+    rx(n1, "FWD", { topic: "secret.x", payload: b("p"), queues: [] });
+    rx(n1, "FWD", { topic: "public.x", payload: b("p"), queues: [] });
+    expect(c.take()).toEqual(['MSG {"sid":2,"topic":"public.x","payload":"p"}']);
+  });
+});
+
+describe("router: limits per link", () => {
+  test("subscriptions, procedures and pending calls per client are bounded, refused by name and counted", () => {
+    const { r, link, rx } = setup({ maxSubscriptions: 2, maxProcedures: 1, maxPendingCalls: 1 });
+    const p = link("p", "client");
+    const c = link("c", "client");
+    rx(c, "SUB", { sid: 1, pattern: "a" });
+    rx(c, "SUB", { sid: 2, pattern: "b" });
+    rx(c, "SUB", { sid: 3, pattern: "c" });
+    expect(c.take()).toEqual([
+      'ERROR {"code":"limit","message":"SUB c: this client holds 2 subscriptions, the node\'s limit (limits.max_subscriptions)","sid":3}',
+    ]);
+    rx(c, "UNSUB", { sid: 1 });
+    rx(c, "SUB", { sid: 3, pattern: "c" }); // room again
+    expect(c.take()).toEqual([]);
+    rx(p, "REG", { proc: "x.one" });
+    rx(p, "REG", { proc: "x.two" });
+    expect(p.take()).toEqual([
+      'ERROR {"code":"limit","message":"REG x.two: this client serves 1 procedures, the node\'s limit (limits.max_procedures)","proc":"x.two"}',
+    ]);
+    rx(c, "CALL", { id: 1, proc: "x.one", payload: b(""), timeout_ms: 100 });
+    rx(c, "CALL", { id: 2, proc: "x.one", payload: b(""), timeout_ms: 100 });
+    expect(c.take()).toEqual([
+      `FAIL {"id":2,"code":${RPC_ERROR_NUMBERS.bad_request},"message":"CALL x.one: 1 calls of this session are in flight, the node's limit (limits.max_pending_calls)"}`,
+    ]);
+    expect(r.stats.limited).toBe(3);
+  });
+
+  test("a call's deadline is cut to maxCallTimeoutMs", () => {
+    const { link, rx, advance } = setup({ maxCallTimeoutMs: 50 });
+    const p = link("p", "client");
+    const c = link("c", "client");
+    rx(p, "REG", { proc: "slow" });
+    rx(c, "CALL", { id: 1, proc: "slow", payload: b(""), timeout_ms: 86_400_000 });
+    expect(p.take()[0]).toContain('"timeout_ms":50');
+    advance(51);
+    expect(c.take()[0]).toStartWith(`FAIL {"id":1,"code":${RPC_ERROR_NUMBERS.timeout}`);
+  });
+
+  test("a peer node's many interest ids for one pattern: unsubscribing is by count, not by scan", () => {
+    const { link, rx } = setup();
+    const n1 = link("n1", "node");
+    const c = link("c", "client");
+    // 20,000 ids naming the same pattern; the interest stays until the last goes.
+    for (let i = 1; i <= 20_000; i++) rx(n1, "SUB", { sid: i, pattern: "x.>" });
+    for (let i = 1; i < 20_000; i++) rx(n1, "UNSUB", { sid: i });
+    rx(c, "PUB", { topic: "x.y", payload: b("p") });
+    expect(n1.take().filter((f) => f.startsWith("FWD"))).toHaveLength(1);
+    rx(n1, "UNSUB", { sid: 20_000 });
+    rx(c, "PUB", { topic: "x.y", payload: b("p") });
+    expect(n1.take().filter((f) => f.startsWith("FWD"))).toHaveLength(0);
+  });
+});
+
+describe("router: backed-up providers", () => {
+  test("a call goes to a provider whose link is not backed up; with none, unavailable", () => {
+    const { r, link, rx } = setup();
+    const busy = link("busy", "client");
+    const free = link("free", "client");
+    const c = link("c", "client");
+    let jammed = true;
+    (busy as FakeLink & { congested(): boolean }).congested = () => jammed;
+    rx(busy, "REG", { proc: "p" });
+    rx(free, "REG", { proc: "p" });
+    for (let i = 1; i <= 4; i++) {
+      rx(c, "CALL", { id: i, proc: "p", payload: b(""), timeout_ms: 100, strategy: "round-robin" });
+    }
+    expect(busy.take()).toEqual([]);
+    expect(free.take().filter((f) => f.startsWith("CALL"))).toHaveLength(4);
+    (free as FakeLink & { congested(): boolean }).congested = () => true;
+    rx(c, "CALL", { id: 9, proc: "p", payload: b(""), timeout_ms: 100 });
+    expect(c.take().at(-1)).toBe(
+      `FAIL {"id":9,"code":${RPC_ERROR_NUMBERS.unavailable},"message":"every provider of p is backed up (its node's queue to it is full)"}`,
+    );
+    expect(r.stats.limited).toBe(1);
+    jammed = false; // busy drained: it takes calls again
+    rx(c, "CALL", { id: 10, proc: "p", payload: b(""), timeout_ms: 100 });
+    expect(busy.take().filter((f) => f.startsWith("CALL"))).toHaveLength(1);
   });
 });

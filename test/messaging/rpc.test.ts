@@ -236,6 +236,7 @@ describe("RPC error codes", () => {
       "cancelled",
       "unavailable",
       "bad_request",
+      "permission_denied",
     ]);
     for (const code of RPC_ERROR_CODES) {
       const e = new RpcError(code);

@@ -80,6 +80,7 @@ describe("reaching a node by id", () => {
       log: () => {},
       rendezvous: () => [rendezvousSession],
       addressOf: () => undefined,
+      isMember: () => true,
       dial: () => Promise.reject(new Error("no dial in this test")),
       adopt: (conn) => PeerSession.dial(conn, { self: { nodeId: a!.nodeId, realm: a!.realm } }),
     });
@@ -118,6 +119,49 @@ describe("reaching a node by id", () => {
     expect(await ask("nat.upgrade", "")).toBe("ok");
     expect(await ask("nat.punched", "")).toBe("ok");
     expect(await ask("ping", "")).toBe("ok");
+    await s.close();
+  });
+
+  test("no reflection: punches only for members, bounded per requester and per address, counted", async () => {
+    const [r0, a] = m.nodes;
+    const conn = await a!.endpoint.connect(r0!.endpoint.address);
+    const s = await PeerSession.dial(conn, { self: { nodeId: a!.nodeId, realm: a!.realm } });
+    const ask = (method: string, body: unknown) =>
+      s.request(method, new TextEncoder().encode(JSON.stringify(body)), { timeoutMs: 2000 }).then(
+        () => "ok",
+        (e) => String(e),
+      );
+    const before = r0!.traversal.stats.refused;
+    const stranger = "b".repeat(52);
+    expect(await ask("nat.punch", { peer: stranger, host: "127.0.0.1", port: 9 })).toContain(
+      `${stranger.slice(0, 12)}… is not a member of the realm here`,
+    );
+    expect(await ask("nat.dial", { peer: stranger, host: "127.0.0.1", port: 9 })).toContain(
+      "is not a member of the realm here",
+    );
+    // Toward one address: 4 punches at once, then one every 2 s, whoever asks.
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      answers.push(await ask("nat.punch", { peer: a!.nodeId, host: "127.0.0.1", port: 9 }));
+    }
+    expect(answers.slice(0, 4)).toEqual(["ok", "ok", "ok", "ok"]);
+    expect(answers[4]).toContain("too many punches toward 127.0.0.1:9 (4, then one every 2 s)");
+    // Per requester: 64 at once (five spent above, and a's introduction earlier in this file),
+    // then 8 a second, whatever the address.
+    const started = performance.now();
+    let ok = 0;
+    let refused = 0;
+    for (let port = 10; port < 100; port++) {
+      const r = await ask("nat.punch", { peer: a!.nodeId, host: "127.0.0.1", port });
+      if (r === "ok") ok++;
+      else if (r.includes("too many traversal requests from this node")) refused++;
+    }
+    const refill = 8 * Math.ceil((performance.now() - started) / 1000);
+    expect(ok).toBeGreaterThanOrEqual(50);
+    expect(refused).toBeGreaterThanOrEqual(1);
+    expect(ok).toBeLessThanOrEqual(59 + refill);
+    expect(ok + refused).toBe(90);
+    expect(r0!.traversal.stats.refused - before).toBe(3 + refused);
     await s.close();
   });
 

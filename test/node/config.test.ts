@@ -37,7 +37,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
       join: [{ host: "10.0.0.2", port: 4433 }, { host: "::1", port: 5000 }],
       tls: { ca: "ca.pem", cert: "node.crt", key: "node.key", crl: "crl.pem" },
       quic: { idleTimeoutMs: 60000, keepAliveMs: 0 },
-      limits: { maxPayload: 4096 },
+      limits: { ...DEFAULTS.limits, maxPayload: 4096 },
       devCaDir: null,
       advertise: "quic://10.0.0.5:4433",
       overlay: { k: 8 },
@@ -51,6 +51,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
         upgradeAfterMs: 5000,
       },
       membership: DEFAULTS.membership,
+      permissions: DEFAULTS.permissions,
     });
   });
 
@@ -108,7 +109,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags, relay, membership)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags, relay, membership, permissions)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",

@@ -9,6 +9,7 @@ import {
   defineRequest,
   encodeBody,
   type PeerSession,
+  PermissionError,
   RequestError,
   RequestRegistry,
 } from "../../lib/peer/mod.ts";
@@ -38,7 +39,10 @@ const RAW = defineRequest<Uint8Array, Uint8Array>("raw", "bytes", "bytes");
 const DOC = defineRequest<Record<never, never>, unknown>("doc", [], "document");
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const ctx = { session: {} as PeerSession } as Parameters<RequestRegistry["handle"]>[2];
+type Ctx = Parameters<RequestRegistry["handle"]>[2];
+const asPeer = (role: "node" | "client", groups: string[] = []) =>
+  ({ session: {} as PeerSession, peer: { role, groups } }) as unknown as Ctx;
+const ctx = asPeer("node");
 
 describe("request bodies", () => {
   test("fields: checked and typed; absent optionals left out; an empty list is an empty payload", () => {
@@ -112,5 +116,42 @@ describe("the registry", () => {
     await expect(ask(peer('{"text":5}'), GREET, { name: "a", port: 1 })).rejects.toThrow(
       "greet answer: text must be a text (got 5)",
     );
+  });
+
+  test("who may ask: nodes by default, operators and anyone when declared; refusals counted", async () => {
+    const ops = defineRequest<Record<never, never>, unknown>("ops", [], "document", "operators");
+    const open = defineRequest<Record<never, never>, unknown>("open", [], "document", "anyone");
+    const r = new RequestRegistry();
+    r.on(GREET, () => ({ text: "x" }));
+    r.on(ops, () => ({ ok: true }));
+    r.on(open, () => ({ ok: true }));
+    const client = asPeer("client");
+    const refused = async (method: string, payload = new Uint8Array(0)) => {
+      try {
+        await r.handle(method, payload, client);
+      } catch (e) {
+        expect(e).toBeInstanceOf(PermissionError);
+        expect((e as PermissionError).wireCode).toBe("permission_denied");
+        return (e as Error).message;
+      }
+      throw new Error("allowed");
+    };
+    // Refused before the payload is read: a bad payload costs nothing more.
+    expect(await refused("greet", utf8("not json"))).toBe("greet is for peer nodes only");
+    expect(await refused("ops")).toBe("ops is for operators only");
+    expect(new TextDecoder().decode(await r.handle("open", new Uint8Array(0), client))).toBe(
+      '{"ok":true}',
+    );
+    expect(new TextDecoder().decode(await r.handle("ops", new Uint8Array(0), ctx))).toBe(
+      '{"ok":true}',
+    );
+    expect(Object.fromEntries(r.refused)).toEqual({ greet: 1, ops: 1 });
+    // The node's own check decides who is an operator.
+    const byGroup = new RequestRegistry((access, peer) =>
+      access === "anyone" || peer.role === "node" || peer.groups.includes("operator") ? null : "no"
+    );
+    byGroup.on(ops, () => ({ ok: 1 }));
+    await byGroup.handle("ops", new Uint8Array(0), asPeer("client", ["operator"]));
+    await expect(byGroup.handle("ops", new Uint8Array(0), client)).rejects.toThrow("no");
   });
 });

@@ -276,3 +276,38 @@ describe("loss and migration", () => {
     expect(sconn.remote.port).toBe(newPort);
   }, 120_000);
 });
+
+/** A socket that sends but hears nothing: its handshakes stall at the server. */
+const deaf: UdpSocketFactory = async (opts) => {
+  const inner = await openUdpSocket({ ...opts, onPacket: () => {} });
+  return inner;
+};
+
+describe("stalled handshakes", () => {
+  test("one source holds at most maxHandshakesPerSource slots; the rest are refused and counted", async () => {
+    const server = await ep({ retry: false, maxHandshakesPerSource: 2 });
+    for (let i = 0; i < 3; i++) {
+      const c = await ep({ acceptIncoming: false, socketFactory: deaf });
+      void c.connect(server.address).catch(() => {});
+    }
+    await until(
+      () => server.stats.handshakesInFlight === 2 && server.stats.droppedPerSource >= 1,
+      "two handshakes held, the third refused",
+    );
+  });
+
+  test("a handshake past handshakeTimeoutMs is closed when its slot is wanted; the next one gets it", async () => {
+    const server = await ep({ retry: false, maxHandshakesPerSource: 1, handshakeTimeoutMs: 1 });
+    serveEcho(server);
+    const stalled = await ep({ acceptIncoming: false, socketFactory: deaf });
+    void stalled.connect(server.address).catch(() => {});
+    await until(() => server.stats.handshakesInFlight === 1, "the stalled handshake held");
+    await stalled.close(); // no more retransmissions from it
+    const honest = await ep({ acceptIncoming: false });
+    const conn = await honest.connect(server.address);
+    expect(new TextDecoder().decode(await echoOnce(conn, new TextEncoder().encode("hi")))).toBe(
+      "hi",
+    );
+    expect(server.stats.handshakesTimedOut).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -54,7 +54,7 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   PING: { id: 2 ** 32 - 1 },
   PONG: { id: 0 },
   LOST: { sid: 3, count: 1000 },
-  ERROR: { code: "duplicate_sid", message: "SUB: sid 1 is in use", sid: 1 },
+  ERROR: { code: "duplicate_sid", message: "SUB: sid 1 is in use", sid: 1, proc: "math.add" },
 };
 
 /** The bus frame types, as docs/wire-protocol.md lists them. */
@@ -135,7 +135,7 @@ describe("bus frames", () => {
     const cases: [string, Record<string, unknown>, string][] = [
       ["SUB", { sid: 9, pattern: ">" }, "queue"],
       ["CALL", { id: 1, proc: "p", payload: bytes(1), timeout_ms: 0 }, "strategy"],
-      ["ERROR", { code: "bad_topic", message: "x" }, "sid"],
+      ["ERROR", { code: "bad_topic", message: "x", sid: 4 }, "proc"],
     ];
     for (const [name, fields, optional] of cases) {
       for (const absent of [undefined, null]) {

@@ -147,6 +147,44 @@ describe("frame reader", () => {
     }
   });
 
+  test("a frame arriving a byte at a time, or one large frame in small chunks, comes out whole", () => {
+    // The reader sees only lengths and bodies: frames made by hand, any bytes inside.
+    const frame = (b: Uint8Array) => {
+      const f = new Uint8Array(4 + b.length);
+      new DataView(f.buffer).setUint32(0, b.length);
+      f.set(b, 4);
+      return f;
+    };
+    const big = new Uint8Array(3 * 1024 * 1024 + 7);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    const small = new Uint8Array([7, 8, 9]);
+    const r = new FrameReader(16 * 1024 * 1024);
+    const got: Uint8Array[] = [];
+    const s = frame(small);
+    for (let i = 0; i < s.length; i++) got.push(...r.push(s.subarray(i, i + 1)));
+    got.push(...r.push(frame(new Uint8Array(0)))); // an empty body is a frame too
+    const b = frame(big);
+    for (let o = 0; o < b.length; o += 1000) got.push(...r.push(b.subarray(o, o + 1000)));
+    expect(got.length).toBe(3);
+    expect(got[0]).toEqual(small);
+    expect(got[1]).toEqual(new Uint8Array(0));
+    expect(got[2]).toEqual(big);
+    expect(r.pending).toBe(0);
+    expect(r.held).toBe(0);
+  });
+
+  test("a header claiming a large frame holds memory for what arrived, not what it claims", () => {
+    const r = new FrameReader(16 * 1024 * 1024);
+    // 16 MiB announced, 10 bytes sent.
+    r.push(new Uint8Array([1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    expect(r.pending).toBe(14);
+    expect(r.held).toBeLessThanOrEqual(64 * 1024);
+    // 1 MiB more: held grows by doubling, at most twice what arrived.
+    for (let i = 0; i < 16; i++) r.push(new Uint8Array(64 * 1024));
+    expect(r.held).toBeLessThanOrEqual(2 * (1024 * 1024 + 10));
+    expect(r.held).toBeGreaterThanOrEqual(1024 * 1024 + 10);
+  });
+
   test("a length over the limit is refused as soon as the header arrives", () => {
     const r = new FrameReader(1024);
     const e = wireError(() => r.push(new Uint8Array([0, 0, 0x10, 0])));
