@@ -46,6 +46,7 @@ export {
   type NodeSnapshot,
   type NodeStartOptions,
   parseConfig,
+  StartError,
 } from "./lib/node/mod.ts";
 export { JsonError, RpcError, type RpcErrorCode, TopicError } from "./lib/messaging/mod.ts";
 export { PermissionError, RequestError, SessionError, UrlError } from "./lib/peer/mod.ts";

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeDocSection } from "./lib/report.ts";
 import { type Bench, type BenchOptions, UsageError } from "./lib/types.ts";
+import { abuseBench } from "./abuse/bench.ts";
 import { membershipBench } from "./membership/bench.ts";
 import { natBench } from "./nat/bench.ts";
 import { messagingBench } from "./messaging/bench.ts";
@@ -19,6 +20,7 @@ const BENCHES: Readonly<Record<string, Bench>> = {
   membership: membershipBench,
   nat: natBench,
   relay: relayBench,
+  abuse: abuseBench,
 };
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");

@@ -31,9 +31,13 @@ import {
   realmTagHex,
   revoke,
   REVOKE_REASONS,
+  type Role,
+  ROLES,
   signCsr,
+  writeCredsDir,
 } from "../../lib/identity/mod.ts";
 import { guarded } from "./shared.ts";
+import { connect } from "../../lib/client/mod.ts";
 
 /** Environment variable holding the CA passphrase (otherwise it is asked on the terminal). */
 export const PASSPHRASE_ENV = "MACULA_CA_PASSPHRASE";
@@ -141,6 +145,7 @@ function issuedJson(i: Issued) {
   return {
     name: i.cert.subjectName.getField("CN")[0] ?? null,
     realm: i.realm,
+    role: i.role,
     nodeId: i.nodeId,
     uri: i.uri,
     serial: i.serial,
@@ -156,6 +161,7 @@ function issuedJson(i: Issued) {
 
 function issuedText(i: Issued, what: string): void {
   line(`${what} ${i.cert.subject} in realm ${i.realm}`);
+  line(`  role     ${i.role}`);
   line(`  node id  ${i.nodeId}`);
   line(`  uri      ${i.uri}`);
   line(`  serial   ${i.serial}`);
@@ -234,9 +240,17 @@ Examples:
 
 function issueCommand() {
   return new Command("issue")
-    .description("issue a node or user certificate (new Ed25519 key, or sign --in-pub)")
+    .description("issue a node or client certificate (new Ed25519 key, or sign --in-pub)")
     .requiredOption("--realm <realm>", "realm of the certificate (must be the CA's)", realmArg)
     .requiredOption("--name <name>", "certificate name (CN and file name)", nameArg)
+    .addOption(
+      new Option("--role <role>", "node (runs `macula node up`) or client (apps, people)")
+        .choices(ROLES).default("node" as Role),
+    )
+    .option(
+      "--creds-dir <dir>",
+      "write what --creds reads instead: <dir>/ca.pem, cert.pem, key.pem (not with --in-pub)",
+    )
     .option("--groups <a,b>", "groups, comma-separated or repeated", listArg)
     .option("--dns <names>", "DNS names, comma-separated or repeated", listArg)
     .option("--ip <addrs>", "IP addresses, comma-separated or repeated", listArg)
@@ -253,13 +267,21 @@ function issueCommand() {
     .addHelpText(
       "after",
       `
-Writes <out>/<name>.crt and, unless --in-pub is given, <out>/<name>.key (PKCS#8, mode 0600).
-The certificate carries macula://<realm>/node/<node-id> (node id = SHA-256 of the key's
-SubjectPublicKeyInfo, base32), one macula://<realm>/group/<group> URI per group, and the DNS
-and IP names, with EKU serverAuth and clientAuth.
+Writes <out>/<name>.crt and, unless --in-pub is given, <out>/<name>.key (PKCS#8, mode 0600);
+with --creds-dir, a credentials directory for clients instead (ca.pem, cert.pem, key.pem).
+
+The role says what the certificate may do (docs/security.md). --role node (the default: what
+every certificate was before roles) carries macula://<realm>/node/<node-id> with EKU serverAuth
+and clientAuth: a mesh node, which may open routes, take part in membership and relay. --role
+client carries macula://<realm>/client/<node-id> with EKU clientAuth only: an application, a
+person or a script, held to the node's permissions by its groups. Give people and programs
+client certificates; keep node certificates for the machines of the mesh. The node id is the
+SHA-256 of the key's SubjectPublicKeyInfo (base32); one macula://<realm>/group/<group> URI per
+group; the DNS and IP names.
 
 Examples:
-  $ macula certs issue --realm acme --name edge-1 --groups sensors,ops --ip 10.0.0.7
+  $ macula certs issue --realm acme --name edge-1 --ip 10.0.0.7
+  $ macula certs issue --realm acme --name alice --role client --groups operator --creds-dir alice/
   $ macula certs issue --realm acme --name laptop --in-pub laptop.pub.pem --out certs/`,
     )
     .action(guarded("macula certs issue", async (opts) => {
@@ -267,21 +289,37 @@ Examples:
       if (ca.realm !== opts.realm) {
         throw new CertsError(`the CA in ${opts.caDir} is for realm ${ca.realm}, not ${opts.realm}`);
       }
+      if (opts.credsDir !== undefined && opts.inPub !== undefined) {
+        throw new InvalidArgumentError(
+          "--creds-dir needs the key, and --in-pub leaves it elsewhere: give one of them",
+        );
+      }
       const pub = opts.inPub === undefined ? undefined : await readText(opts.inPub, "public key");
       const r = await issueCert({
         ca,
         name: opts.name,
+        role: opts.role,
         groups: opts.groups ?? [],
         dns: opts.dns ?? [],
         ips: opts.ip ?? [],
         durationMs: opts.duration ?? IDENTITY_DEFAULTS.realm.certLifetimeMs,
         ...(pub !== undefined ? { publicKeyPem: pub } : {}),
-        outDir: opts.out,
+        ...(opts.credsDir === undefined ? { outDir: opts.out } : {}),
         force: opts.force ?? false,
       });
+      if (opts.credsDir !== undefined) {
+        const paths = await writeCredsDir(
+          opts.credsDir,
+          { ca: ca.pem, cert: r.pem, key: r.keyPem! },
+          { force: opts.force ?? false },
+        );
+        r.certPath = paths.cert;
+        r.keyPath = paths.key;
+      }
       warn(r.warnings);
       if (opts.json) return json(issuedJson(r));
       issuedText(r, "issued");
+      if (opts.credsDir !== undefined) line(`  creds    ${opts.credsDir} (use it with --creds)`);
     }));
 }
 
@@ -291,6 +329,10 @@ function signCommand() {
     .requiredOption("--csr <file>", "the request, PEM")
     .option("--realm <realm>", "expected realm (default: the CA's)", realmArg)
     .option("--name <name>", "certificate name (default: the request's CN)", nameArg)
+    .addOption(
+      new Option("--role <role>", "node or client (see certs issue --help)").choices(ROLES)
+        .default("node" as Role),
+    )
     .option("--groups <a,b>", "groups, comma-separated or repeated", listArg)
     .option("--dns <names>", "extra DNS names", listArg)
     .option("--ip <addrs>", "extra IP addresses", listArg)
@@ -321,6 +363,7 @@ Example:
         throw new CertsError(`the CA in ${opts.caDir} is for realm ${ca.realm}, not ${opts.realm}`);
       }
       const r = await signCsr({
+        role: opts.role,
         ca,
         csrPem,
         ...(opts.name !== undefined ? { name: opts.name } : {}),
@@ -437,16 +480,24 @@ function revokeCommand() {
         .default("cessationOfOperation" as const),
     )
     .option("--crl-duration <d>", "CRL lifetime, its nextUpdate (default 30d)", durationArg)
+    .option("--publish <url>", "then hand the new CRL to this node (quic://host:port): it spreads")
+    .option("--creds <dir>", "credentials for --publish (ca.pem, cert.pem, key.pem of the realm)")
     .option("--json", "print the result as JSON")
     .addHelpText(
       "after",
       `
 Keeps every entry of an existing CRL, adds the new serials, and writes a new CRL (number + 1)
-signed by the CA. Copy it to the nodes; they reload it. Revoking a serial that is already
-listed just re-signs the CRL with a fresh nextUpdate: do that before nextUpdate passes.
+signed by the CA. Revoking a serial that is already listed just re-signs the CRL with a fresh
+nextUpdate: do that before nextUpdate passes.
+
+How nodes learn it: with --publish, the node named takes the CRL (signed by the realm CA and
+newer than what it holds) and pushes it to its routes, which do the same: every node of the
+realm has it within seconds, keeps it in its data directory across restarts, closes the
+sessions of revoked peers and refuses their new ones. Without --publish, copy it to a node's
+tls.crl: a node reloads that file when it changes (and on SIGHUP), and spreads it the same way.
 
 Examples:
-  $ macula certs revoke --cert edge-1.crt
+  $ macula certs revoke --cert edge-1.crt --publish quic://10.0.0.7:4433 --creds ./ops
   $ macula certs revoke --serial 4f1b17e58e0eb8c2f7e4ebe0254e5e31 --crl /srv/macula/crl.pem`,
     )
     .action(guarded("macula certs revoke", async (opts) => {
@@ -454,6 +505,9 @@ Examples:
       for (const f of opts.cert ?? []) certs.push(await readText(f, "certificate"));
       if (certs.length === 0 && (opts.serial ?? []).length === 0) {
         throw new CertsError("nothing to revoke: give --serial or --cert");
+      }
+      if ((opts.publish === undefined) !== (opts.creds === undefined)) {
+        throw new InvalidArgumentError("--publish and --creds go together");
       }
       const ca = await openCa(opts.caDir);
       const r = await revoke({
@@ -465,15 +519,35 @@ Examples:
         ...(opts.crlDuration !== undefined ? { durationMs: opts.crlDuration } : {}),
       });
       warn(r.warnings);
+      let published: { node: string; accepted: boolean; reason?: string } | undefined;
+      if (opts.publish !== undefined) {
+        const client = await connect({ url: opts.publish, creds: opts.creds!, reconnect: false })
+          .catch((e) => {
+            throw new CertsError(
+              `wrote ${r.crlPath}, but cannot publish it: ${(e as Error).message}`,
+            );
+          });
+        try {
+          const answer = await client.pushCrl(await readText(r.crlPath, "CRL"));
+          published = { node: opts.publish, ...answer };
+        } finally {
+          await client.close();
+        }
+      }
       if (opts.json) {
-        return json({
+        json({
           crlPath: r.crlPath,
           number: r.number,
           added: r.added,
           revoked: r.revoked,
           nextUpdate: r.nextUpdate.toISOString(),
           warnings: r.warnings,
+          ...(published ? { published } : {}),
         });
+        if (published && !published.accepted) {
+          throw new CertsError(`${published.node} refused the CRL: ${published.reason}`);
+        }
+        return;
       }
       line(
         `wrote ${r.crlPath} (CRL number ${r.number}, ${r.revoked.length} revoked, next update ${r.nextUpdate.toISOString()})`,
@@ -482,6 +556,12 @@ Examples:
       const already = r.revoked.length - r.added.length;
       if (r.added.length === 0) line("  (all of them were already revoked; CRL re-signed)");
       else if (already > 0) line(`  (${already} revoked earlier kept)`);
+      if (published?.accepted) line(`published to ${published.node}: it spreads to the mesh`);
+      else if (published) {
+        throw new CertsError(
+          `wrote ${r.crlPath}, but ${published.node} refused it: ${published.reason}`,
+        );
+      }
     }));
 }
 

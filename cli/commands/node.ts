@@ -6,10 +6,10 @@
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { readFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import { parse } from "yaml";
-import { realmProblem } from "../../lib/identity/mod.ts";
+import { CREDS_FILES, realmProblem } from "../../lib/identity/mod.ts";
 import {
   ConfigError,
   configFrom,
@@ -18,6 +18,7 @@ import {
   type NodeConfig,
   parseConfig,
   parseSeed,
+  StartError,
 } from "../../lib/node/mod.ts";
 import { guarded, intArg, usage } from "./shared.ts";
 
@@ -73,7 +74,10 @@ interface UpFlags {
   port?: number;
   join?: string[];
   realm?: string;
+  /** A credentials directory for tls (ca.pem, cert.pem, key.pem). */
+  creds?: string;
   devCaDir?: string;
+  createDevCa?: boolean;
   /** False with --no-relay. */
   relay?: boolean;
 }
@@ -104,7 +108,16 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
     };
   }
   if (flags.join !== undefined) merged.join = flags.join;
+  if (flags.creds !== undefined) {
+    merged.tls = {
+      ...(raw.tls as Record<string, unknown> | undefined),
+      ca: join(flags.creds, CREDS_FILES.ca),
+      cert: join(flags.creds, CREDS_FILES.cert),
+      key: join(flags.creds, CREDS_FILES.key),
+    };
+  }
   if (flags.devCaDir !== undefined) merged.dev_ca_dir = flags.devCaDir;
+  if (flags.createDevCa) merged.dev_ca_create = true;
   if (flags.relay === false) {
     merged.relay = { ...(raw.relay as Record<string, unknown> | undefined), enabled: false };
   }
@@ -179,9 +192,14 @@ function upCommand() {
       realmArg,
     )
     .option(
-      "--dev-ca-dir <dir>",
-      "dev realm: use the CA in this directory (share it between local nodes)",
+      "--creds <dir>",
+      "the node's credentials: <dir>/ca.pem, cert.pem, key.pem (certs issue --creds-dir); sets tls",
     )
+    .option(
+      "--dev-ca-dir <dir>",
+      "dev realm: use the CA in this directory (share it between local nodes); it must exist",
+    )
+    .option("--create-dev-ca", "dev realm: make a CA in --dev-ca-dir when there is none")
     .option("--no-relay", "do not relay for other nodes (relay.enabled: false)")
     .option(
       "--ready-json",
@@ -227,8 +245,14 @@ Examples:
       --join quic://127.0.0.1:4433
   $ macula node up --config /etc/macula/node.yaml --listen 10.0.0.7:4433
 
+Before anything is bound the node checks itself: its key is its certificate's, which chains to
+tls.ca, is for this realm, is a node's (--role node) and has not expired (a warning within 30
+days of its end); the data directory is not in use by another node (lock file macula.lock);
+with --join, its node id is not alive at another address in the mesh. A failure names what is
+wrong, exits 2, and leaves nothing written.
+
 Exit codes: 0 stopped by SIGINT/SIGTERM after draining, 1 failed while running (port in use,
-unreadable certificates), 2 usage or configuration error.`,
+unreadable certificates), 2 usage or configuration error, or a start-up check failed.`,
     )
     .action(guarded("macula node up", async (opts) => {
       let config: NodeConfig;
@@ -239,7 +263,14 @@ unreadable certificates), 2 usage or configuration error.`,
         throw e;
       }
       const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
-      const node = await Node.start({ ...config, log });
+      let node: Node;
+      try {
+        node = await Node.start({ ...config, log });
+      } catch (e) {
+        // The identity or the data directory is not fit to run: exit 2, nothing was written.
+        if (e instanceof StartError) throw usage(e.message);
+        throw e;
+      }
       const stopped = new Promise<void>((r) => node.stopOnSignals(r));
       // SIGHUP: read the configuration again and apply what can change while running.
       process.on("SIGHUP", () => {

@@ -21,6 +21,7 @@ import {
   RpcError,
 } from "../messaging/mod.ts";
 import { NAT_PING } from "../nat/mod.ts";
+import { CRL_PUSH } from "../policy/mod.ts";
 import { INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
 import { ask, type NodeUrl, parseUrl } from "../peer/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
@@ -368,6 +369,19 @@ export class Client {
     return await ask(this.#attached(), what === "node" ? INSPECT_NODE : INSPECT_MEMBERS, {}, {
       timeoutMs,
     });
+  }
+
+  /**
+   * Hands a CRL (PEM or DER) to the attached node: it takes it if the realm CA signed it and it is
+   * newer than the one held, and then spreads it to the whole mesh. Answers whether it took it,
+   * and why not (`macula certs revoke --publish`).
+   */
+  async pushCrl(
+    crl: Uint8Array | string,
+    timeoutMs: number = DEFAULTS.inspectTimeoutMs,
+  ): Promise<{ accepted: boolean; reason?: string }> {
+    const bytes = typeof crl === "string" ? new TextEncoder().encode(crl) : crl;
+    return await ask(this.#attached(), CRL_PUSH, bytes, { timeoutMs });
   }
 
   /**

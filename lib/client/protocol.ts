@@ -152,12 +152,27 @@ export class ProtocolHandler {
     const conn = await this.endpoint.connect(this.target);
     let info: ((f: Frame) => void) | null = null;
     const gotInfo = new Promise<Frame>((r) => (info = r));
-    const session = await PeerSession.dial(conn, {
-      self: this.self,
-      onChannel: (_name, bodies) => void this.#read(bodies, (f) => info?.(f)),
-    });
-    const stream = await session.openChannel(CLIENT_CHANNEL);
-    const first = await deadline(gotInfo, DEFAULTS.infoTimeoutMs, "waiting for the node's INFO");
+    let session: PeerSession;
+    let stream: Awaited<ReturnType<PeerSession["openChannel"]>>;
+    let first: Frame;
+    try {
+      session = await PeerSession.dial(conn, {
+        self: this.self,
+        onChannel: (_name, bodies) => void this.#read(bodies, (f) => info?.(f)),
+      });
+      stream = await session.openChannel(CLIENT_CHANNEL);
+      first = await deadline(gotInfo, DEFAULTS.infoTimeoutMs, "waiting for the node's INFO");
+    } catch (e) {
+      // The node closed the connection (it refused this certificate: revoked, expired, another
+      // realm): say what it said, not that the connection is closing.
+      const why = await deadline(conn.closed, 1000, "close").catch(() => null);
+      if (why && why.initiator === "peer" && why.reason) {
+        throw new ClientError("refused", `the node refused this client: ${why.reason}`, {
+          cause: e,
+        });
+      }
+      throw e;
+    }
     info = null;
     if (this.#closing || attempt !== this.#dials) {
       // close() ran, or this attempt timed out and a newer one started, while it was in flight.

@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FileError } from "./errors.ts";
+import { writeAll } from "./files.ts";
 
 /** PEM texts for an endpoint: the realm CA, a certificate it issued, and that certificate's key. */
 export interface Credentials {
@@ -34,4 +35,27 @@ export async function loadCredsDir(dir: string): Promise<Credentials> {
     }
   }
   return out as Credentials;
+}
+
+/**
+ * Writes a credentials directory (what `--creds` reads): ca.pem and cert.pem (0644), key.pem
+ * (0600), all or none. Existing files are refused unless `force`.
+ */
+export async function writeCredsDir(
+  dir: string,
+  creds: Credentials,
+  opts: { force?: boolean } = {},
+): Promise<{ ca: string; cert: string; key: string }> {
+  const paths = {
+    ca: join(dir, CREDS_FILES.ca),
+    cert: join(dir, CREDS_FILES.cert),
+    key: join(dir, CREDS_FILES.key),
+  };
+  const nl = (s: string) => (s.endsWith("\n") ? s : `${s}\n`);
+  await writeAll([
+    { path: paths.ca, data: nl(creds.ca) },
+    { path: paths.cert, data: nl(creds.cert) },
+    { path: paths.key, data: nl(creds.key), mode: 0o600 },
+  ], opts);
+  return paths;
 }

@@ -1,8 +1,9 @@
 /**
  * Revocation with the realm CA: `revoke` adds serials to the CA's CRL and writes it newly
  * signed (CRL number + 1, nextUpdate `IDENTITY_DEFAULTS.realm.crlLifetimeMs` ahead, capped at the
- * CA's expiry); `loadCrl` reads a CRL and checks it is the CA's. Nodes read the same CRL with
- * `Verifier.loadCrl` (verify.ts).
+ * CA's expiry); `loadCrl` reads a CRL and checks it is the CA's; `crlNumber` reads its number.
+ * Nodes read the same CRL with `Verifier.loadCrl` (verify.ts), which keeps it only when its number
+ * is greater than the one held.
  */
 import { existsSync } from "node:fs";
 import type { Ca } from "./ca.ts";
@@ -14,7 +15,8 @@ import { readText, writeAll } from "./files.ts";
 import { KEY_ALGORITHMS } from "./keys.ts";
 import { x509 } from "./x509.ts";
 
-const CRL_NUMBER_OID = "2.5.29.20";
+/** The cRLNumber extension (RFC 5280 5.2.3). */
+export const CRL_NUMBER_OID = "2.5.29.20";
 
 function derInteger(n: bigint): Uint8Array<ArrayBuffer> {
   let hex = n.toString(16);
@@ -24,12 +26,40 @@ function derInteger(n: bigint): Uint8Array<ArrayBuffer> {
   return new Uint8Array([0x02, body.length, ...body]);
 }
 
-function crlNumberOf(crl: x509.X509Crl): bigint {
+/**
+ * The CRL number (RFC 5280 5.2.3, the cRLNumber extension): a non-negative integer of at most 20
+ * octets that the CA increases with every CRL it issues. Null when the CRL has none; throws
+ * `RangeError` when the extension is not such an integer.
+ */
+export function crlNumber(crl: x509.X509Crl): bigint | null {
   const ext = crl.getExtension(CRL_NUMBER_OID);
-  if (!ext) return 0n;
+  if (!ext) return null;
   const v = new Uint8Array(ext.value);
-  if (v[0] !== 0x02) return 0n;
-  return BigInt(`0x${Buffer.from(v.subarray(2, 2 + v[1]!)).toString("hex") || "0"}`);
+  if (v[0] !== 0x02 || v.length < 3) throw new RangeError("the CRL number is not an INTEGER");
+  let len = v[1]!;
+  let at = 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n < 1 || n > 2) throw new RangeError("the CRL number has a bad length");
+    len = 0;
+    for (let i = 0; i < n; i++) len = (len << 8) | v[at + i]!;
+    at += n;
+  }
+  if (len < 1 || at + len !== v.length) throw new RangeError("the CRL number has a bad length");
+  if (len > 21 || (len === 21 && v[at] !== 0)) {
+    throw new RangeError("the CRL number is longer than 20 octets (RFC 5280 5.2.3)");
+  }
+  if (v[at]! & 0x80) throw new RangeError("the CRL number is negative");
+  return BigInt(`0x${Buffer.from(v.subarray(at, at + len)).toString("hex")}`);
+}
+
+/** The CRL number, 0 for a CRL without a (readable) one: what `revoke` counts on from. */
+function crlNumberOf(crl: x509.X509Crl): bigint {
+  try {
+    return crlNumber(crl) ?? 0n;
+  } catch {
+    return 0n;
+  }
 }
 
 /** Parses a CRL and checks it was signed by `ca`; throws `CertsError` otherwise. */

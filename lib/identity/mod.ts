@@ -36,7 +36,7 @@ export {
   type Role,
   ROLES,
 } from "./names.ts";
-export { type PeerIdentity, Verifier, type VerifierOptions } from "./verify.ts";
+export { type CrlLoaded, type PeerIdentity, Verifier, type VerifierOptions } from "./verify.ts";
 export { generateKeyPair, KEY_ALGORITHMS, type KeyType, keyTypeOf, publicKeySpki } from "./keys.ts";
 export {
   type CaCertificateSpec,
@@ -77,7 +77,7 @@ export {
 export { caRealmOf, normalizeSerial, parseCert, sanUris } from "./certificates.ts";
 export { daysUntil, expiryWarnings, formatDuration } from "./expiry.ts";
 export { type DevCa, type DevCert, type DevIssueOptions, issue, makeCa, tlsFor } from "./devca.ts";
-export { type Credentials, CREDS_FILES, loadCredsDir } from "./credentials.ts";
+export { type Credentials, CREDS_FILES, loadCredsDir, writeCredsDir } from "./credentials.ts";
 export { readText } from "./files.ts";
 export { IDENTITY_DEFAULTS } from "./defaults.ts";
 export {

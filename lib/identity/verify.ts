@@ -7,6 +7,7 @@
  * the node id bound to the key, groups, and revocation (a CRL signed by the realm CA, reloadable).
  */
 import { commonName, sanUris } from "./certificates.ts";
+import { crlNumber } from "./crl.ts";
 import { IdentityError } from "./errors.ts";
 import { checkRealm, nodeIdFromSpki, nodeIdText, parseMaculaUri, type Role } from "./names.ts";
 import { x509 } from "./x509.ts";
@@ -24,41 +25,95 @@ export interface PeerIdentity {
   /** The certificate's common name (the name given when it was issued). */
   name: string;
   notAfter: Date;
-  /** Certificate serial number, hex. */
+  /** Certificate serial number, hex (lowercase, no leading zeros). */
   serial: string;
+  /** The subject of the certificate's issuer (the CA whose CRL applies to it). */
+  issuer: string;
 }
 
 /** What a verifier trusts. */
 export interface VerifierOptions {
-  /** The realm CA certificate (PEM or DER). */
+  /**
+   * The realm CA certificate (PEM or DER), or several in one PEM bundle: during a CA rotation the
+   * old and the new CA of the realm together. Every one must be a CA of the same realm.
+   */
   ca: string | Uint8Array;
   /** The realm peers must belong to; default: the one in the CA's `macula://<realm>/ca` SAN. */
   realm?: string;
-  /** A CRL signed by the CA (PEM or DER); replace it later with `loadCrl`. */
+  /** A CRL signed by one of the CAs (PEM or DER); more, or newer, later with `loadCrl`. */
   crl?: string | Uint8Array;
 }
+
+/** What `loadCrl` did with a CRL. */
+export interface CrlLoaded {
+  /** True when it replaced the CRL held for its CA (none held, or a smaller CRL number). */
+  accepted: boolean;
+  /** Its cRLNumber (RFC 5280 5.2.3), null when it has none. */
+  number: bigint | null;
+  /** The subject of the CA that signed it. */
+  issuer: string;
+  /** Serials it revokes. */
+  revoked: number;
+  /** Why it was not taken (`accepted: false`). */
+  reason?: string;
+}
+
+/** The longest chain accepted: leaf, at most three intermediates, the trust anchor. */
+const MAX_INTERMEDIATES = 3;
 
 /** PEM text as is; bytes copied into a plain ArrayBuffer, as @peculiar/x509 wants. */
 const asn = (v: string | Uint8Array): string | Uint8Array<ArrayBuffer> =>
   typeof v === "string" ? v : Uint8Array.from(v);
 
-/** Checks peers against one realm CA. */
+const serialOf = (hex: string) => hex.toLowerCase().replace(/^0+(?=.)/, "");
+
+/** One CA of the bundle and the CRL held for it. */
+interface Anchor {
+  cert: x509.X509Certificate;
+  revoked: Set<string>;
+  crlNumber: bigint | null;
+  hasCrl: boolean;
+  nextUpdate: Date | null;
+}
+
+function parseCertificates(v: string | Uint8Array): x509.X509Certificate[] {
+  if (typeof v !== "string") return [new x509.X509Certificate(asn(v))];
+  const blocks = x509.PemConverter.decode(v);
+  if (blocks.length === 0) return [new x509.X509Certificate(v)]; // let it say what is wrong
+  return blocks.map((b) => new x509.X509Certificate(b));
+}
+
+/** Checks peers against the CAs of one realm (one, or old and new during a rotation). */
 export class Verifier {
   readonly realm: string;
-  readonly ca: x509.X509Certificate;
-  #revoked = new Set<string>();
-  #crlNextUpdate: Date | null = null;
+  readonly #anchors: Anchor[];
 
-  private constructor(ca: x509.X509Certificate, realm: string) {
-    this.ca = ca;
+  private constructor(anchors: x509.X509Certificate[], realm: string) {
+    this.#anchors = anchors.map((cert) => ({
+      cert,
+      revoked: new Set(),
+      crlNumber: null,
+      hasCrl: false,
+      nextUpdate: null,
+    }));
     this.realm = realm;
   }
 
-  /** Builds a verifier; rejects when the CA certificate or CRL is unusable. */
+  /** The realm CA (the first of the bundle). */
+  get ca(): x509.X509Certificate {
+    return this.#anchors[0]!.cert;
+  }
+
+  /** Every CA this verifier trusts. */
+  get cas(): x509.X509Certificate[] {
+    return this.#anchors.map((a) => a.cert);
+  }
+
+  /** Builds a verifier; rejects when a CA certificate or the CRL is unusable. */
   static async create(opts: VerifierOptions): Promise<Verifier> {
-    let ca: x509.X509Certificate;
+    let cas: x509.X509Certificate[];
     try {
-      ca = new x509.X509Certificate(asn(opts.ca));
+      cas = parseCertificates(opts.ca);
     } catch (e) {
       throw new IdentityError(
         "bad-certificate",
@@ -66,14 +121,20 @@ export class Verifier {
         { cause: e },
       );
     }
-    const bc = ca.getExtension(x509.BasicConstraintsExtension);
-    if (!bc?.ca) {
-      throw new IdentityError("unknown-ca", "the CA certificate is not a CA (basicConstraints)");
+    const realms = new Set<string>();
+    for (const [i, ca] of cas.entries()) {
+      const which = cas.length > 1
+        ? `CA certificate ${i + 1} of ${cas.length}`
+        : "the CA certificate";
+      const bc = ca.getExtension(x509.BasicConstraintsExtension);
+      if (!bc?.ca) throw new IdentityError("unknown-ca", `${which} is not a CA (basicConstraints)`);
+      const ku = ca.getExtension(x509.KeyUsagesExtension);
+      if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
+        throw new IdentityError("unknown-ca", `${which} may not sign certificates (keyUsage)`);
+      }
+      for (const u of sanUris(ca).map(parseMaculaUri)) if (u?.kind === "ca") realms.add(u.realm);
     }
-    const caRealms = sanUris(ca).map(parseMaculaUri).filter((u) => u?.kind === "ca").map((u) =>
-      u!.realm
-    );
-    const realm = opts.realm ?? caRealms[0];
+    const realm = opts.realm ?? [...realms][0];
     if (!realm) {
       throw new IdentityError(
         "wrong-realm",
@@ -81,19 +142,28 @@ export class Verifier {
       );
     }
     checkRealm(realm);
-    if (caRealms.length > 0 && !caRealms.includes(realm)) {
+    if (realms.size > 0 && (realms.size > 1 || !realms.has(realm))) {
       throw new IdentityError(
         "wrong-realm",
-        `the CA is for realm ${caRealms.join(", ")}, not ${realm}`,
+        realms.size > 1
+          ? `the CA bundle mixes realms ${[...realms].join(", ")}: one realm per bundle`
+          : `the CA is for realm ${[...realms].join(", ")}, not ${realm}`,
       );
     }
-    const v = new Verifier(ca, realm);
-    if (opts.crl) await v.loadCrl(opts.crl);
+    const v = new Verifier(cas, realm);
+    if (opts.crl) {
+      const r = await v.loadCrl(opts.crl);
+      if (!r.accepted) throw new IdentityError("bad-certificate", `the CRL: ${r.reason}`);
+    }
     return v;
   }
 
-  /** Replaces the revocation list; rejects a CRL not signed by this CA. */
-  async loadCrl(crl: string | Uint8Array): Promise<void> {
+  /**
+   * Takes a CRL: it must be signed by one of the CAs, and it replaces the one held for that CA
+   * only when newer (a greater CRL number, or none held) — an old CRL replayed cannot undo a
+   * revocation. Rejects a CRL that cannot be parsed or is no CA's of this verifier.
+   */
+  async loadCrl(crl: string | Uint8Array): Promise<CrlLoaded> {
     let parsed: x509.X509Crl;
     try {
       parsed = new x509.X509Crl(asn(crl));
@@ -102,32 +172,95 @@ export class Verifier {
         cause: e,
       });
     }
-    if (!(await parsed.verify({ publicKey: this.ca.publicKey }))) {
+    let anchor: Anchor | undefined;
+    for (const a of this.#anchors) {
+      if (parsed.issuer !== a.cert.subject) continue;
+      if (await parsed.verify({ publicKey: a.cert.publicKey }).catch(() => false)) {
+        anchor = a;
+        break;
+      }
+    }
+    if (!anchor) {
       throw new IdentityError("bad-signature", "the CRL is not signed by the realm CA");
     }
-    this.#revoked = new Set(parsed.entries.map((e) => e.serialNumber.toLowerCase()));
-    this.#crlNextUpdate = parsed.nextUpdate ?? null;
+    let number: bigint | null;
+    try {
+      number = crlNumber(parsed);
+    } catch (e) {
+      throw new IdentityError("bad-certificate", `the CRL: ${(e as Error).message}`, { cause: e });
+    }
+    const out = {
+      number,
+      issuer: anchor.cert.subject,
+      revoked: parsed.entries.length,
+    };
+    if (anchor.hasCrl) {
+      const held = anchor.crlNumber ?? -1n;
+      if ((number ?? -1n) <= held) {
+        return {
+          ...out,
+          accepted: false,
+          reason: `not newer than the CRL held (number ${number ?? "none"}, held ${
+            anchor.crlNumber ?? "none"
+          })`,
+        };
+      }
+    }
+    anchor.revoked = new Set(parsed.entries.map((e) => serialOf(e.serialNumber)));
+    anchor.crlNumber = number;
+    anchor.hasCrl = true;
+    anchor.nextUpdate = parsed.nextUpdate ?? null;
+    return { ...out, accepted: true };
   }
 
-  /** Serial numbers currently revoked (hex, lowercase). */
+  /** Serial numbers currently revoked by any CA of the bundle (hex, lowercase). */
   get revoked(): ReadonlySet<string> {
-    return this.#revoked;
+    const all = new Set<string>();
+    for (const a of this.#anchors) for (const s of a.revoked) all.add(s);
+    return all;
   }
 
-  /** When the loaded CRL says a newer one is due (null without a CRL or without nextUpdate). */
+  /** The CRL held for each CA: its number and how many it revokes. */
+  crls(): { issuer: string; number: bigint | null; revoked: number }[] {
+    return this.#anchors.filter((a) => a.hasCrl).map((a) => ({
+      issuer: a.cert.subject,
+      number: a.crlNumber,
+      revoked: a.revoked.size,
+    }));
+  }
+
+  /** When the first CRL says a newer one is due (null without a CRL or without nextUpdate). */
   get crlNextUpdate(): Date | null {
-    return this.#crlNextUpdate;
+    return this.#anchors.find((a) => a.nextUpdate)?.nextUpdate ?? null;
   }
 
-  /** Verifies a chain (DER, leaf first; or one PEM/DER certificate) and returns the identity. */
+  /** True when `id` (a verified identity) is revoked by the CRLs held now. */
+  isRevoked(id: { serial: string; issuer?: string }): boolean {
+    return this.#anchors.some((a) =>
+      (id.issuer === undefined || a.cert.subject === id.issuer) &&
+      a.revoked.has(serialOf(id.serial))
+    );
+  }
+
+  /**
+   * Verifies a chain (DER, leaf first, then any intermediates; or one PEM/DER certificate) and
+   * returns the identity. The path is built from the leaf up to a CA of the bundle and checked as
+   * RFC 5280 (and `openssl verify`) does: each issuer a CA allowed to sign certificates, path
+   * length constraints, every certificate in its validity window, every signature.
+   */
   async verify(chain: Uint8Array[] | string | Uint8Array, now = new Date()): Promise<PeerIdentity> {
-    const leafData = Array.isArray(chain) ? chain[0] : chain;
+    const items = Array.isArray(chain) ? chain : [chain];
+    const leafData = items[0];
     if (leafData === undefined) {
       throw new IdentityError("bad-certificate", "the peer presented no certificate");
     }
     let leaf: x509.X509Certificate;
+    let extra: x509.X509Certificate[];
     try {
       leaf = new x509.X509Certificate(asn(leafData));
+      extra = items.slice(1, 1 + MAX_INTERMEDIATES + 1).map((d) =>
+        new x509.X509Certificate(asn(d))
+      );
     } catch (e) {
       throw new IdentityError(
         "bad-certificate",
@@ -136,21 +269,7 @@ export class Verifier {
       );
     }
     const who = `certificate ${JSON.stringify(commonName(leaf))} (serial ${leaf.serialNumber})`;
-    if (leaf.issuer !== this.ca.subject) {
-      throw new IdentityError(
-        "unknown-ca",
-        `${who} is issued by ${JSON.stringify(leaf.issuer)}, not by the realm CA`,
-      );
-    }
-    let ok = false;
-    try {
-      ok = await leaf.verify({ publicKey: this.ca.publicKey, signatureOnly: true });
-    } catch {
-      ok = false;
-    }
-    if (!ok) {
-      throw new IdentityError("bad-signature", `${who}: the realm CA's signature does not verify`);
-    }
+    const anchor = await this.#path(leaf, extra, who, now);
     if (now < leaf.notBefore) {
       throw new IdentityError(
         "not-yet-valid",
@@ -160,7 +279,7 @@ export class Verifier {
     if (now > leaf.notAfter) {
       throw new IdentityError("expired", `${who} expired on ${leaf.notAfter.toISOString()}`);
     }
-    if (this.#revoked.has(leaf.serialNumber.toLowerCase())) {
+    if (anchor?.revoked.has(serialOf(leaf.serialNumber))) {
       throw new IdentityError("revoked", `${who} is revoked by the realm's CRL`);
     }
     const bc = leaf.getExtension(x509.BasicConstraintsExtension);
@@ -212,8 +331,73 @@ export class Verifier {
       groups,
       name: commonName(leaf),
       notAfter: leaf.notAfter,
-      serial: leaf.serialNumber.toLowerCase(),
+      serial: serialOf(leaf.serialNumber),
+      issuer: leaf.issuer,
     };
+  }
+
+  /**
+   * The path from `leaf` to a CA of the bundle, through `extra` (intermediates the peer sent):
+   * the anchor reached (whose CRL applies to the leaf when it issued it directly), or throws.
+   */
+  async #path(
+    leaf: x509.X509Certificate,
+    extra: x509.X509Certificate[],
+    who: string,
+    now: Date,
+  ): Promise<Anchor | null> {
+    const signedBy = async (c: x509.X509Certificate, by: x509.X509Certificate) =>
+      c.issuer === by.subject &&
+      await c.verify({ publicKey: by.publicKey, signatureOnly: true }).catch(() => false);
+    let current = leaf;
+    const used = new Set<x509.X509Certificate>();
+    for (let below = 0; below <= MAX_INTERMEDIATES; below++) {
+      // `below`: intermediates between the leaf and the issuer being looked for.
+      for (const a of this.#anchors) {
+        if (!(await signedBy(current, a.cert))) continue;
+        this.#checkIssuer(a.cert, below, "the realm CA", who, now);
+        return below === 0 ? a : null;
+      }
+      const next = await (async () => {
+        for (const c of extra) if (!used.has(c) && await signedBy(current, c)) return c;
+        return undefined;
+      })();
+      if (!next) break;
+      this.#checkIssuer(next, below, `intermediate ${JSON.stringify(next.subject)}`, who, now);
+      used.add(next);
+      current = next;
+    }
+    const named = this.#anchors.some((a) => a.cert.subject === current.issuer);
+    if (named && current === leaf) {
+      throw new IdentityError("bad-signature", `${who}: the realm CA's signature does not verify`);
+    }
+    throw new IdentityError(
+      "unknown-ca",
+      `${who} is issued by ${JSON.stringify(current.issuer)}, not by the realm CA` +
+        (current === leaf ? "" : ` (through ${used.size} intermediate certificates)`),
+    );
+  }
+
+  /** An issuer in a path: a CA that may sign, within its path length and validity. */
+  #checkIssuer(c: x509.X509Certificate, below: number, what: string, who: string, now: Date) {
+    const bc = c.getExtension(x509.BasicConstraintsExtension);
+    if (!bc?.ca) throw new IdentityError("unknown-ca", `${who}: ${what} is not a CA`);
+    const ku = c.getExtension(x509.KeyUsagesExtension);
+    if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
+      throw new IdentityError("unknown-ca", `${who}: ${what} may not sign certificates (keyUsage)`);
+    }
+    if (bc.pathLength !== undefined && below > bc.pathLength) {
+      throw new IdentityError(
+        "unknown-ca",
+        `${who}: ${what} allows ${bc.pathLength} intermediate certificates below it (pathLenConstraint), the chain has ${below}`,
+      );
+    }
+    if (now < c.notBefore || now > c.notAfter) {
+      throw new IdentityError(
+        "expired",
+        `${who}: ${what} is valid from ${c.notBefore.toISOString()} to ${c.notAfter.toISOString()}`,
+      );
+    }
   }
 
   /**

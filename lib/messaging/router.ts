@@ -18,7 +18,7 @@
  *   from a peer node with its own clients only. A peer node answering `no_provider` (its provider
  *   left meanwhile) makes the router try the next provider within the same deadline.
  */
-import type { Rng, SansIoCore } from "../util/mod.ts";
+import { RateLimiter, type Rng, type SansIoCore } from "../util/mod.ts";
 import type { Frame } from "../wire/mod.ts";
 import { ProtocolError } from "./errors.ts";
 import {
@@ -99,6 +99,16 @@ export const ROUTER_LIMITS = {
   maxPendingCalls: 1_000,
   /** A call waiting longer than 5 minutes should be a message, not a held request. */
   maxCallTimeoutMs: 300_000,
+  /**
+   * Refused frames one client may cause: an application that gets an error now and then never
+   * comes near; a flood of frames that are refused anyway closes the session.
+   */
+  refusals: { perSecond: 100, burst: 1000 },
+  /**
+   * SUB/UNSUB/REG/UNREG per client: each changes the tables every publish reads; a reconnecting
+   * client restores up to `maxSubscriptions` at once, hence the burst.
+   */
+  churn: { perSecond: 1000, burst: 10_000 },
 } as const;
 
 /** Counters, all growing. */
@@ -198,6 +208,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   readonly #validTopics = new Set<string>();
   #pingIds = 1;
   readonly #opts: Required<Omit<RouterOptions<L>, "authorize">>;
+  readonly #refusals = new RateLimiter<string>({ ...ROUTER_LIMITS.refusals, maxKeys: 1 << 20 });
+  readonly #churn = new RateLimiter<string>({ ...ROUTER_LIMITS.churn, maxKeys: 1 << 20 });
   readonly #authorize: RouterOptions<L>["authorize"];
   /** The `now` of the latest input (the router reads no clock). */
   #now = 0;
@@ -251,6 +263,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       if (call) this.#cancelDownstream(call.call);
     }
     this.#links.delete(link.id);
+    this.#refusals.forget(link.id);
+    this.#churn.forget(link.id);
     for (const [id, p] of this.#pings) {
       if (p.origin === link) this.#pings.delete(id);
       else if (p.waiting.delete(link) && p.waiting.size === 0) this.#pingDone(id, p);
@@ -274,6 +288,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         if (link.kind !== "node") break;
         return this.#forwarded(f.topic as string, f.payload as Uint8Array, f.queues as string[]);
       case "SUB":
+        if (this.#churned(st, `SUB ${f.pattern as string}`, { sid: f.sid as number })) return;
         return this.#sub(
           st,
           f.sid as number,
@@ -283,11 +298,14 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
             | undefined,
         );
       case "UNSUB":
+        if (this.#churned(st, "UNSUB")) return;
         this.#unsub(st, f.sid as number);
         return;
       case "REG":
+        if (this.#churned(st, `REG ${f.proc as string}`, { proc: f.proc as string })) return;
         return this.#reg(st, f.proc as string);
       case "UNREG":
+        if (this.#churned(st, "UNREG")) return;
         this.#unreg(st, f.proc as string);
         return;
       case "CALL":
@@ -369,6 +387,40 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
 
   // ------------------------------------------------------------------ pub/sub
 
+  /**
+   * Refuses a client's frame with `ERROR`, spending one of its refusals: a client refused more
+   * than `ROUTER_LIMITS.refusals` allows is misbehaving, and its session is closed (a
+   * `ProtocolError`), so a flood of refused frames cannot take the node's time from others.
+   */
+  #refuse(link: Link, fields: Record<string, unknown>): void {
+    this.#spendRefusal(link);
+    this.#send(link, "ERROR", fields);
+  }
+
+  #spendRefusal(link: Link): void {
+    if (link.kind !== "client") return;
+    if (this.#refusals.take(link.id, 1, this.#now)) return;
+    this.stats.protocolErrors++;
+    const { perSecond, burst } = ROUTER_LIMITS.refusals;
+    throw new ProtocolError(
+      `too many refused operations (more than ${burst} at once or ${perSecond} a second)`,
+    );
+  }
+
+  /** Subscription and registration changes of a client: bounded in rate (`ROUTER_LIMITS.churn`). */
+  #churned(st: LinkState, what: string, at: { sid?: number; proc?: string } = {}): boolean {
+    if (st.link.kind !== "client" || this.#churn.take(st.link.id, 1, this.#now)) return false;
+    this.stats.limited++;
+    const { perSecond, burst } = ROUTER_LIMITS.churn;
+    this.#refuse(st.link, {
+      code: "limit",
+      message:
+        `${what}: too many subscription or registration changes (${burst} at once, then ${perSecond} a second)`,
+      ...at,
+    });
+    return true;
+  }
+
   /** The refusal of a client's operation, counted; null when allowed (or not a client). */
   #denied(link: Link, op: BusOperation, subject: string, queue?: string): string | null {
     if (!this.#authorize || link.kind !== "client") return null;
@@ -407,21 +459,21 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   #publish(link: Link, topic: string, payload: Uint8Array): void {
     const why = this.#denied(link, "publish", topic);
     if (why !== null) {
-      this.#send(link, "ERROR", { code: "permission_denied", message: why });
+      this.#refuse(link, { code: "permission_denied", message: why });
       return;
     }
     if (!this.#validTopics.has(topic)) {
       try {
         checkTopic(topic);
       } catch (e) {
-        this.#send(link, "ERROR", { code: "bad_topic", message: (e as Error).message });
+        this.#refuse(link, { code: "bad_topic", message: (e as Error).message });
         return;
       }
       if (this.#validTopics.size >= 8192) this.#validTopics.clear();
       this.#validTopics.add(topic);
     }
     if (payload.length > this.maxPayload) {
-      this.#send(link, "ERROR", {
+      this.#refuse(link, {
         code: "payload_too_large",
         message:
           `PUB ${topic}: ${payload.length} bytes, over this node's limit of ${this.maxPayload}`,
@@ -471,7 +523,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const link = st.link;
     if (st.subs.has(sid)) {
       if (link.kind === "node") throw new ProtocolError(`SUB: interest id ${sid} is in use`);
-      this.#send(link, "ERROR", {
+      this.#refuse(link, {
         code: "duplicate_sid",
         message: `SUB: sid ${sid} is in use`,
         sid,
@@ -481,12 +533,12 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (link.kind === "client") {
       const why = this.#denied(link, "subscribe", pattern, queue);
       if (why !== null) {
-        this.#send(link, "ERROR", { code: "permission_denied", message: why, sid });
+        this.#refuse(link, { code: "permission_denied", message: why, sid });
         return;
       }
       if (st.subs.size >= this.#opts.maxSubscriptions) {
         this.stats.limited++;
-        this.#send(link, "ERROR", {
+        this.#refuse(link, {
           code: "limit",
           message:
             `SUB ${pattern}: this client holds ${st.subs.size} subscriptions, the node's limit (limits.max_subscriptions)`,
@@ -499,7 +551,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         this.#local.add(pattern, entry, queue);
       } catch (e) {
         if (!(e instanceof TopicError)) throw e;
-        this.#send(link, "ERROR", { code: "bad_pattern", message: e.message, sid });
+        this.#refuse(link, { code: "bad_pattern", message: e.message, sid });
         return;
       }
       st.subs.set(sid, { pattern, queue, entry });
@@ -574,18 +626,18 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       if (st.link.kind === "node") {
         throw new ProtocolError(`REG.proc: ${(e as Error).message}`, { cause: e });
       }
-      this.#send(st.link, "ERROR", { code: "bad_procedure", message: (e as Error).message });
+      this.#refuse(st.link, { code: "bad_procedure", message: (e as Error).message });
       return;
     }
     const why = this.#denied(st.link, "serve", proc);
     if (why !== null) {
-      this.#send(st.link, "ERROR", { code: "permission_denied", message: why, proc });
+      this.#refuse(st.link, { code: "permission_denied", message: why, proc });
       return;
     }
     if (st.provides.has(proc)) return;
     if (st.link.kind === "client" && st.provides.size >= this.#opts.maxProcedures) {
       this.stats.limited++;
-      this.#send(st.link, "ERROR", {
+      this.#refuse(st.link, {
         code: "limit",
         message:
           `REG ${proc}: this client serves ${st.provides.size} procedures, the node's limit (limits.max_procedures)`,
@@ -625,6 +677,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   ): void {
     const link = st.link;
     const fail = (code: RpcErrorCode, message: string) => {
+      this.#spendRefusal(link);
       this.stats.failures++;
       this.#send(link, "FAIL", { id, code: RPC_ERROR_NUMBERS[code], message });
     };

@@ -71,6 +71,8 @@ export interface NodeConfig {
   };
   /** Dev realm: the CA directory (default `<dataDir>/ca`). Must be null outside the dev realm. */
   devCaDir: string | null;
+  /** Dev realm: make a CA in `devCaDir` when there is none (else a missing one is an error). */
+  devCaCreate: boolean;
   /**
    * The address other nodes reach this one at (`quic://host:port`); default: the listen address
    * (127.0.0.1 when listening on all interfaces, fine on one host; set it on a real network).
@@ -173,6 +175,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "quic",
     "limits",
     "dev_ca_dir",
+    "dev_ca_create",
     "advertise",
     "overlay",
     "tags",
@@ -244,6 +247,12 @@ export function configFrom(raw: unknown): NodeConfig {
     }
   }
   if (top.dev_ca_dir !== undefined) c.devCaDir = str(top.dev_ca_dir, "dev_ca_dir");
+  if (top.dev_ca_create !== undefined) {
+    if (typeof top.dev_ca_create !== "boolean") {
+      fail("dev_ca_create", "must be true or false", top.dev_ca_create);
+    }
+    c.devCaCreate = top.dev_ca_create;
+  }
   if (top.tags !== undefined) {
     if (!Array.isArray(top.tags) || top.tags.length > 32) {
       fail("tags", "must be a list of at most 32 tags", top.tags);
@@ -376,6 +385,7 @@ export function withDefaults(o: NodeConfigInput): NodeConfig {
     quic: pick(d.quic, o.quic),
     limits: pick(d.limits, o.limits),
     devCaDir: o.devCaDir ?? d.devCaDir,
+    devCaCreate: o.devCaCreate ?? d.devCaCreate,
     advertise: o.advertise ?? d.advertise,
     overlay: pick(d.overlay, o.overlay),
     tags: o.tags ?? d.tags,

@@ -11,7 +11,10 @@
  * ```
  *
  * A node or client certificate that has expired, expires within a day, or was issued by another
- * CA is replaced. Lifetimes and that margin: `IDENTITY_DEFAULTS.devRealm` (lib/identity).
+ * CA is replaced, and so is a client certificate that is not a client's of the operator group (the
+ * dev realm's credentials may inspect their node). Lifetimes and that margin:
+ * `IDENTITY_DEFAULTS.devRealm` (lib/identity). A `dev_ca_dir` must hold a CA already, unless
+ * `dev_ca_create` asks for one: a typo must not make a new realm of one node.
  */
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
@@ -28,7 +31,7 @@ import {
   x509,
 } from "../identity/mod.ts";
 import type { NodeConfig } from "./config.ts";
-import { NodeError } from "./errors.ts";
+import { NodeError, StartError } from "./errors.ts";
 
 /** What `nodeCredentials` found or made. */
 export interface NodeCredentials extends Credentials {
@@ -48,12 +51,19 @@ async function writeAtomic(path: string, data: string, mode = 0o644): Promise<vo
   await rename(tmp, path);
 }
 
-/** True when `certPem` is valid for another day and was issued by `caPem`. */
-async function stillGood(caPem: string, certPem: string): Promise<boolean> {
+/** The dev realm's client credentials: a client of the operator group. */
+const DEV_CLIENT = { role: "client" as const, groups: ["operator"] };
+
+/**
+ * True when `certPem` is valid for another day, was issued by `caPem`, and (for the client
+ * credentials) is a client of the operator group.
+ */
+async function stillGood(caPem: string, certPem: string, client = false): Promise<boolean> {
   try {
     const v = await Verifier.create({ ca: caPem });
     const der = new Uint8Array(new x509.X509Certificate(certPem).rawData);
     const id = await v.verify([der]);
+    if (client && (id.role !== "client" || !id.groups.includes("operator"))) return false;
     return id.notAfter.getTime() - Date.now() > devRealm.renewWithinMs;
   } catch {
     return false;
@@ -84,6 +94,11 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
   }
   const created: string[] = [];
   const caDir = resolve(config.devCaDir ?? join(config.dataDir, "ca"));
+  if (config.devCaDir !== null && !config.devCaCreate && !existsSync(join(caDir, CA_CERT_FILE))) {
+    throw new StartError(
+      `dev_ca_dir ${caDir}: no CA there (no ${CA_CERT_FILE}): check the path (it is the other node's <data-dir>/ca), or pass --create-dev-ca to make a new one`,
+    );
+  }
   await mkdir(caDir, { recursive: true, mode: 0o700 });
   const ca = existsSync(join(caDir, CA_CERT_FILE))
     ? await loadCa(caDir)
@@ -114,9 +129,15 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
   await mkdir(credsDir, { recursive: true, mode: 0o700 });
   const clientCert = join(credsDir, CREDS_FILES.cert);
   if (
-    !existsSync(clientCert) || !(await stillGood(ca.pem, await readFile(clientCert, "utf8")))
+    !existsSync(clientCert) ||
+    !(await stillGood(ca.pem, await readFile(clientCert, "utf8"), true))
   ) {
-    const c = await issueCert({ ca, name: "client", durationMs: devRealm.certLifetimeMs });
+    const c = await issueCert({
+      ca,
+      name: "client",
+      durationMs: devRealm.certLifetimeMs,
+      ...DEV_CLIENT,
+    });
     await writeAtomic(join(credsDir, CREDS_FILES.key), `${c.keyPem}\n`, 0o600);
     await writeAtomic(clientCert, `${c.pem}\n`);
     created.push(`client credentials in ${credsDir}`);

@@ -42,6 +42,8 @@ export const DEFAULTS: NodeConfig = {
     maxQueuedBytes: 512 * 1024 * 1024,
   },
   devCaDir: null,
+  // A dev_ca_dir that holds no CA is an error (a typo must not start a realm of one node).
+  devCaCreate: false,
   advertise: null,
   // 8 long-lived routes: a diameter of about log_8(N) hops with a bounded session count
   // (docs/overlay.md has the simulations).

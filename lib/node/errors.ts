@@ -9,3 +9,13 @@ export class ConfigError extends Error {
 export class NodeError extends Error {
   override name = "NodeError";
 }
+
+/**
+ * The node refuses to start: its identity or its data directory is not fit to run (a key that is
+ * not the certificate's, a certificate of another realm or CA, a client or expired certificate,
+ * a data directory another node holds, its node id alive elsewhere, a dev CA that is not there).
+ * Nothing was written. `macula node up` exits 2.
+ */
+export class StartError extends NodeError {
+  override name = "StartError";
+}

@@ -331,7 +331,9 @@ export class Bus {
     } catch (e) {
       if (link.session.conn.closeInfo || !link.session.conn.isOpen) return;
       const why = e instanceof ProtocolError ? e.message : `protocol: ${(e as Error).message}`;
-      const kind = e instanceof WireError ? e.frame : /^[A-Z_]+/.exec(why)?.[0] ?? "other";
+      const kind = e instanceof WireError
+        ? e.frame
+        : /^[A-Z_]+/.exec(why)?.[0] ?? (why.startsWith("too many") ? "refused-too-often" : "other");
       const key = this.malformed.has(kind) || this.malformed.size < 64 ? kind : "other";
       this.malformed.set(key, (this.malformed.get(key) ?? 0) + 1);
       this.hooks.log(`closing session with ${describe(link.session)}: ${why}`);

@@ -20,5 +20,7 @@ export {
 } from "./config.ts";
 export { DEFAULTS, RUNTIME } from "./defaults.ts";
 export { type NodeCredentials, nodeCredentials } from "./credentials.ts";
-export { ConfigError, NodeError } from "./errors.ts";
+export { ConfigError, NodeError, StartError } from "./errors.ts";
+export { CRL_KEPT, Revocation } from "./revocation.ts";
+export { LOCK_FILE } from "./startup.ts";
 export { MEMBERSHIP_MSG, MembershipGlue, type MembershipGlueStats } from "./membership.ts";

@@ -14,8 +14,9 @@
  * | seeds | seeds.ts | a pinned route to each `join` seed, redialed for as long as it runs |
  * | snapshot | snapshot.ts | what `macula inspect node` shows |
  */
+import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
-import { nodeIdFromSpki, nodeIdText, Verifier, x509 } from "../identity/mod.ts";
+import { Verifier } from "../identity/mod.ts";
 import type { Overlay } from "../mesh/mod.ts";
 import type { Router } from "../messaging/mod.ts";
 import {
@@ -33,19 +34,30 @@ import { monoNow, VERSION, withTimeout } from "../util/mod.ts";
 import { type NodeConfig, type NodeConfigInput, withDefaults } from "./config.ts";
 import { nodeCredentials } from "./credentials.ts";
 import { RUNTIME } from "./defaults.ts";
-import { NodeError } from "./errors.ts";
+import { NodeError, StartError } from "./errors.ts";
 import { Bus, type BusLink, describe } from "./links.ts";
 import { MembershipGlue } from "./membership.ts";
 import { OverlayGlue } from "./overlay.ts";
 import { registerRequests } from "./requests.ts";
+import { Revocation, type RevocationHost } from "./revocation.ts";
 import { RouteTable } from "./routes.ts";
 import { Seeds } from "./seeds.ts";
 import { Sessions } from "./sessions.ts";
+import { aliveElsewhere, checkIdentity, lockDataDir } from "./startup.ts";
 import { type NodeSnapshot, snapshotOf } from "./snapshot.ts";
 
 export { PROTOCOL_VIOLATION } from "./links.ts";
 export { DUPLICATE_ROUTE } from "./routes.ts";
 export type { NodeSnapshot } from "./snapshot.ts";
+
+/** The address a node of `config` is reached at, listening on `port`. */
+function urlOf(config: NodeConfig, port: number): string {
+  if (config.advertise) return config.advertise;
+  let host = config.listen.host;
+  if (host === "0.0.0.0") host = "127.0.0.1";
+  if (host === "::") host = "::1";
+  return formatUrl(host, port);
+}
 
 /** What `Node.start` takes: a configuration (defaults for what is left out) and hooks. */
 export interface NodeStartOptions extends NodeConfigInput {
@@ -69,6 +81,10 @@ export class Node {
   readonly stun: StunServer;
   /** Hole-punching probes that arrived (they open NAT state; nothing else to do with them). */
   punchProbesSeen = 0;
+  /** The realm's CRLs: loaded, reloaded, spread, enforced (revocation.ts). */
+  readonly revocation: Revocation;
+  /** Releases the data directory's lock (at stop). */
+  #release: () => void = () => {};
   /** What clients may do (config `permissions`; replaced by `reload`). */
   #permissions: Permissions;
   readonly #registry: RequestRegistry;
@@ -92,7 +108,12 @@ export class Node {
     readonly credsDir: string | null,
     private readonly log: (line: string) => void,
     readonly maxBacklog: number,
+    revocation: Revocation,
+    revocationHost: RevocationHost,
   ) {
+    this.revocation = revocation;
+    revocationHost.sessions = () => this.#sessions.all();
+    revocationHost.routes = () => this.#routes.sessions();
     const stopping = () => this.#stopping;
     this.#permissions = new Permissions(config.permissions);
     // Who may ask what (docs/security.md, "Requests"): nodes anything, operators the operators'
@@ -226,6 +247,8 @@ export class Node {
       log,
     }, config.overlay.k);
     this.overlay = this.#overlay.core;
+    revocation.register(registry);
+    revocation.watch();
     registerRequests(registry, {
       traversal: this.traversal,
       membership: this.membership,
@@ -250,36 +273,85 @@ export class Node {
   static async start(o: NodeStartOptions = {}): Promise<Node> {
     const config = withDefaults(o);
     const log = o.log ?? (() => {});
-    const creds = await nodeCredentials(config);
-    for (const c of creds.created) log(`created ${c}`);
-    const verifier = await Verifier.create({ ca: creds.ca, realm: config.realm });
-    const spki = new Uint8Array(new x509.X509Certificate(creds.cert).publicKey.rawData);
-    const nodeId = nodeIdText(nodeIdFromSpki(spki));
-    let endpoint: QuicEndpoint;
+    // A start that fails leaves nothing behind: the lock goes, and a data directory this start
+    // made goes with it (docs/security.md, "Starting a node").
+    const existed = existsSync(config.dataDir);
+    const release = lockDataDir(config.dataDir, log);
+    const undo = () => {
+      release();
+      if (!existed) rmSync(config.dataDir, { recursive: true, force: true });
+    };
+    let endpoint: QuicEndpoint | undefined;
     try {
-      endpoint = await QuicEndpoint.bind({
-        host: config.listen.host,
-        port: config.listen.port,
-        tls: { ca: creds.ca, cert: creds.cert, key: creds.key },
-        checkPeer: verifier.checkPeer(),
-        idleTimeoutMs: config.quic.idleTimeoutMs,
-        keepAliveMs: config.quic.keepAliveMs,
-      });
-    } catch (e) {
-      throw new NodeError(
-        `cannot listen on udp ${config.listen.host}:${config.listen.port}: ${(e as Error).message}`,
-        { cause: e },
+      const creds = await nodeCredentials(config);
+      const where = config.tls ?? {
+        ca: `${creds.caDir}/ca.pem`,
+        cert: `${config.dataDir}/node/node.crt`,
+        key: `${config.dataDir}/node/node.key`,
+      };
+      const me = await checkIdentity(creds, config.realm, where, log);
+      for (const c of creds.created) log(`created ${c}`);
+      const verifier = await Verifier.create({ ca: creds.ca, realm: config.realm });
+      // The node's sessions and routes are filled in once it exists (nothing is open before).
+      const revocationHost: RevocationHost = {
+        verifier,
+        dataDir: config.dataDir,
+        crlPath: config.tls?.crl ?? null,
+        sessions: () => [],
+        routes: () => [],
+        log,
+      };
+      const revocation = await Revocation.start(revocationHost);
+      const nodeId = me.nodeId;
+      try {
+        endpoint = await QuicEndpoint.bind({
+          host: config.listen.host,
+          port: config.listen.port,
+          tls: { ca: creds.ca, cert: creds.cert, key: creds.key },
+          checkPeer: verifier.checkPeer(),
+          idleTimeoutMs: config.quic.idleTimeoutMs,
+          keepAliveMs: config.quic.keepAliveMs,
+        });
+      } catch (e) {
+        throw new NodeError(
+          `cannot listen on udp ${config.listen.host}:${config.listen.port}: ${
+            (e as Error).message
+          }`,
+          { cause: e },
+        );
+      }
+      const url = urlOf(config, endpoint.address.port);
+      if (config.join.length > 0) {
+        const other = await aliveElsewhere(
+          endpoint,
+          { nodeId, realm: config.realm },
+          url,
+          config.join,
+        );
+        if (other) {
+          throw new StartError(
+            `node ${nodeId} is already alive in the mesh at ${other} (this one would be ${url}): one certificate runs on one node; stop the other, or issue this node a certificate of its own`,
+          );
+        }
+      }
+      const node = new Node(
+        config,
+        endpoint,
+        nodeId,
+        creds.caDir,
+        creds.credsDir,
+        log,
+        o.maxBacklog ?? RUNTIME.maxBacklog,
+        revocation,
+        revocationHost,
       );
+      node.#release = release;
+      return node;
+    } catch (e) {
+      await endpoint?.close("start failed");
+      undo();
+      throw e;
     }
-    return new Node(
-      config,
-      endpoint,
-      nodeId,
-      creds.caDir,
-      creds.credsDir,
-      log,
-      o.maxBacklog ?? RUNTIME.maxBacklog,
-    );
   }
 
   /**
@@ -287,12 +359,7 @@ export class Node {
    * address (loopback when bound to any).
    */
   get url(): string {
-    if (this.config.advertise) return this.config.advertise;
-    const { port } = this.endpoint.address;
-    let host = this.config.listen.host;
-    if (host === "0.0.0.0") host = "127.0.0.1";
-    if (host === "::") host = "::1";
-    return formatUrl(host, port);
+    return urlOf(this.config, this.endpoint.address.port);
   }
 
   /** The message router (lib/messaging) of this node. */
@@ -336,6 +403,8 @@ export class Node {
       relay: this.relay,
       membership: this.membership,
       refusedRequests: this.#registry.refused,
+      requestFloods: this.#registry.sessionsClosed,
+      crl: { ...this.revocation.snapshot(), closedExpired: this.#sessions.expired },
     });
   }
 
@@ -350,7 +419,7 @@ export class Node {
    * longer allow are withdrawn, their clients told. Returns a line per change for the log; keys
    * that need a restart are named, not applied.
    */
-  reload(fresh: NodeConfig): Promise<string[]> {
+  async reload(fresh: NodeConfig): Promise<string[]> {
     const lines: string[] = [];
     if (JSON.stringify(fresh.permissions) !== JSON.stringify(this.#permissions.config)) {
       this.#permissions = new Permissions(fresh.permissions);
@@ -365,9 +434,10 @@ export class Node {
     const restart = (Object.keys(fresh) as (keyof NodeConfig)[]).filter((k) =>
       k !== "permissions" && JSON.stringify(fresh[k]) !== JSON.stringify(this.config[k])
     );
+    if (fresh.tls?.crl) lines.push(await this.revocation.reload());
     if (restart.length > 0) lines.push(`changed, needs a restart: ${restart.join(", ")}`);
     if (lines.length === 0) lines.push("reloaded: nothing changed");
-    return Promise.resolve(lines);
+    return lines;
   }
 
   /** Resolves once this node knows `count` members alive (itself included), or rejects. */
@@ -397,6 +467,7 @@ export class Node {
     this.membership.leave(); // others learn "left" now, not by timing out
     this.#stopping = true;
     clearInterval(this.#relaySweep);
+    this.revocation.stop();
     this.#overlay.stop();
     this.traversal.stop();
     this.#seeds.wake();
@@ -409,6 +480,7 @@ export class Node {
     await Promise.allSettled([...this.#sessions.all()].map((s) => s.close(reason)));
     await this.endpoint.close(reason);
     await this.#seeds.stop();
+    this.#release();
     this.log(`stopped: ${reason}`);
   }
 
@@ -433,6 +505,7 @@ export class Node {
     if (link.kind !== "node") return;
     const s = link.session;
     this.#overlay.routeUp(s.peer.nodeId, link.dialed);
+    this.revocation.routeUp(s);
     const via = this.traversal.viaOf(s);
     this.log(
       `route up: ${describe(s)} (${link.dialed ? "dialed" : "accepted"}, ${

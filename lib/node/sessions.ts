@@ -88,7 +88,9 @@ export class Sessions {
     }
     this.#all.add(s);
     this.h.opened(s);
+    const expiry = this.#closeAtExpiry(s);
     void s.closed.then(() => {
+      clearTimeout(expiry.timer);
       this.#all.delete(s);
       this.h.closed(s);
     });
@@ -113,6 +115,34 @@ export class Sessions {
       (e) => this.h.log(`member ${id.slice(0, 12)}… unreachable: ${(e as Error).message}`),
     ).finally(() => this.#reaching.delete(id));
   }
+
+  /**
+   * Closes `s` when its peer's certificate expires ("certificate expired", the reason its peer
+   * sees): a certificate is checked at the handshake, and a session must not outlive it.
+   */
+  #closeAtExpiry(s: PeerSession): { timer: ReturnType<typeof setTimeout> | undefined } {
+    const handle: { timer: ReturnType<typeof setTimeout> | undefined } = { timer: undefined };
+    const arm = () => {
+      const left = s.peer.notAfter.getTime() - Date.now(); // certificate time is calendar time
+      if (left <= 0) {
+        this.expired++;
+        this.h.log(
+          `closing session with ${s.peer.name} ${
+            s.peer.nodeId.slice(0, 12)
+          }…: its certificate expired`,
+        );
+        void s.close("certificate expired");
+        return;
+      }
+      handle.timer = setTimeout(arm, Math.min(left + 1, 2 ** 31 - 1));
+      (handle.timer as { unref?: () => void }).unref?.();
+    };
+    arm();
+    return handle;
+  }
+
+  /** Sessions closed because the peer's certificate expired. */
+  expired = 0;
 
   async #accept(conn: QuicConnection): Promise<void> {
     let s: PeerSession;

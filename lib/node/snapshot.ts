@@ -14,6 +14,7 @@ import type { RouterStats } from "../messaging/mod.ts";
 import { formatUrl, type PeerSession } from "../peer/mod.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Bus } from "./links.ts";
+import type { Revocation } from "./revocation.ts";
 import type { RouteTable } from "./routes.ts";
 
 /** A node's state for `macula inspect` and tests. */
@@ -73,7 +74,11 @@ export interface NodeSnapshot {
     requests: Record<string, number>;
     /** Sessions closed for a malformed or misplaced bus frame, by frame. */
     frames: Record<string, number>;
+    /** Sessions closed for too many refused requests (lib/peer `RequestRegistry.REFUSALS`). */
+    requestFloods: number;
   };
+  /** The CRLs held (per CA: number, how many revoked), where the latest came from, counters. */
+  crl: ReturnType<Revocation["snapshot"]> & { closedExpired: number };
   /** Members of the realm this node knows, by state (itself included). */
   members: Record<"alive" | "suspect" | "dead" | "left", number>;
 }
@@ -91,6 +96,10 @@ export interface SnapshotParts {
   membership: MembershipGlue;
   /** Requests refused by the access check, by method. */
   refusedRequests: ReadonlyMap<string, number>;
+  /** Sessions closed for too many refused requests. */
+  requestFloods: number;
+  /** The realm's CRLs as this node holds them (revocation.ts). */
+  crl: NodeSnapshot["crl"];
 }
 
 /** The node's snapshot now. */
@@ -153,7 +162,9 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
       channels: p.bus.refusedChannels,
       requests: Object.fromEntries(p.refusedRequests),
       frames: Object.fromEntries(p.bus.malformed),
+      requestFloods: p.requestFloods,
     },
+    crl: p.crl,
     members,
   };
 }

@@ -28,6 +28,7 @@ import { checkField, type FieldSpec, WireError } from "../wire/mod.ts";
 import { PermissionError, RequestError } from "./errors.ts";
 import type { PeerIdentity } from "../identity/mod.ts";
 import type { PeerSession, RequestHandler } from "./session.ts";
+import { monoNow } from "../util/mod.ts";
 
 /** What a request or an answer carries. */
 export type Body = readonly FieldSpec[] | "bytes" | "document";
@@ -152,8 +153,39 @@ export class RequestRegistry {
     return [...this.#methods.keys()].sort();
   }
 
+  /**
+   * Refused requests per session (unknown method, bad payload, no access, a handler's error):
+   * 200 at once, then 20 a second; past that the session is closed, so a flood of requests that
+   * fail anyway cannot take the node's time from others. Counted in `sessionsClosed`.
+   */
+  static readonly REFUSALS = { perSecond: 20, burst: 200 } as const;
+  /** Sessions closed for too many refused requests. */
+  sessionsClosed = 0;
+  readonly #refusals = new WeakMap<PeerSession, { tokens: number; at: number }>();
+
   /** For `SessionOptions.onRequest`. */
   readonly handle: RequestHandler = async (method, payload, ctx) => {
+    try {
+      return await this.#handle(method, payload, ctx);
+    } catch (e) {
+      this.#refused(ctx.session);
+      throw e;
+    }
+  };
+
+  #refused(s: PeerSession): void {
+    const { perSecond, burst } = RequestRegistry.REFUSALS;
+    const now = monoNow();
+    const b = this.#refusals.get(s) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + (now - b.at) * perSecond / 1000) - 1;
+    b.at = now;
+    this.#refusals.set(s, b);
+    if (b.tokens >= 0 || s.closing) return;
+    this.sessionsClosed++;
+    void s.close(`too many refused requests (${burst} at once, then ${perSecond} a second)`);
+  }
+
+  async #handle(...[method, payload, ctx]: Parameters<RequestHandler>): Promise<Uint8Array> {
     const m = this.#methods.get(method);
     if (!m) throw new RequestError(`unknown request ${JSON.stringify(method)}`);
     const why = this.allowed(m.spec.access, ctx.peer, method);
@@ -166,7 +198,7 @@ export class RequestRegistry {
     const req = decodeBody(m.spec.request, payload, method);
     const answer = await m.handler(req, ctx.session);
     return encodeBody(m.spec.reply, answer);
-  };
+  }
 }
 
 /**

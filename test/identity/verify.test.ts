@@ -187,16 +187,30 @@ describe("verifying a peer's certificate", () => {
       signingAlgorithm: { name: "Ed25519" },
     });
     expect((await refused(v.loadCrl(foreign.toString("pem")))).code).toBe("bad-signature");
-    // Reloading an empty CRL lifts the revocation.
-    const empty = await x509.X509CrlGenerator.create({
-      issuer: ca.cert.subject,
-      thisUpdate: new Date(),
-      entries: [],
-      signingKey: ca.keys.privateKey,
-      signingAlgorithm: { name: "Ed25519" },
-    });
-    await v.loadCrl(empty.toString("pem"));
+    // A CRL replaces the one held only when newer (its cRLNumber): an old or unnumbered CRL
+    // replayed cannot lift a revocation; a newer one that no longer lists the serial does.
+    const empty = (n?: number) =>
+      x509.X509CrlGenerator.create({
+        issuer: ca.cert.subject,
+        thisUpdate: new Date(),
+        // (@peculiar/x509 2.2 leaves the extensions out of a CRL without nextUpdate.)
+        nextUpdate: new Date(Date.now() + DAY),
+        entries: [],
+        signingKey: ca.keys.privateKey,
+        signingAlgorithm: { name: "Ed25519" },
+        extensions: n === undefined
+          ? []
+          : [new x509.Extension("2.5.29.20", false, new Uint8Array([0x02, 0x01, n]))],
+      });
+    const replay = await v.loadCrl((await empty()).toString("pem"));
+    expect(replay.accepted).toBe(false);
+    expect(replay.reason).toBe("not newer than the CRL held (number none, held none)");
+    expect((await refused(v.verify(bad.cert))).code).toBe("revoked");
+    const newer = await v.loadCrl((await empty(5)).toString("pem"));
+    expect(newer).toMatchObject({ accepted: true, number: 5n, revoked: 0 });
     expect((await v.verify(bad.cert)).name).toBe("bad");
+    expect((await v.loadCrl((await empty(4)).toString("pem"))).accepted).toBe(false);
+    expect((await v.loadCrl((await empty(5)).toString("pem"))).accepted).toBe(false);
   });
 
   test("a verifier for a realm the CA is not for is refused at creation", async () => {

@@ -468,3 +468,32 @@ describe("router: backed-up providers", () => {
     expect(busy.take().filter((f) => f.startsWith("CALL"))).toHaveLength(1);
   });
 });
+
+describe("router: refusal and churn budgets", () => {
+  test("a client refused past its budget is closed (ProtocolError); churn past its rate is refused", () => {
+    const { r, link, rx } = setup();
+    const c = link("c", "client");
+    let thrown: unknown;
+    for (let i = 0; i < 1100 && !thrown; i++) {
+      try {
+        rx(c, "PUB", { topic: "x", payload: new Uint8Array(101) }); // over maxPayload 100
+      } catch (e) {
+        thrown = e;
+      }
+    }
+    expect(thrown).toBeInstanceOf(ProtocolError);
+    expect((thrown as Error).message).toBe(
+      "too many refused operations (more than 1000 at once or 100 a second)",
+    );
+    expect(c.take().filter((f) => f.includes("payload_too_large"))).toHaveLength(1000);
+    // Churn: 10,000 changes at once, then 1,000 a second.
+    const d = link("d", "client");
+    for (let i = 1; i <= 10_000; i++) rx(d, i % 2 ? "SUB" : "UNSUB", { sid: i, pattern: "y" });
+    expect(d.take()).toEqual([]);
+    rx(d, "SUB", { sid: 99_999, pattern: "z" });
+    expect(d.take()).toEqual([
+      'ERROR {"code":"limit","message":"SUB z: too many subscription or registration changes (10000 at once, then 1000 a second)","sid":99999}',
+    ]);
+    expect(r.stats.limited).toBe(1);
+  });
+});

@@ -10,7 +10,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect } from "../../lib/client/client.ts";
+import { issueCert, loadCa, Verifier } from "../../lib/identity/mod.ts";
+import { PeerSession } from "../../lib/peer/mod.ts";
+import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { Node } from "../../lib/node/node.ts";
 import { Proc } from "../helpers/proc.ts";
 import { until } from "../helpers/quic.ts";
@@ -158,14 +160,21 @@ describe("membership over QUIC, 25 nodes", () => {
   test("a malformed or forged membership datagram is dropped and counted", async () => {
     const target = nodes[1]!;
     const before = { ...target.membership.stats };
-    // A client session is a session like any other: its datagrams reach the membership glue.
-    const c = await connect({ url: target.url, creds: nodes[0]!.credsDir! });
-    const conn =
-      (c as unknown as { endpoint: { connections: { sendDatagram(d: Uint8Array): boolean }[] } })
-        .endpoint.connections[0]!;
-    conn.sendDatagram(new Uint8Array([0xff, 0x00, 0x13]));
-    await until(() => target.membership.stats.malformed > before.malformed, "malformed counted");
-    await c.close();
+    // Membership is between nodes: a session with a node's certificate (a client's datagrams
+    // are not read at all, docs/security.md).
+    const ca = await loadCa(nodes[0]!.caDir!);
+    const cert = await issueCert({ ca, name: "prober", role: "node", durationMs: 3_600_000 });
+    const tls = { ca: ca.pem, cert: cert.pem, key: cert.keyPem! };
+    const verifier = await Verifier.create({ ca: ca.pem });
+    const ep = await QuicEndpoint.bind({ host: "127.0.0.1", tls, checkPeer: verifier.checkPeer() });
+    try {
+      const conn = await ep.connect(target.endpoint.address);
+      await PeerSession.dial(conn, { self: { nodeId: cert.nodeId, realm: "dev" } });
+      conn.sendDatagram(new Uint8Array([0xff, 0x00, 0x13]));
+      await until(() => target.membership.stats.malformed > before.malformed, "malformed counted");
+    } finally {
+      await ep.close();
+    }
     expect(target.running).toBe(true);
   });
 });

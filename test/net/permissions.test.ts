@@ -177,6 +177,19 @@ describe("roles", () => {
       expect(e.message).toContain(
         "membership.msg is for peer nodes only (this certificate is a client's)",
       );
+      // A flood of requests that are refused anyway ends the session (here: 200 at once).
+      const floods = node.snapshot().refused.requestFloods;
+      const s2 = await PeerSession.dial(
+        await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port }),
+        { self: { nodeId: id.nodeId, realm: "dev" } },
+      );
+      for (let i = 0; i < 300 && !s2.conn.closeInfo; i++) {
+        await s2.request("membership.msg", new Uint8Array([1])).catch(() => {});
+      }
+      expect((await s2.closed).message).toContain(
+        "too many refused requests (200 at once, then 20 a second)",
+      );
+      expect(node.snapshot().refused.requestFloods).toBe(floods + 1);
       const before = node.snapshot().refused.channels;
       await s.openChannel("route");
       const info = await s.closed;

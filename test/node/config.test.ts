@@ -39,6 +39,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
       quic: { idleTimeoutMs: 60000, keepAliveMs: 0 },
       limits: { ...DEFAULTS.limits, maxPayload: 4096 },
       devCaDir: null,
+      devCaCreate: false,
       advertise: "quic://10.0.0.5:4433",
       overlay: { k: 8 },
       tags: ["relay", "gpu"],
@@ -109,7 +110,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, advertise, overlay, tags, relay, membership, permissions)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, dev_ca_create, advertise, overlay, tags, relay, membership, permissions)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",

@@ -1,0 +1,178 @@
+/**
+ * One attacker for bench/abuse, in its own process so its CPU is not the victim's:
+ * `bun bench/abuse/attack.ts <kind> <port> <creds-dir> <node-creds-dir> <node-id>`. It attacks the
+ * node on 127.0.0.1:<port> until SIGTERM (or 120 s), with one valid certificate of the realm (a
+ * client's; a node's for `punch`). It prints `{"ready":true,"port":<port>}` once the attack is set up,
+ * and one JSON line on stderr of what it did when it stops. Kinds: see `ATTACKS`.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { type Credentials, CREDS_FILES, Verifier } from "../../lib/identity/mod.ts";
+import { busCodec } from "../../lib/messaging/mod.ts";
+import { PeerSession } from "../../lib/peer/mod.ts";
+import { openUdpSocket, QuicEndpoint, type UdpSocketFactory } from "../../lib/quic/mod.ts";
+import { ATTACKS } from "./attacks.ts";
+
+const [kind, portText, credsDir, nodeCredsDir, nodeId] = process.argv.slice(2);
+if (!kind || !(kind in ATTACKS) || !portText || !credsDir || !nodeCredsDir || !nodeId) {
+  process.stderr.write(
+    `usage: attack.ts <${
+      Object.keys(ATTACKS).join("|")
+    }> <port> <creds-dir> <node-creds-dir> <node-id>\n`,
+  );
+  process.exit(2);
+}
+const port = Number(portText);
+const target = { host: "127.0.0.1", port };
+const read = (dir: string): Credentials => ({
+  ca: readFileSync(join(dir, CREDS_FILES.ca), "utf8"),
+  cert: readFileSync(join(dir, CREDS_FILES.cert), "utf8"),
+  key: readFileSync(join(dir, CREDS_FILES.key), "utf8"),
+});
+const creds = read(kind === "punch" ? nodeCredsDir : credsDir);
+let stopping = false;
+const count = { actions: 0, refused: 0, sessions: 0 };
+const stop = () => (stopping = true);
+process.on("SIGTERM", stop);
+setTimeout(stop, 120_000).unref();
+
+const verifier = await Verifier.create({ ca: creds.ca });
+const me = await verifier.verify(creds.cert);
+const deaf: UdpSocketFactory = (o) => openUdpSocket({ ...o, onPacket: () => {} });
+
+async function endpoint(o: { deaf?: boolean } = {}): Promise<QuicEndpoint> {
+  return await QuicEndpoint.bind({
+    host: "127.0.0.1",
+    port: 0,
+    tls: creds,
+    checkPeer: verifier.checkPeer(),
+    acceptIncoming: false,
+    ...(o.deaf ? { socketFactory: deaf } : {}),
+  });
+}
+
+/** A session whose incoming channel is never read. */
+async function session(ep: QuicEndpoint): Promise<PeerSession> {
+  const conn = await ep.connect(target);
+  count.sessions++;
+  return await PeerSession.dial(conn, {
+    self: { nodeId: me.nodeId, realm: me.realm },
+    onChannel: () => {},
+  });
+}
+
+const frame = (name: string, fields: Record<string, unknown>) => busCodec.encode(name, fields);
+const ready = () => process.stdout.write(`${JSON.stringify({ ready: true, port })}\n`);
+
+async function run(): Promise<void> {
+  const ep = await endpoint();
+  try {
+    switch (kind) {
+      case "slow-consumer": {
+        for (let i = 0; i < 8; i++) {
+          const s = await session(ep);
+          const ch = await s.openChannel("client");
+          await ch.write(frame("SUB", { sid: 1, pattern: "victim.>" }));
+        }
+        ready();
+        while (!stopping) await new Promise((r) => setTimeout(r, 100));
+        return;
+      }
+      case "deaf-caller": {
+        ready();
+        while (!stopping) {
+          const s = await session(ep);
+          const ch = await s.openChannel("client");
+          for (let id = 1; !stopping && !s.conn.closeInfo; id++) {
+            const f = frame("CALL", {
+              id,
+              proc: "abuse.big",
+              payload: new Uint8Array(0),
+              timeout_ms: 60_000,
+            });
+            await ch.write(f).catch(() => {});
+            count.actions++;
+            if (id % 64 === 0) await new Promise((r) => setImmediate(r));
+          }
+          count.refused++; // the node closed it
+        }
+        return;
+      }
+      case "sub-churn": {
+        const s = await session(ep);
+        const ch = await s.openChannel("client");
+        ready();
+        for (let i = 1; !stopping; i++) {
+          await ch.write(frame("SUB", { sid: i, pattern: `churn.${i}.>` }));
+          if (i > 5000) await ch.write(frame("UNSUB", { sid: i - 5000 }));
+          count.actions++;
+          if (i % 256 === 0) await new Promise((r) => setImmediate(r));
+        }
+        return;
+      }
+      case "malformed": {
+        ready();
+        while (!stopping) {
+          const s = await session(ep);
+          const ch = await s.openChannel("client");
+          await ch.write(busCodec.encodeRaw([35, 42, new Uint8Array(0)])).catch(() => {});
+          await s.closed;
+          count.actions++;
+        }
+        return;
+      }
+      case "big-frames": {
+        const chans = [];
+        for (let i = 0; i < 16; i++) chans.push(await (await session(ep)).openChannel("client"));
+        const header = new Uint8Array(4);
+        new DataView(header.buffer).setUint32(0, 16 * 1024 * 1024);
+        for (const ch of chans) await ch.write(header);
+        ready();
+        const chunk = new Uint8Array(4096);
+        while (!stopping) {
+          for (const ch of chans) await ch.write(chunk).catch(() => {});
+          count.actions++;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        return;
+      }
+      case "handshakes": {
+        ready();
+        const eps: QuicEndpoint[] = [];
+        while (!stopping) {
+          const d = await endpoint({ deaf: true });
+          eps.push(d);
+          void d.connect(target).catch(() => {});
+          count.actions++;
+          if (eps.length > 200) await eps.shift()!.close();
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await Promise.all(eps.map((e) => e.close()));
+        return;
+      }
+      case "punch": {
+        let s = await session(ep);
+        const body = (p: number) =>
+          new TextEncoder().encode(JSON.stringify({ peer: nodeId, host: "127.0.0.1", port: p }));
+        ready();
+        for (let i = 0; !stopping; i++) {
+          if (s.conn.closeInfo || s.closing) s = await session(ep); // the node closed it: again
+          await s.request("nat.punch", body(9 + (i % 50)), { timeoutMs: 2000 }).catch(() => {
+            count.refused++;
+          });
+          count.actions++;
+          if (i % 64 === 0) await new Promise((r) => setImmediate(r));
+        }
+        return;
+      }
+    }
+  } finally {
+    await ep.close().catch(() => {});
+  }
+}
+
+await run().catch((e) => process.stderr.write(`attack ${kind}: ${(e as Error).message}\n`));
+// The summary goes to stderr: stdout is the ready line only (bench/lib/spawn.ts keeps no more).
+process.stderr.write(`${JSON.stringify({ attack: kind, ...count })}\n`);
+process.exit(0);

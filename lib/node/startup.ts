@@ -1,0 +1,182 @@
+/**
+ * What `Node.start` checks before it runs (docs/security.md, "Starting a node"): every failure
+ * is a `StartError` naming what is wrong (`macula node up` exits 2), and nothing is left
+ * written by a start that failed.
+ *
+ * - The identity (`checkIdentity`): the key is the certificate's, the certificate chains to the
+ *   CA, is for this realm, is a node's, and is within its validity (a warning within 30 days of
+ *   its end).
+ * - The data directory (`lockDataDir`): one node per directory, by a lock file holding its pid.
+ * - The mesh (`aliveElsewhere`): a node whose id is alive at another address (a copied
+ *   certificate, or the same directory on two machines) is not started a second time.
+ */
+import { createPrivateKey, createPublicKey } from "node:crypto";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import {
+  type Credentials,
+  expiryWarnings,
+  type PeerIdentity,
+  Verifier,
+  x509,
+} from "../identity/mod.ts";
+import { INSPECT_MEMBERS } from "../observe/mod.ts";
+import { ask, PeerSession } from "../peer/mod.ts";
+import type { QuicEndpoint } from "../quic/mod.ts";
+import { withTimeout } from "../util/mod.ts";
+import { StartError } from "./errors.ts";
+
+/** The node's own certificate, checked as its peers will check it; its identity. */
+export async function checkIdentity(
+  creds: Credentials,
+  realm: string,
+  where: { cert: string; key: string; ca: string },
+  log: (line: string) => void,
+  now = new Date(),
+): Promise<PeerIdentity> {
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(creds.cert);
+  } catch (e) {
+    throw new StartError(`${where.cert}: not a certificate: ${(e as Error).message}`, { cause: e });
+  }
+  let keySpki: Uint8Array;
+  try {
+    keySpki = new Uint8Array(
+      createPublicKey(createPrivateKey(creds.key)).export({ type: "spki", format: "der" }),
+    );
+  } catch (e) {
+    throw new StartError(`${where.key}: not a private key: ${(e as Error).message}`, { cause: e });
+  }
+  const certSpki = new Uint8Array(cert.publicKey.rawData);
+  if (keySpki.length !== certSpki.length || keySpki.some((b, i) => b !== certSpki[i])) {
+    throw new StartError(
+      `${where.key} is not the key of ${where.cert}: this certificate belongs to another node (use the key it was issued for)`,
+    );
+  }
+  let id: PeerIdentity;
+  try {
+    const v = await Verifier.create({ ca: creds.ca, realm });
+    id = await v.verify([new Uint8Array(cert.rawData)], now);
+  } catch (e) {
+    throw new StartError(`${where.cert} (against ${where.ca}): ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  if (id.role !== "node") {
+    throw new StartError(
+      `${where.cert} is a client's certificate: a node needs one issued with --role node`,
+    );
+  }
+  for (const w of expiryWarnings(`this node's certificate ${where.cert}`, cert, now)) {
+    log(w);
+  }
+  return id;
+}
+
+/** Data directories this process holds (a node started twice in one process is refused too). */
+const held = new Set<string>();
+
+/** The lock file in a data directory. */
+export const LOCK_FILE = "macula.lock";
+
+/**
+ * Takes `dir`'s lock (creating the directory): refuses when a running process holds it, naming
+ * its pid; takes over a lock whose process is gone. Returns the release.
+ */
+export function lockDataDir(dir: string, log: (line: string) => void): () => void {
+  const abs = resolve(dir);
+  const path = join(abs, LOCK_FILE);
+  if (held.has(abs)) {
+    throw new StartError(`data directory ${abs} is in use by a node of this process`);
+  }
+  mkdirSync(abs, { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, "wx", 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      held.add(abs);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        held.delete(abs);
+        rmSync(path, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new StartError(`cannot lock ${abs}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    const pid = Number(readFileSync(path, "utf8").trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      throw new StartError(
+        `data directory ${abs} is in use by process ${pid} (${path}): stop that node, or give another --data-dir`,
+      );
+    }
+    log(`taking over ${path}: process ${pid || "?"} that held it is gone`);
+    rmSync(path, { force: true });
+  }
+  throw new StartError(`cannot lock ${abs}: ${path} keeps coming back`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Asks the seeds whether `nodeId` is alive in the mesh at an address other than `self`, and if a
+ * seed says so, whether that address answers as `nodeId` (a stale entry of a crashed earlier run
+ * does not count). Null when not; else that address. Bounded by `timeoutMs`; a seed that does
+ * not answer does not hold the start.
+ */
+export async function aliveElsewhere(
+  endpoint: QuicEndpoint,
+  me: { nodeId: string; realm: string },
+  self: string,
+  seeds: { host: string; port: number }[],
+  timeoutMs = 3000,
+): Promise<string | null> {
+  const sessions: PeerSession[] = [];
+  const open = async (at: { host: string; port: number }) => {
+    const s = await PeerSession.dial(await endpoint.connect(at), { self: me });
+    sessions.push(s);
+    return s;
+  };
+  const look = async (): Promise<string | null> => {
+    for (const seed of seeds.slice(0, 3)) {
+      let members: { id: string; addr: string; state: string }[];
+      try {
+        members = await ask(await open(seed), INSPECT_MEMBERS, {}, { timeoutMs }) as typeof members;
+      } catch {
+        continue;
+      }
+      if (!Array.isArray(members)) continue;
+      const other = members.find((m) =>
+        m?.id === me.nodeId && m.state === "alive" && typeof m.addr === "string" && m.addr !== self
+      );
+      if (!other) return null;
+      const u = /^quic:\/\/\[?([^\]]+?)\]?:(\d+)$/.exec(other.addr);
+      if (!u) return null;
+      try {
+        const s = await open({ host: u[1]!, port: Number(u[2]) });
+        return s.peer.nodeId === me.nodeId ? other.addr : null;
+      } catch {
+        return null; // it does not answer: a stale entry
+      }
+    }
+    return null;
+  };
+  try {
+    return await withTimeout(look(), timeoutMs, () => new Error("timeout")).catch(() => null);
+  } finally {
+    await Promise.allSettled(sessions.map((s) => s.close("start-up check done")));
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * `macula node up` checks itself before it runs (docs/security.md, "Starting a node"): each
+ * failure names what is wrong, exits 2, and leaves nothing written — a key that is not the
+ * certificate's, a certificate of another realm, a client's certificate, an expired one, a data
+ * directory in use, a node id alive elsewhere in the mesh, a --dev-ca-dir with no CA. A
+ * certificate near its end starts with a warning. Real processes on 127.0.0.1.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Subprocess } from "bun";
+import { type Ca, initCa, issueCert, writeCredsDir } from "../../lib/identity/mod.ts";
+import { Proc } from "../helpers/proc.ts";
+
+const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+const DAY = 86_400_000;
+let dir: string;
+let acme: Ca;
+const procs: Proc[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "macula-startup-"));
+  acme = (await initCa({ realm: "acme", outDir: join(dir, "acme-ca"), durationMs: 365 * DAY })).ca;
+});
+afterAll(async () => {
+  for (const p of procs) p.p.kill("SIGTERM");
+  await Promise.all(procs.map((p) => p.code().catch(() => 0)));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function macula(args: string[]): Proc {
+  const p = new Proc(
+    args,
+    Bun.spawn({
+      cmd: [process.execPath, MAIN, ...args],
+      cwd: dir,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      timeout: 60_000,
+      killSignal: "SIGKILL",
+    }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">,
+  );
+  procs.push(p);
+  return p;
+}
+
+/** A credentials directory with a new certificate from `ca`. */
+async function creds(
+  name: string,
+  o: { ca?: Ca; role?: "node" | "client"; notBefore?: Date; durationMs?: number } = {},
+): Promise<string> {
+  const ca = o.ca ?? acme;
+  const c = await issueCert({
+    ca,
+    name,
+    role: o.role ?? "node",
+    durationMs: o.durationMs ?? 90 * DAY,
+    ...(o.notBefore ? { notBefore: o.notBefore } : {}),
+  });
+  const d = join(dir, `creds-${name}`);
+  await writeCredsDir(d, { ca: ca.pem, cert: c.pem, key: c.keyPem! });
+  return d;
+}
+
+let dirs = 0;
+const fresh = () => join(dir, `data-${++dirs}`);
+
+/** `node up` that must refuse: exit 2, the message, and the data directory never made. */
+async function refused(args: string[], message: string): Promise<void> {
+  const data = fresh();
+  const p = macula(["node", "up", "--listen", "127.0.0.1:0", "--data-dir", data, ...args]);
+  expect(await p.code()).toBe(2);
+  expect(p.err).toContain(message);
+  expect(p.out).toBe("");
+  expect(existsSync(data)).toBe(false);
+}
+
+describe("macula node up refuses to start", () => {
+  test("with a key that is not the certificate's", async () => {
+    const a = await creds("a");
+    const b = await creds("b");
+    cpSync(join(b, "key.pem"), join(a, "key.pem"));
+    await refused(["--realm", "acme", "--creds", a], `is not the key of ${join(a, "cert.pem")}`);
+  });
+
+  test("with a certificate of another realm's CA (a dev CA under realm acme)", async () => {
+    const dev = (await initCa({ realm: "dev", outDir: join(dir, "dev-ca"), durationMs: DAY })).ca;
+    await refused(
+      ["--realm", "acme", "--creds", await creds("devnode", { ca: dev })],
+      "the CA is for realm dev, not acme",
+    );
+  });
+
+  test("with a client's certificate", async () => {
+    await refused(
+      ["--realm", "acme", "--creds", await creds("app", { role: "client" })],
+      "is a client's certificate: a node needs one issued with --role node",
+    );
+  });
+
+  test("with an expired certificate", async () => {
+    const old = await creds("old", { notBefore: new Date(Date.now() - 3 * DAY), durationMs: DAY });
+    await refused(["--realm", "acme", "--creds", old], "expired on");
+  });
+
+  test("with --dev-ca-dir naming no CA (a typo), unless asked to create one", async () => {
+    const typo = join(dir, "n1/cq");
+    await refused(["--dev-ca-dir", typo], `dev_ca_dir ${typo}: no CA there`);
+    expect(existsSync(typo)).toBe(false);
+    const made = macula([
+      "node",
+      "up",
+      "--listen",
+      "127.0.0.1:0",
+      "--data-dir",
+      fresh(),
+      "--dev-ca-dir",
+      typo,
+      "--create-dev-ca",
+      "--ready-json",
+    ]);
+    await made.waitFor("out", "\n");
+    expect(existsSync(join(typo, "ca.pem"))).toBe(true);
+    made.p.kill("SIGTERM");
+    expect(await made.code()).toBe(0);
+  });
+
+  test("on a data directory another node runs on; it starts again once that one stopped", async () => {
+    const data = fresh();
+    const first = macula([
+      "node",
+      "up",
+      "--listen",
+      "127.0.0.1:0",
+      "--data-dir",
+      data,
+      "--ready-json",
+    ]);
+    await first.waitFor("out", "\n");
+    const second = macula(["node", "up", "--listen", "127.0.0.1:0", "--data-dir", data]);
+    expect(await second.code()).toBe(2);
+    expect(second.err).toContain(`data directory ${data} is in use by process ${first.p.pid}`);
+    first.p.kill("SIGTERM");
+    expect(await first.code()).toBe(0);
+    const third = macula([
+      "node",
+      "up",
+      "--listen",
+      "127.0.0.1:0",
+      "--data-dir",
+      data,
+      "--ready-json",
+    ]);
+    await third.waitFor("out", "\n");
+    third.p.kill("SIGTERM");
+    expect(await third.code()).toBe(0);
+  });
+
+  test("when its node id is alive at another address in the mesh (a copied certificate)", async () => {
+    const n1 = await creds("n1");
+    const a = macula([
+      "node",
+      "up",
+      "--realm",
+      "acme",
+      "--creds",
+      n1,
+      "--listen",
+      "127.0.0.1:0",
+      "--data-dir",
+      fresh(),
+      "--ready-json",
+    ]);
+    await a.waitFor("out", "\n");
+    const ready = JSON.parse(a.lines()[0]!) as { url: string; nodeId: string };
+    await refused(
+      ["--realm", "acme", "--creds", n1, "--join", ready.url],
+      `node ${ready.nodeId} is already alive in the mesh at ${ready.url} (this one would be quic://127.0.0.1:`,
+    );
+    a.p.kill("SIGTERM");
+    expect(await a.code()).toBe(0);
+  });
+});
+
+test("a certificate within 30 days of its end starts, with a warning", async () => {
+  const soon = await creds("soon", { durationMs: 10 * DAY });
+  const p = macula([
+    "node",
+    "up",
+    "--realm",
+    "acme",
+    "--creds",
+    soon,
+    "--listen",
+    "127.0.0.1:0",
+    "--data-dir",
+    fresh(),
+    "--ready-json",
+  ]);
+  await p.waitFor("out", "\n");
+  await p.waitFor("err", /warning: this node's certificate .*cert\.pem expires in/);
+  p.p.kill("SIGTERM");
+  expect(await p.code()).toBe(0);
+});
