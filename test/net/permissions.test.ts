@@ -274,12 +274,12 @@ describe("SIGHUP", () => {
         expect(denied.err).toContain("permission_denied");
         expect(denied.err).toContain("(permissions.default)");
         // inspect through the CLI, without the operator group: refused, naming why.
-      const peek = spawn(["inspect", "node", "--server", ready.url, "--creds", reader]);
-      expect(await peek.code()).toBe(1);
-      expect(peek.err).toContain(
-        "inspect.node is for operators only (this certificate is not in group operator)",
-      );
-      const sub = spawn(["sub", "news.>", "--server", ready.url, "--creds", reader]);
+        const peek = spawn(["inspect", "node", "--server", ready.url, "--creds", reader]);
+        expect(await peek.code()).toBe(1);
+        expect(peek.err).toContain(
+          "inspect.node is for operators only (this certificate is not in group operator)",
+        );
+        const sub = spawn(["sub", "news.>", "--server", ready.url, "--creds", reader]);
         writeFileSync(config, yaml("weather.>"));
         // The subscription may not have reached the node yet: it is refused or withdrawn either way.
         up.p.kill("SIGHUP");
