@@ -36,7 +36,7 @@ import {
   signCsr,
   writeCredsDir,
 } from "../../lib/identity/mod.ts";
-import { guarded } from "./shared.ts";
+import { guarded, usage } from "./shared.ts";
 import { connect } from "../../lib/client/mod.ts";
 
 /** Environment variable holding the CA passphrase (otherwise it is asked on the terminal). */
@@ -290,7 +290,7 @@ Examples:
         throw new CertsError(`the CA in ${opts.caDir} is for realm ${ca.realm}, not ${opts.realm}`);
       }
       if (opts.credsDir !== undefined && opts.inPub !== undefined) {
-        throw new InvalidArgumentError(
+        throw usage(
           "--creds-dir needs the key, and --in-pub leaves it elsewhere: give one of them",
         );
       }
@@ -383,7 +383,7 @@ Example:
 
 function printCommand() {
   return new Command("print")
-    .description("show what a certificate says: names, realm, node id, groups, validity")
+    .description("show what a certificate says: names, realm, role, node id, groups, validity")
     .argument("<file>", "certificate, PEM")
     .option("--json", "print as JSON")
     .addHelpText("after", `\nExample:\n  $ macula certs print --json edge-1.crt`)
@@ -399,6 +399,7 @@ function printCommand() {
         ["ca", info.isCa ? `yes (pathLen ${info.pathLength ?? "none"})` : "no"],
         ["key", info.keyType],
         ["realm", info.realm ? `${info.realm} (tag ${info.realmTag})` : "-"],
+        ["role", info.role ?? "-"],
         ["node id", info.nodeId ?? "-"],
         ["groups", info.groups.join(", ") || "-"],
         ["uris", info.uris.join(", ") || "-"],

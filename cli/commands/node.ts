@@ -248,8 +248,9 @@ Examples:
 Before anything is bound the node checks itself: its key is its certificate's, which chains to
 tls.ca, is for this realm, is a node's (--role node) and has not expired (a warning within 30
 days of its end); the data directory is not in use by another node (lock file macula.lock);
-with --join, its node id is not alive at another address in the mesh. A failure names what is
-wrong, exits 2, and leaves nothing written.
+with --join, its node id is not alive at another address in the mesh; a --dev-ca-dir holds a
+CA already (--create-dev-ca makes one there). A failure names what is wrong, exits 2, and
+leaves nothing written.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM after draining, 1 failed while running (port in use,
 unreadable certificates), 2 usage or configuration error, or a start-up check failed.`,

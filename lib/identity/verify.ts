@@ -2,9 +2,23 @@
  * Checking a peer: given the certificate chain a QUIC handshake delivered (DER, leaf first),
  * return who the peer is — node id, realm, groups, expiry — or say precisely why not.
  *
- * TLS has already verified the chain against the endpoint's CA; this checks it again (so the
- * answer does not depend on how TLS was configured) and adds what TLS does not know: the realm,
- * the node id bound to the key, groups, and revocation (a CRL signed by the realm CA, reloadable).
+ * TLS has already verified the chain against the endpoint's CA bundle; this checks it again (so
+ * the answer does not depend on how TLS was configured) and adds what TLS does not know: the
+ * realm, the node id bound to the key, groups, and revocation.
+ *
+ * - Trust anchors: one realm CA, or several in one bundle (a rotation: old and new CA, which
+ *   `macula certs ca init` gives the same subject name). Each must be a CA (basicConstraints cA)
+ *   that may sign certificates (keyUsage keyCertSign), all of one realm. A CA is told apart from
+ *   another of the same name by its key: its key id is the SHA-256 of its public key (hex).
+ * - Path: leaf → the intermediates the peer sent → an anchor, at most 5 certificates, checked as
+ *   `openssl verify` does: an issuer is found by name, authority key identifier and signature;
+ *   every issuer is a CA with keyCertSign within its pathLenConstraint; every certificate is in
+ *   its validity window; a critical extension this code does not apply refuses the path.
+ * - Revocation: one CRL per anchor, taken only if that anchor signed it (and may sign CRLs:
+ *   keyUsage cRLSign) and its CRL number is greater than the one held. It covers the certificate
+ *   of the path the anchor signed: the leaf, or the topmost intermediate (revoking an
+ *   intermediate revokes everything under it; a leaf under an intermediate cannot be revoked on
+ *   its own, as no CRL of the intermediate is held).
  */
 import { commonName, sanUris } from "./certificates.ts";
 import { crlNumber } from "./crl.ts";
@@ -29,6 +43,12 @@ export interface PeerIdentity {
   serial: string;
   /** The subject of the certificate's issuer (the CA whose CRL applies to it). */
   issuer: string;
+  /**
+   * What the CRLs are checked against, at the handshake and whenever a CRL arrives: the
+   * certificate of the path the trust anchor signed (the leaf, or the topmost intermediate), as
+   * the anchor's key id and that certificate's serial.
+   */
+  revocation: { ca: string; serial: string };
 }
 
 /** What a verifier trusts. */
@@ -52,6 +72,8 @@ export interface CrlLoaded {
   number: bigint | null;
   /** The subject of the CA that signed it. */
   issuer: string;
+  /** The key id of the CA that signed it (`Verifier.keyIdOf`): one CRL is held per key id. */
+  ca: string;
   /** Serials it revokes. */
   revoked: number;
   /** Why it was not taken (`accepted: false`). */
@@ -67,9 +89,42 @@ const asn = (v: string | Uint8Array): string | Uint8Array<ArrayBuffer> =>
 
 const serialOf = (hex: string) => hex.toLowerCase().replace(/^0+(?=.)/, "");
 
+/** Extensions this code applies; a certificate marking any other critical is refused. */
+const KNOWN_CERT_EXTENSIONS = new Set([
+  "2.5.29.19", // basicConstraints
+  "2.5.29.15", // keyUsage
+  "2.5.29.37", // extKeyUsage
+  "2.5.29.17", // subjectAltName
+  "2.5.29.14", // subjectKeyIdentifier
+  "2.5.29.35", // authorityKeyIdentifier
+]);
+/** The same for CRLs (cRLNumber, authorityKeyIdentifier) and their entries (reason, invalidity date). */
+const KNOWN_CRL_EXTENSIONS = new Set(["2.5.29.20", "2.5.29.35"]);
+const KNOWN_CRL_ENTRY_EXTENSIONS = new Set(["2.5.29.21", "2.5.29.24"]);
+
+/** The first extension marked critical that `known` does not hold, or null. */
+const unknownCritical = (exts: readonly x509.Extension[], known: ReadonlySet<string>) =>
+  exts.find((e) => e.critical && !known.has(e.type))?.type ?? null;
+
+/** Authority key id of a certificate or CRL, subject key id of a CA (hex, lowercase), or null. */
+const akidOf = (c: x509.X509Certificate | x509.X509Crl) =>
+  c.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId?.toLowerCase() ?? null;
+const skidOf = (c: x509.X509Certificate) =>
+  c.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId?.toLowerCase() ?? null;
+
+/** Could `by` have issued `c` (or the CRL `c`)? Same name, and key identifiers that agree. */
+const mayHaveIssued = (c: x509.X509Certificate | x509.X509Crl, by: x509.X509Certificate) => {
+  if (c.issuer !== by.subject) return false;
+  const a = akidOf(c);
+  const s = skidOf(by);
+  return a === null || s === null || a === s;
+};
+
 /** One CA of the bundle and the CRL held for it. */
 interface Anchor {
   cert: x509.X509Certificate;
+  /** `Verifier.keyIdOf(cert)`. */
+  keyId: string;
   revoked: Set<string>;
   crlNumber: bigint | null;
   hasCrl: boolean;
@@ -91,6 +146,7 @@ export class Verifier {
   private constructor(anchors: x509.X509Certificate[], realm: string) {
     this.#anchors = anchors.map((cert) => ({
       cert,
+      keyId: Verifier.keyIdOf(cert),
       revoked: new Set(),
       crlNumber: null,
       hasCrl: false,
@@ -102,6 +158,11 @@ export class Verifier {
   /** The realm CA (the first of the bundle). */
   get ca(): x509.X509Certificate {
     return this.#anchors[0]!.cert;
+  }
+
+  /** A CA's key id: the SHA-256 of its public key (SubjectPublicKeyInfo), hex. */
+  static keyIdOf(cert: x509.X509Certificate): string {
+    return Buffer.from(nodeIdFromSpki(new Uint8Array(cert.publicKey.rawData))).toString("hex");
   }
 
   /** Every CA this verifier trusts. */
@@ -129,8 +190,20 @@ export class Verifier {
       const bc = ca.getExtension(x509.BasicConstraintsExtension);
       if (!bc?.ca) throw new IdentityError("unknown-ca", `${which} is not a CA (basicConstraints)`);
       const ku = ca.getExtension(x509.KeyUsagesExtension);
-      if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
-        throw new IdentityError("unknown-ca", `${which} may not sign certificates (keyUsage)`);
+      if (!ku || !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
+        throw new IdentityError(
+          "unknown-ca",
+          `${which} may not sign certificates (keyUsage ${
+            ku ? "without" : "missing, so no"
+          } keyCertSign)`,
+        );
+      }
+      const crit = unknownCritical(ca.extensions, KNOWN_CERT_EXTENSIONS);
+      if (crit) {
+        throw new IdentityError(
+          "unknown-ca",
+          `${which} has an unsupported critical extension ${crit}`,
+        );
       }
       for (const u of sanUris(ca).map(parseMaculaUri)) if (u?.kind === "ca") realms.add(u.realm);
     }
@@ -174,7 +247,7 @@ export class Verifier {
     }
     let anchor: Anchor | undefined;
     for (const a of this.#anchors) {
-      if (parsed.issuer !== a.cert.subject) continue;
+      if (!mayHaveIssued(parsed, a.cert)) continue;
       if (await parsed.verify({ publicKey: a.cert.publicKey }).catch(() => false)) {
         anchor = a;
         break;
@@ -182,6 +255,25 @@ export class Verifier {
     }
     if (!anchor) {
       throw new IdentityError("bad-signature", "the CRL is not signed by the realm CA");
+    }
+    const ku = anchor.cert.getExtension(x509.KeyUsagesExtension);
+    if (!ku || !(ku.usages & x509.KeyUsageFlags.cRLSign)) {
+      throw new IdentityError(
+        "bad-certificate",
+        `the CRL is signed by ${
+          JSON.stringify(anchor.cert.subject)
+        }, which may not sign CRLs (keyUsage without cRLSign)`,
+      );
+    }
+    const crit = unknownCritical(parsed.extensions, KNOWN_CRL_EXTENSIONS) ??
+      parsed.entries.map((e) => unknownCritical(e.extensions, KNOWN_CRL_ENTRY_EXTENSIONS)).find(
+        (x) => x !== null,
+      ) ?? null;
+    if (crit) {
+      throw new IdentityError(
+        "bad-certificate",
+        `the CRL has an unsupported critical extension ${crit} (a delta or indirect CRL?)`,
+      );
     }
     let number: bigint | null;
     try {
@@ -192,6 +284,7 @@ export class Verifier {
     const out = {
       number,
       issuer: anchor.cert.subject,
+      ca: anchor.keyId,
       revoked: parsed.entries.length,
     };
     if (anchor.hasCrl) {
@@ -220,10 +313,11 @@ export class Verifier {
     return all;
   }
 
-  /** The CRL held for each CA: its number and how many it revokes. */
-  crls(): { issuer: string; number: bigint | null; revoked: number }[] {
+  /** The CRL held for each CA: the CA (subject, key id), its number and how many it revokes. */
+  crls(): { issuer: string; ca: string; number: bigint | null; revoked: number }[] {
     return this.#anchors.filter((a) => a.hasCrl).map((a) => ({
       issuer: a.cert.subject,
+      ca: a.keyId,
       number: a.crlNumber,
       revoked: a.revoked.size,
     }));
@@ -234,8 +328,15 @@ export class Verifier {
     return this.#anchors.find((a) => a.nextUpdate)?.nextUpdate ?? null;
   }
 
-  /** True when `id` (a verified identity) is revoked by the CRLs held now. */
-  isRevoked(id: { serial: string; issuer?: string }): boolean {
+  /**
+   * True when `id` (a verified identity) is revoked by the CRLs held now: by its `revocation`
+   * (anchor key id and serial); without one, by serial under any CA named `issuer`.
+   */
+  isRevoked(
+    id: { serial: string; issuer?: string; revocation?: { ca: string; serial: string } },
+  ): boolean {
+    const r = id.revocation;
+    if (r) return this.#anchors.some((a) => a.keyId === r.ca && a.revoked.has(serialOf(r.serial)));
     return this.#anchors.some((a) =>
       (id.issuer === undefined || a.cert.subject === id.issuer) &&
       a.revoked.has(serialOf(id.serial))
@@ -269,7 +370,7 @@ export class Verifier {
       );
     }
     const who = `certificate ${JSON.stringify(commonName(leaf))} (serial ${leaf.serialNumber})`;
-    const anchor = await this.#path(leaf, extra, who, now);
+    const { anchor, top } = await this.#path(leaf, extra, who, now);
     if (now < leaf.notBefore) {
       throw new IdentityError(
         "not-yet-valid",
@@ -279,8 +380,22 @@ export class Verifier {
     if (now > leaf.notAfter) {
       throw new IdentityError("expired", `${who} expired on ${leaf.notAfter.toISOString()}`);
     }
-    if (anchor?.revoked.has(serialOf(leaf.serialNumber))) {
-      throw new IdentityError("revoked", `${who} is revoked by the realm's CRL`);
+    if (anchor.revoked.has(serialOf(top.serialNumber))) {
+      throw new IdentityError(
+        "revoked",
+        top === leaf
+          ? `${who} is revoked by the realm's CRL`
+          : `${who}: its intermediate CA ${
+            JSON.stringify(top.subject)
+          } (serial ${top.serialNumber}) is revoked by the realm's CRL`,
+      );
+    }
+    const crit = unknownCritical(leaf.extensions, KNOWN_CERT_EXTENSIONS);
+    if (crit) {
+      throw new IdentityError(
+        "bad-certificate",
+        `${who} has an unsupported critical extension ${crit}`,
+      );
     }
     const bc = leaf.getExtension(x509.BasicConstraintsExtension);
     if (bc?.ca) {
@@ -333,21 +448,23 @@ export class Verifier {
       notAfter: leaf.notAfter,
       serial: serialOf(leaf.serialNumber),
       issuer: leaf.issuer,
+      revocation: { ca: anchor.keyId, serial: serialOf(top.serialNumber) },
     };
   }
 
   /**
    * The path from `leaf` to a CA of the bundle, through `extra` (intermediates the peer sent):
-   * the anchor reached (whose CRL applies to the leaf when it issued it directly), or throws.
+   * the anchor reached and `top`, the certificate of the path it signed (the one its CRL
+   * covers: the leaf, or the topmost intermediate); or throws.
    */
   async #path(
     leaf: x509.X509Certificate,
     extra: x509.X509Certificate[],
     who: string,
     now: Date,
-  ): Promise<Anchor | null> {
+  ): Promise<{ anchor: Anchor; top: x509.X509Certificate }> {
     const signedBy = async (c: x509.X509Certificate, by: x509.X509Certificate) =>
-      c.issuer === by.subject &&
+      mayHaveIssued(c, by) &&
       await c.verify({ publicKey: by.publicKey, signatureOnly: true }).catch(() => false);
     let current = leaf;
     const used = new Set<x509.X509Certificate>();
@@ -356,7 +473,7 @@ export class Verifier {
       for (const a of this.#anchors) {
         if (!(await signedBy(current, a.cert))) continue;
         this.#checkIssuer(a.cert, below, "the realm CA", who, now);
-        return below === 0 ? a : null;
+        return { anchor: a, top: current };
       }
       const next = await (async () => {
         for (const c of extra) if (!used.has(c) && await signedBy(current, c)) return c;
@@ -367,7 +484,8 @@ export class Verifier {
       used.add(next);
       current = next;
     }
-    const named = this.#anchors.some((a) => a.cert.subject === current.issuer);
+    // Named and identified as a CA of the bundle, but its signature fails: altered in transit.
+    const named = this.#anchors.some((a) => mayHaveIssued(current, a.cert));
     if (named && current === leaf) {
       throw new IdentityError("bad-signature", `${who}: the realm CA's signature does not verify`);
     }
@@ -383,8 +501,15 @@ export class Verifier {
     const bc = c.getExtension(x509.BasicConstraintsExtension);
     if (!bc?.ca) throw new IdentityError("unknown-ca", `${who}: ${what} is not a CA`);
     const ku = c.getExtension(x509.KeyUsagesExtension);
-    if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
+    if (!ku || !(ku.usages & x509.KeyUsageFlags.keyCertSign)) {
       throw new IdentityError("unknown-ca", `${who}: ${what} may not sign certificates (keyUsage)`);
+    }
+    const crit = unknownCritical(c.extensions, KNOWN_CERT_EXTENSIONS);
+    if (crit) {
+      throw new IdentityError(
+        "unknown-ca",
+        `${who}: ${what} has an unsupported critical extension ${crit}`,
+      );
     }
     if (bc.pathLength !== undefined && below > bc.pathLength) {
       throw new IdentityError(

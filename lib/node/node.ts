@@ -39,7 +39,7 @@ import { Bus, type BusLink, describe } from "./links.ts";
 import { MembershipGlue } from "./membership.ts";
 import { OverlayGlue } from "./overlay.ts";
 import { registerRequests } from "./requests.ts";
-import { Revocation, type RevocationHost } from "./revocation.ts";
+import { crlSource, Revocation, type RevocationHost } from "./revocation.ts";
 import { RouteTable } from "./routes.ts";
 import { Seeds } from "./seeds.ts";
 import { Sessions } from "./sessions.ts";
@@ -147,6 +147,8 @@ export class Node {
       registry,
       stopping,
       opened: (s) => {
+        // Verified before a CRL that arrived during its handshake: closed now.
+        if (this.revocation.enforce(s)) return;
         // Membership and traversal are between nodes: a client's session takes no part.
         if (s.peer.role !== "node") return;
         this.membership.attach(s);
@@ -296,7 +298,7 @@ export class Node {
       const revocationHost: RevocationHost = {
         verifier,
         dataDir: config.dataDir,
-        crlPath: config.tls?.crl ?? null,
+        ...crlSource(config.tls?.crl, creds.caDir),
         sessions: () => [],
         routes: () => [],
         log,

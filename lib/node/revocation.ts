@@ -3,9 +3,10 @@
  * they come from, and what they do.
  *
  * - At start: `tls.crl` (if configured; unreadable or not the realm CA's → the node refuses to
- *   start) and the CRL kept in the data directory (`crl.pem`: what the mesh told it before), the
- *   newest by CRL number.
- * - While running: `tls.crl` again when the file changes (polled every second) or on `reload()`
+ *   start) and the CRLs kept in the data directory (`crl.pem`: what the mesh told it before), the
+ *   newest by CRL number per CA of the bundle. In the dev realm the CRL file is the dev CA's own
+ *   (`<ca dir>/crl.pem`, where `macula certs revoke --ca-dir` writes it), taken once it exists.
+ * - While running: the CRL file again when it changes (polled every second) or on `reload()`
  *   (SIGHUP); a CRL any peer pushes (`crl.push`: accepted only if signed by the realm CA and newer
  *   than the one held, so replaying an old one does nothing).
  * - A CRL taken: sessions whose peer it revokes are closed with the reason; new sessions are
@@ -17,7 +18,7 @@ import { existsSync, statSync } from "node:fs";
 import process from "node:process";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type CrlLoaded, IdentityError, type Verifier, x509 } from "../identity/mod.ts";
+import { CRL_FILE, type CrlLoaded, IdentityError, type Verifier, x509 } from "../identity/mod.ts";
 import { ask, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
 import { CRL_PUSH, MAX_CRL_BYTES } from "../policy/mod.ts";
 import { monoNow, RateLimiter } from "../util/mod.ts";
@@ -26,12 +27,27 @@ import { NodeError } from "./errors.ts";
 /** The file in the data directory that keeps the newest CRL across restarts. */
 export const CRL_KEPT = "crl.pem";
 
+/**
+ * Where a node's CRL file is: `tls.crl` (it must exist), else in the dev realm the dev CA's own
+ * `crl.pem` (taken once `macula certs revoke --ca-dir` writes it), else none.
+ */
+export function crlSource(
+  tlsCrl: string | undefined,
+  devCaDir: string | null,
+): { crlPath: string | null; crlRequired: boolean } {
+  if (tlsCrl) return { crlPath: tlsCrl, crlRequired: true };
+  if (devCaDir) return { crlPath: join(devCaDir, CRL_FILE), crlRequired: false };
+  return { crlPath: null, crlRequired: false };
+}
+
 /** What revocation needs of the node. */
 export interface RevocationHost {
   verifier: Verifier;
   dataDir: string;
-  /** `tls.crl`, or null. */
+  /** `tls.crl` (or the dev CA's `crl.pem`), or null. */
   crlPath: string | null;
+  /** False when `crlPath` may not exist yet (the dev CA's, before anything was revoked). */
+  crlRequired?: boolean;
   /** Every session (to close the revoked). */
   sessions(): Iterable<PeerSession>;
   /** Sessions to peer nodes with a route (to spread a CRL to). */
@@ -53,21 +69,19 @@ export interface RevocationStats {
 
 const pem = (der: Uint8Array) => x509.PemConverter.encode(Uint8Array.from(der).buffer, "X509 CRL");
 
-function derOf(data: Uint8Array | string): Uint8Array {
-  const text = typeof data === "string" ? data : new TextDecoder().decode(data.subarray(0, 32));
-  if (text.includes("-----BEGIN")) {
-    const s = typeof data === "string" ? data : new TextDecoder().decode(data);
-    const blocks = x509.PemConverter.decode(s);
-    if (blocks.length !== 1) throw new IdentityError("bad-certificate", "want one CRL");
-    return new Uint8Array(blocks[0]!);
-  }
-  return typeof data === "string" ? new TextEncoder().encode(data) : data;
+/** The CRLs in a file or a push: PEM blocks (one or more), or one DER CRL. */
+function dersOf(data: Uint8Array): Uint8Array[] {
+  const head = new TextDecoder().decode(data.subarray(0, 64));
+  if (!head.includes("-----BEGIN")) return [data];
+  const blocks = x509.PemConverter.decode(new TextDecoder().decode(data));
+  if (blocks.length === 0) throw new IdentityError("bad-certificate", "no CRL in the PEM text");
+  return blocks.map((b) => new Uint8Array(b));
 }
 
 /** The CRLs of one node. */
 export class Revocation {
   readonly stats: RevocationStats = { accepted: 0, stale: 0, refused: 0, closedRevoked: 0 };
-  /** The newest CRL taken per CA (DER), to persist and to hand to new routes. */
+  /** The newest CRL taken per CA key id (DER), to persist and to hand to new routes. */
   readonly #held = new Map<string, Uint8Array>();
   /** Where the CRL held now came from, for `inspect`. */
   #source = "none";
@@ -86,32 +100,40 @@ export class Revocation {
     const r = new Revocation(h);
     const kept = join(h.dataDir, CRL_KEPT);
     if (existsSync(kept)) {
+      let ders: Uint8Array[] = [];
       try {
-        for (const der of x509.PemConverter.decode(await readFile(kept, "utf8"))) {
-          await r.#take(new Uint8Array(der), `${kept} (kept from the mesh)`);
-        }
+        ders = dersOf(await readFile(kept));
       } catch (e) {
         h.log(`crl: ignoring ${kept}: ${(e as Error).message}`);
       }
+      for (const der of ders) {
+        try {
+          await r.#take(der, `${kept} (kept from the mesh)`);
+        } catch (e) {
+          h.log(`crl: ignoring a CRL in ${kept}: ${(e as Error).message}`);
+        }
+      }
     }
-    if (h.crlPath) {
-      const path = h.crlPath;
-      let bytes: Uint8Array;
-      try {
-        bytes = await readFile(path);
-      } catch (e) {
-        throw new NodeError(
-          `tls.crl: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e})`,
-          { cause: e },
-        );
-      }
-      try {
-        const got = await r.#take(bytes, path);
-        if (!got.accepted) h.log(`crl: ${path}: ${got.reason}`);
-      } catch (e) {
-        throw new NodeError(`tls.crl: ${path}: ${(e as Error).message}`, { cause: e });
-      }
+    const path = h.crlPath;
+    if (path) {
       r.#fileStamp = r.#stamp(path);
+      if (h.crlRequired !== false || existsSync(path)) {
+        const what = h.crlRequired === false ? "the dev CA's CRL" : "tls.crl";
+        let bytes: Uint8Array;
+        try {
+          bytes = await readFile(path);
+        } catch (e) {
+          throw new NodeError(
+            `${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e})`,
+            { cause: e },
+          );
+        }
+        try {
+          for (const line of await r.#takeFile(bytes, path)) h.log(line);
+        } catch (e) {
+          throw new NodeError(`${what}: ${path}: ${(e as Error).message}`, { cause: e });
+        }
+      }
     }
     return r;
   }
@@ -133,18 +155,40 @@ export class Revocation {
     clearInterval(this.#watch);
   }
 
-  /** Reads `tls.crl` again (SIGHUP, a change of the file); a line for the log. */
+  /**
+   * Reads the CRL file again (SIGHUP, a change of the file): what it did, a line for the log. A
+   * file that cannot be used is reported and the CRLs held are kept.
+   */
   async reload(): Promise<string> {
     const path = this.h.crlPath;
     if (!path) return "crl: no tls.crl configured";
+    if (this.h.crlRequired === false && !existsSync(path)) return `crl: none at ${path} yet`;
     try {
-      const got = await this.#take(await readFile(path), path);
-      return got.accepted
-        ? `crl: loaded ${got.revoked} revoked from ${path} (number ${got.number ?? "none"})`
-        : `crl: ${path}: ${got.reason}`;
+      return (await this.#takeFile(await readFile(path), path)).join("; ");
     } catch (e) {
       return `crl: ${path}: ${(e as Error).message} (keeping the CRL held)`;
     }
+  }
+
+  /**
+   * Takes every CRL of a file (one per CA of the bundle), in order; a line for each. The first
+   * that cannot be used stops the rest (with its error; those before it stay taken).
+   */
+  async #takeFile(bytes: Uint8Array, path: string): Promise<string[]> {
+    const ders = dersOf(bytes);
+    if (ders.length > 16) {
+      throw new IdentityError("bad-certificate", `${ders.length} CRLs (at most 16)`);
+    }
+    const lines: string[] = [];
+    for (const der of ders) {
+      const got = await this.#take(der, path, undefined, true);
+      lines.push(
+        got.accepted
+          ? `crl: loaded ${got.revoked} revoked from ${path} (number ${got.number ?? "none"})`
+          : `crl: ${path}: ${got.reason}`,
+      );
+    }
+    return lines;
   }
 
   /** Registers `crl.push`. */
@@ -194,8 +238,17 @@ export class Revocation {
     return true;
   }
 
-  async #take(data: Uint8Array, from: string, via?: PeerSession): Promise<CrlLoaded> {
-    const der = derOf(data);
+  async #take(
+    data: Uint8Array,
+    from: string,
+    via?: PeerSession,
+    quiet = false,
+  ): Promise<CrlLoaded> {
+    const ders = dersOf(data);
+    if (ders.length !== 1) {
+      throw new IdentityError("bad-certificate", `one CRL at a time (got ${ders.length})`);
+    }
+    const der = ders[0]!;
     const got = await this.h.verifier.loadCrl(der);
     if (!got.accepted) {
       this.stats.stale++;
@@ -203,8 +256,12 @@ export class Revocation {
     }
     this.stats.accepted++;
     this.#source = from;
-    this.#held.set(got.issuer, der);
-    this.h.log(`crl: took ${got.revoked} revoked from ${from} (number ${got.number ?? "none"})`);
+    this.#held.set(got.ca, der);
+    if (!quiet) {
+      this.h.log(
+        `crl: loaded ${got.revoked} revoked from ${from} (number ${got.number ?? "none"})`,
+      );
+    }
     for (const s of this.h.sessions()) this.enforce(s);
     await this.#keep();
     for (const s of this.h.routes()) if (s !== via) this.#push(s, der);

@@ -122,13 +122,21 @@ export function lockDataDir(dir: string, log: (line: string) => void): () => voi
   throw new StartError(`cannot lock ${abs}: ${path} keeps coming back`);
 }
 
+/** True when process `pid` runs (a zombie, dead but not yet reaped, does not). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8"); // Linux: "pid (comm) S ..."
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state === "Z" || state === "X") return false;
+  } catch {
+    // no /proc (macOS) or it just went: kill(0) said it runs
+  }
+  return true;
 }
 
 /**
@@ -145,8 +153,20 @@ export async function aliveElsewhere(
   timeoutMs = 3000,
 ): Promise<string | null> {
   const sessions: PeerSession[] = [];
+  // Once the check is over (answered or timed out), a dial that completes late is closed at
+  // once: no session outlives the check (keep-alives would hold an untracked one open).
+  let over = false;
   const open = async (at: { host: string; port: number }) => {
-    const s = await PeerSession.dial(await endpoint.connect(at), { self: me });
+    const conn = await endpoint.connect(at);
+    if (over) {
+      await conn.close(0, "start-up check done");
+      throw new Error("the start-up check is over");
+    }
+    const s = await PeerSession.dial(conn, { self: me });
+    if (over) {
+      await s.close("start-up check done");
+      throw new Error("the start-up check is over");
+    }
     sessions.push(s);
     return s;
   };
@@ -177,6 +197,7 @@ export async function aliveElsewhere(
   try {
     return await withTimeout(look(), timeoutMs, () => new Error("timeout")).catch(() => null);
   } finally {
+    over = true;
     await Promise.allSettled(sessions.map((s) => s.close("start-up check done")));
   }
 }

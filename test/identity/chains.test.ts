@@ -31,20 +31,28 @@ async function refused(p: Promise<unknown>): Promise<IdentityError> {
 async function caCert(
   name: string,
   by: { cert: x509.X509Certificate; key: CryptoKey } | null,
-  o: { pathLength?: number; keyCertSign?: boolean; realm?: string } = {},
+  o: {
+    pathLength?: number;
+    keyCertSign?: boolean;
+    realm?: string;
+    /** Key usages instead of keyCertSign + cRLSign; null: no keyUsage extension at all. */
+    usages?: number | null;
+    extra?: x509.Extension[];
+  } = {},
 ) {
   const keys = await crypto.subtle.generateKey({ name: "Ed25519" }, true, [
     "sign",
     "verify",
   ]) as CryptoKeyPair;
+  const usages = o.usages !== undefined
+    ? o.usages
+    : o.keyCertSign === false
+    ? x509.KeyUsageFlags.digitalSignature
+    : x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign;
   const exts: x509.Extension[] = [
     new x509.BasicConstraintsExtension(true, o.pathLength, true),
-    new x509.KeyUsagesExtension(
-      o.keyCertSign === false
-        ? x509.KeyUsageFlags.digitalSignature
-        : x509.KeyUsageFlags.keyCertSign,
-      true,
-    ),
+    ...(usages === null ? [] : [new x509.KeyUsagesExtension(usages, true)]),
+    ...(o.extra ?? []),
   ];
   if (o.realm) {
     exts.push(
@@ -86,6 +94,23 @@ async function leafOf(issuer: { cert: x509.X509Certificate; key: CryptoKey }) {
 
 const der = (c: x509.X509Certificate) => new Uint8Array(c.rawData);
 
+/** A CRL numbered `n` signed by `by`, listing `serials`. */
+function crlOf(by: { cert: x509.X509Certificate; key: CryptoKey }, serials: string[], n = 1) {
+  return x509.X509CrlGenerator.create({
+    issuer: by.cert.subject,
+    thisUpdate: new Date(),
+    nextUpdate: new Date(Date.now() + DAY),
+    entries: serials.map((serialNumber) => ({
+      serialNumber,
+      revocationDate: new Date(),
+      reason: x509.X509CrlReason.keyCompromise,
+    })),
+    signingKey: by.key,
+    signingAlgorithm: { name: "Ed25519" },
+    extensions: [new x509.Extension("2.5.29.20", false, new Uint8Array([2, 1, n]))],
+  }).then((c) => c.toString("pem"));
+}
+
 describe("CA bundles", () => {
   test("certificates of either CA of a bundle verify; each CA's CRL covers its own", async () => {
     const a = await makeCa("ed25519", "Macula realm CA acme", "acme");
@@ -111,7 +136,12 @@ describe("CA bundles", () => {
     expect(await v.loadCrl(crl.toString("pem"))).toMatchObject({ accepted: true, number: 1n });
     expect((await refused(v.verify(fromB.cert))).code).toBe("revoked");
     expect((await v.verify(fromA.cert)).name).toBe("old");
-    expect(v.crls()).toEqual([{ issuer: b.cert.subject, number: 1n, revoked: 1 }]);
+    expect(v.crls()).toEqual([{
+      issuer: b.cert.subject,
+      ca: Verifier.keyIdOf(b.cert),
+      number: 1n,
+      revoked: 1,
+    }]);
   });
 
   test("a bundle must be CAs of one realm", async () => {
@@ -183,5 +213,70 @@ describe("paths through intermediates (RFC 5280)", () => {
     expect((await refused(v.verify([await leafOf(mid), der(mid.cert)]))).message).toContain(
       "the realm CA allows 0 intermediate certificates below it (pathLenConstraint), the chain has 1",
     );
+  });
+});
+
+describe("rotation with CAs of one name, and what the CRLs cover", () => {
+  test("two CAs of the same subject (as 'ca init' makes them): each CRL revokes only its own CA's certificates", async () => {
+    const a = await makeCa("ed25519", "Macula realm CA acme", "acme");
+    const b = await makeCa("ed25519", "Macula realm CA acme", "acme");
+    const v = await Verifier.create({ ca: `${a.pem}\n${b.pem}` });
+    const fromA = await issue(a, { name: "old" });
+    const fromB = await issue(b, { name: "new" });
+    const idA = await v.verify(fromA.cert);
+    const idB = await v.verify(fromB.cert);
+    expect(idA.revocation.ca).toBe(Verifier.keyIdOf(a.cert));
+    expect(idB.revocation.ca).toBe(Verifier.keyIdOf(b.cert));
+    // A's CRL lists the serial of B's certificate: it is A's number to list, not B's certificate.
+    const got = await v.loadCrl(
+      await crlOf({ cert: a.cert, key: a.keys.privateKey }, [idB.serial]),
+    );
+    expect(got).toMatchObject({ accepted: true, ca: Verifier.keyIdOf(a.cert) });
+    expect(v.isRevoked(idB)).toBe(false);
+    expect((await v.verify(fromB.cert)).name).toBe("new");
+    // B's own CRL does revoke it, and is held beside A's (one per CA, told apart by key).
+    await v.loadCrl(await crlOf({ cert: b.cert, key: b.keys.privateKey }, [idB.serial]));
+    expect(v.isRevoked(idB)).toBe(true);
+    expect((await refused(v.verify(fromB.cert))).code).toBe("revoked");
+    expect(v.crls().map((c) => c.ca).sort()).toEqual(
+      [Verifier.keyIdOf(a.cert), Verifier.keyIdOf(b.cert)].sort(),
+    );
+  });
+
+  test("the realm CA's CRL revoking an intermediate refuses what it issued, on a live identity too", async () => {
+    const root = await caCert("root", null, { realm: "acme" });
+    const mid = await caCert("mid", root, {});
+    const v = await Verifier.create({ ca: root.cert.toString("pem") });
+    const chain = [await leafOf(mid), der(mid.cert)];
+    const id = await v.verify(chain);
+    expect(id.revocation.serial).toBe(mid.cert.serialNumber.toLowerCase().replace(/^0+/, ""));
+    await v.loadCrl(await crlOf(root, [mid.cert.serialNumber]));
+    expect(v.isRevoked(id)).toBe(true);
+    const e = await refused(v.verify(chain));
+    expect(e.code).toBe("revoked");
+    expect(e.message).toContain('its intermediate CA "CN=mid"');
+  });
+
+  test("a CA without keyUsage, a CRL from a CA without cRLSign, an unknown critical extension: refused", async () => {
+    const bare = await caCert("bare", null, { realm: "acme", usages: null });
+    expect((await refused(Verifier.create({ ca: bare.cert.toString("pem") }))).message).toContain(
+      "may not sign certificates (keyUsage missing",
+    );
+    const noCrl = await caCert("nocrl", null, {
+      realm: "acme",
+      usages: x509.KeyUsageFlags.keyCertSign,
+    });
+    const v = await Verifier.create({ ca: noCrl.cert.toString("pem") });
+    expect((await refused(v.loadCrl(await crlOf(noCrl, ["01"])))).message).toContain(
+      "may not sign CRLs (keyUsage without cRLSign)",
+    );
+    // An intermediate whose critical extension (here nameConstraints) this code does not apply.
+    const root = await caCert("root", null, { realm: "acme" });
+    const constrained = await caCert("constrained", root, {
+      extra: [new x509.Extension("2.5.29.30", true, new Uint8Array([0x30, 0x00]))],
+    });
+    const vr = await Verifier.create({ ca: root.cert.toString("pem") });
+    const e = await refused(vr.verify([await leafOf(constrained), der(constrained.cert)]));
+    expect(e.message).toContain("unsupported critical extension 2.5.29.30");
   });
 });

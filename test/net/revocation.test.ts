@@ -7,15 +7,17 @@
  * it all from the command line.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Client, type ClientStatus, connect } from "../../lib/client/client.ts";
 import { type Credentials, initCa, issueCert, loadCa, revoke } from "../../lib/identity/mod.ts";
 import { Node } from "../../lib/node/node.ts";
 import { type Mesh, mesh } from "../helpers/mesh.ts";
+import { until } from "../helpers/quic.ts";
 import { run } from "../helpers/run.ts";
 
+const DAY = 86_400_000;
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 let m: Mesh;
 const clients: Client[] = [];
@@ -177,5 +179,124 @@ describe("macula certs revoke --publish", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`published to ${m.nodes[2]!.url}: it spreads to the mesh`);
     expect(await live.lost).toContain("certificate revoked by the realm CRL");
+  });
+});
+
+describe("a CRL file that changes", () => {
+  test("dev realm: the dev CA's crl.pem, once written, is taken by every node and drops the client", async () => {
+    const victim = await clientCreds("dev-victim");
+    const live = await watched(m.nodes[1]!.url, victim.creds);
+    // As `macula certs revoke --ca-dir <dev CA>` would leave it (numbered after the CRLs above).
+    const crlPath = join(m.dir, "crl.pem");
+    const r = await revoke({ ca: victim.ca, serials: [victim.serial], crlPath });
+    copyFileSync(crlPath, join(m.nodes[0]!.caDir!, "crl.pem"));
+    expect(await live.lost).toContain("certificate revoked by the realm CRL");
+    for (const n of m.nodes.filter((x) => x.running)) {
+      await until(() => n.snapshot().crl.held[0]?.number === r.number, "the CRL on every node");
+    }
+  });
+});
+
+describe("rotation: a node trusting old and new CA (same name, as 'ca init' makes them)", () => {
+  test("clients of both CAs connect; a tls.crl rewritten while running drops one; each CA's CRL is kept across a restart", async () => {
+    const dir = join(m.dir, "rotation");
+    const old = (await initCa({ realm: "acme", outDir: join(dir, "old"), durationMs: 30 * DAY }))
+      .ca;
+    const neu = (await initCa({ realm: "acme", outDir: join(dir, "new"), durationMs: 60 * DAY }))
+      .ca;
+    expect(old.cert.subject).toBe(neu.cert.subject);
+    const bundle = join(dir, "bundle.pem");
+    writeFileSync(bundle, `${old.pem}\n${neu.pem}\n`);
+    mkdirSync(join(dir, "n"), { recursive: true });
+    const n = await issueCert({
+      ca: neu,
+      name: "n",
+      role: "node",
+      durationMs: DAY,
+      outDir: join(dir, "n"),
+    });
+    const crlOld = join(dir, "old", "crl.pem");
+    const crlNew = join(dir, "new", "crl.pem");
+    const a = await issueCert({ ca: old, name: "a", role: "client", durationMs: DAY });
+    const b = await issueCert({ ca: neu, name: "b", role: "client", durationMs: DAY });
+    // The CRL file starts as the old CA's (revoking some other serial).
+    await revoke({ ca: old, serials: ["0abc"], crlPath: crlOld });
+    const tlsCrl = join(dir, "tls-crl.pem");
+    copyFileSync(crlOld, tlsCrl);
+    const start = (port = 0) =>
+      Node.start({
+        realm: "acme",
+        dataDir: join(dir, "data"),
+        listen: { host: "127.0.0.1", port },
+        tls: { ca: bundle, cert: n.certPath!, key: n.keyPath!, crl: tlsCrl },
+      });
+    let node = await start();
+    const credsOf = (c: { pem: string; keyPem?: string }) => ({
+      ca: readFileSync(bundle, "utf8"),
+      cert: c.pem,
+      key: c.keyPem!,
+    });
+    const liveA = await watched(node.url, credsOf(a));
+    const liveB = await watched(node.url, credsOf(b));
+    // The operator revokes A with the old CA and rewrites the node's tls.crl: it is reloaded.
+    await revoke({ ca: old, certs: [a.pem], crlPath: crlOld });
+    copyFileSync(crlOld, tlsCrl);
+    expect(await liveA.lost).toContain("certificate revoked by the realm CRL");
+    expect(liveB.c.status).toBe("connected");
+    // The new CA's CRL (revoking B) arrives by a push: held beside the old CA's, not over it.
+    await revoke({ ca: neu, certs: [b.pem], crlPath: crlNew });
+    const op = await connect({
+      url: node.url,
+      creds: credsOf(await issueCert({ ca: neu, name: "op", role: "client", durationMs: DAY })),
+    });
+    clients.push(op);
+    expect(await op.pushCrl(readFileSync(crlNew, "utf8"))).toEqual({ accepted: true });
+    expect(await liveB.lost).toContain("certificate revoked by the realm CRL");
+    // And a newer CRL of the old CA, by a push too: the file's is now the older one.
+    await revoke({ ca: old, serials: ["0def"], crlPath: crlOld });
+    expect(await op.pushCrl(readFileSync(crlOld, "utf8"))).toEqual({ accepted: true });
+    await op.close();
+    expect(node.snapshot().crl.held.map((h) => h.number).sort()).toEqual(["1", "3"]);
+    // Restarted on its data directory: both CAs' CRLs are back (kept there), not the file's.
+    const port = node.endpoint.address.port;
+    await node.stop();
+    node = await start(port);
+    try {
+      expect(node.snapshot().crl.held.map((h) => h.number).sort()).toEqual(["1", "3"]);
+      for (const c of [a, b]) {
+        expect(await refusal(connect({ url: node.url, creds: credsOf(c), reconnect: false })))
+          .toMatch(/revoked/);
+      }
+    } finally {
+      await node.stop();
+    }
+  });
+});
+
+describe("macula node up", () => {
+  test("exits 1 naming tls.crl when the file is missing", async () => {
+    const dir = join(m.dir, "cli-crl");
+    const { ca } = await initCa({ realm: "acme", outDir: join(dir, "ca"), durationMs: DAY });
+    mkdirSync(join(dir, "n"), { recursive: true });
+    const n = await issueCert({
+      ca,
+      name: "n",
+      role: "node",
+      durationMs: DAY,
+      outDir: join(dir, "n"),
+    });
+    const missing = join(dir, "nope.pem");
+    const cfg = join(dir, "node.yaml");
+    writeFileSync(
+      cfg,
+      `realm: acme\ndata_dir: ${join(dir, "data")}\nlisten: { host: 127.0.0.1, port: 0 }\n` +
+        `tls: { ca: ${
+          join(dir, "ca", "ca.pem")
+        }, cert: ${n.certPath}, key: ${n.keyPath}, crl: ${missing} }\n`,
+    );
+    const r = await run([process.execPath, MAIN, "node", "up", "-f", cfg]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`tls.crl: cannot read ${missing} (ENOENT)`);
+    expect(r.stderr).not.toContain("    at ");
   });
 });
