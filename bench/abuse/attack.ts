@@ -13,6 +13,15 @@ import { busCodec } from "../../lib/messaging/mod.ts";
 import { PeerSession } from "../../lib/peer/mod.ts";
 import { openUdpSocket, QuicEndpoint, type UdpSocketFactory } from "../../lib/quic/mod.ts";
 import { ATTACKS } from "./attacks.ts";
+import { exportSpki, generateKeyPair } from "../../lib/identity/keys.ts";
+import { nodeIdFromSpki, nodeIdText } from "../../lib/identity/mod.ts";
+import {
+  MAX_INCARNATION,
+  membershipCodec,
+  recordBytes,
+  U_ALIVE,
+  U_DEAD,
+} from "../../lib/mesh/mod.ts";
 
 const [kind, portText, credsDir, nodeCredsDir, nodeId] = process.argv.slice(2);
 if (!kind || !(kind in ATTACKS) || !portText || !credsDir || !nodeCredsDir || !nodeId) {
@@ -30,7 +39,7 @@ const read = (dir: string): Credentials => ({
   cert: readFileSync(join(dir, CREDS_FILES.cert), "utf8"),
   key: readFileSync(join(dir, CREDS_FILES.key), "utf8"),
 });
-const creds = read(kind === "punch" ? nodeCredsDir : credsDir);
+const creds = read(kind === "punch" || kind === "gossip" ? nodeCredsDir : credsDir);
 let stopping = false;
 const count = { actions: 0, refused: 0, sessions: 0 };
 const stop = () => (stopping = true);
@@ -149,6 +158,41 @@ async function run(): Promise<void> {
           await new Promise((r) => setTimeout(r, 5));
         }
         await Promise.all(eps.map((e) => e.close()));
+        return;
+      }
+      case "gossip": {
+        // 64 made-up members, each with its own key and a true signature over its record.
+        const meta = { realm: me.realm, tags: [], version: "x" };
+        const fakes: Record<string, unknown>[] = [];
+        for (let i = 0; i < 64; i++) {
+          const kp = await generateKeyPair("ed25519");
+          const key = await exportSpki(kp.publicKey);
+          const id = nodeIdText(nodeIdFromSpki(key));
+          const addr = `quic://127.0.0.1:${20_000 + i}`;
+          const bytes = recordBytes(U_ALIVE, id, 0, addr, meta) as Uint8Array<ArrayBuffer>;
+          const sig = new Uint8Array(
+            await crypto.subtle.sign({ name: "Ed25519" }, kp.privateKey, bytes),
+          );
+          fakes.push({ kind: U_ALIVE, id, inc: 0, from: null, addr, ...meta, key, sig });
+        }
+        const lie = (inc: number) =>
+          membershipCodec.encodeBody("gossip", {
+            realm: me.realm,
+            from: me.nodeId,
+            addr: "quic://127.0.0.1:9",
+            updates: [{ kind: U_DEAD, id: nodeId, inc, from: me.nodeId }, ...fakes],
+          });
+        let s = await session(ep);
+        ready();
+        for (let i = 0; !stopping; i++) {
+          if (s.conn.closeInfo || s.closing) s = await session(ep);
+          await s.request("membership.msg", lie(i % 2 ? MAX_INCARNATION : 0), { timeoutMs: 2000 })
+            .catch(() => {
+              count.refused++;
+            });
+          count.actions++;
+          await new Promise((r) => setTimeout(r, 5));
+        }
         return;
       }
       case "punch": {

@@ -9,4 +9,6 @@ export const ATTACKS: Record<string, string> = {
   "big-frames": "16 sessions each announce a 16 MiB PUB and send it slowly",
   "handshakes": "starts QUIC handshakes it never finishes, as fast as the node refuses them",
   "punch": "asks the node (as a node) to punch toward an address, as fast as it answers",
+  "gossip":
+    "as a node, tells membership lies: the node itself dead at the last incarnation, and 64 made-up members (own keys, true signatures, no certificates) per message",
 };

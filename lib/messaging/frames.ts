@@ -102,6 +102,8 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
       { name: "proc", ...TOPIC, optional: true },
     ],
   },
+  // N→N: "I have taken `count` of your FWDs in all" (delivery accounting; lib/node/links.ts).
+  { type: 48, name: "RCVD", fields: [{ name: "count", kind: "uint", max: MAX_ID }] },
 ];
 
 /** The bus codec: frames up to the payload limit plus room for the other fields (a FWD's queues). */

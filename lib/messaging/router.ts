@@ -44,6 +44,8 @@ export interface Link {
    * not handed to a congested provider while another can take them. Default: never.
    */
   congested?(): boolean;
+  /** Bytes queued to this link and not yet taken by its transport. Default: 0. */
+  backlog?(): number;
 }
 
 /** One bus frame for the driver to send to a link (the router's only kind of action). */
@@ -83,6 +85,8 @@ export interface RouterOptions<L extends Link = Link> {
   maxPendingCalls?: number;
   /** The longest deadline a call may ask for; longer ones are cut to it. Default 300 000 ms. */
   maxCallTimeoutMs?: number;
+  /** Bytes queued to a client past which its new calls fail (`unavailable`). Default 1 MiB. */
+  maxCallerBacklog?: number;
 }
 
 /**
@@ -99,6 +103,12 @@ export const ROUTER_LIMITS = {
   maxPendingCalls: 1_000,
   /** A call waiting longer than 5 minutes should be a message, not a held request. */
   maxCallTimeoutMs: 300_000,
+  /**
+   * A caller that does not read its replies gets no more calls served: past 1 MiB queued to it
+   * (after the 1 MiB its stream window takes), each new call fails at once. A caller that reads
+   * never comes near; one that does not would otherwise have providers do work nobody reads.
+   */
+  maxCallerBacklog: 1024 * 1024,
   /**
    * Refused frames one client may cause: an application that gets an error now and then never
    * comes near; a flood of frames that are refused anyway closes the session.
@@ -700,6 +710,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return fail(
         "bad_request",
         `CALL ${proc}: ${st.calls.size} calls of this session are in flight, the node's limit (limits.max_pending_calls)`,
+      );
+    }
+    if (link.kind === "client" && (link.backlog?.() ?? 0) > this.#opts.maxCallerBacklog) {
+      this.stats.limited++;
+      return fail(
+        "unavailable",
+        `CALL ${proc}: this session does not read its replies (over ${this.#opts.maxCallerBacklog} bytes queued to it, limits.max_caller_backlog)`,
       );
     }
     timeoutMs = Math.min(timeoutMs, this.#opts.maxCallTimeoutMs);

@@ -72,8 +72,12 @@ export interface TraversalHost {
   rendezvous(): PeerSession[];
   /** The address membership knows for `nodeId`. */
   addressOf(nodeId: string): string | undefined;
-  /** True when membership knows `nodeId` (any state): punches and dial-backs are only for them. */
-  isMember(nodeId: string): boolean;
+  /**
+   * Whether membership knows `nodeId` (any state): punches and dial-backs are only for members.
+   * `via` is the node session the request came on: a member it introduces that this node has
+   * not heard of yet (gossip may lag the introduction by seconds) is learned from it, bounded.
+   */
+  isMember(nodeId: string, via: PeerSession): Promise<boolean>;
   /** Dials an address, tracked like every session. */
   dial(addr: string, timeoutMs: number): Promise<PeerSession>;
   /** Makes a session on an established connection (dialer side), tracked. */
@@ -185,12 +189,12 @@ export class Traversal {
   register(r: RequestRegistry): void {
     r.on(PING, () => ({ node: this.h.nodeId }));
     r.on(NAT_OBSERVED, (_, s) => hostPort(s));
-    r.on(NAT_INTRODUCE, (q, s) => {
-      this.#admit(s, q.target, null);
+    r.on(NAT_INTRODUCE, async (q, s) => {
+      await this.#admit(s, q.target, null);
       return this.#introduce(q.target, s);
     });
-    r.on(NAT_PUNCH, (p, s) => {
-      this.#admit(s, p.peer, `${p.host}:${p.port}`);
+    r.on(NAT_PUNCH, async (p, s) => {
+      await this.#admit(s, p.peer, `${p.host}:${p.port}`);
       this.stats.punchRequests++;
       // Probes now and twice more, to overlap with the other side's handshake attempts.
       sendProbes(this.h.endpoint, p.host, p.port);
@@ -210,12 +214,12 @@ export class Traversal {
       if (this.pathOf(s) !== "relayed") this.punched.add(s);
       return { ok: true };
     });
-    r.on(NAT_DIALBACK, (q, s) => {
-      this.#admit(s, q.target, null);
+    r.on(NAT_DIALBACK, async (q, s) => {
+      await this.#admit(s, q.target, null);
       return this.#dialback(q.target, s);
     });
-    r.on(NAT_DIAL, (p, s) => {
-      this.#admit(s, p.peer, `${p.host}:${p.port}`);
+    r.on(NAT_DIAL, async (p, s) => {
+      await this.#admit(s, p.peer, `${p.host}:${p.port}`);
       return this.#dial(p);
     });
     r.on(RELAY_OPEN, (q, s) => this.#relayOpen(q.target, s));
@@ -230,15 +234,18 @@ export class Traversal {
   /**
    * Refuses a traversal request (a `TraversalError` the requester sees, counted) unless it is
    * about a member of the realm, and within the rate of its requester and of the address it
-   * would make this node send to. The requests come from nodes only (lib/peer access).
+   * would make this node send to. The requests come from nodes only (lib/peer access). A member
+   * the requester introduces before gossip brought it here is first learned from the requester
+   * (bounded by the node, lib/node/membership.ts `learn`): a target hears of a new node from its rendezvous first.
    */
-  #admit(requester: PeerSession, about: string, toward: string | null): void {
-    const now = monoNow();
+  async #admit(requester: PeerSession, about: string, toward: string | null): Promise<void> {
     let why: string | null = null;
-    if (!this.h.isMember(about)) why = `${short(about)} is not a member of the realm here`;
-    else if (!this.#perRequester.take(requester.peer.nodeId, 1, now)) {
+    // The requester's rate first: each request about a member not known yet costs a sync.
+    if (!this.#perRequester.take(requester.peer.nodeId, 1, monoNow())) {
       why = "too many traversal requests from this node (64, then 8 a second)";
-    } else if (toward !== null && !this.#perAddress.take(toward, 1, now)) {
+    } else if (!(await this.h.isMember(about, requester))) {
+      why = `${short(about)} is not a member of the realm here`;
+    } else if (toward !== null && !this.#perAddress.take(toward, 1, monoNow())) {
       why = `too many punches toward ${toward} (4, then one every 2 s)`;
     }
     if (why === null) return;

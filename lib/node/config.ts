@@ -11,7 +11,8 @@
  * tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
  * quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
  * limits: { max_payload: 1048576, max_subscriptions: 10000, max_procedures: 1000,
- *           max_pending_calls: 1000, max_call_timeout_ms: 300000 }
+ *           max_pending_calls: 1000, max_call_timeout_ms: 300000,
+ *           max_caller_backlog: 1048576, max_queued_bytes: 536870912 }
  * # dev realm only: the CA directory to use (default <data_dir>/ca), so several local
  * # nodes share one development CA
  * dev_ca_dir: ./n1/ca
@@ -66,6 +67,8 @@ export interface NodeConfig {
     maxProcedures: number;
     maxPendingCalls: number;
     maxCallTimeoutMs: number;
+    /** Bytes queued to a caller past which its new calls fail: it does not read its replies. */
+    maxCallerBacklog: number;
     /** Bytes queued to all links together before the largest queues are shed. */
     maxQueuedBytes: number;
   };
@@ -119,6 +122,12 @@ const MEMBERSHIP_KEYS: Record<string, [keyof NodeConfig["membership"], number, n
   max_packet_bytes: ["maxPacketBytes", 512, 65_000],
   join_retry_ms: ["joinRetryMs", 10, 600_000],
   reconnect_interval_ms: ["reconnectIntervalMs", 0, 3_600_000],
+  // Bounds against a hostile member (docs/membership.md, "What a member can and cannot make
+  // others believe").
+  max_members: ["maxMembers", 16, 1_000_000],
+  max_new_per_message: ["maxNewPerMessage", 1, 100_000],
+  new_members_per_source: ["newMembersPerSource", 1, 1_000_000],
+  refute_interval_ms: ["refuteIntervalMs", 0, 10_000],
   max_sessions: ["maxSessions", 1, 65_535],
 };
 
@@ -226,6 +235,7 @@ export function configFrom(raw: unknown): NodeConfig {
       "max_procedures",
       "max_pending_calls",
       "max_call_timeout_ms",
+      "max_caller_backlog",
       "max_queued_bytes",
     ]);
     if (l.max_payload !== undefined) {
@@ -241,6 +251,9 @@ export function configFrom(raw: unknown): NodeConfig {
     }
     if (l.max_queued_bytes !== undefined) {
       c.limits.maxQueuedBytes = n("max_queued_bytes", 1024 * 1024, 2 ** 40);
+    }
+    if (l.max_caller_backlog !== undefined) {
+      c.limits.maxCallerBacklog = n("max_caller_backlog", 64 * 1024, 2 ** 40);
     }
     if (l.max_call_timeout_ms !== undefined) {
       c.limits.maxCallTimeoutMs = n("max_call_timeout_ms", 1, 86_400_000);

@@ -10,6 +10,10 @@
  *   drains. Calls go to another provider while a link is backed up (`congested`). Control
  *   frames are not dropped, but no frame kind escapes the bound: a link backed up past twice
  *   `maxBacklog` is closed (BACKED_UP), counted.
+ * - Delivery accounting on routes: a node confirms the FWDs it took from a peer (`RCVD`, the
+ *   count in all, every `CONFIRM_EVERY` frames or `CONFIRM_MS` after one). When a route goes
+ *   down, the FWDs written to it that its peer never confirmed are counted as lost
+ *   (`dropped.lostInRoute`) and logged: forwarded into a dying route is not delivered.
  * - A frame that breaks the protocol closes the session (PROTOCOL_VIOLATION) with the reason.
  * - Only a node's certificate may open `route`: a client's is closed (FORBIDDEN) with the reason.
  *   What a client may do on `client` is the router's `authorize` (the node's permissions).
@@ -45,7 +49,14 @@ export interface Dropped {
   closedBackedUp: number;
   /** Sessions closed because the node's queues passed `limits.max_queued_bytes` (largest first). */
   shed: number;
+  /** FWDs written to a route that went down before its peer confirmed taking them (RCVD). */
+  lostInRoute: number;
 }
+
+/** A route confirms the FWDs it took after this many… */
+export const CONFIRM_EVERY = 32;
+/** …or this long after the first one not yet confirmed. */
+export const CONFIRM_MS = 20;
 
 /** One session's bus channel. */
 export class BusLink implements Link {
@@ -60,6 +71,13 @@ export class BusLink implements Link {
   #lostTimer: ReturnType<typeof setTimeout> | undefined;
   /** The backlog at which the node's budget is next checked. */
   #budgetMark = 0;
+  /** FWDs written to this route, and how many of them its peer confirmed (RCVD). */
+  forwardsWritten = 0;
+  forwardsConfirmed = 0;
+  /** FWDs taken from this route's peer, and how many of them this node has confirmed. */
+  #taken = 0;
+  #takenConfirmed = 0;
+  #confirmTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly id: string,
@@ -72,6 +90,11 @@ export class BusLink implements Link {
     private readonly onCongested: () => void = () => {},
   ) {
     this.attached = new Promise((r) => (this.markAttached = r));
+  }
+
+  /** Bytes queued to this link, not yet taken by QUIC. */
+  backlog(): number {
+    return this.writer?.backlog ?? 0;
   }
 
   /** True while frames to this link are backed up past the bound (the router avoids it). */
@@ -116,6 +139,38 @@ export class BusLink implements Link {
       }
     }
     w.write(busCodec.encode(name, fields));
+    if (name === "FWD") this.forwardsWritten++;
+  }
+
+  /** The peer confirmed taking `count` of our FWDs in all (RCVD). */
+  confirmed(count: number): void {
+    if (count < this.forwardsConfirmed || count > this.forwardsWritten) {
+      throw new ProtocolError(
+        `RCVD: confirms ${count} forwards; ${this.forwardsWritten} were sent, ${this.forwardsConfirmed} confirmed before`,
+      );
+    }
+    this.forwardsConfirmed = count;
+  }
+
+  /** This node took one FWD from the peer: confirm it soon (or now, past `CONFIRM_EVERY`). */
+  took(): void {
+    this.#taken++;
+    if (this.#taken - this.#takenConfirmed >= CONFIRM_EVERY) this.confirmTaken();
+    else {
+      this.#confirmTimer ??= setTimeout(() => {
+        this.#confirmTimer = undefined;
+        this.confirmTaken();
+      }, CONFIRM_MS);
+    }
+  }
+
+  /** Confirms every FWD taken so far (before a graceful close, too). */
+  confirmTaken(): void {
+    clearTimeout(this.#confirmTimer);
+    this.#confirmTimer = undefined;
+    if (this.#taken === this.#takenConfirmed || !this.writer || this.session.conn.closeInfo) return;
+    this.#takenConfirmed = this.#taken;
+    this.send("RCVD", { count: this.#taken });
   }
 
   /** Tells the client about drops once its backlog has room again. */
@@ -134,6 +189,7 @@ export class BusLink implements Link {
 
   stop(): void {
     clearTimeout(this.#lostTimer);
+    clearTimeout(this.#confirmTimer);
   }
 }
 
@@ -153,7 +209,13 @@ export interface BusHooks {
 /** The router and the links attached to it. */
 export class Bus {
   readonly router: Router<BusLink>;
-  readonly dropped: Dropped = { messages: 0, forwards: 0, closedBackedUp: 0, shed: 0 };
+  readonly dropped: Dropped = {
+    messages: 0,
+    forwards: 0,
+    closedBackedUp: 0,
+    shed: 0,
+    lostInRoute: 0,
+  };
   /** Sessions closed for opening a channel their certificate does not allow. */
   refusedChannels = 0;
   /** Sessions closed for a malformed or misplaced bus frame, by frame (`frame`: the framing). */
@@ -267,7 +329,18 @@ export class Bus {
   detach(link: BusLink, replaced = false): void {
     if (this.#links.get(link.session) !== link) return;
     this.#links.delete(link.session);
+    // A route we let go while its session is open: confirm what we took (its peer counts the rest).
+    if (link.kind === "node") link.confirmTaken();
     link.stop();
+    const lost = link.forwardsWritten - link.forwardsConfirmed;
+    if (lost > 0) {
+      this.dropped.lostInRoute += lost;
+      this.hooks.log(
+        `route to ${
+          describe(link.session)
+        } went down with ${lost} forwarded messages its node never confirmed: counted as lost`,
+      );
+    }
     this.hooks.detached(link, replaced);
     this.router.detach(link);
     this.#driver.poke();
@@ -308,9 +381,12 @@ export class Bus {
     this.#driver.poke();
   }
 
-  /** Stops the LOST timers and the router's timer. */
+  /** Confirms what every route took, then stops the timers (LOST, RCVD) and the router's. */
   stop(): void {
-    for (const link of this.#links.values()) link.stop();
+    for (const link of this.#links.values()) {
+      if (link.kind === "node") link.confirmTaken();
+      link.stop();
+    }
     this.#driver.stop();
   }
 
@@ -322,7 +398,12 @@ export class Bus {
           for (const body of batch) {
             const f = busCodec.decodeBody(body);
             if ("unknown" in f) continue;
+            if (link.kind === "node" && f.name === "RCVD") {
+              link.confirmed(f.fields.count as number); // the link's accounting, not routing
+              continue;
+            }
             this.router.receive(monoNow(), link, f);
+            if (f.name === "FWD") link.took();
           }
         } finally {
           this.#driver.poke();

@@ -17,7 +17,7 @@
 import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
 import { Verifier } from "../identity/mod.ts";
-import type { Overlay } from "../mesh/mod.ts";
+import type { Overlay, RecordSigner } from "../mesh/mod.ts";
 import type { Router } from "../messaging/mod.ts";
 import {
   isPunch,
@@ -36,7 +36,7 @@ import { nodeCredentials } from "./credentials.ts";
 import { RUNTIME } from "./defaults.ts";
 import { NodeError, StartError } from "./errors.ts";
 import { Bus, type BusLink, describe } from "./links.ts";
-import { MembershipGlue } from "./membership.ts";
+import { derChainOf, MembershipGlue, membershipSigner } from "./membership.ts";
 import { OverlayGlue } from "./overlay.ts";
 import { registerRequests } from "./requests.ts";
 import { crlSource, Revocation, type RevocationHost } from "./revocation.ts";
@@ -110,6 +110,10 @@ export class Node {
     readonly maxBacklog: number,
     revocation: Revocation,
     revocationHost: RevocationHost,
+    /** Signs this node's membership records (its node key). */
+    signer: RecordSigner,
+    /** This node's certificate chain (DER), shown to members that ask for it. */
+    ownChain: Uint8Array[],
   ) {
     this.revocation = revocation;
     revocationHost.sessions = () => this.#sessions.all();
@@ -169,6 +173,8 @@ export class Node {
       meta: { realm: config.realm, tags: config.tags, version: VERSION },
       seeds: config.join.map((s) => formatUrl(s.host, s.port)),
       config: swim,
+      signer,
+      certs: { own: ownChain, verify: (chain) => revocationHost.verifier.verify(chain) },
       maxSessions,
       log,
       // A member behind a NAT is reached over the session this node has with it (punched or
@@ -210,7 +216,9 @@ export class Node {
       upgradeAfterMs: config.relay.upgradeAfterMs,
       log,
       rendezvous: () => this.#routes.sessions(),
-      isMember: (id) => this.membership.dir.indexOf(id) !== undefined,
+      // A rendezvous introduces a new node before gossip brings it: learn it from the rendezvous
+      // (1 s at most; the introduction's own deadline is 2 s).
+      isMember: (id, via) => this.membership.learn(id, via, 1000),
       addressOf: (id) => {
         const i = this.membership.dir.indexOf(id);
         if (i === undefined || this.membership.core.stateOf(i) !== "alive") return undefined;
@@ -346,6 +354,8 @@ export class Node {
         o.maxBacklog ?? RUNTIME.maxBacklog,
         revocation,
         revocationHost,
+        membershipSigner(creds.key),
+        derChainOf(creds.cert),
       );
       node.#release = release;
       return node;

@@ -61,12 +61,16 @@ export class OverlayGlue {
     if (kind === "dead" && route && route.session.conn.isOpen && !route.session.closing) {
       // A second opinion over the route before dropping it: a member declared dead while it
       // still answers here is alive (behind a NAT, SWIM may not reach it yet; it will refute).
-      // If it does not answer, or its route goes down later, the overlay lets it go.
+      // If it does not answer, the route goes now (not at the idle timeout, 30 s later: what is
+      // forwarded into it meanwhile is lost) and the overlay lets the member go.
       ask(route.session, PING, {}, { timeoutMs: RUNTIME.secondOpinionMs }).then(
         () => this.h.log(`member ${id.slice(0, 12)}… declared dead answers on its route: kept`),
         () => {
           this.core.memberDown(bytes);
           this.#driver.poke();
+          if (route.session.conn.isOpen && !route.session.closing) {
+            void route.session.close("declared dead, and silent on this route").catch(() => {});
+          }
         },
       );
       return;

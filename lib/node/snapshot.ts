@@ -2,7 +2,7 @@
  * A node's state as `macula inspect node` shows it (and tests read it): built from the plain
  * snapshots and counters of the layers the node composes.
  */
-import type { MembershipGlue } from "./membership.ts";
+import type { MembershipCounters, MembershipGlue } from "./membership.ts";
 import type {
   PathKind,
   RelayAllocationInfo,
@@ -13,7 +13,7 @@ import type {
 import type { RouterStats } from "../messaging/mod.ts";
 import { formatUrl, type PeerSession } from "../peer/mod.ts";
 import type { NodeConfig } from "./config.ts";
-import type { Bus } from "./links.ts";
+import type { Bus, Dropped } from "./links.ts";
 import type { Revocation } from "./revocation.ts";
 import type { RouteTable } from "./routes.ts";
 
@@ -61,8 +61,8 @@ export interface NodeSnapshot {
   procedures: string[];
   pendingCalls: number;
   router: RouterStats;
-  /** Messages dropped because a link was backed up. */
-  dropped: { messages: number; forwards: number; closedBackedUp: number; shed: number };
+  /** Messages dropped: a link backed up, the node's budget, or a route that died (`lostInRoute`). */
+  dropped: Dropped;
   /**
    * Refusals of what a certificate does not allow (docs/security.md): bus operations refused by
    * the permissions (also `router.denied`), sessions closed for opening a channel of nodes,
@@ -81,6 +81,12 @@ export interface NodeSnapshot {
   crl: ReturnType<Revocation["snapshot"]> & { closedExpired: number };
   /** Members of the realm this node knows, by state (itself included). */
   members: Record<"alive" | "suspect" | "dead" | "left", number>;
+  /**
+   * Membership's counters (docs/membership.md, "Counters"): what was refused and why (malformed,
+   * forged, refused by a bound, stale and never-signed claims, ping-reqs toward nobody), handler
+   * failures, signatures checked and made, and the protocol's own (probes, suspicions, …).
+   */
+  membership: MembershipCounters;
 }
 
 /** What a snapshot is made of. */
@@ -166,5 +172,6 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
     },
     crl: p.crl,
     members,
+    membership: p.membership.counters(),
   };
 }

@@ -91,6 +91,9 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return deadline(p, ms, () => new SessionError("timeout", `${what} took longer than ${ms} ms`));
 }
 
+/** How long `close` tries to send its GOAWAY before closing the connection anyway. */
+const GOAWAY_MS = 250;
+
 /** One authenticated session with a peer. */
 export class PeerSession {
   #closing = false;
@@ -304,10 +307,18 @@ export class PeerSession {
   async close(reason = "session closed"): Promise<CloseInfo> {
     this.#closing = true;
     try {
-      const s = await this.conn.openUniStream();
-      await s.end(enc("GOAWAY", { reason }));
+      // The goodbye is a courtesy: a peer that stopped reading (or died), whose flow control
+      // window is full, must not hold the close until the idle timeout.
+      await withTimeout(
+        (async () => {
+          const s = await this.conn.openUniStream();
+          await s.end(enc("GOAWAY", { reason }));
+        })(),
+        GOAWAY_MS,
+        "sending GOAWAY",
+      );
     } catch {
-      // already closing
+      // already closing, or the peer takes nothing more
     }
     return this.conn.close(0, reason);
   }

@@ -13,6 +13,11 @@ type Sent = [string, Record<string, unknown>];
 
 class FakeLink implements Link {
   sent: Sent[] = [];
+  /** What the driver would say is queued to this link. */
+  queued = 0;
+  backlog(): number {
+    return this.queued;
+  }
   constructor(readonly id: string, readonly kind: "client" | "node") {}
   send(name: string, fields: Record<string, unknown>): void {
     this.sent.push([name, { ...fields }]);
@@ -414,6 +419,26 @@ describe("router: limits per link", () => {
       `FAIL {"id":2,"code":${RPC_ERROR_NUMBERS.bad_request},"message":"CALL x.one: 1 calls of this session are in flight, the node's limit (limits.max_pending_calls)"}`,
     ]);
     expect(r.stats.limited).toBe(3);
+  });
+
+  test("a caller that does not read its replies gets no more calls served, by name, counted", () => {
+    const { r, link, rx } = setup({ maxCallerBacklog: 1000 });
+    const p = link("p", "client");
+    const c = link("c", "client");
+    rx(p, "REG", { proc: "x.big" });
+    p.take();
+    rx(c, "CALL", { id: 1, proc: "x.big", payload: b(""), timeout_ms: 100 });
+    expect(p.take().length).toBe(1); // served
+    c.queued = 1001; // its replies pile up unread
+    rx(c, "CALL", { id: 2, proc: "x.big", payload: b(""), timeout_ms: 100 });
+    expect(p.take()).toEqual([]); // the provider does no work nobody reads
+    expect(c.take()).toEqual([
+      `FAIL {"id":2,"code":${RPC_ERROR_NUMBERS.unavailable},"message":"CALL x.big: this session does not read its replies (over 1000 bytes queued to it, limits.max_caller_backlog)"}`,
+    ]);
+    expect(r.stats.limited).toBe(1);
+    c.queued = 0; // it reads again
+    rx(c, "CALL", { id: 3, proc: "x.big", payload: b(""), timeout_ms: 100 });
+    expect(p.take().length).toBe(1);
   });
 
   test("a call's deadline is cut to maxCallTimeoutMs", () => {

@@ -80,7 +80,7 @@ describe("reaching a node by id", () => {
       log: () => {},
       rendezvous: () => [rendezvousSession],
       addressOf: () => undefined,
-      isMember: () => true,
+      isMember: () => Promise.resolve(true),
       dial: () => Promise.reject(new Error("no dial in this test")),
       adopt: (conn) => PeerSession.dial(conn, { self: { nodeId: a!.nodeId, realm: a!.realm } }),
     });

@@ -55,6 +55,7 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   PONG: { id: 0 },
   LOST: { sid: 3, count: 1000 },
   ERROR: { code: "duplicate_sid", message: "SUB: sid 1 is in use", sid: 1, proc: "math.add" },
+  RCVD: { count: 985 },
 };
 
 /** The bus frame types, as docs/wire-protocol.md lists them. */
@@ -75,6 +76,7 @@ const TYPES: Record<string, number> = {
   PONG: 45,
   LOST: 46,
   ERROR: 47,
+  RCVD: 48,
 };
 
 /** A value one step over a field's limit (or of the wrong kind where a limit cannot be passed). */
@@ -111,7 +113,7 @@ function wrongKind(f: FieldSpec): unknown {
 }
 
 describe("bus frames", () => {
-  test("the frame table: types 32–47, every one with an example", () => {
+  test("the frame table: types 32–48, every one with an example", () => {
     expect(Object.fromEntries(BUS_FRAMES.map((s) => [s.name, s.type]))).toEqual(TYPES);
     expect(Object.keys(EXAMPLES).sort()).toEqual(Object.keys(TYPES).sort());
     for (const s of BUS_FRAMES) expect(s.type).toBeLessThan(FIRST_IGNORABLE_TYPE);
@@ -224,14 +226,14 @@ describe("bus frames", () => {
     expect(checked).toBeGreaterThan(80);
   });
 
-  test("newer peers: fields past the known ones are ignored; types 48–63 are errors, ≥ 0x40 skipped", () => {
+  test("newer peers: fields past the known ones are ignored; types 49–63 are errors, ≥ 0x40 skipped", () => {
     const extra = busCodec.encodeRaw([44, 5, "future", [1, 2], { k: 1 }]);
     expect(busCodec.decodeBody(body(extra))).toEqual({
       type: 44,
       name: "PING",
       fields: { id: 5 },
     });
-    for (const t of [0, 1, 4, 16, 31, 48, 63]) {
+    for (const t of [0, 1, 4, 16, 31, 49, 63]) {
       const e = wireError(() => busCodec.decodeBody(body(busCodec.encodeRaw([t, 1]))));
       expect(e.message).toBe(`frame type ${t}: unknown, and below 0x40 so it may not be ignored`);
     }

@@ -2,12 +2,15 @@
  * Member ids and what is known of them, shared by index.
  *
  * A membership core works with small integers, not 52-character ids: the `Directory` interns an
- * id into an index and keeps the member's address and metadata of the highest incarnation seen.
+ * id into an index and keeps the member's own record of the highest incarnation seen: address,
+ * metadata, whether it is a goodbye, and the member's signature over it (opaque here).
  * A node in production has its own directory. The simulator gives all its nodes one directory:
  * interning is a dictionary, not knowledge — what a node *knows* of a member (its state and
  * incarnation) lives in that node's own `MemberTable`, and a core reads the directory only for
  * members its table knows. That keeps 10,000 simulated nodes at a few bytes per member each.
  */
+
+import type { Proof } from "./messages.ts";
 
 /** What a member says about itself (carried by `alive` updates). */
 export interface MemberMeta {
@@ -25,30 +28,55 @@ export interface Entry {
   /** Two 32-bit hashes of the id, for view digests. */
   readonly h1: number;
   readonly h2: number;
-  /** Address and metadata as of incarnation `inc` (the highest seen by whoever wrote it). */
+  /** The member's record as of incarnation `inc` (the highest seen by whoever wrote it). */
   addr: string;
   meta: MemberMeta;
   inc: number;
+  /** The record is the member's goodbye (`left`), not an `alive`. */
+  left: boolean;
+  /** The member's signature over the record (undefined: this node's own, or the simulator). */
+  proof: Proof | undefined;
 }
 
-/** Interns member ids; holds their addresses and metadata. */
+const NO_META: MemberMeta = { realm: "", tags: [], version: "" };
+
+/** Options of a directory. */
+export interface DirectoryOptions {
+  /**
+   * Reuse the indices of forgotten members (`release`). A node's own directory does, so the
+   * members an attacker makes up and that die cost no memory once forgotten; the simulator's
+   * directory, shared by all its nodes, does not (a node forgetting a member is not all of them).
+   */
+  recycle?: boolean;
+}
+
+/** Interns member ids; holds their records. */
 export class Directory {
   readonly entries: Entry[] = [];
   readonly #byId = new Map<string, number>();
+  readonly #free: number[] = [];
+  readonly #recycle: boolean;
+
+  constructor(o: DirectoryOptions = {}) {
+    this.#recycle = o.recycle ?? false;
+  }
 
   /** The index of `id`, interning it (with `addr`/`meta` when it is new). */
-  intern(id: string, addr = "", meta: MemberMeta = { realm: "", tags: [], version: "" }): number {
+  intern(id: string, addr = "", meta: MemberMeta = NO_META): number {
     const known = this.#byId.get(id);
     if (known !== undefined) return known;
-    const i = this.entries.length;
-    this.entries.push({
+    const e: Entry = {
       id,
       h1: fnv(id, 0x811c9dc5),
       h2: fnv(id, 0x01000193 ^ 0x9e3779b9),
       addr,
       meta,
       inc: 0,
-    });
+      left: false,
+      proof: undefined,
+    };
+    const i = this.#free.pop() ?? this.entries.length;
+    this.entries[i] = e;
     this.#byId.set(id, i);
     return i;
   }
@@ -58,17 +86,58 @@ export class Directory {
     return this.#byId.get(id);
   }
 
-  /** Records `addr`/`meta` as of incarnation `inc` unless something newer is already there. */
-  learn(i: number, inc: number, addr: string, meta: MemberMeta): void {
+  /**
+   * Records the member's own record as of incarnation `inc` unless something newer is already
+   * there (a goodbye outranks an alive of the same incarnation).
+   */
+  learn(
+    i: number,
+    inc: number,
+    addr: string,
+    meta: MemberMeta,
+    left = false,
+    proof?: Proof,
+  ): void {
     const e = this.entries[i]!;
-    if (inc < e.inc && e.addr !== "") return;
+    if (e.addr !== "" && (inc < e.inc || (inc === e.inc && e.left && !left))) return;
     e.inc = inc;
     e.addr = addr;
     e.meta = meta;
+    e.left = left;
+    e.proof = proof;
   }
 
+  /**
+   * Forgets member `i` (a recycling directory only; the caller holds no state for it any more):
+   * its index goes to the next new member. Returns whether it was forgotten.
+   */
+  release(i: number): boolean {
+    if (!this.#recycle) return false;
+    const e = this.entries[i];
+    if (!e || e.id === "" || this.#byId.get(e.id) !== i) return false;
+    this.#byId.delete(e.id);
+    this.entries[i] = {
+      id: "",
+      h1: 0,
+      h2: 0,
+      addr: "",
+      meta: NO_META,
+      inc: 0,
+      left: false,
+      proof: undefined,
+    };
+    this.#free.push(i);
+    return true;
+  }
+
+  /** Indices in use or free (the bound of every index). */
   get size(): number {
     return this.entries.length;
+  }
+
+  /** Members interned now. */
+  get count(): number {
+    return this.#byId.size;
   }
 }
 
@@ -106,6 +175,8 @@ export class MemberTable {
   changedAt = new Float64Array(16);
   /** Members in state alive or suspect (the ones probed and gossiped to). */
   live = 0;
+  /** Members in any state but unknown. */
+  known = 0;
   d1 = 0;
   d2 = 0;
   constructor(private readonly dir: Directory) {}
@@ -144,6 +215,8 @@ export class MemberTable {
     const isLive = state === ALIVE || state === SUSPECT;
     if (wasLive && !isLive) this.live--;
     else if (!wasLive && isLive) this.live++;
+    if (was === UNKNOWN && state !== UNKNOWN) this.known++;
+    else if (was !== UNKNOWN && state === UNKNOWN) this.known--;
     this.state[i] = state;
     this.inc[i] = inc;
     if (was !== state) this.changedAt[i] = now;

@@ -1,4 +1,7 @@
-/** SWIM + Lifeguard membership (sans-IO), its member directory, messages and their wire form. */
+/**
+ * SWIM + Lifeguard membership (sans-IO), its member directory, messages, their wire form, and
+ * the members' own signed records (what a signature covers; the edge signs and checks).
+ */
 export {
   DEFAULT_CONFIG,
   type MemberEvent,
@@ -7,11 +10,17 @@ export {
   type MembershipOptions,
   type MembershipStats,
   type MemberView,
+  SCREEN_BOUND,
+  SCREEN_CHECK,
+  SCREEN_DROP,
+  SCREEN_PASS,
+  type ScreenItem,
 } from "./swim.ts";
 export {
   ALIVE,
   DEAD,
   Directory,
+  type DirectoryOptions,
   type Entry,
   LEFT,
   type MemberMeta,
@@ -22,7 +31,11 @@ export {
   UNKNOWN,
 } from "./directory.ts";
 export {
+  ED25519_PROOF_BYTES,
+  hasRecord,
+  MAX_INCARNATION,
   type Msg,
+  type Proof,
   sizeOf,
   U_ALIVE,
   U_DEAD,
@@ -37,4 +50,15 @@ export {
   MAX_UPDATES,
   MEMBERSHIP_FRAMES,
   membershipCodec,
+  toMsg,
+  type WireMessage,
+  type WireRecord,
+  type WireUpdate,
 } from "./wire.ts";
+export {
+  RECORD_DOMAIN,
+  recordBytes,
+  type RecordKeyType,
+  recordKeyType,
+  type RecordSigner,
+} from "./records.ts";

@@ -18,6 +18,13 @@
  *   ceil(log10(N + 1)) times; a newer update about a member replaces the older one.
  * - Join: a full-state `sync` with a seed; periodic syncs repair what gossip missed. Leave: a
  *   `left` update about oneself, gossiped like the others.
+ * - Trust (docs/membership.md, "What a member can and cannot make others believe"): a member's
+ *   own state (alive, address, metadata, left, incarnation) comes only from its own record,
+ *   whose signature the edge checked before `receive` (`screen` says which to check); a suspect
+ *   or dead claim by others is believed only at the incarnation the member last signed, so the
+ *   member can always refute it with the next one, at most once per `refuteIntervalMs`. New
+ *   members are bounded per message, per source and per view; pings go only to members at their
+ *   own address, and a `ping-req` only toward a member this node knows, at that address.
  *
  * Members are directory indices; time is the `now` passed in; randomness is the injected rng.
  */
@@ -35,6 +42,9 @@ import {
   UNKNOWN,
 } from "./directory.ts";
 import {
+  ED25519_PROOF_BYTES,
+  hasRecord,
+  MAX_INCARNATION,
   type Msg,
   sizeOf,
   U_ALIVE,
@@ -66,6 +76,20 @@ export interface MembershipConfig {
    * partition heals, that is how the two sides find each other again. 0 disables.
    */
   reconnectIntervalMs: number;
+  /**
+   * Most members a view holds (alive, suspect, dead and left). Past it, the member dead or left
+   * the longest is forgotten to make room; when none is, a new member is refused.
+   */
+  maxMembers: number;
+  /** Most new members one message may introduce (an answer to this node's own sync excepted). */
+  maxNewPerMessage: number;
+  /**
+   * New members one sender may introduce: a bucket of this many, refilled at this many a minute
+   * (answers to this node's own syncs take none).
+   */
+  newMembersPerSource: number;
+  /** Shortest time between two refutations (each uses an incarnation of the 2^32). */
+  refuteIntervalMs: number;
 }
 
 export const DEFAULT_CONFIG: MembershipConfig = {
@@ -82,6 +106,10 @@ export const DEFAULT_CONFIG: MembershipConfig = {
   maxPacketBytes: 1200,
   joinRetryMs: 1000,
   reconnectIntervalMs: 10_000,
+  maxMembers: 16_384,
+  maxNewPerMessage: 64,
+  newMembersPerSource: 256,
+  refuteIntervalMs: 100,
 };
 
 /** What a core reports as its view changes. */
@@ -116,10 +144,35 @@ export interface MembershipOptions {
   /** The first incarnation (a restarted process picks up from what others say, see refute). */
   incarnation?: number;
   now?: number;
+  /**
+   * Bytes the signature adds to a record of this node's own (the edge signs it when it encodes):
+   * for the packet budget and traffic accounting. Default Ed25519's (112); 0 counts unsigned.
+   */
+  proofBytes?: number;
+}
+
+/** Verdicts of `screen`, one per update. */
+export const SCREEN_CHECK = 0;
+export const SCREEN_PASS = 1;
+export const SCREEN_DROP = 2;
+export const SCREEN_BOUND = 3;
+
+/** One update as `screen` sees it, before anything of it is interned. */
+export interface ScreenItem {
+  /** The member's index, or -1 when this node's directory does not know the id. */
+  member: number;
+  kind: number;
+  inc: number;
+  /** It carries the member's own record (alive and left always). */
+  record: boolean;
+  /** The record's realm. */
+  realm?: string;
 }
 
 interface Probe {
   target: number;
+  /** Members asked to probe indirectly: only their acks and nacks count, besides the target's. */
+  helpers: number[];
   seq: number;
   timeoutAt: number;
   endAt: number;
@@ -130,6 +183,8 @@ interface Probe {
 }
 
 interface Relay {
+  /** Whom the requester asked about: only its ack is relayed. */
+  target: number;
   requester: Addr;
   theirSeq: number;
   nackAt: number;
@@ -153,6 +208,22 @@ interface Queued {
   n: number;
 }
 
+/** New members a sender may still introduce (a token bucket). */
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** What one received message has used of the bounds on new members. */
+interface Intake {
+  sender: number;
+  /** An answer to a sync this node sent: only the view's bound applies. */
+  solicited: boolean;
+  admitted: number;
+  /** New members refused: forgotten once the message is merged. */
+  refused: number[];
+}
+
 /** Counters for the simulator's report and for inspection. */
 export interface MembershipStats {
   probes: number;
@@ -162,6 +233,24 @@ export interface MembershipStats {
   refutations: number;
   deaths: number;
   droppedOtherRealm: number;
+  /** Records of other members taken (each one's signature was checked once, by the edge). */
+  records: number;
+  /** New members refused: per message, per source, or the view full of live members. */
+  refusedByBound: number;
+  /** Dead and left members forgotten to make room for new ones. */
+  forgotten: number;
+  /** Suspect/dead claims below the member's latest signed incarnation (late news). */
+  staleClaims: number;
+  /** Suspect/dead claims above the member's latest signed incarnation: never signed, refused. */
+  claimsAhead: number;
+  /** Claims by an accuser this node does not know. */
+  claimsUnknownAccuser: number;
+  /** `ping-req`s toward a member this node does not know (answered `nack`, nothing dialed). */
+  refusedPingReqs: number;
+  /** Acks and nacks from a member that was not asked (not the target, not a helper). */
+  refusedAcks: number;
+  /** Refutations held back to keep `refuteIntervalMs` between two. */
+  refutationsDeferred: number;
 }
 
 /** One node's SWIM + Lifeguard membership. */
@@ -179,6 +268,15 @@ export class Membership implements Core<Msg, MemberEvent> {
     refutations: 0,
     deaths: 0,
     droppedOtherRealm: 0,
+    records: 0,
+    refusedByBound: 0,
+    forgotten: 0,
+    staleClaims: 0,
+    claimsAhead: 0,
+    claimsUnknownAccuser: 0,
+    refusedPingReqs: 0,
+    refusedAcks: 0,
+    refutationsDeferred: 0,
   };
   incarnation: number;
   /** Lifeguard's local health score, 0 (healthy) to `awarenessMax`. */
@@ -209,6 +307,17 @@ export class Membership implements Core<Msg, MemberEvent> {
   #passStart = 0;
   #passStep = 1;
   #passPos = 0;
+  readonly #proofBytes: number;
+  /** New members each sender may still introduce. */
+  readonly #buckets = new Map<number, Bucket>();
+  /** Members this node asked for (or gave) a full view, until when their answer counts as asked. */
+  readonly #asked = new Map<number, number>();
+  #lastRefuteAt = -Infinity;
+  /** When this node last told a member (or an address) that its view of it is behind. */
+  readonly #recent = new Map<string, number>();
+  /** A refutation held back (refuteIntervalMs): when it is due, and whom to tell at once. */
+  #refuteDue = Infinity;
+  #refuteTell: Addr | null = null;
 
   constructor(o: MembershipOptions) {
     this.cfg = { ...DEFAULT_CONFIG, ...o.config };
@@ -218,6 +327,7 @@ export class Membership implements Core<Msg, MemberEvent> {
     this.#realm = o.meta.realm;
     this.#meta = o.meta;
     this.#rng = o.rng;
+    this.#proofBytes = o.proofBytes ?? ED25519_PROOF_BYTES;
     this.incarnation = o.incarnation ?? 0;
     const now = o.now ?? 0;
     this.self = this.dir.intern(o.id, o.addr, o.meta);
@@ -260,10 +370,12 @@ export class Membership implements Core<Msg, MemberEvent> {
     if (this.#dead.size > 0 && this.cfg.reconnectIntervalMs > 0 && this.#nextReconnectAt < t) {
       t = this.#nextReconnectAt;
     }
+    if (this.#refuteDue < t) t = this.#refuteDue;
     return t;
   }
 
   tick(now: number): void {
+    if (now >= this.#refuteDue) this.#refute(now);
     this.#tickRelays(now);
     this.#tickProbe(now);
     this.#tickSuspicions(now);
@@ -273,13 +385,14 @@ export class Membership implements Core<Msg, MemberEvent> {
     if (this.#joined && !this.#leaving && this.cfg.syncIntervalMs > 0 && now >= this.#nextSyncAt) {
       this.#nextSyncAt = now + this.#syncInterval();
       const peer = this.#randomLive([this.self]);
-      if (peer >= 0) this.#digestSync(peer);
+      if (peer >= 0) this.#digestSync(peer, now);
     }
   }
 
   /** Anti-entropy: our digest alone; the peer answers with its view only if the digests differ. */
-  #digestSync(member: number): void {
-    this.#send(this.dir.entries[member]!.addr, {
+  #digestSync(member: number, now: number, to: Addr = this.dir.entries[member]!.addr): void {
+    this.#ask(member, now);
+    this.#send(to, {
       t: "sync",
       realm: this.#realm,
       from: this.self,
@@ -298,9 +411,50 @@ export class Membership implements Core<Msg, MemberEvent> {
     let k = Math.floor(this.#rng() * this.#dead.size);
     for (const member of this.#dead) {
       if (k-- > 0) continue;
-      this.#digestSync(member);
+      this.#digestSync(member, now);
       return;
     }
+  }
+
+  /**
+   * What of a message's updates to check before `receive` (the edge calls it; the simulator and
+   * tests, whose updates need no checking, do not): `SCREEN_CHECK` a record that would change
+   * this view (its signature must be checked first), `SCREEN_PASS` a claim (to keep without its
+   * record), `SCREEN_DROP` what changes nothing (leave it out, record and all), `SCREEN_BOUND` a
+   * new member past a bound (refused, counted). It follows the rules of `receive`, reads the
+   * view and changes nothing but the counters of what it drops.
+   */
+  screen(now: number, sender: number, t: Msg["t"], items: readonly ScreenItem[]): number[] {
+    const out = new Array<number>(items.length);
+    const tb = this.table;
+    let budget = this.#budget(now, sender, this.#solicited(now, t, sender, false));
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      if (it.record && it.realm !== this.#realm) {
+        this.stats.droppedOtherRealm++;
+        out[i] = SCREEN_DROP;
+        continue;
+      }
+      const self = it.member === this.self;
+      const state = it.member < 0 ? UNKNOWN : tb.stateOf(it.member);
+      if (state === UNKNOWN && !self) {
+        if (!it.record) out[i] = SCREEN_DROP; // a claim about a member this view does not know
+        else if (budget > 0) {
+          budget--;
+          out[i] = SCREEN_CHECK;
+        } else {
+          this.stats.refusedByBound++;
+          out[i] = SCREEN_BOUND;
+        }
+        continue;
+      }
+      const inc = self ? this.incarnation : tb.incOf(it.member);
+      if (it.kind === U_ALIVE) out[i] = it.inc > inc ? SCREEN_CHECK : SCREEN_DROP;
+      else if (it.kind === U_LEFT) {
+        out[i] = (self || state !== LEFT) && it.inc >= inc ? SCREEN_CHECK : SCREEN_DROP;
+      } else out[i] = it.record && it.inc > inc ? SCREEN_CHECK : SCREEN_PASS;
+    }
+    return out;
   }
 
   receive(now: number, from: Addr, m: Msg): void {
@@ -308,9 +462,27 @@ export class Membership implements Core<Msg, MemberEvent> {
       this.stats.droppedOtherRealm++;
       return;
     }
+    const intake: Intake = {
+      sender: m.from,
+      solicited: this.#solicited(now, m.t, m.from, true),
+      admitted: 0,
+      refused: [],
+    };
+    try {
+      this.#receive(now, from, m, intake);
+      this.#behind(now, from, m.from);
+    } finally {
+      // New members refused by a bound: forgotten (the edge interned them to hand them over).
+      for (const i of intake.refused) {
+        if (this.table.stateOf(i) === UNKNOWN && i !== m.from) this.dir.release(i);
+      }
+    }
+  }
+
+  #receive(now: number, from: Addr, m: Msg, intake: Intake): void {
     switch (m.t) {
       case "ping":
-        this.#merge(now, m.piggy, from);
+        this.#merge(now, m.piggy, from, intake);
         if (m.target !== this.self) return; // meant for a process that was here before
         this.#send(from, {
           t: "ack",
@@ -321,14 +493,20 @@ export class Membership implements Core<Msg, MemberEvent> {
         });
         return;
       case "ack": {
-        this.#merge(now, m.piggy, from);
+        this.#merge(now, m.piggy, from, intake);
         const p = this.#probe;
         if (p && p.seq === m.seq) {
-          p.acked = true;
+          // The target's own ack, or a helper's relaying it: nobody else can ack for the target.
+          if (m.from === p.target || (p.indirect && p.helpers.includes(m.from))) p.acked = true;
+          else this.stats.refusedAcks++;
           return;
         }
         const r = this.#relays.get(m.seq);
         if (r && !r.acked) {
+          if (m.from !== r.target) {
+            this.stats.refusedAcks++;
+            return;
+          }
           r.acked = true;
           this.#relays.delete(m.seq);
           this.#send(r.requester, {
@@ -343,33 +521,54 @@ export class Membership implements Core<Msg, MemberEvent> {
       }
       case "nack": {
         const p = this.#probe;
-        if (p && p.seq === m.seq) p.nacks++;
+        if (p && p.seq === m.seq) {
+          if (p.helpers.includes(m.from)) p.nacks++;
+          else this.stats.refusedAcks++;
+        }
         return;
       }
       case "ping-req": {
-        this.#merge(now, m.piggy, from);
+        this.#merge(now, m.piggy, from, intake);
+        const t = m.target;
+        const st = t < 0 ? UNKNOWN : this.table.stateOf(t);
+        if (
+          t === this.self || st === UNKNOWN || this.dir.entries[t]!.addr === "" ||
+          this.#relays.size >= 1024
+        ) {
+          // Only toward a member this node knows, at the address of its own record (never one a
+          // message names); one it holds dead too (its view may be behind the requester's).
+          // "No" at once, so the requester does not blame its own links.
+          this.stats.refusedPingReqs++;
+          this.#send(from, { t: "nack", realm: this.#realm, from: this.self, seq: m.seq });
+          return;
+        }
         const seq = this.#seq++;
         this.#relays.set(seq, {
+          target: t,
           requester: from,
           theirSeq: m.seq,
-          nackAt: now + this.#scaled(this.cfg.probeTimeoutMs) * 0.8,
+          // The requester's timeout, not this node's own scaled one (memberlist does the same):
+          // a helper whose awareness is high must still answer "no" before the probe ends.
+          nackAt: now + this.cfg.probeTimeoutMs * 0.8,
           acked: false,
         });
-        this.#send(m.targetAddr, {
+        this.#send(this.dir.entries[t]!.addr, {
           t: "ping",
           realm: this.#realm,
           from: this.self,
           seq,
-          target: m.target,
+          target: t,
           piggy: [],
         });
         return;
       }
       case "sync": {
-        this.#merge(now, m.members, from);
+        this.#merge(now, m.members, from, intake);
         if (!m.reply && !m.join) return;
         const digest = this.#digest();
         const agree = !m.join && digest[0] === m.digest[0] && digest[1] === m.digest[1];
+        // Our full view invites theirs back (a push after our reply): that answer is asked for.
+        if (!agree) this.#ask(m.from, now);
         this.#send(from, {
           t: "sync-reply",
           realm: this.#realm,
@@ -380,7 +579,7 @@ export class Membership implements Core<Msg, MemberEvent> {
         return;
       }
       case "sync-reply": {
-        this.#merge(now, m.members, from);
+        this.#merge(now, m.members, from, intake);
         if (!this.#joined) {
           this.#joined = true;
           this.#nextSyncAt = now + this.#syncInterval() * (0.5 + this.#rng());
@@ -403,9 +602,128 @@ export class Membership implements Core<Msg, MemberEvent> {
         return;
       }
       case "gossip":
-        this.#merge(now, m.piggy, from);
+        this.#merge(now, m.piggy, from, intake);
         return;
     }
+  }
+
+  /**
+   * A member this node holds dead or left just spoke to it: one of the two views is behind. Tell
+   * it what this node holds about it (at most once a second per member): it refutes a claim at
+   * its incarnation, and answers one below with its newer record (`#aboutSelf`). Without this, a
+   * node that missed a refutation (its retransmissions spent) waits for anti-entropy.
+   */
+  #behind(now: number, from: Addr, member: number): void {
+    if (member < 0 || member === this.self) return;
+    const st = this.table.stateOf(member);
+    if (st !== DEAD && st !== LEFT) return;
+    if (!this.#once(now, `m${member}`)) return;
+    const e = this.dir.entries[member]!;
+    const inc = this.table.incOf(member);
+    const u: Update = st === DEAD
+      ? { kind: U_DEAD, member, inc, from: this.self }
+      : { kind: U_LEFT, member, inc, from: member, addr: e.addr, meta: e.meta, proof: e.proof };
+    if (st === LEFT && (!e.left || e.inc !== inc)) return; // no goodbye of its own to show it
+    this.#send(from, { t: "gossip", realm: this.#realm, from: this.self, piggy: [u] });
+  }
+
+  /** True at most once a second per `key` (a bounded memory of recent ones). */
+  #once(now: number, key: string): boolean {
+    const last = this.#recent.get(key);
+    if (last !== undefined && now - last < 1000) return false;
+    if (this.#recent.size >= 1024) {
+      for (const [k, t] of this.#recent) if (now - t >= 1000) this.#recent.delete(k);
+      if (this.#recent.size >= 1024) return false;
+    }
+    this.#recent.set(key, now);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ bounds
+
+  /** Remembers that `member`'s next full view is one this node asked for. */
+  #ask(member: number, now: number): void {
+    if (this.#asked.size >= 256) {
+      for (const [k, until] of this.#asked) if (until <= now) this.#asked.delete(k);
+      if (this.#asked.size >= 256) return;
+    }
+    this.#asked.set(member, now + 30_000);
+  }
+
+  /** Whether a message of type `t` from `sender` answers a full view this node asked for. */
+  #solicited(now: number, t: Msg["t"], sender: number, take: boolean): boolean {
+    if (t === "sync-reply" && !this.#joined) return true; // the answer to our join
+    if (t !== "sync" && t !== "sync-reply") return false;
+    const until = this.#asked.get(sender);
+    if (until === undefined || until <= now) return false;
+    if (take) this.#asked.delete(sender);
+    return true;
+  }
+
+  /** The bucket of new members `sender` may introduce, refilled to `now`. */
+  #bucket(now: number, sender: number): Bucket {
+    const cap = this.cfg.newMembersPerSource;
+    let b = this.#buckets.get(sender);
+    if (!b) {
+      if (this.#buckets.size >= this.cfg.maxMembers) this.#buckets.clear();
+      b = { tokens: cap, at: now };
+      this.#buckets.set(sender, b);
+    }
+    b.tokens = Math.min(cap, b.tokens + ((now - b.at) * cap) / 60_000);
+    b.at = now;
+    return b;
+  }
+
+  /** How many new members a message from `sender` may introduce now. */
+  #budget(now: number, sender: number, solicited: boolean): number {
+    const room = this.cfg.maxMembers - this.table.live;
+    if (solicited) return room;
+    return Math.max(
+      0,
+      Math.min(room, this.cfg.maxNewPerMessage, Math.floor(this.#bucket(now, sender).tokens)),
+    );
+  }
+
+  /** Takes one new member into the view, within the bounds; false when refused (counted). */
+  #admit(now: number, m: number, intake: Intake): boolean {
+    const refuse = () => {
+      this.stats.refusedByBound++;
+      intake.refused.push(m);
+      return false;
+    };
+    if (this.table.live >= this.cfg.maxMembers) return refuse();
+    if (!intake.solicited) {
+      if (intake.admitted >= this.cfg.maxNewPerMessage) return refuse();
+      const b = this.#bucket(now, intake.sender);
+      if (b.tokens < 1) return refuse();
+      b.tokens -= 1;
+    }
+    intake.admitted++;
+    if (this.table.known >= this.cfg.maxMembers) this.#forgetOldest(intake);
+    return true;
+  }
+
+  /**
+   * Forgets the member dead or left the longest, to make room (its directory entry goes once
+   * the message is merged: a later update of the same message may still name it).
+   */
+  #forgetOldest(intake: Intake): void {
+    const t = this.table;
+    let best = -1;
+    for (let i = 0; i < this.dir.size; i++) {
+      const s = t.stateOf(i);
+      if ((s === DEAD || s === LEFT) && (best < 0 || t.changedAt[i]! < t.changedAt[best]!)) {
+        best = i;
+      }
+    }
+    if (best < 0) return;
+    this.#set(best, UNKNOWN, 0, t.changedAt[best]!);
+    this.#suspicions.delete(best);
+    this.#queue.delete(best);
+    this.#asked.delete(best);
+    this.#buckets.delete(best);
+    this.stats.forgotten++;
+    intake.refused.push(best);
   }
 
   // ------------------------------------------------------------------ public operations
@@ -424,13 +742,26 @@ export class Membership implements Core<Msg, MemberEvent> {
     this.#nextSyncAt = now + this.#syncInterval() * (0.5 + this.#rng());
   }
 
+  /**
+   * Asks `member` (reached at `to`) for its view now, digest first: a node told of a member it
+   * does not know yet (a NAT traversal introduces one before gossip arrived) learns it from the
+   * introducer, whose answer counts as asked for (no per-source bound applies to it).
+   */
+  syncWith(now: number, member: number, to: Addr): void {
+    if (member === this.self || this.#leaving) return;
+    this.#digestSync(member, now, to);
+  }
+
   /** Leaves gracefully: a `left` update about itself, gossiped; probing stops. */
   leave(now: number): void {
     if (this.#leaving) return;
     this.#leaving = true;
     this.#probe = null;
-    this.incarnation++;
-    const u: Update = { kind: U_LEFT, member: this.self, inc: this.incarnation, from: this.self };
+    this.#refuteDue = Infinity;
+    if (this.incarnation < MAX_INCARNATION) this.incarnation++;
+    // The goodbye is this node's own record (the edge signs it), like its alive.
+    const u: Update = { ...this.#aliveSelf(), kind: U_LEFT };
+    this.dir.learn(this.self, this.incarnation, this.addr, this.#meta, true);
     this.#set(this.self, LEFT, this.incarnation, now);
     this.#enqueue(u);
     this.#nextGossipAt = now;
@@ -488,11 +819,11 @@ export class Membership implements Core<Msg, MemberEvent> {
       p.indirect = true;
       this.stats.indirectProbes++;
       const exclude = [this.self, p.target];
-      const target = this.dir.entries[p.target]!;
       for (let i = 0; i < this.cfg.indirectChecks; i++) {
         const helper = this.#randomLive(exclude);
         if (helper < 0) break;
         exclude.push(helper);
+        p.helpers.push(helper);
         p.expectedNacks++;
         this.#send(this.dir.entries[helper]!.addr, {
           t: "ping-req",
@@ -500,7 +831,6 @@ export class Membership implements Core<Msg, MemberEvent> {
           from: this.self,
           seq: p.seq,
           target: p.target,
-          targetAddr: target.addr,
           piggy: this.#piggy(64, helper),
         });
       }
@@ -539,6 +869,7 @@ export class Membership implements Core<Msg, MemberEvent> {
       this.stats.probes++;
       this.#probe = {
         target,
+        helpers: [],
         seq,
         timeoutAt: now + this.#scaled(this.cfg.probeTimeoutMs),
         endAt: now + interval,
@@ -682,82 +1013,199 @@ export class Membership implements Core<Msg, MemberEvent> {
   // ------------------------------------------------------------------ updates
 
   /** Applies updates that came from `from` (the sender of the message that carried them). */
-  #merge(now: number, updates: readonly Update[], from: Addr): void {
-    for (const u of updates) this.#apply(now, u, from);
+  #merge(now: number, updates: readonly Update[], from: Addr, intake: Intake): void {
+    for (const u of updates) this.#apply(now, u, from, intake);
   }
 
-  #apply(now: number, u: Update, from: Addr): void {
+  #apply(now: number, u: Update, from: Addr, intake: Intake): void {
     const m = u.member;
+    if (m < 0) return;
     if (m === this.self) return this.#aboutSelf(now, u, from);
     const t = this.table;
     if (m >= t.state.length) t.ensure(this.dir.size);
+    const record = hasRecord(u);
+    const meta = u.meta ?? this.dir.entries[m]!.meta;
+    if ((record || u.kind === U_ALIVE) && meta.realm !== this.#realm) {
+      this.stats.droppedOtherRealm++;
+      return;
+    }
+    const claim = u.kind === U_SUSPECT || u.kind === U_DEAD;
+    if (claim && u.from < 0) {
+      this.stats.claimsUnknownAccuser++;
+      return;
+    }
     const state = t.stateOf(m);
     const inc = t.incOf(m);
+    if (state === UNKNOWN) {
+      if (claim && !record) return; // about a member this view does not know
+      if (!this.#admit(now, m, intake)) return;
+    }
     switch (u.kind) {
       case U_ALIVE: {
-        const meta = u.meta ?? this.dir.entries[m]!.meta;
-        if (meta.realm !== this.#realm) {
-          this.stats.droppedOtherRealm++;
-          return;
-        }
         if (state !== UNKNOWN && u.inc <= inc) return;
-        if (u.addr !== undefined) this.dir.learn(m, u.inc, u.addr, meta);
+        this.#learn(m, u, false);
         this.#suspicions.delete(m);
         this.#set(m, ALIVE, u.inc, now);
         this.#enqueue(u);
         this.#event("alive", m, u.inc);
         return;
       }
-      case U_SUSPECT: {
-        if (state === UNKNOWN || state === DEAD || state === LEFT || u.inc < inc) return;
-        if (state === SUSPECT && u.inc === inc) {
-          const s = this.#suspicions.get(m);
-          // Only the first k confirmations shorten the timeout, and only they are news worth
-          // re-gossiping (past k, every prober's failure would start another wave).
-          if (!s || u.from === s.origin || s.confirmations.has(u.from)) return;
-          if (s.confirmations.size >= s.k) return;
-          s.confirmations.add(u.from);
-          s.deadline = s.start + Membership.#timeout(s);
-          this.#enqueue(u); // a new confirmation is news
-          return;
-        }
-        this.#suspect(now, m, u.inc, u.from);
-        return;
-      }
-      case U_DEAD:
       case U_LEFT: {
-        // "left" comes only from the member itself, so it also replaces a "dead" we concluded
+        // A goodbye comes only from the member itself, so it also replaces a "dead" we concluded
         // (the leaver's goodbye can arrive after our own suspicion ran out, on a busy node).
-        const final = u.kind === U_LEFT ? state === LEFT : state === DEAD || state === LEFT;
-        if (state === UNKNOWN || final || u.inc < inc) return;
+        if (state === LEFT || (state !== UNKNOWN && u.inc < inc)) return;
+        this.#learn(m, u, true);
         this.#suspicions.delete(m);
-        this.#set(m, u.kind === U_LEFT ? LEFT : DEAD, u.inc, now);
+        this.#set(m, LEFT, u.inc, now);
         this.#enqueue(u);
-        this.#event(u.kind === U_LEFT ? "left" : "dead", m, u.inc);
+        if (state !== UNKNOWN) this.#event("left", m, u.inc);
         return;
       }
+      default:
+        return this.#claim(now, m, u, state, inc, record);
     }
   }
 
+  /** Keeps a member's own record (its signature was checked by the edge, if it travelled). */
+  #learn(m: number, u: Update, left: boolean): void {
+    this.stats.records++;
+    if (u.addr === undefined) return; // a test's or simulation's update without a record
+    this.dir.learn(m, u.inc, u.addr, u.meta ?? this.dir.entries[m]!.meta, left, u.proof);
+  }
+
   /**
-   * News about this node itself: refute anything but our own word, with a higher incarnation.
-   * The refutation is gossiped as usual and also sent at once to whoever told us: that sender
-   * just reached us, while our gossip targets may not be reachable (members behind NATs before
-   * they have sessions), and a suspicion confirmed by several members runs out in seconds.
+   * A suspect or dead claim about `m`, believed only at the incarnation `m` last signed: one
+   * below is late news, one above was never signed (a claim at 2^32 − 1 would leave the member
+   * no incarnation to refute with). A claim that carries the member's record at a higher
+   * incarnation (a full sync) takes the record first, and is then at the signed incarnation.
+   */
+  #claim(now: number, m: number, u: Update, state: number, inc: number, record: boolean): void {
+    if (record && (state === UNKNOWN || u.inc > inc)) {
+      this.#learn(m, u, false);
+      const live = state === ALIVE || state === SUSPECT;
+      this.#suspicions.delete(m);
+      if (u.kind === U_DEAD) {
+        // Dead to us at once; news only if we held it live (a dead member first learned from a
+        // full view changes nothing anyone sees).
+        this.#set(m, DEAD, u.inc, now);
+        if (live) {
+          this.#enqueue(u);
+          this.#event("dead", m, u.inc);
+        }
+        return;
+      }
+      this.#set(m, ALIVE, u.inc, now);
+      if (!live) this.#event("alive", m, u.inc);
+      this.#suspect(now, m, u.inc, u.from);
+      return;
+    }
+    if (state === UNKNOWN) return;
+    if (u.inc < inc) {
+      this.stats.staleClaims++;
+      return;
+    }
+    if (u.inc > inc) {
+      this.stats.claimsAhead++;
+      return;
+    }
+    const bare: Update = { kind: u.kind, member: m, inc: u.inc, from: u.from };
+    if (u.kind === U_SUSPECT) {
+      if (state === DEAD || state === LEFT) return;
+      if (state === SUSPECT) {
+        const s = this.#suspicions.get(m);
+        // Only the first k confirmations shorten the timeout, and only they are news worth
+        // re-gossiping (past k, every prober's failure would start another wave).
+        if (!s || u.from === s.origin || s.confirmations.has(u.from)) return;
+        if (s.confirmations.size >= s.k) return;
+        s.confirmations.add(u.from);
+        s.deadline = s.start + Membership.#timeout(s);
+        this.#enqueue(bare); // a new confirmation is news
+        return;
+      }
+      this.#suspect(now, m, u.inc, u.from);
+      return;
+    }
+    if (state === DEAD || state === LEFT) return;
+    this.#suspicions.delete(m);
+    this.#set(m, DEAD, u.inc, now);
+    this.#enqueue(bare);
+    this.#event("dead", m, u.inc);
+  }
+
+  /**
+   * News about this node itself. Its own record at a higher incarnation (signed with this node's
+   * key: an earlier process of it signed it) is taken up and refuted past; a claim at its current
+   * incarnation is refuted with the next one; a claim below is late, one above was never signed
+   * by this node and is refused. The refutation is gossiped as usual and also sent at once to
+   * whoever told us: that sender just reached us, while our gossip targets may not be reachable
+   * (members behind NATs before they have sessions), and a suspicion confirmed by several
+   * members runs out in seconds.
    */
   #aboutSelf(now: number, u: Update, from: Addr): void {
     if (this.#leaving) return;
-    if (u.kind === U_ALIVE && u.inc <= this.incarnation) return;
-    if (u.kind !== U_ALIVE && u.inc < this.incarnation) return;
-    this.incarnation = u.inc + 1;
+    const claim = u.kind === U_SUSPECT || u.kind === U_DEAD;
+    if (!claim || hasRecord(u)) {
+      const newer = u.kind === U_LEFT ? u.inc >= this.incarnation : u.inc > this.incarnation;
+      if (newer) {
+        this.incarnation = u.inc;
+        if (!claim) return this.#wantRefute(now, null);
+      } else if (!claim) return;
+    }
+    if (u.inc < this.incarnation) {
+      // Late news about us: whoever told us is behind; our record, at once (once a second).
+      this.stats.staleClaims++;
+      if (this.#once(now, `a${from}`)) {
+        this.#send(from, {
+          t: "gossip",
+          realm: this.#realm,
+          from: this.self,
+          piggy: [this.#aliveSelf()],
+        });
+      }
+      return;
+    }
+    if (u.inc > this.incarnation) {
+      this.stats.claimsAhead++;
+      return;
+    }
+    this.#health(1);
+    this.#wantRefute(now, from);
+  }
+
+  /**
+   * Refutes now, or once `refuteIntervalMs` has passed since the last refutation: however many
+   * claims arrive, incarnations are used at most one per interval (2^32 of them last 13 years at
+   * 100 ms). `tell` is whom to send the refutation to at once.
+   */
+  #wantRefute(now: number, tell: Addr | null): void {
+    if (tell !== null) this.#refuteTell = tell;
+    if (this.#refuteDue !== Infinity) {
+      this.stats.refutationsDeferred++;
+      return;
+    }
+    const at = this.#lastRefuteAt + this.cfg.refuteIntervalMs;
+    if (now < at) {
+      this.#refuteDue = at;
+      this.stats.refutationsDeferred++;
+      return;
+    }
+    this.#refute(now);
+  }
+
+  #refute(now: number): void {
+    this.#refuteDue = Infinity;
+    const tell = this.#refuteTell;
+    this.#refuteTell = null;
+    if (this.#leaving || this.incarnation >= MAX_INCARNATION) return;
+    this.#lastRefuteAt = now;
+    this.incarnation++;
     this.stats.refutations++;
-    if (u.kind !== U_ALIVE) this.#health(1);
     this.dir.learn(this.self, this.incarnation, this.addr, this.#meta);
     this.#set(this.self, ALIVE, this.incarnation, now);
     this.#enqueue(this.#aliveSelf());
     this.#event("refute", this.self, this.incarnation);
-    if (u.kind !== U_ALIVE) {
-      this.#send(from, {
+    if (tell !== null) {
+      this.#send(tell, {
         t: "gossip",
         realm: this.#realm,
         from: this.self,
@@ -803,13 +1251,13 @@ export class Membership implements Core<Msg, MemberEvent> {
    * about the recipient itself goes first: a suspect learns of its suspicion from the next
    * message it gets, and can refute at once.
    */
-  #piggy(overhead: number, recipient = -1): Update[] {
+  #piggy(overhead: number, recipient = -1, packets = 1): Update[] {
     if (this.#queue.size === 0) return [];
-    let budget = this.cfg.maxPacketBytes - overhead;
+    let budget = this.cfg.maxPacketBytes * packets - overhead;
     const limit = this.#retransmitLimit();
     const out: Update[] = [];
     const take = (q: Queued): void => {
-      const size = updateSize(q.u);
+      const size = updateSize(q.u, this.#proofBytes);
       if (size > budget) return;
       budget -= size;
       out.push(q.u);
@@ -833,30 +1281,47 @@ export class Membership implements Core<Msg, MemberEvent> {
         t: "gossip",
         realm: this.#realm,
         from: this.self,
-        piggy: this.#piggy(48, peer),
+        // A burst of news (a healed partition: every member refutes at once) goes in gossip of up
+        // to GOSSIP_BURST packets' worth (on a stream, on a node): signed records are about
+        // 190 bytes, six to a datagram, and a hundred refutations would otherwise trickle.
+        piggy: this.#piggy(48, peer, this.#queue.size > 24 ? GOSSIP_BURST : 1),
       });
     }
   }
 
-  /** Everything this node knows, for a sync (alive and suspect members with their address). */
+  /**
+   * Everything this node knows, for a sync: each member's own record (alive, left), and a claim
+   * (suspect, dead) with the alive record it is about, so a node that did not know the member
+   * learns it, and a restarted member learns the incarnation it had.
+   */
   #fullState(): Update[] {
     const out: Update[] = [];
     const t = this.table;
     for (let i = 0; i < this.dir.size; i++) {
       const s = t.stateOf(i);
       if (s === UNKNOWN) continue;
-      const inc = i === this.self ? this.incarnation : t.incOf(i);
-      if (s === ALIVE || s === SUSPECT) {
-        const e = this.dir.entries[i]!;
-        out.push({
-          kind: s === ALIVE ? U_ALIVE : U_SUSPECT,
-          member: i,
-          inc,
-          from: this.self,
-          addr: e.addr,
-          meta: e.meta,
-        });
-      } else out.push({ kind: s === LEFT ? U_LEFT : U_DEAD, member: i, inc, from: this.self });
+      if (i === this.self) {
+        out.push(s === LEFT ? { ...this.#aliveSelf(), kind: U_LEFT } : this.#aliveSelf());
+        continue;
+      }
+      const inc = t.incOf(i);
+      const e = this.dir.entries[i]!;
+      // The record held is the one at `inc` (always on a node; the simulator's shared directory
+      // may hold a newer one, and carries no signatures).
+      const rec = e.addr !== "" && (e.inc === inc || e.proof === undefined);
+      const withRecord = (u: Update): Update =>
+        rec ? { ...u, addr: e.addr, meta: e.meta, proof: e.proof } : u;
+      if (s === LEFT) {
+        if (e.left && rec) {
+          out.push(withRecord({ kind: U_LEFT, member: i, inc, from: i }));
+        } else if (e.proof === undefined) out.push({ kind: U_LEFT, member: i, inc, from: i });
+      } else if (s === ALIVE) {
+        if (rec && !e.left) out.push(withRecord({ kind: U_ALIVE, member: i, inc, from: i }));
+      } else {
+        const kind = s === SUSPECT ? U_SUSPECT : U_DEAD;
+        const claim: Update = { kind, member: i, inc, from: this.self };
+        out.push(!e.left ? withRecord(claim) : claim);
+      }
     }
     return out;
   }
@@ -886,9 +1351,12 @@ export class Membership implements Core<Msg, MemberEvent> {
   }
 
   #send(to: Addr, msg: Msg): void {
-    this.#out.push({ to, msg, size: sizeOf(msg) });
+    this.#out.push({ to, msg, size: sizeOf(msg, this.#proofBytes) });
   }
 }
+
+/** Most packets' worth of updates one gossip message carries when much news waits. */
+const GOSSIP_BURST = 4;
 
 function gcd(a: number, b: number): number {
   while (b !== 0) [a, b] = [b, a % b];
