@@ -149,6 +149,7 @@ export class Node {
       self: { nodeId, realm: config.realm },
       endpoint,
       registry,
+      maxPayload: config.limits.maxPayload,
       stopping,
       opened: (s) => {
         // Verified before a CRL that arrived during its handshake: closed now.

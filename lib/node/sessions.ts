@@ -18,6 +18,8 @@ export interface SessionsHost {
   readonly self: { nodeId: string; realm: string };
   readonly endpoint: QuicEndpoint;
   readonly registry: RequestRegistry;
+  /** The node's payload limit (limits.max_payload): bounds the frames a bus channel may carry. */
+  readonly maxPayload: number;
   stopping(): boolean;
   /** A new tracked session (membership, traversal). */
   opened(s: PeerSession): void;
@@ -49,6 +51,8 @@ export class Sessions {
     return {
       self: this.h.self,
       onChannel: (name, bodies, s) => this.h.onChannel(name, bodies, s),
+      // A bus frame is a payload (at most limits.max_payload) and its other fields.
+      channelFrameLimit: () => this.h.maxPayload + 64 * 1024,
       onRequest: this.h.registry.handle,
     };
   }

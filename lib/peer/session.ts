@@ -40,6 +40,12 @@ export interface SessionOptions {
    * is stopped).
    */
   onChannel?: (name: string, bodies: AsyncIterable<Uint8Array[]>, session: PeerSession) => void;
+  /**
+   * The largest frame the peer may send on channel `name` (default: the protocol's 16 MiB and a
+   * little). A header claiming more ends the channel with a `WireError` as soon as it arrives,
+   * before any of the frame is held: a node sets its payload limit and room for the other fields.
+   */
+  channelFrameLimit?: (name: string) => number;
   /** The peer sent GOAWAY: it is about to close the session. */
   onGoaway?: (reason: string, session: PeerSession) => void;
 }
@@ -367,6 +373,8 @@ export class PeerSession {
       return;
     }
     const name = (first.fields as { channel: string }).channel;
+    const limit = this.opts.channelFrameLimit?.(name);
+    if (limit !== undefined) reader.maxFrame = Math.min(reader.maxFrame, limit);
     if (!this.opts.onChannel) {
       s.stopSending(0);
       return;

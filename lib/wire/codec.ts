@@ -298,7 +298,11 @@ export class FrameReader {
   #want = 0;
   #body: Uint8Array | null = null;
   #filled = 0;
-  constructor(readonly maxFrame = DEFAULT_MAX_FRAME) {}
+  /**
+   * The largest frame accepted; a reader may lower it once it knows what the stream carries (a
+   * session's channel, after its OPEN): a header claiming more is refused as it arrives.
+   */
+  constructor(public maxFrame = DEFAULT_MAX_FRAME) {}
 
   /**
    * Adds bytes; returns the complete frame bodies now available. Bodies are views of `chunk`
