@@ -508,7 +508,9 @@ Examples:
         throw new CertsError("nothing to revoke: give --serial or --cert");
       }
       if ((opts.publish === undefined) !== (opts.creds === undefined)) {
-        throw new InvalidArgumentError("--publish and --creds go together");
+        throw usage(
+          "--publish and --creds go together: give both (publish the CRL to that node with those credentials) or neither",
+        );
       }
       const ca = await openCa(opts.caDir);
       const r = await revoke({

@@ -86,7 +86,7 @@ export interface RouterOptions<L extends Link = Link> {
   /** The longest deadline a call may ask for; longer ones are cut to it. Default 300 000 ms. */
   maxCallTimeoutMs?: number;
   /** Bytes queued to a client past which its new calls fail (`unavailable`). Default 1 MiB. */
-  maxCallerBacklog?: number;
+  maxUnreadBytes?: number;
 }
 
 /**
@@ -108,7 +108,7 @@ export const ROUTER_LIMITS = {
    * (after the 1 MiB its stream window takes), each new call fails at once. A caller that reads
    * never comes near; one that does not would otherwise have providers do work nobody reads.
    */
-  maxCallerBacklog: 1024 * 1024,
+  maxUnreadBytes: 1024 * 1024,
   /**
    * Refused frames one client may cause: an application that gets an error now and then never
    * comes near; a flood of frames that are refused anyway closes the session.
@@ -712,11 +712,11 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         `CALL ${proc}: ${st.calls.size} calls of this session are in flight, the node's limit (limits.max_pending_calls)`,
       );
     }
-    if (link.kind === "client" && (link.backlog?.() ?? 0) > this.#opts.maxCallerBacklog) {
+    if (link.kind === "client" && (link.backlog?.() ?? 0) > this.#opts.maxUnreadBytes) {
       this.stats.limited++;
       return fail(
         "unavailable",
-        `CALL ${proc}: this session does not read its replies (over ${this.#opts.maxCallerBacklog} bytes queued to it, limits.max_caller_backlog)`,
+        `CALL ${proc}: this session does not read its replies (over ${this.#opts.maxUnreadBytes} bytes queued to it, limits.max_unread_bytes)`,
       );
     }
     timeoutMs = Math.min(timeoutMs, this.#opts.maxCallTimeoutMs);

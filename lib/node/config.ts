@@ -12,7 +12,7 @@
  * quic: { idle_timeout_ms: 30000, keep_alive_ms: 10000 }
  * limits: { max_payload: 1048576, max_subscriptions: 10000, max_procedures: 1000,
  *           max_pending_calls: 1000, max_call_timeout_ms: 300000,
- *           max_caller_backlog: 1048576, max_queued_bytes: 536870912 }
+ *           max_unread_bytes: 1048576, max_queued_bytes: 536870912 }
  * # dev realm only: the CA directory to use (default <data_dir>/ca), so several local
  * # nodes share one development CA
  * dev_ca_dir: ./n1/ca
@@ -68,7 +68,7 @@ export interface NodeConfig {
     maxPendingCalls: number;
     maxCallTimeoutMs: number;
     /** Bytes queued to a caller past which its new calls fail: it does not read its replies. */
-    maxCallerBacklog: number;
+    maxUnreadBytes: number;
     /** Bytes queued to all links together before the largest queues are shed. */
     maxQueuedBytes: number;
   };
@@ -235,7 +235,7 @@ export function configFrom(raw: unknown): NodeConfig {
       "max_procedures",
       "max_pending_calls",
       "max_call_timeout_ms",
-      "max_caller_backlog",
+      "max_unread_bytes",
       "max_queued_bytes",
     ]);
     if (l.max_payload !== undefined) {
@@ -252,8 +252,8 @@ export function configFrom(raw: unknown): NodeConfig {
     if (l.max_queued_bytes !== undefined) {
       c.limits.maxQueuedBytes = n("max_queued_bytes", 1024 * 1024, 2 ** 40);
     }
-    if (l.max_caller_backlog !== undefined) {
-      c.limits.maxCallerBacklog = n("max_caller_backlog", 64 * 1024, 2 ** 40);
+    if (l.max_unread_bytes !== undefined) {
+      c.limits.maxUnreadBytes = n("max_unread_bytes", 64 * 1024, 2 ** 40);
     }
     if (l.max_call_timeout_ms !== undefined) {
       c.limits.maxCallTimeoutMs = n("max_call_timeout_ms", 1, 86_400_000);

@@ -37,7 +37,7 @@ export const DEFAULTS: NodeConfig = {
     maxProcedures: ROUTER_LIMITS.maxProcedures,
     maxPendingCalls: ROUTER_LIMITS.maxPendingCalls,
     maxCallTimeoutMs: ROUTER_LIMITS.maxCallTimeoutMs,
-    maxCallerBacklog: ROUTER_LIMITS.maxCallerBacklog,
+    maxUnreadBytes: ROUTER_LIMITS.maxUnreadBytes,
     // What all links together may hold queued: 8 slow consumers at their full 64 MiB bound, a
     // few hundred MiB that any machine running a node has; past it, the biggest go first.
     maxQueuedBytes: 512 * 1024 * 1024,

@@ -271,6 +271,17 @@ describe("macula certs (from source)", () => {
       expect(JSON.parse(r1.stdout).number).toBe("1");
       const serial2 =
         JSON.parse((await certs(dir, ["print", "--json", "gone2.crt"])).stdout).serial;
+      // --publish without --creds (or the other way round): a usage error, nothing revoked.
+      const half = await certs(dir, [
+        "revoke",
+        "--serial",
+        serial2,
+        "--publish",
+        "quic://127.0.0.1:9",
+      ]);
+      expect(half.code).toBe(2);
+      expect(half.stderr).toContain("--publish and --creds go together");
+      expect(half.stderr).not.toContain("    at ");
       const r2 = await certs(dir, ["revoke", "--serial", serial2]);
       expect(r2.code).toBe(0);
       expect(r2.stdout).toContain("CRL number 2, 2 revoked");

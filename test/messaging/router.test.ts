@@ -422,7 +422,7 @@ describe("router: limits per link", () => {
   });
 
   test("a caller that does not read its replies gets no more calls served, by name, counted", () => {
-    const { r, link, rx } = setup({ maxCallerBacklog: 1000 });
+    const { r, link, rx } = setup({ maxUnreadBytes: 1000 });
     const p = link("p", "client");
     const c = link("c", "client");
     rx(p, "REG", { proc: "x.big" });
@@ -433,7 +433,7 @@ describe("router: limits per link", () => {
     rx(c, "CALL", { id: 2, proc: "x.big", payload: b(""), timeout_ms: 100 });
     expect(p.take()).toEqual([]); // the provider does no work nobody reads
     expect(c.take()).toEqual([
-      `FAIL {"id":2,"code":${RPC_ERROR_NUMBERS.unavailable},"message":"CALL x.big: this session does not read its replies (over 1000 bytes queued to it, limits.max_caller_backlog)"}`,
+      `FAIL {"id":2,"code":${RPC_ERROR_NUMBERS.unavailable},"message":"CALL x.big: this session does not read its replies (over 1000 bytes queued to it, limits.max_unread_bytes)"}`,
     ]);
     expect(r.stats.limited).toBe(1);
     c.queued = 0; // it reads again
