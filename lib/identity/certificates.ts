@@ -17,6 +17,11 @@ export function parseCert(pem: string | Uint8Array, what = "certificate"): x509.
   }
 }
 
+/** The certificates of a PEM text (a chain, leaf first), as DER. */
+export function derChainOf(pem: string): Uint8Array[] {
+  return x509.PemConverter.decode(pem).map((b) => new Uint8Array(b));
+}
+
 /** The URI SANs of a certificate. */
 export function sanUris(cert: x509.X509Certificate): string[] {
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);

@@ -74,7 +74,7 @@ export {
   type RevokeReason,
   type RevokeResult,
 } from "./crl.ts";
-export { caRealmOf, normalizeSerial, parseCert, sanUris } from "./certificates.ts";
+export { caRealmOf, derChainOf, normalizeSerial, parseCert, sanUris } from "./certificates.ts";
 export { daysUntil, expiryWarnings, formatDuration } from "./expiry.ts";
 export { type DevCa, type DevCert, type DevIssueOptions, issue, makeCa, tlsFor } from "./devca.ts";
 export { type Credentials, CREDS_FILES, loadCredsDir, writeCredsDir } from "./credentials.ts";

@@ -24,6 +24,7 @@
  *   used closed first; routes and clients are never closed by the pool), so a node's connection
  *   count stays bounded whatever the mesh size.
  */
+import { Buffer } from "node:buffer";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import { KEY_ALGORITHMS, keyTypeOf, nodeIdFromSpki, nodeIdText } from "../identity/mod.ts";
 import {
@@ -224,29 +225,6 @@ export class RecordChecker {
   }
 }
 
-/** The certificates of a PEM text (a chain, leaf first), as DER. */
-export function derChainOf(pem: string): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  const re = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g;
-  for (const m of pem.matchAll(re)) out.push(fromBase64(m[1]!.replace(/\s+/g, "")));
-  return out;
-}
-
-function base64(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 0x8000) {
-    s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
-}
-
-function fromBase64(t: string): Uint8Array {
-  const s = atob(t);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -337,7 +315,7 @@ export class MembershipGlue {
     r.on(MEMBERSHIP_CERTS, (q) => ({
       certs: q.ids.map((id) => {
         const chain = id === this.o.id ? this.o.certs.own : this.#chains.get(id);
-        return chain ? chain.map((c) => base64(c)).join(",") : "";
+        return chain ? chain.map((c) => Buffer.from(c).toString("base64")).join(",") : "";
       }),
     }));
   }
@@ -391,7 +369,9 @@ export class MembershipGlue {
         const text = certs[i] ?? "";
         if (text === "") return;
         try {
-          const chain = text.split(",").slice(0, 4).map((b) => fromBase64(b));
+          const chain = text.split(",").slice(0, 4).map((b) =>
+            new Uint8Array(Buffer.from(b, "base64"))
+          );
           this.stats.certificatesChecked++;
           const who = await this.o.certs.verify(chain);
           if (who.nodeId !== id || who.role !== "node" || who.realm !== this.o.meta.realm) return;

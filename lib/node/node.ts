@@ -16,7 +16,7 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
-import { Verifier } from "../identity/mod.ts";
+import { derChainOf, Verifier } from "../identity/mod.ts";
 import type { Overlay, RecordSigner } from "../mesh/mod.ts";
 import type { Router } from "../messaging/mod.ts";
 import {
@@ -36,7 +36,7 @@ import { nodeCredentials } from "./credentials.ts";
 import { RUNTIME } from "./defaults.ts";
 import { NodeError, StartError } from "./errors.ts";
 import { Bus, type BusLink, describe } from "./links.ts";
-import { derChainOf, MembershipGlue, membershipSigner } from "./membership.ts";
+import { MembershipGlue, membershipSigner } from "./membership.ts";
 import { OverlayGlue } from "./overlay.ts";
 import { registerRequests } from "./requests.ts";
 import { crlSource, Revocation, type RevocationHost } from "./revocation.ts";

@@ -124,8 +124,12 @@ async function under(
     expect(done.rounds).toBeLessThan(MAX_ROUNDS); // the node counted the attacker meanwhile
     expect(done).toEqual({ rounds: done.rounds, received: done.rounds, answered: done.rounds });
   } finally {
+    // SIGTERM stops its loop; an attacker stuck in a write the node's flow control holds gets
+    // SIGKILL after a grace of 5 s (its exit, not its goodbye, is what the case waits for).
     a.p.kill("SIGTERM");
-    await a.code();
+    const grace = setTimeout(() => a.p.kill("SIGKILL"), 5000);
+    await a.code().catch(() => {});
+    clearTimeout(grace);
   }
   expect(node.running).toBe(true);
   const snap = node.snapshot();
