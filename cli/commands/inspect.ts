@@ -31,7 +31,46 @@ function ago(ms: number): string {
     : `${Math.round(ms / 60_000)} min`;
 }
 
-async function fetch(what: "members" | "node", o: TargetOptions): Promise<unknown> {
+interface InterestDoc {
+  nodeId: string;
+  origins: {
+    node: string;
+    version: number;
+    subs: { pattern: string; queue?: string }[];
+    procs: string[];
+    path?: { via?: string; hops: number; rttMs: number };
+  }[];
+  counters: Record<string, number>;
+}
+
+function interestText(d: InterestDoc): string {
+  const lines: string[] = [];
+  for (const o of d.origins) {
+    const where = o.node === d.nodeId
+      ? "(this node)"
+      : o.path
+      ? `${o.path.hops} hop${o.path.hops === 1 ? "" : "s"}, ${o.path.rttMs.toFixed(1)} ms, via ${
+        o.path.via ? `${o.path.via.slice(0, 16)}…` : "?"
+      }`
+      : "(no path)";
+    lines.push(`${o.node.slice(0, 16)}…  v${o.version}  ${where}`);
+    for (const s of o.subs) {
+      lines.push(`    sub   ${s.pattern}${s.queue ? `  (queue ${s.queue})` : ""}`);
+    }
+    for (const p of o.procs) lines.push(`    serve ${p}`);
+    if (o.subs.length === 0 && o.procs.length === 0) lines.push("    (nothing)");
+  }
+  const c = d.counters;
+  lines.push(
+    `${d.origins.length - 1} other nodes with interest; records taken ${c.records}, ` +
+      `INTEREST in/out ${c.interestIn}/${c.interestOut}, forged ${c.forgedRecords}, ` +
+      `refused ${c.refusedRecords}, left out ${c.interestOverflow}; ` +
+      `undeliverable: ${c.noRoute} no route, ${c.hopLimit} hop limit`,
+  );
+  return lines.join("\n");
+}
+
+async function fetch(what: "members" | "node" | "interest", o: TargetOptions): Promise<unknown> {
   const client = await connectTo(`macula inspect ${what}`, target(o), o);
   try {
     return await client.inspect(what);
@@ -112,6 +151,33 @@ Examples:
       .action(guarded("macula inspect node", async (o) => {
         const snap = await fetch("node", o);
         process.stdout.write(`${JSON.stringify(snap, null, o.json ? undefined : 2)}\n`);
+      })),
+  );
+  inspect.addCommand(
+    withTarget(
+      new Command("interest")
+        .description(
+          "who subscribes to and serves what, mesh-wide, as this node knows it, and its path to each",
+        )
+        .option("--json", "print one JSON object (for jq)"),
+    )
+      .addHelpText(
+        "after",
+        `${TARGET_HELP}
+
+Each node with subscribing or serving clients signs one interest record (its patterns, queue
+groups and procedures); records flood over the overlay's routes. This lists the node's own
+record first, then every other node's it holds, nearest first: the version, the path (hops, RTT
+sum, next hop), and what it lists. A node missing here gets no messages from this node.
+Guide: docs/routing.md.
+
+Examples:
+  $ macula inspect interest
+  $ macula inspect interest --json | jq '.origins[] | select(.procs | index("svc.echo")) | .node'`,
+      )
+      .action(guarded("macula inspect interest", async (o) => {
+        const doc = (await fetch("interest", o)) as InterestDoc;
+        process.stdout.write(o.json ? `${JSON.stringify(doc)}\n` : `${interestText(doc)}\n`);
       })),
   );
   return inspect;

@@ -1,10 +1,11 @@
 /**
- * Layer 5, the mesh: the protocol cores that make nodes a mesh — membership (SWIM + Lifeguard)
- * and the k-regular overlay (the DHT will join them) — all sans-IO (lib/util/sansio.ts), run on
+ * Layer 5, the mesh: the protocol cores that make nodes a mesh — membership (SWIM + Lifeguard),
+ * the k-regular overlay and the paths over it (the DHT will join them) — all sans-IO (lib/util/sansio.ts), run on
  * real time by lib/node and on virtual time by lib/sim. docs/membership.md, docs/overlay.md.
  */
 export * from "./membership/mod.ts";
 export * from "./overlay/mod.ts";
+export * from "./routing/mod.ts";
 export {
   type Addr,
   type Core,

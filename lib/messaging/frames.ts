@@ -18,6 +18,26 @@ const ID = { kind: "uint", max: MAX_ID } as const;
 const TOPIC = { kind: "str", max: MAX_TOPIC_BYTES } as const;
 const PAYLOAD = { kind: "bytes", max: MAX_PAYLOAD_LIMIT } as const;
 
+/** Characters of a node id's text a FWD or CALL names its destination by (80 bits). */
+export const SHORT_ID_CHARS = 16;
+/** Destinations one FWD may name (a larger fan-out goes as several FWDs). */
+export const MAX_DESTS = 1024;
+/** (node, queue group) pairs one FWD may name. With `MAX_DESTS`, a FWD's fields other than the payload stay within the codec's 64 KiB of room. */
+export const MAX_GROUPS = 256;
+/** Subscriptions (distinct pattern and queue) one node's interest record may list. */
+export const MAX_RECORD_SUBS = 1024;
+/** Procedures one node's interest record may list. */
+export const MAX_RECORD_PROCS = 1024;
+
+const GROUP = [
+  { name: "node", kind: "str", max: SHORT_ID_CHARS },
+  { name: "queue", kind: "str", max: 64 },
+] as const;
+const INTEREST_SUB = [
+  { name: "pattern", ...TOPIC },
+  { name: "queue", kind: "str", max: 64, optional: true },
+] as const;
+
 /** Bus frame types 32–63: every one must be understood. */
 export const BUS_FRAMES: readonly FrameSpec[] = [
   {
@@ -48,13 +68,17 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
     name: "MSG",
     fields: [{ name: "sid", ...ID }, { name: "topic", ...TOPIC }, { name: "payload", ...PAYLOAD }],
   },
+  // N→N: a message on its way to the nodes in `dests` (docs/routing.md). Each is delivered once,
+  // at that node, to its plain subscriptions and to the queue groups `groups` lists for it.
   {
     type: 37,
     name: "FWD",
     fields: [
       { name: "topic", ...TOPIC },
       { name: "payload", ...PAYLOAD },
-      { name: "queues", kind: "strs", max: 256, itemMax: 64 },
+      { name: "ttl", kind: "uint", max: 255 },
+      { name: "dests", kind: "strs", max: MAX_DESTS, itemMax: SHORT_ID_CHARS },
+      { name: "groups", kind: "records", max: MAX_GROUPS, fields: GROUP },
     ],
   },
   { type: 38, name: "REG", fields: [{ name: "proc", ...TOPIC }] },
@@ -68,6 +92,9 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
       { name: "payload", ...PAYLOAD },
       { name: "timeout_ms", kind: "uint", max: 86_400_000 },
       { name: "strategy", kind: "str", max: 16, optional: true },
+      // N→N: the node the call is for (its short id) and the hops left.
+      { name: "to", kind: "str", max: SHORT_ID_CHARS, optional: true },
+      { name: "ttl", kind: "uint", max: 255, optional: true },
     ],
   },
   {
@@ -104,6 +131,22 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
   },
   // N→N: "I have taken `count` of your FWDs in all" (delivery accounting; lib/node/links.ts).
   { type: 48, name: "RCVD", fields: [{ name: "count", kind: "uint", max: MAX_ID }] },
+  // N→N: what a node's clients subscribe to and serve, signed by that node (`origin`), and this
+  // sender's cost to reach it; `hops` 255 withdraws the sender's path (docs/routing.md).
+  {
+    type: 49,
+    name: "INTEREST",
+    fields: [
+      { name: "origin", kind: "str", max: 52 },
+      { name: "version", kind: "uint", max: MAX_ID },
+      { name: "hops", kind: "uint", max: 255 },
+      { name: "rtt_us", kind: "uint", max: 0xffffffff },
+      { name: "subs", kind: "records", max: MAX_RECORD_SUBS, fields: INTEREST_SUB },
+      { name: "procs", kind: "strs", max: MAX_RECORD_PROCS, itemMax: MAX_TOPIC_BYTES },
+      { name: "key", kind: "bytes", max: 128 },
+      { name: "sig", kind: "bytes", max: 128 },
+    ],
+  },
 ];
 
 /** The bus codec: frames up to the payload limit plus room for the other fields (a FWD's queues). */

@@ -1,6 +1,7 @@
 /**
  * Layer 6, messaging: pub/sub and RPC. The sans-IO router (`Router`: what a node does with its
- * clients' and peer nodes' bus frames), the bus frames themselves, topic syntax, the subscription
+ * clients' and peer nodes' bus frames, routed mesh-wide by signed interest records), the bus
+ * frames themselves, topic syntax, the subscription
  * trie with queue groups, bounded subscription buffers, the procedure registry and pending-call
  * table, and JSON payload helpers. docs/messaging.md is the reference.
  */
@@ -14,13 +15,30 @@ export {
   busCodec,
   CLIENT_CHANNEL,
   DEFAULT_MAX_PAYLOAD,
+  MAX_DESTS,
+  MAX_GROUPS,
   MAX_ID,
   MAX_PAYLOAD_LIMIT,
+  MAX_RECORD_PROCS,
+  MAX_RECORD_SUBS,
   ROUTE_CHANNEL,
+  SHORT_ID_CHARS,
 } from "./frames.ts";
+export {
+  INTEREST_DOMAIN,
+  interestBytes,
+  type InterestRecord,
+  type InterestSigner,
+  type InterestSub,
+  type InterestVerifier,
+  ownInterest,
+  unsignedInterest,
+  unsignedVerifier,
+} from "./interest.ts";
 export {
   type BusOperation,
   type Link,
+  type OriginSnapshot,
   Router,
   ROUTER_LIMITS,
   type RouterOptions,

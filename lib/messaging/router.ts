@@ -5,22 +5,40 @@
  * node runtime (lib/node) turns sessions into links, calls `receive` per frame, and sends what it
  * drains.
  *
- * Routing is one hop (docs/messaging.md, "Across nodes"):
- * - A node tells each peer node the patterns its clients subscribe to (`SUB`/`UNSUB`, one per
- *   distinct pattern and queue group, reference-counted) and the procedures they serve
- *   (`REG`/`UNREG`).
- * - A client's `PUB` goes to the matching local subscriptions and, as one `FWD` per interested
- *   peer node, to the nodes with matching interest. A node delivers a `FWD` to its own clients
- *   only, never onwards, so there are no loops. A queue group gets one member: a local one when
- *   the group has local members (as in NATS), else one peer node (round-robin), which then
- *   picks one of its members.
- * - A `CALL` goes to one provider chosen by strategy (default local-first). A node serves a call
- *   from a peer node with its own clients only. A peer node answering `no_provider` (its provider
- *   left meanwhile) makes the router try the next provider within the same deadline.
+ * Routing is mesh-wide, over the overlay's routes (docs/routing.md):
+ * - A node signs one interest record (lib/messaging/interest.ts): the distinct patterns its
+ *   clients subscribe to (with queue groups) and the procedures they serve. The record floods
+ *   over the routes (`INTEREST`), each node passing on a new version once, with its own cost to
+ *   reach the origin (hops, RTT sum). Each node keeps the latest record of every origin it can
+ *   reach, and the next hop toward it (lib/mesh/routing: distance vector, poisoned reverse).
+ * - A client's `PUB` goes to the matching local subscriptions and, as `FWD`s, to every origin
+ *   with matching interest: one `FWD` per next hop, naming the origins it is for. Each node on
+ *   the way delivers to its own clients if it is named, and splits the rest by next hop: every
+ *   named origin gets the message once, no loop outlives the hop limit (`ttl`). A queue group
+ *   gets one member: a local one when the group has local members (as in NATS), else the
+ *   nearest origin (fewest hops, then lowest RTT), which picks one of its members.
+ * - A `CALL` goes to one provider chosen by strategy (default local-first): a local client, or
+ *   an origin serving the procedure, reached hop by hop (`to`, `ttl`). Each hop holds the call
+ *   as pending, so the reply, a failure or a cancellation travels back the same path. An origin
+ *   answering `no_provider` (its provider left meanwhile, or no path was left) makes the node
+ *   that chose it try the next provider within the same deadline.
+ * - What cannot be delivered is counted where it was dropped (`noRoute`, `hopLimit`).
  */
 import { RateLimiter, type Rng, type SansIoCore } from "../util/mod.ts";
 import type { Frame } from "../wire/mod.ts";
+import { MAX_HOPS, PathTable } from "../mesh/mod.ts";
 import { ProtocolError } from "./errors.ts";
+import { MAX_DESTS, MAX_GROUPS, SHORT_ID_CHARS } from "./frames.ts";
+import {
+  interestBytes,
+  type InterestRecord,
+  type InterestSigner,
+  type InterestSub,
+  type InterestVerifier,
+  ownInterest,
+  unsignedInterest,
+  unsignedVerifier,
+} from "./interest.ts";
 import {
   checkPayloadSize,
   type PendingCall,
@@ -30,8 +48,14 @@ import {
   type SelectionStrategy,
 } from "./rpc.ts";
 import { RPC_ERROR_NUMBERS, RpcError, type RpcErrorCode, rpcErrorCodeOf } from "./errors.ts";
-import { checkProcedure, checkTopic, TopicError } from "./topics.ts";
-import { SubscriptionTrie } from "./trie.ts";
+import {
+  checkProcedure,
+  checkTopic,
+  patternProblem,
+  procedureProblem,
+  TopicError,
+} from "./topics.ts";
+import { checkQueueGroup, type QueueStrategy, SubscriptionTrie } from "./trie.ts";
 
 /** The far end of a session as the router sees it. */
 export interface Link {
@@ -46,6 +70,8 @@ export interface Link {
   congested?(): boolean;
   /** Bytes queued to this link and not yet taken by its transport. Default: 0. */
   backlog?(): number;
+  /** A node link's round-trip time, ms (path costs). Default: 1. */
+  rtt?(): number;
 }
 
 /** One bus frame for the driver to send to a link (the router's only kind of action). */
@@ -87,6 +113,25 @@ export interface RouterOptions<L extends Link = Link> {
   maxCallTimeoutMs?: number;
   /** Bytes queued to a client past which its new calls fail (`unavailable`). Default 1 MiB. */
   maxUnreadBytes?: number;
+  /** This node's id (text): the origin of its interest records. Default `"local"`. */
+  nodeId?: string;
+  /** The realm (part of what records sign). Default `""`. */
+  realm?: string;
+  /** Signs this node's interest records. Default: unsigned (tests, the simulator). */
+  signer?: InterestSigner;
+  /** Checks other nodes' records. Default: the unsigned check. */
+  verify?: InterestVerifier;
+  /** Wall-clock ms at start: versions start at it × 1000 (a restart's records win). Default 0. */
+  epochMs?: number;
+  /**
+   * Whether `origin` is a member of the realm now: a record of another node is taken only then
+   * (held until `memberUp` otherwise). Default: every origin.
+   */
+  admit?: (origin: string) => boolean;
+  /** How long interest changes are gathered into one record. Default 5 ms. */
+  announceDelayMs?: number;
+  /** How long changed records and paths of others are gathered before they are passed on. Default 2 ms (0: at once). */
+  floodDelayMs?: number;
 }
 
 /**
@@ -119,6 +164,15 @@ export const ROUTER_LIMITS = {
    * client restores up to `maxSubscriptions` at once, hence the burst.
    */
   churn: { perSecond: 1000, burst: 10_000 },
+  /** Origins whose records one node holds: the membership view's bound (lib/mesh/membership). */
+  maxOrigins: 16_384,
+  /** Records of not-yet-members held until membership admits them (one per origin). */
+  maxPending: 1024,
+  /**
+   * INTEREST frames a peer node may send: a change floods once per route, so even a mesh in
+   * upheaval stays far below; past it the route is closed.
+   */
+  interest: { perSecond: 2000, burst: 20_000 },
 } as const;
 
 /** Counters, all growing. */
@@ -136,6 +190,30 @@ export interface RouterStats {
   denied: number;
   /** Operations refused because a link reached one of its limits (`ROUTER_LIMITS`). */
   limited: number;
+  /** Messages (per destination node) and calls with no path to the node they were for. */
+  noRoute: number;
+  /** Messages (per destination node) and calls dropped at the hop limit (a transient loop). */
+  hopLimit: number;
+  /** Interest records taken (new versions), and INTEREST frames received and sent. */
+  records: number;
+  interestIn: number;
+  interestOut: number;
+  /** Records whose signature did not verify (the sending route is closed). */
+  forgedRecords: number;
+  /** Records of origins that were not members yet, or past `maxOrigins` (held or dropped). */
+  refusedRecords: number;
+  /** Own subscriptions or procedures left out of this node's record (`ownInterest` bounds). */
+  interestOverflow: number;
+}
+
+/** What this node knows of one origin's interest (`inspect interest`). */
+export interface OriginSnapshot {
+  readonly node: string;
+  readonly version: number;
+  readonly subs: readonly InterestSub[];
+  readonly procs: readonly string[];
+  /** The next hop's node id, hops and RTT sum; absent for this node itself. */
+  readonly path?: { via: string | undefined; hops: number; rttMs: number };
 }
 
 interface LocalSub {
@@ -145,24 +223,25 @@ interface LocalSub {
   readonly queue: string | undefined;
 }
 
-/** A peer node's interest; interned per (link, queue) so the trie de-duplicates per node. */
+/** An origin's interest; interned per (origin, queue) so the trie de-duplicates per node. */
 interface Remote {
-  readonly link: Link;
+  readonly origin: Origin;
   readonly queue: string | undefined;
+}
+
+/** A far node whose record this node holds. */
+interface Origin {
+  readonly short: string;
+  record: InterestRecord;
+  /** queue ("" for plain) → the interned interest object. */
+  readonly entries: Map<string, Remote>;
 }
 
 interface LinkState {
   readonly link: Link;
-  /** client: sid → its subscription; node: interest id → what it names. */
-  readonly subs: Map<
-    number,
-    { pattern: string; queue: string | undefined; entry: LocalSub | Remote }
-  >;
-  /** node: queue ("" for plain) → the interned interest object. */
-  readonly remotes: Map<string, Remote>;
-  /** node: `queue pattern` → how many of its interest ids name it (O(1) unsubscribe). */
-  readonly refs: Map<string, number>;
-  /** Procedures this link provides. */
+  /** client: sid → its subscription. */
+  readonly subs: Map<number, { pattern: string; queue: string | undefined; entry: LocalSub }>;
+  /** Procedures this (client) link provides. */
   readonly provides: Set<string>;
   /** Calls this link started and that are still pending here: its call id → our id. */
   readonly calls: Map<number, number>;
@@ -174,6 +253,8 @@ interface CallContext {
   readonly payload: Uint8Array;
   readonly strategy: SelectionStrategy;
   readonly tried: Set<string>;
+  /** The origin a peer node's call is for, when this node only passes it on; with the hops left. */
+  readonly pinned?: { to: string; ttl: number };
 }
 
 interface Ping {
@@ -184,6 +265,71 @@ interface Ping {
 }
 
 const QUEUE_KEY = (queue: string | undefined) => queue ?? "";
+/** A remote provider's id in the registry: `@` and the origin's short id. */
+const REMOTE = "@";
+/** `hops` of an INTEREST that withdraws the sender's path. */
+const WITHDRAW = 255;
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * RTT sums this close to the nearest count as equally near for a queue group (the load is spread
+ * among them): 25% or 1 ms, whichever is more. Closer than that is measurement noise, not
+ * distance (a QUIC RTT estimate on a busy host moves by a millisecond).
+ */
+const tieBand = (rttMs: number) => Math.max(1, rttMs * 0.25);
+
+/** Whether a record lists exactly these subscriptions and procedures (both sorted by `ownInterest`). */
+function sameInterest(
+  r: InterestRecord,
+  subs: readonly InterestSub[],
+  procs: readonly string[],
+): boolean {
+  if (r.subs.length !== subs.length || r.procs.length !== procs.length) return false;
+  for (let i = 0; i < subs.length; i++) {
+    if (r.subs[i]!.pattern !== subs[i]!.pattern || r.subs[i]!.queue !== subs[i]!.queue) {
+      return false;
+    }
+  }
+  for (let i = 0; i < procs.length; i++) if (r.procs[i] !== procs[i]) return false;
+  return true;
+}
+
+/** A peer's INTEREST fields as a record, each pattern, queue group and procedure checked. */
+function checkRecord(f: Record<string, unknown>): InterestRecord {
+  const subs: InterestSub[] = [];
+  const groups = new Set<string>();
+  for (const s of f.subs as { pattern: string; queue?: string | null }[]) {
+    const bad = patternProblem(s.pattern);
+    if (bad !== null) throw new ProtocolError(`INTEREST.subs: ${bad}`);
+    const queue = s.queue ?? undefined;
+    if (queue !== undefined) {
+      try {
+        checkQueueGroup(queue);
+      } catch (e) {
+        throw new ProtocolError(`INTEREST.subs: ${(e as Error).message}`, { cause: e });
+      }
+      groups.add(queue);
+      if (groups.size > MAX_GROUPS) {
+        throw new ProtocolError(`INTEREST.subs: more than ${MAX_GROUPS} queue groups`);
+      }
+    }
+    subs.push(queue === undefined ? { pattern: s.pattern } : { pattern: s.pattern, queue });
+  }
+  const procs = f.procs as string[];
+  for (const p of procs) {
+    const bad = procedureProblem(p);
+    if (bad !== null) throw new ProtocolError(`INTEREST.procs: ${bad}`);
+  }
+  return {
+    origin: f.origin as string,
+    version: f.version as number,
+    subs,
+    procs,
+    key: f.key as Uint8Array,
+    sig: f.sig as Uint8Array,
+  };
+}
 
 /** The message router of one node. */
 export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]> {
@@ -198,17 +344,47 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     protocolErrors: 0,
     denied: 0,
     limited: 0,
+    noRoute: 0,
+    hopLimit: 0,
+    records: 0,
+    interestIn: 0,
+    interestOut: 0,
+    forgedRecords: 0,
+    refusedRecords: 0,
+    interestOverflow: 0,
   };
   readonly maxPayload: number;
   readonly #links = new Map<string, LinkState>();
   readonly #local: SubscriptionTrie<LocalSub>;
   readonly #remote: SubscriptionTrie<Remote>;
-  /** Distinct local (pattern, queue) → reference count and the interest id told to peers. */
-  readonly #interest = new Map<
-    string,
-    { pattern: string; queue?: string; id: number; n: number }
-  >();
-  #interestIds = 1;
+  /** Distinct local (pattern, queue) → reference count. */
+  readonly #interest = new Map<string, { pattern: string; queue?: string; n: number }>();
+  /** Far nodes' records, by short id, and the paths to them (keyed by link id). */
+  readonly #origins = new Map<string, Origin>();
+  readonly #paths = new PathTable();
+  /** Records of origins not admitted yet: origin → the frame and the link it came on. */
+  readonly #pending = new Map<string, { link: string; fields: Record<string, unknown> }>();
+  readonly #nodeId: string;
+  readonly #short: string;
+  readonly #realm: string;
+  readonly #signer: InterestSigner;
+  readonly #verify: InterestVerifier;
+  readonly #admit: (origin: string) => boolean;
+  readonly #announceDelay: number;
+  /** This node's record as last announced (undefined: never had interest). */
+  #own: InterestRecord | undefined;
+  #version: number;
+  #announceAt = Infinity;
+  readonly #floodDelay: number;
+  /** Origins whose record or path changed, passed on at `#floodAt`. */
+  readonly #dirty = new Set<string>();
+  #floodAt = Infinity;
+  /** Set when a record of ours came back newer than ours: the next one goes out even unchanged. */
+  #reannounce = false;
+  readonly #interestRate = new RateLimiter<string>({
+    ...ROUTER_LIMITS.interest,
+    maxKeys: 1 << 16,
+  });
   /** Procedure → number of local (client) providers. */
   readonly #localProcs = new Map<string, number>();
   readonly #registry: ProcedureRegistry;
@@ -217,7 +393,20 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   /** Topics already checked (publishers repeat topics; the check is a regex per segment). */
   readonly #validTopics = new Set<string>();
   #pingIds = 1;
-  readonly #opts: Required<Omit<RouterOptions<L>, "authorize">>;
+  readonly #opts: Required<
+    Omit<
+      RouterOptions<L>,
+      | "authorize"
+      | "nodeId"
+      | "realm"
+      | "signer"
+      | "verify"
+      | "epochMs"
+      | "admit"
+      | "announceDelayMs"
+      | "floodDelayMs"
+    >
+  >;
   readonly #refusals = new RateLimiter<string>({ ...ROUTER_LIMITS.refusals, maxKeys: 1 << 20 });
   readonly #churn = new RateLimiter<string>({ ...ROUTER_LIMITS.churn, maxKeys: 1 << 20 });
   readonly #authorize: RouterOptions<L>["authorize"];
@@ -226,7 +415,18 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   #out: RouterSend<L>[] = [];
 
   constructor(options: RouterOptions<L>) {
-    const { authorize, ...rest } = options;
+    const {
+      authorize,
+      nodeId,
+      realm,
+      signer,
+      verify,
+      epochMs,
+      admit,
+      announceDelayMs,
+      floodDelayMs,
+      ...rest
+    } = options;
     this.#authorize = authorize;
     this.#opts = {
       maxPayload: 1024 * 1024,
@@ -236,27 +436,51 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       ...rest,
     };
     this.maxPayload = this.#opts.maxPayload;
+    this.#nodeId = nodeId ?? "local";
+    this.#short = this.#nodeId.slice(0, SHORT_ID_CHARS);
+    this.#realm = realm ?? "";
+    this.#signer = signer ?? unsignedInterest(this.#nodeId);
+    this.#verify = verify ?? unsignedVerifier;
+    this.#admit = admit ?? (() => true);
+    this.#announceDelay = announceDelayMs ?? 5;
+    this.#floodDelay = floodDelayMs ?? 2;
+    this.#version = Math.max(0, Math.floor(epochMs ?? 0)) * 1000;
     this.#local = new SubscriptionTrie<LocalSub>();
-    this.#remote = new SubscriptionTrie<Remote>();
+    this.#remote = new SubscriptionTrie<Remote>({ strategy: this.#nearest() });
     this.#registry = new ProcedureRegistry({ random: options.random });
+  }
+
+  /** Queue groups of far nodes: the nearest origin (lowest RTT sum, as paths are chosen), ties in turn. */
+  #nearest(): QueueStrategy<Remote> {
+    const turns = new Map<string, number>();
+    return {
+      pick: (group, candidates) => {
+        const rtts = candidates.map((c) => this.#paths.best(c.origin.short)?.rtt ?? Infinity);
+        const best = Math.min(...rtts);
+        // RTTs within the tie band of the nearest are ties: the load is spread among them.
+        const ties: number[] = [];
+        rtts.forEach((rtt, i) => {
+          if (rtt <= best + tieBand(best)) ties.push(i);
+        });
+        const n = turns.get(group) ?? 0;
+        turns.set(group, n + 1 >= Number.MAX_SAFE_INTEGER ? 0 : n + 1);
+        return ties[n % ties.length] ?? 0;
+      },
+      forget: (group) => void turns.delete(group),
+    };
   }
 
   /** A session became usable. A peer node learns this node's interest and procedures. */
   attach(link: L): void {
     if (this.#links.has(link.id)) throw new RangeError(`link ${link.id} is already attached`);
-    this.#links.set(link.id, {
-      link,
-      subs: new Map(),
-      remotes: new Map(),
-      refs: new Map(),
-      provides: new Set(),
-      calls: new Map(),
-    });
+    this.#links.set(link.id, { link, subs: new Map(), provides: new Set(), calls: new Map() });
     if (link.kind === "node") {
-      for (const i of this.#interest.values()) {
-        this.#send(link, "SUB", { sid: i.id, pattern: i.pattern, queue: i.queue });
+      // What this node knows goes to the new route: its own record, and every origin it reaches.
+      if (this.#own && this.#announceAt === Infinity) this.#sendRecord(link, this.#own, 0, 0);
+      for (const o of this.#origins.values()) {
+        const p = this.#paths.best(o.short);
+        if (p) this.#sendRecord(link, o.record, p.hops, p.rtt);
       }
-      for (const proc of this.#localProcs.keys()) this.#send(link, "REG", { proc });
     }
   }
 
@@ -275,6 +499,10 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#links.delete(link.id);
     this.#refusals.forget(link.id);
     this.#churn.forget(link.id);
+    if (link.kind === "node") {
+      this.#interestRate.forget(link.id);
+      for (const short of this.#paths.dropLink(link.id)) this.#changedPath(short);
+    }
     for (const [id, p] of this.#pings) {
       if (p.origin === link) this.#pings.delete(id);
       else if (p.waiting.delete(link) && p.waiting.size === 0) this.#pingDone(id, p);
@@ -296,8 +524,19 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         return this.#publish(link, f.topic as string, f.payload as Uint8Array);
       case "FWD":
         if (link.kind !== "node") break;
-        return this.#forwarded(f.topic as string, f.payload as Uint8Array, f.queues as string[]);
+        return this.#forwarded(
+          link,
+          f.topic as string,
+          f.payload as Uint8Array,
+          f.ttl as number,
+          f.dests as string[],
+          f.groups as { node: string; queue: string }[],
+        );
+      case "INTEREST":
+        if (link.kind !== "node") break;
+        return this.#interestIn(link, f);
       case "SUB":
+        if (link.kind !== "client") break;
         if (this.#churned(st, `SUB ${f.pattern as string}`, { sid: f.sid as number })) return;
         return this.#sub(
           st,
@@ -308,13 +547,16 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
             | undefined,
         );
       case "UNSUB":
+        if (link.kind !== "client") break;
         if (this.#churned(st, "UNSUB")) return;
         this.#unsub(st, f.sid as number);
         return;
       case "REG":
+        if (link.kind !== "client") break;
         if (this.#churned(st, `REG ${f.proc as string}`, { proc: f.proc as string })) return;
         return this.#reg(st, f.proc as string);
       case "UNREG":
+        if (link.kind !== "client") break;
         if (this.#churned(st, "UNREG")) return;
         this.#unreg(st, f.proc as string);
         return;
@@ -326,6 +568,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
           f.payload as Uint8Array,
           f.timeout_ms as number,
           (f.strategy ?? undefined) as string | undefined,
+          (f.to ?? undefined) as string | undefined,
+          (f.ttl ?? undefined) as number | undefined,
         );
       case "REPLY":
         return this.#reply(link, f.id as number, f.payload as Uint8Array);
@@ -348,6 +592,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   /** Expires calls and flushes whose deadline passed by `now`. */
   tick(now: number): void {
     this.#now = now;
+    if (now >= this.#announceAt) this.#announce();
+    if (now >= this.#floodAt) this.#floodDirty();
     for (const f of this.#calls.tick(now)) {
       this.#answerFail(f.call, f.error);
       this.#cancelDownstream(f.call);
@@ -357,7 +603,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
 
   /** When `tick` must next run (the clock of `now`), or `Infinity`. */
   nextWake(): number {
-    let d = this.#calls.nextWake();
+    let d = Math.min(this.#calls.nextWake(), this.#announceAt, this.#floodAt);
     for (const p of this.#pings.values()) if (p.deadline < d) d = p.deadline;
     return d;
   }
@@ -380,6 +626,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     remoteInterest: number;
     procedures: string[];
     pendingCalls: number;
+    origins: number;
     stats: RouterStats;
   } {
     let clients = 0;
@@ -391,8 +638,45 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       remoteInterest: this.#remote.size,
       procedures: this.#registry.procedures(),
       pendingCalls: this.#calls.size,
+      origins: this.#origins.size,
       stats: { ...this.stats },
     };
+  }
+
+  /**
+   * What this node knows of who subscribes to and serves what (`inspect interest`): its own
+   * record first, then every origin it reaches, with the path. `peerOf` names a link's node.
+   */
+  interest(peerOf: (link: L) => string | undefined = () => undefined): OriginSnapshot[] {
+    const out: OriginSnapshot[] = [];
+    const { subs, procs } = this.#ownRecordFields();
+    out.push({ node: this.#nodeId, version: this.#own?.version ?? 0, subs, procs });
+    for (const o of this.#origins.values()) {
+      const p = this.#paths.best(o.short);
+      const via = p ? this.#links.get(p.link)?.link : undefined;
+      out.push({
+        node: o.record.origin,
+        version: o.record.version,
+        subs: o.record.subs,
+        procs: o.record.procs,
+        path: p
+          ? { via: via ? peerOf(via as L) : undefined, hops: p.hops, rttMs: p.rtt }
+          : undefined,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * A member joined: a record of it held back (it was not a member yet when the record came) is
+   * taken now.
+   */
+  memberUp(origin: string): void {
+    const p = this.#pending.get(origin);
+    if (!p) return;
+    this.#pending.delete(origin);
+    const st = this.#links.get(p.link);
+    if (st) this.#interestIn(st.link, p.fields);
   }
 
   // ------------------------------------------------------------------ pub/sub
@@ -503,36 +787,109 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       if (local.length === 0) this.stats.unrouted++;
       return;
     }
-    // One FWD per node: plain interest, plus the queue groups it was picked for.
-    const perNode = new Map<Link, string[]>();
+    // Each origin once: its plain interest, plus the queue groups it was picked for.
+    const dests = new Map<string, string[]>();
     for (const r of remote) {
       if (r.queue !== undefined && served?.has(r.queue)) continue;
-      let qs = perNode.get(r.link);
-      if (!qs) perNode.set(r.link, qs = []);
+      let qs = dests.get(r.origin.short);
+      if (!qs) dests.set(r.origin.short, qs = []);
       if (r.queue !== undefined) qs.push(r.queue);
     }
-    for (const [node, queues] of perNode) this.#send(node, "FWD", { topic, payload, queues });
-    this.stats.forwarded += perNode.size;
-    if (local.length === 0 && perNode.size === 0) this.stats.unrouted++;
+    if (local.length === 0 && dests.size === 0) this.stats.unrouted++;
+    this.#route(undefined, topic, payload, MAX_HOPS, dests);
   }
 
-  #forwarded(topic: string, payload: Uint8Array, queues: string[]): void {
+  /**
+   * Sends one message on toward `dests` (short id → the queue groups it is for): one FWD per
+   * next hop (more when it names over `MAX_DESTS`). A destination with no path, or whose path
+   * leads back where the message came from, is counted (`noRoute`).
+   */
+  #route(
+    from: Link | undefined,
+    topic: string,
+    payload: Uint8Array,
+    ttl: number,
+    dests: Map<string, string[]>,
+  ): void {
+    const byLink = new Map<string, [string, string[]][]>();
+    for (const [node, queues] of dests) {
+      const p = this.#paths.best(node);
+      if (!p || p.link === from?.id) {
+        this.stats.noRoute++;
+        continue;
+      }
+      let list = byLink.get(p.link);
+      if (!list) byLink.set(p.link, list = []);
+      list.push([node, queues]);
+    }
+    for (const [id, list] of byLink) {
+      const link = this.#links.get(id)!.link;
+      // One FWD per next hop; more when it would name over MAX_DESTS nodes or MAX_GROUPS
+      // (node, queue group) pairs.
+      let names: string[] = [];
+      let groups: { node: string; queue: string }[] = [];
+      const send = () => {
+        this.#send(link, "FWD", { topic, payload, ttl, dests: names, groups });
+        this.stats.forwarded++;
+        names = [];
+        groups = [];
+      };
+      for (const [node, queues] of list) {
+        if (
+          names.length > 0 &&
+          (names.length >= MAX_DESTS || groups.length + queues.length > MAX_GROUPS)
+        ) send();
+        names.push(node);
+        for (const queue of queues) groups.push({ node, queue });
+      }
+      if (names.length > 0) send();
+    }
+  }
+
+  #forwarded(
+    from: Link,
+    topic: string,
+    payload: Uint8Array,
+    ttl: number,
+    dests: string[],
+    groups: { node: string; queue: string }[],
+  ): void {
     try {
       checkTopic(topic);
     } catch (e) {
+      this.stats.protocolErrors++;
       throw new ProtocolError(`FWD.topic: ${(e as Error).message}`, { cause: e });
     }
-    for (const s of this.#local.match(topic)) {
-      if (s.queue !== undefined && !queues.includes(s.queue)) continue;
-      this.#send(s.link, "MSG", { sid: s.sid, topic, payload });
-      this.stats.delivered++;
+    const named = new Map<string, string[]>();
+    for (const d of dests) if (!named.has(d)) named.set(d, []);
+    for (const g of groups) {
+      const qs = named.get(g.node);
+      if (!qs) {
+        this.stats.protocolErrors++;
+        throw new ProtocolError(`FWD.groups: node ${g.node} is not one of the FWD's dests`);
+      }
+      qs.push(g.queue);
     }
+    const mine = named.get(this.#short);
+    if (mine) {
+      named.delete(this.#short);
+      for (const s of this.#local.match(topic)) {
+        if (s.queue !== undefined && !mine.includes(s.queue)) continue;
+        this.#send(s.link, "MSG", { sid: s.sid, topic, payload });
+        this.stats.delivered++;
+      }
+    }
+    if (named.size === 0) return;
+    if (ttl <= 1) {
+      this.stats.hopLimit += named.size;
+      return;
+    }
+    this.#route(from, topic, payload, ttl - 1, named);
   }
 
   #sub(st: LinkState, sid: number, pattern: string, queue: string | undefined): void {
     const link = st.link;
     if (st.subs.has(sid)) {
-      if (link.kind === "node") throw new ProtocolError(`SUB: interest id ${sid} is in use`);
       this.#refuse(link, {
         code: "duplicate_sid",
         message: `SUB: sid ${sid} is in use`,
@@ -540,7 +897,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       });
       return;
     }
-    if (link.kind === "client") {
+    {
       const why = this.#denied(link, "subscribe", pattern, queue);
       if (why !== null) {
         this.#refuse(link, { code: "permission_denied", message: why, sid });
@@ -566,38 +923,15 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       }
       st.subs.set(sid, { pattern, queue, entry });
       this.#addInterest(pattern, queue);
-      return;
     }
-    let entry = st.remotes.get(QUEUE_KEY(queue));
-    if (!entry) st.remotes.set(QUEUE_KEY(queue), entry = { link, queue });
-    try {
-      this.#remote.add(pattern, entry, queue);
-    } catch (e) {
-      throw new ProtocolError(`SUB.pattern: ${(e as Error).message}`, { cause: e });
-    }
-    st.subs.set(sid, { pattern, queue, entry });
-    const k = `${QUEUE_KEY(queue)} ${pattern}`;
-    st.refs.set(k, (st.refs.get(k) ?? 0) + 1);
   }
 
   #unsub(st: LinkState, sid: number): void {
     const s = st.subs.get(sid);
     if (!s) return;
     st.subs.delete(sid);
-    if (st.link.kind === "client") {
-      this.#local.remove(s.pattern, s.entry as LocalSub, s.queue);
-      this.#dropInterest(s.pattern, s.queue);
-      return;
-    }
-    // Another interest id of this node may name the same (pattern, queue): keep it then.
-    const k = `${QUEUE_KEY(s.queue)} ${s.pattern}`;
-    const n = (st.refs.get(k) ?? 1) - 1;
-    if (n > 0) {
-      st.refs.set(k, n);
-      return;
-    }
-    st.refs.delete(k);
-    this.#remote.remove(s.pattern, s.entry as Remote, s.queue);
+    this.#local.remove(s.pattern, s.entry, s.queue);
+    this.#dropInterest(s.pattern, s.queue);
   }
 
   #addInterest(pattern: string, queue: string | undefined): void {
@@ -607,9 +941,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       i.n++;
       return;
     }
-    const id = this.#interestIds++;
-    this.#interest.set(key, { pattern, queue, id, n: 1 });
-    this.#toNodes("SUB", { sid: id, pattern, queue });
+    this.#interest.set(key, { pattern, queue, n: 1 });
+    this.#changed();
   }
 
   #dropInterest(pattern: string, queue: string | undefined): void {
@@ -618,13 +951,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (!i) return;
     if (--i.n > 0) return;
     this.#interest.delete(key);
-    this.#toNodes("UNSUB", { sid: i.id });
-  }
-
-  #toNodes(name: string, fields: Record<string, unknown>): void {
-    for (const s of this.#links.values()) {
-      if (s.link.kind === "node") this.#send(s.link, name, fields);
-    }
+    this.#changed();
   }
 
   // ------------------------------------------------------------------ RPC
@@ -633,9 +960,6 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     try {
       checkProcedure(proc);
     } catch (e) {
-      if (st.link.kind === "node") {
-        throw new ProtocolError(`REG.proc: ${(e as Error).message}`, { cause: e });
-      }
       this.#refuse(st.link, { code: "bad_procedure", message: (e as Error).message });
       return;
     }
@@ -645,7 +969,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return;
     }
     if (st.provides.has(proc)) return;
-    if (st.link.kind === "client" && st.provides.size >= this.#opts.maxProcedures) {
+    if (st.provides.size >= this.#opts.maxProcedures) {
       this.stats.limited++;
       this.#refuse(st.link, {
         code: "limit",
@@ -656,24 +980,20 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return;
     }
     st.provides.add(proc);
-    this.#registry.register(proc, { id: st.link.id, local: st.link.kind === "client" });
-    if (st.link.kind === "client") {
-      const n = this.#localProcs.get(proc) ?? 0;
-      this.#localProcs.set(proc, n + 1);
-      if (n === 0) this.#toNodes("REG", { proc });
-    }
+    this.#registry.register(proc, { id: st.link.id, local: true });
+    const n = this.#localProcs.get(proc) ?? 0;
+    this.#localProcs.set(proc, n + 1);
+    if (n === 0) this.#changed();
   }
 
   #unreg(st: LinkState, proc: string): void {
     if (!st.provides.delete(proc)) return;
     this.#registry.unregister(proc, st.link.id);
-    if (st.link.kind === "client") {
-      const n = (this.#localProcs.get(proc) ?? 1) - 1;
-      if (n > 0) this.#localProcs.set(proc, n);
-      else {
-        this.#localProcs.delete(proc);
-        this.#toNodes("UNREG", { proc });
-      }
+    const n = (this.#localProcs.get(proc) ?? 1) - 1;
+    if (n > 0) this.#localProcs.set(proc, n);
+    else {
+      this.#localProcs.delete(proc);
+      this.#changed();
     }
   }
 
@@ -684,6 +1004,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     payload: Uint8Array,
     timeoutMs: number,
     strategyName: string | undefined,
+    to: string | undefined,
+    ttl: number | undefined,
   ): void {
     const link = st.link;
     const fail = (code: RpcErrorCode, message: string) => {
@@ -733,43 +1055,79 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       strategy = strategyName as SelectionStrategy;
     }
     const tried = new Set<string>();
+    let pinned: CallContext["pinned"];
     if (link.kind === "node") {
-      // A peer node's call is served by this node's own clients only.
-      for (const p of this.#registry.providers(proc)) if (!p.local) tried.add(p.id);
+      if (to === undefined) return fail("bad_request", "CALL from a node: no destination (to)");
+      if (to === this.#short) {
+        // For this node: served by its own clients only.
+        for (const p of this.#registry.providers(proc)) if (!p.local) tried.add(p.id);
+      } else if ((ttl ?? 0) <= 1) {
+        this.stats.hopLimit++;
+        return fail("unavailable", `CALL ${proc}: hop limit reached on the way to ${to}`);
+      } else pinned = { to, ttl: ttl! - 1 };
     }
     this.#dispatch(
-      { origin: link, originId: id, payload, strategy, tried },
+      { origin: link, originId: id, payload, strategy, tried, pinned },
       proc,
       this.#now + timeoutMs,
     );
+  }
+
+  /**
+   * The link a call for origin `short` goes out on, or why none: no path, or the path leads
+   * back to where the call came from.
+   */
+  #hopToward(short: string, from: Link): LinkState | string {
+    const p = this.#paths.best(short);
+    if (!p) return `no path to node ${short}`;
+    if (p.link === from.id) return `the path to node ${short} leads back`;
+    return this.#links.get(p.link) ?? `no path to node ${short}`;
   }
 
   /** Picks a provider and sends the call; answers `no_provider` when none is left. */
   #dispatch(ctx: CallContext, proc: string, deadline: number): void {
     const origin = this.#links.get(ctx.origin.id);
     if (!origin) return;
+    if (ctx.pinned) return this.#passOn(ctx, proc, deadline);
     let providerId: string;
+    let provider: LinkState;
+    let to: string | undefined;
+    let congested = false;
     try {
-      providerId = this.#registry.choose(proc, ctx.strategy, { exclude: ctx.tried }).id;
-      // A provider whose link is backed up would hold the call in its queue: try the others.
-      if (this.#links.get(providerId)?.link.congested?.()) {
-        const skip = new Set(ctx.tried);
-        for (const p of this.#registry.providers(proc)) {
-          if (this.#links.get(p.id)?.link.congested?.()) skip.add(p.id);
+      const skip = new Set(ctx.tried);
+      // Providers without a path, or whose link is backed up (it would hold the call in its
+      // queue), are passed over while another can take the call.
+      for (;;) {
+        providerId = this.#registry.choose(proc, ctx.strategy, {
+          exclude: skip,
+          cost: (p) => this.#cost(p),
+        }).id;
+        const st = providerId.startsWith(REMOTE)
+          ? this.#hopToward(providerId.slice(REMOTE.length), ctx.origin)
+          : this.#links.get(providerId);
+        if (st === undefined || typeof st === "string") {
+          skip.add(providerId);
+          continue;
         }
-        try {
-          providerId = this.#registry.choose(proc, ctx.strategy, { exclude: skip }).id;
-        } catch {
-          this.stats.limited++;
-          throw new RpcError(
-            "unavailable",
-            `every provider of ${proc} is backed up (its node's queue to it is full)`,
-          );
+        if (st.link.congested?.()) {
+          congested = true;
+          skip.add(providerId);
+          continue;
         }
+        provider = st;
+        break;
       }
+      if (providerId.startsWith(REMOTE)) to = providerId.slice(REMOTE.length);
     } catch (e) {
+      let err = e as RpcError;
+      if (e instanceof RpcError && e.code === "no_provider" && congested) {
+        this.stats.limited++;
+        err = new RpcError(
+          "unavailable",
+          `every provider of ${proc} is backed up (its node's queue to it is full)`,
+        );
+      }
       this.stats.failures++;
-      const err = e as RpcError;
       this.#send(ctx.origin, "FAIL", {
         id: ctx.originId,
         code: RPC_ERROR_NUMBERS[err.code],
@@ -777,12 +1135,47 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       });
       return;
     }
-    const provider = this.#links.get(providerId)!;
     ctx.tried.add(providerId);
+    this.#sendCall(ctx, origin, provider, proc, deadline, to, MAX_HOPS);
+  }
+
+  /** A provider's cost for `nearest`: a local one 0, a far one its path's RTT sum. */
+  #cost(p: { id: string; local: boolean }): number {
+    if (p.local) return 0;
+    return this.#paths.best(p.id.slice(REMOTE.length))?.rtt ?? Infinity;
+  }
+
+  /** A call this node passes on toward the origin it is for (`pinned`). */
+  #passOn(ctx: CallContext, proc: string, deadline: number): void {
+    const { to, ttl } = ctx.pinned!;
+    const next = this.#hopToward(to, ctx.origin);
+    if (typeof next === "string") {
+      this.stats.noRoute++;
+      this.stats.failures++;
+      // no_provider: the node that chose this provider tries another.
+      this.#send(ctx.origin, "FAIL", {
+        id: ctx.originId,
+        code: RPC_ERROR_NUMBERS.no_provider,
+        message: `CALL ${proc}: ${next}`,
+      });
+      return;
+    }
+    this.#sendCall(ctx, this.#links.get(ctx.origin.id)!, next, proc, deadline, to, ttl);
+  }
+
+  #sendCall(
+    ctx: CallContext,
+    origin: LinkState,
+    provider: LinkState,
+    proc: string,
+    deadline: number,
+    to: string | undefined,
+    ttl: number,
+  ): void {
     const now = this.#now;
     const call = this.#calls.start({
       procedure: proc,
-      provider: providerId,
+      provider: provider.link.id,
       now,
       timeoutMs: Math.max(0, deadline - now),
       context: ctx,
@@ -794,6 +1187,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       payload: ctx.payload,
       timeout_ms: Math.max(0, Math.ceil(deadline - now)),
       strategy: ctx.strategy,
+      to,
+      ttl: to === undefined ? undefined : ttl,
     });
   }
 
@@ -812,8 +1207,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (!call || call.provider !== link.id) return;
     this.#calls.complete(id);
     const rpcCode = rpcErrorCodeOf(code) ?? "handler_error";
-    // A peer node whose provider left meanwhile: try the next provider, same deadline.
-    if (link.kind === "node" && rpcCode === "no_provider") {
+    // A far provider that left meanwhile (or lost its path): the node that chose it tries the
+    // next provider, same deadline.
+    if (link.kind === "node" && rpcCode === "no_provider" && !call.context.pinned) {
       this.#links.get(call.context.origin.id)?.calls.delete(call.context.originId);
       this.#dispatch(call.context, call.procedure, call.deadline);
       return;
@@ -848,6 +1244,243 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     });
   }
 
+  // ------------------------------------------------------------------ interest
+
+  /** This node's interest changed: a new record goes out once the changes settle. */
+  #changed(): void {
+    if (this.#announceAt === Infinity) this.#announceAt = this.#now + this.#announceDelay;
+  }
+
+  /** What this node's record lists now (bounded: `ownInterest`). */
+  #ownRecordFields(): { subs: InterestSub[]; procs: string[]; overflow: number } {
+    const subs: InterestSub[] = [];
+    for (const i of this.#interest.values()) {
+      subs.push(
+        i.queue === undefined ? { pattern: i.pattern } : { pattern: i.pattern, queue: i.queue },
+      );
+    }
+    return ownInterest(subs, this.#localProcs.keys());
+  }
+
+  /** Signs and sends this node's record to every peer node, when it changed. */
+  #announce(): void {
+    this.#announceAt = Infinity;
+    const { subs, procs, overflow } = this.#ownRecordFields();
+    this.stats.interestOverflow += overflow;
+    const own = this.#own;
+    if (!own && subs.length === 0 && procs.length === 0) return;
+    if (own && !this.#reannounce && sameInterest(own, subs, procs)) return;
+    this.#reannounce = false;
+    const version = ++this.#version;
+    const bytes = interestBytes(this.#realm, this.#nodeId, version, subs, procs);
+    const record: InterestRecord = {
+      origin: this.#nodeId,
+      version,
+      subs,
+      procs,
+      key: this.#signer.key,
+      sig: this.#signer.sign(bytes),
+    };
+    this.#own = record;
+    for (const st of this.#links.values()) {
+      if (st.link.kind === "node") this.#sendRecord(st.link, record, 0, 0);
+    }
+  }
+
+  #sendRecord(link: Link, r: InterestRecord, hops: number, rttMs: number): void {
+    this.stats.interestOut++;
+    this.#send(link, "INTEREST", {
+      origin: r.origin,
+      version: r.version,
+      hops,
+      rtt_us: Math.min(0xffffffff, Math.max(0, Math.round(rttMs * 1000))),
+      subs: r.subs,
+      procs: r.procs,
+      key: r.key,
+      sig: r.sig,
+    });
+  }
+
+  /** Tells `link` it is no longer a way to `r`'s origin (a small frame: the record is left out). */
+  #sendWithdraw(link: Link, origin: string, version: number): void {
+    this.stats.interestOut++;
+    this.#send(link, "INTEREST", {
+      origin,
+      version,
+      hops: WITHDRAW,
+      rtt_us: 0,
+      subs: [],
+      procs: [],
+      key: EMPTY,
+      sig: EMPTY,
+    });
+  }
+
+  /** An INTEREST from a peer node: a record (maybe a new version) and that peer's path to it. */
+  #interestIn(link: Link, f: Record<string, unknown>): void {
+    this.stats.interestIn++;
+    if (!this.#interestRate.take(link.id, 1, this.#now)) {
+      this.stats.protocolErrors++;
+      const { perSecond, burst } = ROUTER_LIMITS.interest;
+      throw new ProtocolError(
+        `INTEREST: more than ${burst} at once or ${perSecond} a second from one node`,
+      );
+    }
+    const origin = f.origin as string;
+    const version = f.version as number;
+    const hops = f.hops as number;
+    if (origin.length < SHORT_ID_CHARS) {
+      this.stats.protocolErrors++;
+      throw new ProtocolError(`INTEREST.origin: ${JSON.stringify(origin)} is not a node id`);
+    }
+    if (origin === this.#nodeId) {
+      // Our own record, back from a peer. One newer than ours is an earlier process's (a clock
+      // that went back): the next record of ours must outrank it.
+      if (hops < WITHDRAW && version > this.#version) {
+        this.#version = version;
+        this.#reannounce = this.#own !== undefined;
+        if (this.#reannounce) this.#changed();
+      }
+      return;
+    }
+    const short = origin.slice(0, SHORT_ID_CHARS);
+    if (hops >= WITHDRAW) {
+      if (this.#paths.withdraw(short, link.id)) this.#changedPath(short);
+      return;
+    }
+    let o = this.#origins.get(short);
+    if (o && o.record.origin !== origin) {
+      // Another node with the same 80-bit prefix: the one known first keeps it.
+      this.stats.refusedRecords++;
+      return;
+    }
+    const rtt = (f.rtt_us as number) / 1000 + Math.max(0, link.rtt?.() ?? 1);
+    if (o && version <= o.record.version) {
+      // A copy (or an older version) of what we hold: only the path it offers counts.
+      if (this.#paths.offer(short, link.id, hops + 1, rtt)) this.#changedPath(short);
+      return;
+    }
+    if (!o) {
+      if (!this.#admit(origin)) {
+        // Not a member (yet): held until membership says it is (`memberUp`), one per origin.
+        this.stats.refusedRecords++;
+        if (this.#pending.has(origin) || this.#pending.size < ROUTER_LIMITS.maxPending) {
+          this.#pending.set(origin, { link: link.id, fields: f });
+        }
+        return;
+      }
+      if (this.#origins.size >= ROUTER_LIMITS.maxOrigins) {
+        this.stats.refusedRecords++;
+        return;
+      }
+    }
+    let record: InterestRecord;
+    try {
+      record = checkRecord(f);
+    } catch (e) {
+      this.stats.protocolErrors++;
+      throw e;
+    }
+    const bytes = interestBytes(this.#realm, origin, version, record.subs, record.procs);
+    if (!this.#verify(origin, record.key, bytes, record.sig)) {
+      this.stats.forgedRecords++;
+      this.stats.protocolErrors++;
+      throw new ProtocolError(
+        `INTEREST: the record of ${origin} (version ${version}) is not signed by that node`,
+      );
+    }
+    this.#pending.delete(origin);
+    this.stats.records++;
+    if (o) this.#uninstall(o, false);
+    else this.#origins.set(short, o = { short, record, entries: new Map() });
+    o.record = record;
+    this.#install(o);
+    this.#paths.offer(short, link.id, hops + 1, rtt);
+    this.#changedPath(short);
+  }
+
+  /**
+   * `short`'s record or best path changed. No path left: forgotten now, peers told now. Else
+   * passed on after `floodDelayMs`, with whatever else changed meanwhile (a record's first copy
+   * is often followed by better paths within a few ms: they go out as one).
+   */
+  #changedPath(short: string): void {
+    if (this.#floodDelay === 0 || !this.#paths.best(short)) return this.#flood(short);
+    this.#dirty.add(short);
+    if (this.#floodAt === Infinity) this.#floodAt = this.#now + this.#floodDelay;
+  }
+
+  #floodDirty(): void {
+    this.#floodAt = Infinity;
+    const dirty = [...this.#dirty];
+    this.#dirty.clear();
+    for (const short of dirty) this.#flood(short);
+  }
+
+  /**
+   * Passes on what this node knows of `short`'s origin after its record or best path changed:
+   * its best cost to every peer node, and a withdrawal to the next hop itself (poisoned reverse).
+   * When no path is left the origin is forgotten and every peer node told.
+   */
+  #flood(short: string): void {
+    const o = this.#origins.get(short);
+    if (!o) return;
+    const best = this.#paths.best(short);
+    if (!best) {
+      this.#uninstall(o, true);
+      for (const st of this.#links.values()) {
+        if (st.link.kind === "node") this.#sendWithdraw(st.link, o.record.origin, o.record.version);
+      }
+      return;
+    }
+    for (const st of this.#links.values()) {
+      if (st.link.kind !== "node") continue;
+      if (st.link.id === best.link) this.#sendWithdraw(st.link, o.record.origin, o.record.version);
+      else this.#sendRecord(st.link, o.record, best.hops, best.rtt);
+    }
+  }
+
+  /** Enters an origin's subscriptions and procedures into the tables publishes and calls read. */
+  #install(o: Origin): void {
+    for (const s of o.record.subs) {
+      const key = QUEUE_KEY(s.queue);
+      let r = o.entries.get(`${key} ${s.pattern}`);
+      if (r) continue; // a repeated entry
+      r = { origin: o, queue: s.queue };
+      o.entries.set(`${key} ${s.pattern}`, r);
+      this.#remote.add(s.pattern, r, s.queue);
+    }
+    for (const proc of o.record.procs) {
+      this.#registry.register(proc, { id: REMOTE + o.short, local: false });
+    }
+  }
+
+  /** Takes an origin out of those tables; `forget` drops it and its paths as well. */
+  #uninstall(o: Origin, forget: boolean): void {
+    for (const [key, r] of o.entries) {
+      this.#remote.remove(key.slice(key.indexOf(" ") + 1), r, r.queue);
+    }
+    o.entries.clear();
+    this.#registry.unregisterProvider(REMOTE + o.short);
+    if (forget) {
+      this.#origins.delete(o.short);
+      this.#paths.forget(o.short);
+    }
+  }
+
+  /**
+   * A member died or left: its record and paths are dropped now (not when withdrawals arrive),
+   * and records of it are held back until it joins again (`admit`).
+   */
+  memberDown(origin: string): void {
+    this.#pending.delete(origin);
+    const o = this.#origins.get(origin.slice(0, SHORT_ID_CHARS));
+    if (!o || o.record.origin !== origin) return;
+    // No withdrawals: every node hears of the death from membership, and routes that led
+    // through the dead node withdraw themselves when they close.
+    this.#uninstall(o, true);
+  }
+
   // ------------------------------------------------------------------ flush
 
   /**
@@ -856,6 +1489,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    * node is answered at once (it does not travel further).
    */
   #ping(link: Link, id: number): void {
+    // Interest changes the client made before its PING reach the peer nodes before our PINGs.
+    if (this.#announceAt !== Infinity) this.#announce();
     const waiting = new Set<Link>();
     if (link.kind === "client") {
       for (const s of this.#links.values()) if (s.link.kind === "node") waiting.add(s.link);

@@ -46,13 +46,14 @@ export interface Provider {
 }
 
 /** How `choose` picks among a procedure's providers. */
-export type SelectionStrategy = "round-robin" | "random" | "local-first";
+export type SelectionStrategy = "round-robin" | "random" | "local-first" | "nearest";
 
 /** The strategies. */
 export const SELECTION_STRATEGIES: readonly SelectionStrategy[] = [
   "round-robin",
   "random",
   "local-first",
+  "nearest",
 ];
 
 interface Entry {
@@ -141,11 +142,13 @@ export class ProcedureRegistry {
    * - `"random"`: uniform, from the injected generator.
    * - `"local-first"`: round-robin over local providers; over remote ones only when no local
    *   provider is available.
+   * - `"nearest"`: the lowest `cost` (the router's: 0 for a local provider, the path's RTT for a
+   *   far one); round-robin among equal costs. Without `cost`, as `"local-first"`.
    */
   choose(
     procedure: string,
     strategy: SelectionStrategy = "round-robin",
-    options: { exclude?: ReadonlySet<string> } = {},
+    options: { exclude?: ReadonlySet<string>; cost?: (p: Provider) => number } = {},
   ): Provider {
     const entry = this.procs.get(procedure);
     let candidates = entry === undefined ? [] : [...entry.providers.values()];
@@ -175,6 +178,19 @@ export class ProcedureRegistry {
       case "local-first": {
         const local = candidates.filter((p) => p.local);
         return roundRobin(entry, local.length > 0 ? local : candidates);
+      }
+      case "nearest": {
+        const cost = options.cost ?? ((p: Provider) => (p.local ? 0 : 1));
+        let best = Infinity;
+        let near: Provider[] = [];
+        for (const p of candidates) {
+          const c = cost(p);
+          if (c < best) {
+            best = c;
+            near = [p];
+          } else if (c === best) near.push(p);
+        }
+        return roundRobin(entry, near.length > 0 ? near : candidates);
       }
       default:
         throw new TypeError(

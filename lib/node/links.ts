@@ -26,6 +26,7 @@ import {
   ProtocolError,
   ROUTE_CHANNEL,
   Router,
+  type RouterOptions,
   type RouterSend,
 } from "../messaging/mod.ts";
 import { ChannelWriter, type PeerSession } from "../peer/mod.ts";
@@ -90,6 +91,23 @@ export class BusLink implements Link {
     private readonly onCongested: () => void = () => {},
   ) {
     this.attached = new Promise((r) => (this.markAttached = r));
+  }
+
+  #rtt = { ms: 1, at: -Infinity };
+
+  /** The session's RTT (ms; read from QUIC at most once a second): what paths cost. */
+  rtt(): number {
+    const now = monoNow();
+    if (now - this.#rtt.at > 1000) {
+      this.#rtt.at = now;
+      try {
+        const ms = this.session.conn.stats().rttMs;
+        if (ms > 0) this.#rtt.ms = ms;
+      } catch {
+        // closed meanwhile: keep the last figure
+      }
+    }
+    return this.#rtt.ms;
   }
 
   /** Bytes queued to this link, not yet taken by QUIC. */
@@ -229,10 +247,15 @@ export class Bus {
     readonly maxBacklog: number,
     private readonly selfId: string,
     private readonly hooks: BusHooks,
+    /** Mesh-wide routing: the realm, this node's signer, the check of others' records, admission. */
+    routing: Pick<RouterOptions<BusLink>, "realm" | "signer" | "verify" | "admit"> = {},
   ) {
     this.router = new Router<BusLink>({
       random: Math.random,
       ...limits,
+      ...routing,
+      nodeId: selfId,
+      epochMs: Date.now(),
       authorize: (link, op, subject, queue) => hooks.authorize(link, op, subject, queue),
     });
     this.#driver = new Driver(this.router, {

@@ -18,7 +18,8 @@ import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
 import { derChainOf, Verifier } from "../identity/mod.ts";
 import type { Overlay, RecordSigner } from "../mesh/mod.ts";
-import type { Router } from "../messaging/mod.ts";
+import type { InterestSigner, InterestVerifier, Router } from "../messaging/mod.ts";
+import { interestSigner, interestVerifier } from "./interest.ts";
 import {
   isPunch,
   isRelayPacket,
@@ -44,11 +45,11 @@ import { RouteTable } from "./routes.ts";
 import { Seeds } from "./seeds.ts";
 import { Sessions } from "./sessions.ts";
 import { aliveElsewhere, checkIdentity, lockDataDir } from "./startup.ts";
-import { type NodeSnapshot, snapshotOf } from "./snapshot.ts";
+import { interestOf, type NodeSnapshot, snapshotOf } from "./snapshot.ts";
 
 export { PROTOCOL_VIOLATION } from "./links.ts";
 export { DUPLICATE_ROUTE } from "./routes.ts";
-export type { NodeSnapshot } from "./snapshot.ts";
+export type { InterestSnapshot, NodeSnapshot } from "./snapshot.ts";
 
 /** The address a node of `config` is reached at, listening on `port`. */
 function urlOf(config: NodeConfig, port: number): string {
@@ -114,6 +115,8 @@ export class Node {
     signer: RecordSigner,
     /** This node's certificate chain (DER), shown to members that ask for it. */
     ownChain: Uint8Array[],
+    /** Signs this node's interest records, and checks other nodes' (lib/node/interest.ts). */
+    interest: { signer: InterestSigner; verify: InterestVerifier },
   ) {
     this.revocation = revocation;
     revocationHost.sessions = () => this.#sessions.all();
@@ -144,6 +147,16 @@ export class Node {
         return d ? d.message : null;
       },
       log,
+    }, {
+      realm: config.realm,
+      signer: interest.signer,
+      verify: interest.verify,
+      // Records of members only: a node that is not (yet, or any more) one is not routed to.
+      admit: (origin) => {
+        const i = this.membership.dir.indexOf(origin);
+        const st = i === undefined ? "unknown" : this.membership.core.stateOf(i);
+        return st === "alive" || st === "suspect";
+      },
     });
     this.#sessions = new Sessions({
       self: { nodeId, realm: config.realm },
@@ -199,6 +212,9 @@ export class Node {
         if (e.kind === "alive" || e.kind === "dead" || e.kind === "left") {
           log(`member ${e.kind === "alive" ? "up" : e.kind}: ${m.id.slice(0, 12)}… ${m.addr}`);
           this.#overlay.memberChanged(e.kind, m.id, m.addr);
+          if (e.kind === "alive") this.#bus.router.memberUp(m.id);
+          else this.#bus.router.memberDown(m.id);
+          this.#bus.flush();
         }
       },
     });
@@ -264,6 +280,7 @@ export class Node {
       traversal: this.traversal,
       membership: this.membership,
       snapshot: () => this.snapshot(),
+      interest: () => interestOf(this.nodeId, this.#bus),
     });
     if (this.relay) {
       const relay = this.relay;
@@ -357,6 +374,7 @@ export class Node {
         revocationHost,
         membershipSigner(creds.key),
         derChainOf(creds.cert),
+        { signer: interestSigner(creds.key), verify: interestVerifier() },
       );
       node.#release = release;
       return node;

@@ -3,7 +3,7 @@
  * membership changes and route ups and downs, driven by the one `Driver` (its plan is taken once
  * a burst of changes is over, and every 30 s it forgets the peers it stopped dialing), and its
  * plan carried out: a route to each chosen neighbour (reached by id: direct, punched or
- * relayed), unwanted routes closed (never a seed's).
+ * relayed), unwanted routes closed (a seed's only once the node has another route).
  */
 import { nodeIdFromText, nodeIdText } from "../identity/mod.ts";
 import { Overlay, type OverlayPlan } from "../mesh/mod.ts";
@@ -35,6 +35,7 @@ export class OverlayGlue {
   readonly #driver: Driver<OverlayPlan>;
   /** Peer node ids an overlay dial is in flight to. */
   readonly #dialing = new Set<string>();
+  readonly #seedsToClose = new Set<string>();
 
   constructor(private readonly h: OverlayHost, k: number) {
     this.core = new Overlay({
@@ -83,11 +84,13 @@ export class OverlayGlue {
   /** A route came up (`dialed`: by this node). */
   routeUp(peer: string, dialed: boolean): void {
     this.core.linkUp(nodeIdFromText(peer), dialed ? "out" : "in");
+    this.#closeSeeds();
     this.#driver.poke();
   }
 
   /** A route went down (not replaced by another route to the same peer). */
   routeDown(peer: string): void {
+    this.#seedsToClose.delete(peer);
     this.core.linkDown(nodeIdFromText(peer));
     // A member kept after a "dead" (it answered on this route) goes once the route does.
     if (this.h.gone(peer)) this.core.memberDown(nodeIdFromText(peer));
@@ -102,8 +105,31 @@ export class OverlayGlue {
     if (this.h.stopping()) return;
     for (const c of plan.connect) void this.#dial(nodeIdText(c.id), c.addr);
     for (const id of plan.disconnect) {
-      const link = this.h.routes.get(nodeIdText(id));
-      if (link && !link.seed) void link.session.close("overlay: no longer a neighbour");
+      const peer = nodeIdText(id);
+      const link = this.h.routes.get(peer);
+      if (!link) continue;
+      // A seed's route is the way in: kept until a route the overlay made is up.
+      if (link.seed && !this.#joined()) this.#seedsToClose.add(peer);
+      else void link.session.close("overlay: no longer a neighbour");
+    }
+  }
+
+  /** Whether a route that is not a seed's is up (the node is in the mesh on its own). */
+  #joined(): boolean {
+    for (const l of this.h.routes.values()) if (!l.seed) return true;
+    return false;
+  }
+
+  /** Seed routes the overlay let go before the node had a route of its own: closed once it has. */
+  #closeSeeds(): void {
+    if (this.#seedsToClose.size === 0 || !this.#joined()) return;
+    const wanted = new Set(this.core.neighbours().map((n) => nodeIdText(n.id)));
+    for (const peer of this.#seedsToClose) {
+      this.#seedsToClose.delete(peer);
+      const link = this.h.routes.get(peer);
+      if (link && !wanted.has(peer)) {
+        void link.session.close("overlay: no longer a neighbour (joined through others)");
+      }
     }
   }
 

@@ -7,19 +7,21 @@
  * | `ping`, `nat.*`, `relay.*` | nodes | traversal (lib/nat/traversal.ts) |
  * | `membership.msg` | nodes | membership (membership.ts) |
  * | `nat.ping` | clients | traversal: reach a node by id and ping it (`macula ping`) |
- * | `inspect.members`, `inspect.node` | clients | this node's views (`macula inspect`) |
+ * | `inspect.members`, `inspect.node`, `inspect.interest` | clients | this node's views (`macula inspect`) |
  */
 import { NAT_PING, type Traversal } from "../nat/mod.ts";
-import { INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
+import { INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
 import type { RequestRegistry } from "../peer/mod.ts";
 import type { MembershipGlue } from "./membership.ts";
-import type { NodeSnapshot } from "./snapshot.ts";
+import type { InterestSnapshot, NodeSnapshot } from "./snapshot.ts";
 
 /** What the node's own requests read. */
 export interface RequestsHost {
   traversal: Traversal;
   membership: MembershipGlue;
   snapshot(): NodeSnapshot;
+  /** `macula inspect interest`. */
+  interest(): InterestSnapshot;
 }
 
 /** Registers every request method the node answers in `r`. */
@@ -33,4 +35,5 @@ export function registerRequests(r: RequestRegistry, h: RequestsHost): void {
   );
   r.on(INSPECT_MEMBERS, () => h.membership.members());
   r.on(INSPECT_NODE, () => h.snapshot());
+  r.on(INSPECT_INTEREST, () => h.interest());
 }

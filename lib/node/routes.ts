@@ -7,7 +7,8 @@
  * - else the route whose QUIC connection the smaller node id dialed wins.
  *
  * Both ends apply the same rule, so both keep the same route and close the other
- * (DUPLICATE_ROUTE). A route to a configured seed stays pinned whichever session carries it.
+ * (DUPLICATE_ROUTE). A route to a configured seed stays marked as one whichever session carries
+ * it (it is kept while it is the node's only route: lib/node/overlay.ts).
  */
 import type { PeerSession } from "../peer/mod.ts";
 import type { BusLink } from "./links.ts";
@@ -27,6 +28,7 @@ export interface RouteTableHost {
 /** Peer node id → its route. */
 export class RouteTable {
   readonly #routes = new Map<string, BusLink>();
+  #emptied: (() => void)[] = [];
 
   constructor(private readonly h: RouteTableHost) {}
 
@@ -93,6 +95,17 @@ export class RouteTable {
     const peer = link.session.peer.nodeId;
     if (this.#routes.get(peer) !== link) return false;
     this.#routes.delete(peer);
+    if (this.#routes.size === 0) {
+      const w = this.#emptied;
+      this.#emptied = [];
+      for (const f of w) f();
+    }
     return true;
+  }
+
+  /** Resolves once the node has no route at all (at once when it has none now). */
+  whenEmpty(): Promise<void> {
+    if (this.#routes.size === 0) return Promise.resolve();
+    return new Promise((r) => this.#emptied.push(r));
   }
 }

@@ -1,7 +1,9 @@
 /**
- * Seeds (`join`): a route to each configured seed, dialed and redialed with jittered exponential
- * backoff for as long as the node runs. A route to a seed is pinned: the overlay never closes it.
- * When a duplicate route replaced ours, the loop waits for the kept one to go before redialing.
+ * Seeds (`join`): the way into the mesh. A route to each configured seed is dialed (with
+ * jittered exponential backoff until one answers). Once the node has other routes, the overlay
+ * may close a seed's route like any other (lib/node/overlay.ts): seeds do not become hubs. A
+ * seed is dialed again only when the node has no route left. When a duplicate route replaced
+ * ours, the loop waits for the kept one to go first.
  */
 import { formatUrl, type PeerSession } from "../peer/mod.ts";
 import { Backoff, backoffDelay, Sleeper } from "../util/mod.ts";
@@ -14,7 +16,7 @@ export interface SeedHost {
   stopping(): boolean;
   /** Dials `seed` and makes a session there (tracked like every session). */
   dial(seed: { host: string; port: number }): Promise<PeerSession>;
-  /** Opens a pinned route on a session to a seed. */
+  /** Opens a route (marked as a seed's) on a session to a seed. */
   route(s: PeerSession): Promise<unknown>;
   log(line: string): void;
 }
@@ -23,6 +25,8 @@ export interface SeedHost {
 export class Seeds {
   readonly #loops: Promise<void>[] = [];
   readonly #sleeper = new Sleeper();
+  #stop!: () => void;
+  readonly #stopped = new Promise<void>((r) => (this.#stop = r));
 
   constructor(private readonly h: SeedHost, seeds: readonly { host: string; port: number }[]) {
     for (const seed of seeds) this.#loops.push(this.#loop(seed));
@@ -30,12 +34,14 @@ export class Seeds {
 
   /** Ends every loop (a sleeping one at once); resolves when they have returned. */
   async stop(): Promise<void> {
+    this.#stop();
     this.#sleeper.wakeAll();
     await Promise.allSettled(this.#loops);
   }
 
   /** Wakes the sleeping loops now (the node is stopping). */
   wake(): void {
+    this.#stop();
     this.#sleeper.wakeAll();
   }
 
@@ -62,6 +68,9 @@ export class Seeds {
         await kept.session.closed;
         kept = this.h.routes.get(s.peer.nodeId);
       }
+      if (this.h.stopping()) return;
+      // Joined: the mesh is reached through other routes; the seed again only when none is left.
+      await Promise.race([this.h.routes.whenEmpty(), this.#stopped]);
       if (this.h.stopping()) return;
       await this.#sleeper.sleep(
         backoffDelay(0, Math.random, { baseMs: RUNTIME.seedBackoff.baseMs }),

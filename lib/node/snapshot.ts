@@ -10,7 +10,7 @@ import type {
   RelayStats,
   Traversal,
 } from "../nat/mod.ts";
-import type { RouterStats } from "../messaging/mod.ts";
+import type { OriginSnapshot, RouterStats } from "../messaging/mod.ts";
 import { formatUrl, type PeerSession } from "../peer/mod.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Bus, Dropped } from "./links.ts";
@@ -173,5 +173,46 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
     crl: p.crl,
     members,
     membership: p.membership.counters(),
+  };
+}
+
+/** What `macula inspect interest` shows: this node's record and every origin's it holds. */
+export interface InterestSnapshot {
+  nodeId: string;
+  /** Own record first, then the origins, nearest first (by RTT sum). */
+  origins: OriginSnapshot[];
+  /** Routing counters (also in `inspect node` → `router`). */
+  counters: Pick<
+    RouterStats,
+    | "records"
+    | "interestIn"
+    | "interestOut"
+    | "forgedRecords"
+    | "refusedRecords"
+    | "interestOverflow"
+    | "noRoute"
+    | "hopLimit"
+  >;
+}
+
+/** The interest snapshot of `bus`'s router; a link's peer is named by its node id. */
+export function interestOf(nodeId: string, bus: Bus): InterestSnapshot {
+  const r = bus.router;
+  const [own, ...rest] = r.interest((link) => link.session.peer.nodeId);
+  rest.sort((a, b) => (a.path?.rttMs ?? Infinity) - (b.path?.rttMs ?? Infinity));
+  const s = r.stats;
+  return {
+    nodeId,
+    origins: [own!, ...rest],
+    counters: {
+      records: s.records,
+      interestIn: s.interestIn,
+      interestOut: s.interestOut,
+      forgedRecords: s.forgedRecords,
+      refusedRecords: s.refusedRecords,
+      interestOverflow: s.interestOverflow,
+      noRoute: s.noRoute,
+      hopLimit: s.hopLimit,
+    },
   };
 }

@@ -20,3 +20,13 @@ export const INSPECT_NODE = defineRequest<Record<never, never>, unknown>(
   "document",
   "operators",
 );
+/**
+ * What the node knows of who subscribes to and serves what, mesh-wide: its own interest record
+ * and every origin's it holds, with the path to it (`macula inspect interest`).
+ */
+export const INSPECT_INTEREST = defineRequest<Record<never, never>, unknown>(
+  "inspect.interest",
+  [],
+  "document",
+  "operators",
+);

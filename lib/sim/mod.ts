@@ -1,7 +1,8 @@
 /**
  * Layer 7, the deterministic simulator: the same sans-IO cores as real nodes (lib/mesh) on
  * virtual time, over a seeded network with latency, loss, partitions, crashes and pauses; and the
- * scenarios behind `macula sim` (membership, with the overlay built over its final view). Every
+ * scenarios behind `macula sim` (membership, with the overlay built over its final view; routing,
+ * real routers over the overlay). Every
  * run reproduces from its seed. See docs/simulator.md.
  */
 export {
@@ -22,5 +23,16 @@ export {
   type OverlayReport,
   runMembershipSim,
 } from "./membership.ts";
+export {
+  type BusFrame,
+  RoutedMesh,
+  type RoutedMeshOptions,
+  RouterNode,
+  type RoutingReport,
+  type RoutingSimOptions,
+  runRoutingSim,
+  SimClient,
+  type Spread,
+} from "./routing.ts";
 export { OverlayMesh, type OverlayMeshOptions, randomId } from "./overlay.ts";
 export { SimError } from "./errors.ts";

@@ -47,7 +47,8 @@ describe("pub/sub across three nodes", () => {
   });
 
   test("a queue group gets each message once; plain subscribers get them all", async () => {
-    // Members on the two other nodes only: the publisher's node picks one node per message.
+    // Members on the two other nodes only: the publisher's node picks one node per message (the
+    // nearer by RTT, or both in turn when their RTTs are within the tie band).
     const w1 = c1.subscribe("jobs.>", { queue: "workers" });
     const w2 = c2.subscribe("jobs.>", { queue: "workers" });
     const w2b = c2.subscribe("jobs.*", { queue: "workers" });
@@ -66,9 +67,6 @@ describe("pub/sub across three nodes", () => {
     const seen = got.flat().filter((x) => x !== "end");
     expect(seen.length).toBe(60);
     expect(new Set(seen).size).toBe(60);
-    // Round-robin between the two member nodes: both took a share.
-    expect(got[0]!.length).toBeGreaterThan(0);
-    expect(got[1]!.length + got[2]!.length).toBeGreaterThan(0);
     for (const s of [w1, w2, w2b, all]) s.unsubscribe();
   });
 

@@ -38,7 +38,13 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   UNSUB: { sid: 1 },
   PUB: { topic: "orders.eu.new", payload: bytes(10) },
   MSG: { sid: 7, topic: "orders.eu.new", payload: bytes(0) },
-  FWD: { topic: "a.b", payload: bytes(300), queues: ["workers", "audit"] },
+  FWD: {
+    topic: "a.b",
+    payload: bytes(300),
+    ttl: 31,
+    dests: ["nodeAAAAAAAAAAAA", "nodeBBBBBBBBBBBB"],
+    groups: [{ node: "nodeBBBBBBBBBBBB", queue: "workers" }],
+  },
   REG: { proc: "svc.echo" },
   UNREG: { proc: "svc.echo" },
   CALL: {
@@ -47,6 +53,8 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
     payload: bytes(24),
     timeout_ms: 86_400_000,
     strategy: "round-robin",
+    to: "nodeAAAAAAAAAAAA",
+    ttl: 32,
   },
   REPLY: { id: 65536, payload: bytes(3) },
   FAIL: { id: 4, code: 255, message: "handler: é😀" },
@@ -56,6 +64,16 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   LOST: { sid: 3, count: 1000 },
   ERROR: { code: "duplicate_sid", message: "SUB: sid 1 is in use", sid: 1, proc: "math.add" },
   RCVD: { count: 985 },
+  INTEREST: {
+    origin: "n".repeat(52),
+    version: 1_764_000_000_000_001,
+    hops: 3,
+    rtt_us: 4200,
+    subs: [{ pattern: "orders.>", queue: "audit" }, { pattern: "jobs.*", queue: "workers" }],
+    procs: ["svc.echo"],
+    key: bytes(44),
+    sig: bytes(64),
+  },
 };
 
 /** The bus frame types, as docs/wire-protocol.md lists them. */
@@ -77,6 +95,7 @@ const TYPES: Record<string, number> = {
   LOST: 46,
   ERROR: 47,
   RCVD: 48,
+  INTEREST: 49,
 };
 
 /** A value one step over a field's limit (or of the wrong kind where a limit cannot be passed). */
@@ -136,7 +155,7 @@ describe("bus frames", () => {
   test("trailing optional fields are left out on the wire and decode as null", () => {
     const cases: [string, Record<string, unknown>, string][] = [
       ["SUB", { sid: 9, pattern: ">" }, "queue"],
-      ["CALL", { id: 1, proc: "p", payload: bytes(1), timeout_ms: 0 }, "strategy"],
+      ["CALL", { id: 1, proc: "p", payload: bytes(1), timeout_ms: 0, strategy: "nearest" }, "to"],
       ["ERROR", { code: "bad_topic", message: "x", sid: 4 }, "proc"],
     ];
     for (const [name, fields, optional] of cases) {
@@ -144,10 +163,14 @@ describe("bus frames", () => {
         const wire = busCodec.encode(name, { ...fields, [optional]: absent });
         const raw = decoder.decode(body(wire)) as unknown[];
         expect(raw.length).toBe(1 + Object.keys(fields).length); // not even a null
+        const after = BUS_FRAMES.find((x) => x.name === name)!.fields.map((x) => x.name);
+        const rest = Object.fromEntries(
+          after.slice(after.indexOf(optional)).map((x) => [x, null]), // it and the optionals after it
+        );
         expect(busCodec.decodeBody(body(wire))).toEqual({
           type: TYPES[name]!,
           name,
-          fields: { ...fields, [optional]: null },
+          fields: { ...fields, ...rest },
         });
       }
       // An explicit CBOR null in that position decodes the same.
@@ -215,7 +238,18 @@ describe("bus frames", () => {
           expect(e1.message.startsWith(`${spec.name}.${f.name}: `)).toBe(true);
           expect(e1.message.slice(spec.name.length + f.name.length + 3)).toMatch(detail);
           // The same values from a hostile peer (encoded unchecked) fail the decoder alike.
-          const arr: unknown[] = [spec.type, ...spec.fields.map((g) => fields[g.name] ?? null)];
+          // (Records go as arrays of their fields, as the encoder sends them.)
+          const raw = (g: (typeof spec.fields)[number]) => {
+            const v = fields[g.name] ?? null;
+            return g.kind === "records" && Array.isArray(v)
+              ? v.map((r) =>
+                typeof r === "object" && r !== null
+                  ? g.fields!.map((h) => (r as Record<string, unknown>)[h.name] ?? null)
+                  : r
+              )
+              : v;
+          };
+          const arr: unknown[] = [spec.type, ...spec.fields.map(raw)];
           if (value === null) arr.length = i + 1; // a missing field: the array ends early
           const e2 = wireError(() => busCodec.decodeBody(body(busCodec.encodeRaw(arr))));
           expect(e2.message).toBe(e1.message);
@@ -226,14 +260,14 @@ describe("bus frames", () => {
     expect(checked).toBeGreaterThan(80);
   });
 
-  test("newer peers: fields past the known ones are ignored; types 49–63 are errors, ≥ 0x40 skipped", () => {
+  test("newer peers: fields past the known ones are ignored; types 50–63 are errors, ≥ 0x40 skipped", () => {
     const extra = busCodec.encodeRaw([44, 5, "future", [1, 2], { k: 1 }]);
     expect(busCodec.decodeBody(body(extra))).toEqual({
       type: 44,
       name: "PING",
       fields: { id: 5 },
     });
-    for (const t of [0, 1, 4, 16, 31, 49, 63]) {
+    for (const t of [0, 1, 4, 16, 31, 50, 63]) {
       const e = wireError(() => busCodec.decodeBody(body(busCodec.encodeRaw([t, 1]))));
       expect(e.message).toBe(`frame type ${t}: unknown, and below 0x40 so it may not be ignored`);
     }
@@ -506,7 +540,7 @@ describe("fuzz (seeded)", () => {
     const cases = [
       [0x83, 0x18, 35, 0x61, 0x74, 0x5a, 0xff, 0xff, 0xff, 0xff], // PUB payload of 4 GiB
       [0x83, 0x18, 35, 0x7a, 0xff, 0xff, 0xff, 0xff], // PUB topic of 4 GiB
-      [0x84, 0x18, 37, 0x61, 0x74, 0x40, 0x9a, 0xff, 0xff, 0xff, 0xff], // FWD queues: 2^32-1 items
+      [0x84, 0x18, 37, 0x61, 0x74, 0x40, 0x9a, 0xff, 0xff, 0xff, 0xff], // FWD ttl as an array of 2^32-1 items
       [0x84, 0x18, 37, 0x61, 0x74, 0x40, 0x9b, 0, 0, 0, 1, 0, 0, 0, 0], // 2^32 items
       [0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // an array of 2^64-1 items
       [0x81, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // type 2^64-1

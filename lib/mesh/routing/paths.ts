@@ -1,0 +1,165 @@
+/**
+ * Paths to far nodes over the overlay (docs/routing.md): a distance-vector table. Each neighbour
+ * (a route, seen here as an opaque link) offers a cost to reach an origin node: hops, and the sum
+ * of the RTTs along its path. The best offer is the next hop toward that origin. Pure state, no
+ * IO, no clock: the router (lib/messaging) feeds it offers and withdrawals and floods what
+ * changed.
+ *
+ * - Best: the lowest RTT sum, then fewest hops, then the lower link id (each end is
+ *   deterministic). RTT first: a record floods fastest along the lowest-RTT path, so the first
+ *   copy a node takes is usually over its best path and few offers change the best afterwards
+ *   (with hops first, the later, shorter paths would each re-flood).
+ * - `MAX_HOPS` is infinity: an offer at or past it is a withdrawal. With poisoned reverse (a node
+ *   offers infinity to its own next hop) two-node loops cannot form; longer transient loops
+ *   count up to `MAX_HOPS` and end, and every forwarded frame carries a hop limit as well.
+ *
+ * @example
+ * ```ts
+ * import { PathTable } from "./paths.ts";
+ * const t = new PathTable();
+ * t.offer("far", "route:1", 2, 9);   // true: a first path
+ * t.offer("far", "route:2", 3, 1.5); // true: the lower RTT sum wins
+ * t.best("far");                      // { link: "route:2", hops: 3, rtt: 1.5 }
+ * t.dropLink("route:2");              // ["far"]: now via route:1
+ * ```
+ */
+
+/** Hops at which an origin counts as unreachable (RIP's 16 is too small for a 10,000-node mesh's transient paths). */
+export const MAX_HOPS = 32;
+
+/** The best way to an origin. */
+export interface Path {
+  readonly link: string;
+  readonly hops: number;
+  /** Sum of the RTTs along the path, ms. */
+  readonly rtt: number;
+}
+
+/** One origin's offers, in parallel arrays (a table per node × origins: kept small). */
+interface Entry {
+  readonly links: string[];
+  readonly hops: number[];
+  readonly rtt: number[];
+  best: Path | undefined;
+}
+
+/** Origin id → the offers of each neighbour, and the best of them. */
+export class PathTable {
+  readonly #origins = new Map<string, Entry>();
+  /** link → origins it offers (for `dropLink`). */
+  readonly #byLink = new Map<string, Set<string>>();
+
+  /** Origins with at least one offer. */
+  get size(): number {
+    return this.#origins.size;
+  }
+
+  /** The next hop toward `origin`, if any neighbour offers a path. */
+  best(origin: string): Path | undefined {
+    return this.#origins.get(origin)?.best;
+  }
+
+  /** How many neighbours offer a path to `origin`. */
+  offers(origin: string): number {
+    return this.#origins.get(origin)?.links.length ?? 0;
+  }
+
+  /**
+   * `link` offers `origin` at `hops` (already counting the hop to `link`) and `rtt`. Returns true
+   * when the best hop count or next hop changed (what the router floods on).
+   */
+  offer(origin: string, link: string, hops: number, rtt: number): boolean {
+    if (hops >= MAX_HOPS) return this.withdraw(origin, link);
+    let e = this.#origins.get(origin);
+    if (!e) this.#origins.set(origin, e = { links: [], hops: [], rtt: [], best: undefined });
+    const i = e.links.indexOf(link);
+    if (i >= 0) {
+      if (e.hops[i] === hops && e.rtt[i] === rtt) return false;
+      e.hops[i] = hops;
+      e.rtt[i] = rtt;
+    } else {
+      e.links.push(link);
+      e.hops.push(hops);
+      e.rtt.push(rtt);
+      let mine = this.#byLink.get(link);
+      if (!mine) this.#byLink.set(link, mine = new Set());
+      mine.add(origin);
+    }
+    const b = e.best;
+    // Better than the best: the new best. The best itself got worse: look again. Else no change.
+    if (!b || better(link, hops, rtt, b)) return this.#set(e, { link, hops, rtt });
+    if (b.link === link) return this.#rebest(e);
+    return false;
+  }
+
+  /** `link` no longer offers `origin`. True when the best changed (or the origin is now unreachable). */
+  withdraw(origin: string, link: string): boolean {
+    const e = this.#origins.get(origin);
+    if (!e || !remove(e, link)) return false;
+    this.#byLink.get(link)?.delete(origin);
+    if (e.links.length === 0) {
+      this.#origins.delete(origin);
+      return true;
+    }
+    return e.best?.link === link ? this.#rebest(e) : false;
+  }
+
+  /** A neighbour went: the origins whose best changed (some maybe now unreachable). */
+  dropLink(link: string): string[] {
+    const mine = this.#byLink.get(link);
+    this.#byLink.delete(link);
+    const changed: string[] = [];
+    for (const origin of mine ?? []) {
+      const e = this.#origins.get(origin);
+      if (!e || !remove(e, link)) continue;
+      if (e.links.length === 0) {
+        this.#origins.delete(origin);
+        changed.push(origin);
+      } else if (e.best?.link === link && this.#rebest(e)) changed.push(origin);
+    }
+    return changed;
+  }
+
+  /** Forgets every offer for `origin` (it died or left). */
+  forget(origin: string): void {
+    const e = this.#origins.get(origin);
+    if (!e) return;
+    for (const link of e.links) this.#byLink.get(link)?.delete(origin);
+    this.#origins.delete(origin);
+  }
+
+  #rebest(e: Entry): boolean {
+    let best: Path | undefined;
+    for (let i = 0; i < e.links.length; i++) {
+      const link = e.links[i]!, hops = e.hops[i]!, rtt = e.rtt[i]!;
+      if (!best || better(link, hops, rtt, best)) best = { link, hops, rtt };
+    }
+    return this.#set(e, best);
+  }
+
+  /** Sets the best; true when its link or hop count changed (what neighbours must hear). */
+  #set(e: Entry, best: Path | undefined): boolean {
+    const old = e.best;
+    e.best = best;
+    return !old || !best || old.link !== best.link || old.hops !== best.hops;
+  }
+}
+
+/** Removes `link`'s offer from `e`; false when it had none. */
+function remove(e: Entry, link: string): boolean {
+  const i = e.links.indexOf(link);
+  if (i < 0) return false;
+  const last = e.links.length - 1;
+  e.links[i] = e.links[last]!;
+  e.hops[i] = e.hops[last]!;
+  e.rtt[i] = e.rtt[last]!;
+  e.links.pop();
+  e.hops.pop();
+  e.rtt.pop();
+  return true;
+}
+
+/** Whether an offer beats `b`: lower RTT sum, then fewer hops, then the lower link id. */
+function better(link: string, hops: number, rtt: number, b: Path): boolean {
+  return rtt < b.rtt || (rtt === b.rtt && (hops < b.hops || (hops === b.hops && link < b.link)));
+}
