@@ -19,7 +19,15 @@
  *   of the path the anchor signed: the leaf, or the topmost intermediate (revoking an
  *   intermediate revokes everything under it; a leaf under an intermediate cannot be revoked on
  *   its own, as no CRL of the intermediate is held).
+ * - Cost: parsing and checking a chain takes milliseconds, and every node checks every member's
+ *   chain (membership) and every peer's (each handshake). A chain that passed is remembered,
+ *   process-wide and bounded (`VERIFIED_CACHE_SIZE`), with what can change: the time window its
+ *   path is valid in, the anchor that signed it (by key id and certificate), and the serial its
+ *   CRL covers. A hit outside the window, under another set of anchors, or revoked since goes
+ *   the whole way again, so the answer (and any error) is what the full check gives.
  */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { commonName, sanUris } from "./certificates.ts";
 import { crlNumber } from "./crl.ts";
 import { IdentityError } from "./errors.ts";
@@ -136,6 +144,46 @@ function parseCertificates(v: string | Uint8Array): x509.X509Certificate[] {
   const blocks = x509.PemConverter.decode(v);
   if (blocks.length === 0) return [new x509.X509Certificate(v)]; // let it say what is wrong
   return blocks.map((b) => new x509.X509Certificate(b));
+}
+
+/** Chains remembered as verified, process-wide (one entry is a few hundred bytes). */
+export const VERIFIED_CACHE_SIZE = 16_384;
+
+/** A chain that passed: what a later check of the same bytes must still confirm. */
+interface Verified {
+  /** The DER of the anchor that signed its path (anchors with the same key id may differ). */
+  anchorDer: string;
+  anchorKeyId: string;
+  topSerial: string;
+  notBefore: number;
+  notAfter: number;
+  identity: PeerIdentity;
+}
+
+const verified = new Map<string, Verified>();
+let verifiedHits = 0;
+
+/** The shared cache of verified chains: entries held, and checks it answered. */
+export function verifiedCache(): { size: number; hits: number } {
+  return { size: verified.size, hits: verifiedHits };
+}
+
+/** The cache key of a chain: the SHA-256 of each certificate, in order, and the realm. */
+function chainKey(items: readonly (Uint8Array | string)[], realm: string): string {
+  const h = createHash("sha256").update(realm);
+  for (const d of items) {
+    const bytes = typeof d === "string" ? Buffer.from(d) : d;
+    h.update(String(bytes.length)).update(":").update(bytes);
+  }
+  return h.digest("base64");
+}
+
+const ders = new WeakMap<x509.X509Certificate, string>();
+/** A certificate's DER, base64 (remembered per parsed certificate). */
+function derOf(c: x509.X509Certificate): string {
+  let d = ders.get(c);
+  if (d === undefined) ders.set(c, d = Buffer.from(c.rawData).toString("base64"));
+  return d;
 }
 
 /** Checks peers against the CAs of one realm (one, or old and new during a rotation). */
@@ -351,6 +399,34 @@ export class Verifier {
    */
   async verify(chain: Uint8Array[] | string | Uint8Array, now = new Date()): Promise<PeerIdentity> {
     const items = Array.isArray(chain) ? chain : [chain];
+    const key = chainKey(items.slice(0, 1 + MAX_INTERMEDIATES + 1), this.realm);
+    const hit = verified.get(key);
+    if (hit) {
+      const t = now.getTime();
+      const anchor = this.#anchors.find((a) => a.keyId === hit.anchorKeyId);
+      if (
+        anchor && derOf(anchor.cert) === hit.anchorDer && t >= hit.notBefore &&
+        t <= hit.notAfter && !anchor.revoked.has(hit.topSerial)
+      ) {
+        verified.delete(key); // most recently used last
+        verified.set(key, hit);
+        verifiedHits++;
+        return hit.identity;
+      }
+      verified.delete(key);
+    }
+    const identity = await this.#verify(items, now, (v) => {
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(key, v);
+    });
+    return identity;
+  }
+
+  async #verify(
+    items: readonly (Uint8Array | string)[],
+    now: Date,
+    remember: (v: Verified) => void,
+  ): Promise<PeerIdentity> {
     const leafData = items[0];
     if (leafData === undefined) {
       throw new IdentityError("bad-certificate", "the peer presented no certificate");
@@ -370,7 +446,7 @@ export class Verifier {
       );
     }
     const who = `certificate ${JSON.stringify(commonName(leaf))} (serial ${leaf.serialNumber})`;
-    const { anchor, top } = await this.#path(leaf, extra, who, now);
+    const { anchor, top, path } = await this.#path(leaf, extra, who, now);
     if (now < leaf.notBefore) {
       throw new IdentityError(
         "not-yet-valid",
@@ -438,7 +514,7 @@ export class Verifier {
     const groups = parsed
       .filter((u) => u?.kind === "group" && u.realm === this.realm)
       .map((u) => (u as { group: string }).group);
-    return {
+    const identity: PeerIdentity = {
       nodeId: id,
       nodeIdBytes: idBytes,
       realm: node.realm,
@@ -450,6 +526,16 @@ export class Verifier {
       issuer: leaf.issuer,
       revocation: { ca: anchor.keyId, serial: serialOf(top.serialNumber) },
     };
+    const all = [leaf, ...path, anchor.cert];
+    remember({
+      anchorDer: derOf(anchor.cert),
+      anchorKeyId: anchor.keyId,
+      topSerial: serialOf(top.serialNumber),
+      notBefore: Math.max(...all.map((c) => c.notBefore.getTime())),
+      notAfter: Math.min(...all.map((c) => c.notAfter.getTime())),
+      identity,
+    });
+    return identity;
   }
 
   /**
@@ -462,7 +548,7 @@ export class Verifier {
     extra: x509.X509Certificate[],
     who: string,
     now: Date,
-  ): Promise<{ anchor: Anchor; top: x509.X509Certificate }> {
+  ): Promise<{ anchor: Anchor; top: x509.X509Certificate; path: x509.X509Certificate[] }> {
     const signedBy = async (c: x509.X509Certificate, by: x509.X509Certificate) =>
       mayHaveIssued(c, by) &&
       await c.verify({ publicKey: by.publicKey, signatureOnly: true }).catch(() => false);
@@ -473,7 +559,7 @@ export class Verifier {
       for (const a of this.#anchors) {
         if (!(await signedBy(current, a.cert))) continue;
         this.#checkIssuer(a.cert, below, "the realm CA", who, now);
-        return { anchor: a, top: current };
+        return { anchor: a, top: current, path: [...used] };
       }
       const next = await (async () => {
         for (const c of extra) if (!used.has(c) && await signedBy(current, c)) return c;

@@ -13,7 +13,7 @@ import {
   realmTagHex,
 } from "../../lib/identity/names.ts";
 import { IdentityError } from "../../lib/identity/errors.ts";
-import { Verifier } from "../../lib/identity/verify.ts";
+import { verifiedCache, Verifier } from "../../lib/identity/verify.ts";
 import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { closingEndpoints } from "../helpers/quic.ts";
 
@@ -211,6 +211,43 @@ describe("verifying a peer's certificate", () => {
     expect((await v.verify(bad.cert)).name).toBe("bad");
     expect((await v.loadCrl((await empty(4)).toString("pem"))).accepted).toBe(false);
     expect((await v.loadCrl((await empty(5)).toString("pem"))).accepted).toBe(false);
+  });
+
+  test("a chain that passed is remembered; a CRL, the clock and another CA still refuse it", async () => {
+    const ca = await makeCa("ed25519", "acme-ca", "acme");
+    const c = await issue(ca, {
+      name: "cached",
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + DAY),
+    });
+    const v = await Verifier.create({ ca: ca.pem });
+    const first = await v.verify(c.cert);
+    const hits = verifiedCache().hits;
+    // Another verifier of the same CA (another node in this process) takes it from the cache.
+    const v2 = await Verifier.create({ ca: ca.pem });
+    expect(await v2.verify(c.cert)).toEqual(first);
+    expect(verifiedCache().hits).toBe(hits + 1);
+    // Past its end: the full check runs, and says why.
+    expect((await refused(v.verify(c.cert, new Date(Date.now() + 2 * DAY)))).code).toBe("expired");
+    // A CA with the same name but another key does not trust it.
+    const other = await Verifier.create({ ca: (await makeCa("ed25519", "acme-ca", "acme")).pem });
+    expect((await refused(other.verify(c.cert))).code).toBe("unknown-ca");
+    // Revoked after it was remembered: refused.
+    const crl = await x509.X509CrlGenerator.create({
+      issuer: ca.cert.subject,
+      thisUpdate: new Date(),
+      nextUpdate: new Date(Date.now() + DAY),
+      entries: [{
+        serialNumber: new x509.X509Certificate(c.cert).serialNumber,
+        revocationDate: new Date(),
+      }],
+      signingKey: ca.keys.privateKey,
+      signingAlgorithm: { name: "Ed25519" },
+      extensions: [new x509.Extension("2.5.29.20", false, new Uint8Array([0x02, 0x01, 1]))],
+    });
+    expect((await v.loadCrl(crl.toString("pem"))).accepted).toBe(true);
+    expect((await refused(v.verify(c.cert))).code).toBe("revoked");
+    expect((await v2.verify(c.cert)).name).toBe("cached"); // v2 holds no CRL
   });
 
   test("a verifier for a realm the CA is not for is refused at creation", async () => {
