@@ -280,7 +280,17 @@ export function configFrom(raw: unknown): NodeConfig {
   }
   if (top.overlay !== undefined) {
     const ov = object(top.overlay, "overlay", ["k"]);
-    if (ov.k !== undefined) c.overlay.k = int(ov.k, "overlay.k", 1, 64);
+    if (ov.k !== undefined) {
+      // One neighbour each splits any mesh past a handful of nodes (docs/overlay.md).
+      if (ov.k === 1) {
+        fail(
+          "overlay.k",
+          "must be 2 or more: with 1 neighbour per node the mesh splits into islands",
+          1,
+        );
+      }
+      c.overlay.k = int(ov.k, "overlay.k", 2, 64);
+    }
   }
   if (top.relay !== undefined) {
     const r = object(top.relay, "relay", [

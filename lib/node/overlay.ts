@@ -41,8 +41,10 @@ export class OverlayGlue {
     this.core = new Overlay({
       self: nodeIdFromText(h.nodeId),
       k,
-      // Two XOR-nearest neighbours, or k of them when k is smaller (overlay.k may be 1).
-      near: Math.min(2, k),
+      // Two XOR-nearest neighbours, and never more than half of k: the nearest-only graph is
+      // many islands (at k = 2 with both near, 60 nodes fall into up to 16 components), and the
+      // random half is what keeps the mesh in one piece (docs/overlay.md).
+      near: Math.min(2, Math.floor(k / 2)),
       rng: Math.random,
       now: monoNow(),
     });
@@ -120,17 +122,18 @@ export class OverlayGlue {
     return false;
   }
 
-  /** Seed routes the overlay let go before the node had a route of its own: closed once it has. */
+  /**
+   * Seed routes the overlay let go before the node had a route of its own: once it has one, they
+   * are reported up again, so the overlay's next plan decides about them afresh (closes them, or
+   * keeps one it has chosen meanwhile). Its earlier disconnect was never carried out.
+   */
   #closeSeeds(): void {
     if (this.#seedsToClose.size === 0 || !this.#joined()) return;
-    const wanted = new Set(this.core.neighbours().map((n) => nodeIdText(n.id)));
     for (const peer of this.#seedsToClose) {
-      this.#seedsToClose.delete(peer);
       const link = this.h.routes.get(peer);
-      if (link && !wanted.has(peer)) {
-        void link.session.close("overlay: no longer a neighbour (joined through others)");
-      }
+      if (link) this.core.linkUp(nodeIdFromText(peer), link.dialed ? "out" : "in");
     }
+    this.#seedsToClose.clear();
   }
 
   /**

@@ -187,6 +187,23 @@ describe("Overlay.plan", () => {
     expect(o.drain()).toEqual({ connect: [], disconnect: [] });
   });
 
+  test("a link that replaces one being closed is decided again, not left open", () => {
+    const all = ids(50, 9);
+    const o = new Overlay({ self: all[0]!, k: 2, near: 1, maxConnections: 2, rng: testRng(3) });
+    all.forEach((m, i) => o.memberUp(m, `n${i}`));
+    for (const c of o.drain().connect) o.linkUp(c.id, "out");
+    const chosen = new Set(keys(o.neighbours()));
+    const extra = all.slice(1).find((m) => !chosen.has(idHex(m)))!;
+    o.linkUp(extra, "in"); // over the budget: trimmed
+    expect(o.drain().disconnect.map(idHex)).toEqual([idHex(extra)]);
+    // Before that close is done, the peer's new connection replaces the old one (no linkDown).
+    o.linkUp(extra, "in");
+    expect(o.drain().disconnect.map(idHex)).toEqual([idHex(extra)]);
+    o.linkDown(extra);
+    expect(o.drain()).toEqual({ connect: [], disconnect: [] });
+    expect(o.links().length).toBe(2);
+  });
+
   test("a failed or refused connect is replaced and not redialled until clearAvoided", () => {
     const all = ids(100, 10);
     const self = all[0]!;

@@ -88,12 +88,12 @@ describe("overlay routes on real nodes", () => {
   }, 60_000);
 });
 
-test("overlay.k = 1 (the smallest the configuration allows): a node starts, and keeps its one neighbour", async () => {
-  const d = mkdtempSync(join(tmpdir(), "macula-overlay-k1-"));
+test("overlay.k = 2 (the smallest the configuration allows) in a mesh of two: each keeps the other", async () => {
+  const d = mkdtempSync(join(tmpdir(), "macula-overlay-k2-"));
   const a = await Node.start({
     dataDir: join(d, "a"),
     listen: { host: "127.0.0.1", port: 0 },
-    overlay: { k: 1 },
+    overlay: { k: 2 },
   });
   try {
     const b = await Node.start({
@@ -101,7 +101,7 @@ test("overlay.k = 1 (the smallest the configuration allows): a node starts, and 
       devCaDir: a.caDir!,
       listen: { host: "127.0.0.1", port: 0 },
       join: [{ host: "127.0.0.1", port: a.endpoint.address.port }],
-      overlay: { k: 1 },
+      overlay: { k: 2 },
     });
     try {
       await b.waitForRoutes(1);

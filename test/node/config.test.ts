@@ -108,6 +108,16 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
     expect(err("relay: {rate: 1}")).toContain("relay.rate: unknown key (known: enabled,");
   });
 
+  test("overlay.k: 2 at least, because one neighbour each splits the mesh", () => {
+    expect(parseConfig("overlay: {k: 2}").overlay.k).toBe(2);
+    expect(err("overlay: {k: 1}")).toBe(
+      "node.yaml: overlay.k: must be 2 or more: with 1 neighbour per node the mesh splits into islands (got 1)",
+    );
+    expect(err("overlay: {k: 65}")).toBe(
+      "node.yaml: overlay.k: must be an integer from 2 to 64 (got 65)",
+    );
+  });
+
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
       "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, dev_ca_create, advertise, overlay, tags, relay, membership, permissions)",

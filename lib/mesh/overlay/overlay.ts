@@ -180,6 +180,9 @@ export class Overlay implements SansIoCore<OverlayPlan> {
     const key = idHex(id);
     if (key === this.selfKey) return;
     if (dir === "out") this.requested.delete(key);
+    // A link up while the one before it is being closed (the peer's connection replaced ours, or
+    // came in as ours went): the close was for the old one. The next plan decides about this one.
+    if (this.closing.delete(key)) this.linkMap.delete(key);
     if (!this.linkMap.has(key)) this.linkMap.set(key, { id: id.slice(), dir });
   }
 
