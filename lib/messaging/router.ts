@@ -801,8 +801,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
 
   /**
    * Sends one message on toward `dests` (short id → the queue groups it is for): one FWD per
-   * next hop (more when it names over `MAX_DESTS`). A destination with no path, or whose path
-   * leads back where the message came from, is counted (`noRoute`).
+   * next hop (more when it names over `MAX_DESTS`). A destination whose best path leads back
+   * where the message came from goes by the next best, or back when there is none (paths still
+   * settling: `PathTable.nextHop`); one with no path at all is counted (`noRoute`).
    */
   #route(
     from: Link | undefined,
@@ -813,8 +814,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   ): void {
     const byLink = new Map<string, [string, string[]][]>();
     for (const [node, queues] of dests) {
-      const p = this.#paths.best(node);
-      if (!p || p.link === from?.id) {
+      const p = this.#paths.nextHop(node, from?.id);
+      if (!p) {
         this.stats.noRoute++;
         continue;
       }
@@ -1074,14 +1075,12 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   }
 
   /**
-   * The link a call for origin `short` goes out on, or why none: no path, or the path leads
-   * back to where the call came from.
+   * The link a call for origin `short` goes out on (`PathTable.nextHop`: back where it came
+   * from only when no other path is offered), or why none.
    */
   #hopToward(short: string, from: Link): LinkState | string {
-    const p = this.#paths.best(short);
-    if (!p) return `no path to node ${short}`;
-    if (p.link === from.id) return `the path to node ${short} leads back`;
-    return this.#links.get(p.link) ?? `no path to node ${short}`;
+    const p = this.#paths.nextHop(short, from.id);
+    return (p && this.#links.get(p.link)) ?? `no path to node ${short}`;
   }
 
   /** Picks a provider and sends the call; answers `no_provider` when none is left. */

@@ -185,13 +185,37 @@ describe("router: interest and forwarding", () => {
     expect(n1.take()).toEqual([
       `FWD {"topic":"t.y","payload":"on","ttl":8,"dests":["${short(A)}"],"groups":[]}`,
     ]);
-    // The hop limit, a path that leads back, and a node with no path: dropped and counted.
+    // The hop limit, and a node with no path: dropped and counted.
     rx(n2, "FWD", { topic: "t.y", payload: b("x"), ttl: 1, ...to(A) });
-    rx(n1, "FWD", { topic: "t.y", payload: b("x"), ttl: 9, ...to(A) });
     rx(n1, "FWD", { topic: "t.y", payload: b("x"), ttl: 9, ...to("nodeZZZZZZZZZZZZ") });
     expect([...n1.take(), ...n2.take()]).toEqual([]);
     expect(r.stats.hopLimit).toBe(1);
-    expect(r.stats.noRoute).toBe(2);
+    expect(r.stats.noRoute).toBe(1);
+    // The only path leads back where it came from (paths settling): back it goes, one hop less.
+    rx(n1, "FWD", { topic: "t.y", payload: b("x"), ttl: 9, ...to(A) });
+    expect(n1.take()).toEqual([
+      `FWD {"topic":"t.y","payload":"x","ttl":8,"dests":["${short(A)}"],"groups":[]}`,
+    ]);
+  });
+
+  test("a FWD or CALL whose best path leads back goes by the next best path (paths settling)", () => {
+    const { r, link, rx } = setup();
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    rx(n1, "INTEREST", record(A, { hops: 1, subs: [{ pattern: "t" }], procs: ["p"] }));
+    rx(n2, "INTEREST", record(A, { hops: 3, subs: [{ pattern: "t" }], procs: ["p"] }));
+    n1.take();
+    n2.take();
+    // n1 is the best hop toward A, but n1 sent this: n2 takes it, and nothing goes back.
+    rx(n1, "FWD", { topic: "t", payload: b("x"), ttl: 9, ...to(A) });
+    expect(n1.take()).toEqual([]);
+    expect(n2.take()).toEqual([
+      `FWD {"topic":"t","payload":"x","ttl":8,"dests":["${short(A)}"],"groups":[]}`,
+    ]);
+    rx(n1, "CALL", { id: 4, proc: "p", payload: b("q"), timeout_ms: 500, to: short(A), ttl: 9 });
+    expect(n1.take()).toEqual([]);
+    expect(n2.take().map((f) => f.split(" ")[0])).toEqual(["CALL"]);
+    expect(r.stats.noRoute).toBe(0);
   });
 
   test("queue groups: a local member wins; a FWD delivers only to the groups it names", () => {

@@ -1,0 +1,44 @@
+/** The distance-vector path table of lib/mesh/routing (docs/routing.md). */
+import { expect, test } from "bun:test";
+import { MAX_HOPS, PathTable } from "../../lib/mesh/routing/mod.ts";
+
+test("the best path: fewest hops, then lowest RTT sum, then the lower link id", () => {
+  const t = new PathTable();
+  expect(t.offer("far", "r2", 3, 1.5)).toBe(true);
+  expect(t.offer("far", "r1", 2, 9)).toBe(true); // fewer hops, whatever the RTT
+  expect(t.best("far")).toEqual({ link: "r1", hops: 2, rtt: 9 });
+  expect(t.offer("far", "r4", 2, 1.5)).toBe(true); // same hops, lower RTT
+  expect(t.offer("far", "r0", 2, 1.5)).toBe(true); // same hops and RTT, lower id
+  expect(t.offer("far", "r3", 2, 1.5)).toBe(false); // same hops and RTT, higher id
+  expect(t.best("far")?.link).toBe("r0");
+  expect(t.offers("far")).toBe(5);
+  // Only the RTT of the best changed: nothing for the neighbours to hear (no hop or link change).
+  expect(t.offer("far", "r0", 2, 1.2)).toBe(false);
+});
+
+test("a withdrawal, a dropped link, and an offer at the hop limit each fall back to the next best", () => {
+  const t = new PathTable();
+  t.offer("far", "r1", 2, 1);
+  t.offer("far", "r2", 4, 5);
+  t.offer("other", "r1", 1, 1);
+  expect(t.offer("far", "r1", MAX_HOPS, 1)).toBe(true); // infinity: a withdrawal
+  expect(t.best("far")?.link).toBe("r2");
+  expect(t.dropLink("r1")).toEqual(["other"]);
+  expect(t.best("other")).toBeUndefined();
+  expect(t.withdraw("far", "r2")).toBe(true);
+  expect(t.size).toBe(0);
+});
+
+test("nextHop: a frame goes back where it came from only when no other path is offered", () => {
+  const t = new PathTable();
+  t.offer("far", "r1", 2, 1);
+  t.offer("far", "r2", 3, 4);
+  t.offer("far", "r3", 3, 2);
+  expect(t.nextHop("far", undefined)?.link).toBe("r1");
+  expect(t.nextHop("far", "r2")?.link).toBe("r1");
+  expect(t.nextHop("far", "r1")).toEqual({ link: "r3", hops: 3, rtt: 2 });
+  t.withdraw("far", "r2");
+  t.withdraw("far", "r3");
+  expect(t.nextHop("far", "r1")?.link).toBe("r1");
+  expect(t.nextHop("nowhere", "r1")).toBeUndefined();
+});
