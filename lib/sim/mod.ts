@@ -3,7 +3,7 @@
  * virtual time, over a seeded network with latency, loss, partitions, crashes and pauses; and the
  * scenarios behind `macula sim` (membership, with the overlay built over its final view; routing,
  * real routers over the overlay). Every
- * run reproduces from its seed. See docs/simulator.md.
+ * run reproduces from its seed. The DHT: real Kademlia cores (lib/sim/dht.ts). See docs/simulator.md.
  */
 export {
   type CoreFactory,
@@ -36,3 +36,4 @@ export {
 } from "./routing.ts";
 export { OverlayMesh, type OverlayMeshOptions, randomId } from "./overlay.ts";
 export { SimError } from "./errors.ts";
+export { type DhtReport, type DhtSimOptions, runDhtSim } from "./dht.ts";

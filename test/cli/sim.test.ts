@@ -59,3 +59,52 @@ describe("macula sim membership", () => {
     expect(r.stderr).toContain("give --pause as two whole numbers of ms");
   });
 });
+
+const simOf = (what: string) => (...args: string[]) =>
+  run([process.execPath, MAIN, "sim", what, ...args]);
+
+describe("macula sim routing", () => {
+  test("the report: complete delivery, no duplicates, the command that reruns it", async () => {
+    const r = await simOf("routing")("--nodes", "150", "--subscribers", "30", "--seed", "3");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      "rerun:                   macula sim routing --nodes 150 --subscribers 30 --k 8 --churn 0.1 --seed 3",
+    );
+    expect(r.stdout).toMatch(/delivery: +\d+ of \d+ \(100%\), 0 duplicates/);
+    expect(r.stdout).toMatch(/calls to a far provider: 50 of 50 answered, 0 failed/);
+  });
+
+  test("--k 1 is refused: one neighbour each splits the mesh", async () => {
+    const r = await simOf("routing")("--k", "1");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--k");
+  });
+});
+
+describe("macula sim dht", () => {
+  test("the report, and --json: the same seed gives the same report", async () => {
+    const r = await simOf("dht")("--nodes", "150", "--seed", "5");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      "rerun:                   macula sim dht --nodes 150 --churn 0.1 --seed 5",
+    );
+    expect(r.stdout).toMatch(/lookups: +200 of 200 found their target \(100%\)/);
+    expect(r.stdout).toContain("client-mode nodes in server tables: 0");
+    const a = await simOf("dht")("--nodes", "100", "--seed", "5", "--json");
+    const b = await simOf("dht")("--nodes", "100", "--seed", "5", "--json");
+    const strip = (s: string) => {
+      const { wallMs: _, ...rest } = JSON.parse(s);
+      return rest;
+    };
+    expect(strip(b.stdout)).toEqual(strip(a.stdout));
+    expect(strip(a.stdout).steady.getSuccess).toBe(1);
+  });
+
+  test("bad arguments: exit 2 with what to give", async () => {
+    const r = await simOf("dht")("--churn", "1.5");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("give a fraction of nodes from 0 to below 1");
+  });
+});
