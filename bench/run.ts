@@ -8,6 +8,7 @@ import { writeDocSection } from "./lib/report.ts";
 import { type Bench, type BenchOptions, UsageError } from "./lib/types.ts";
 import { abuseBench } from "./abuse/bench.ts";
 import { membershipBench } from "./membership/bench.ts";
+import { meshBench } from "./mesh/bench.ts";
 import { natBench } from "./nat/bench.ts";
 import { messagingBench } from "./messaging/bench.ts";
 import { quicBench } from "./quic/bench.ts";
@@ -21,6 +22,7 @@ const BENCHES: Readonly<Record<string, Bench>> = {
   nat: natBench,
   relay: relayBench,
   abuse: abuseBench,
+  mesh: meshBench,
 };
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");

@@ -147,6 +147,9 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
       { name: "sig", kind: "bytes", max: 128 },
     ],
   },
+  // N→N: "I am letting this route go: take other paths; answer RETIRE once you have"
+  // (docs/routing.md, "Letting a route go"; lib/node/links.ts).
+  { type: 50, name: "RETIRE", fields: [] },
 ];
 
 /** The bus codec: frames up to the payload limit plus room for the other fields (a FWD's queues). */

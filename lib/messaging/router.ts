@@ -484,6 +484,22 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     }
   }
 
+  /**
+   * A route is being let go (docs/routing.md, "Letting a route go"): from now on its paths are a
+   * last resort (any other path to an origin beats them), so what is published and called moves
+   * to other routes while it drains. Calls already over it finish over it.
+   */
+  retire(link: Link): void {
+    if (link.kind !== "node" || !this.#links.has(link.id)) return;
+    for (const short of this.#paths.retire(link.id)) this.#changedPath(short);
+  }
+
+  /** Whether calls are in flight over `link`, either way (a route let go waits for them). */
+  busy(link: Link): boolean {
+    const st = this.#links.get(link.id);
+    return st !== undefined && (st.calls.size > 0 || this.#calls.hasProvider(link.id));
+  }
+
   /** A session ended: its subscriptions, procedures, calls and flushes are cleaned up. */
   detach(link: Link): void {
     const st = this.#links.get(link.id);

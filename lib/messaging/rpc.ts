@@ -288,6 +288,12 @@ export class PendingCalls<C = undefined> {
     return this.fail(id, new RpcError("cancelled", reason));
   }
 
+  /** Whether any call is pending at `provider`. */
+  hasProvider(provider: string): boolean {
+    for (const call of this.calls.values()) if (call.provider === provider) return true;
+    return false;
+  }
+
   /** A provider went away: fails its calls with `unavailable`, in id order. */
   failProvider(provider: string): FailedCall<C>[] {
     const out: FailedCall<C>[] = [];

@@ -85,6 +85,11 @@ export const RUNTIME = {
   maxBacklog: 64 * 1024 * 1024,
   /** How soon a client hears of drops (LOST), and how often it is retried while backed up. */
   lostReportMs: 50,
+  /**
+   * A route let go (the overlay no longer wants it) closes once both ends have drained, or after
+   * this long whatever is left (calls over it still in flight then fail `unavailable`).
+   */
+  retireMs: 5000,
   /** `stop()` gives queued frames this long to reach QUIC before saying goodbye. */
   drainMs: 2000,
   /** Seeds are redialed with jittered backoff from 200 ms up to 10 s. */

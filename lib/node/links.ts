@@ -14,6 +14,11 @@
  *   count in all, every `CONFIRM_EVERY` frames or `CONFIRM_MS` after one). When a route goes
  *   down, the FWDs written to it that its peer never confirmed are counted as lost
  *   (`dropped.lostInRoute`) and logged: forwarded into a dying route is not delivered.
+ * - Letting a route go without loss (`retire`; docs/routing.md, "Letting a route go"): the
+ *   node makes the route's paths a last resort and says RETIRE; the peer does the same and
+ *   answers RETIRE (after confirming what it took). Once the answer is in, every FWD written to
+ *   the route is confirmed and no call is in flight over it, the node closes the session. Past
+ *   `RUNTIME.retireMs` it closes anyway, and what was unconfirmed is counted lost.
  * - A frame that breaks the protocol closes the session (PROTOCOL_VIOLATION) with the reason.
  * - Only a node's certificate may open `route`: a client's is closed (FORBIDDEN) with the reason.
  *   What a client may do on `client` is the router's `authorize` (the node's permissions).
@@ -79,6 +84,13 @@ export class BusLink implements Link {
   #taken = 0;
   #takenConfirmed = 0;
   #confirmTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Set while the route is being let go: whether this node started it (`mine`), the reason, and
+   * whether the peer has answered RETIRE (`answered`); the bound's timer.
+   */
+  retiring:
+    | { mine: boolean; reason: string; answered: boolean; timer: ReturnType<typeof setTimeout> }
+    | undefined;
 
   constructor(
     readonly id: string,
@@ -208,6 +220,7 @@ export class BusLink implements Link {
   stop(): void {
     clearTimeout(this.#lostTimer);
     clearTimeout(this.#confirmTimer);
+    clearTimeout(this.retiring?.timer);
   }
 }
 
@@ -234,11 +247,18 @@ export class Bus {
     shed: 0,
     lostInRoute: 0,
   };
+  /**
+   * Routes let go (`retire`): `clean` closed once both ends had drained, `cut` closed at the
+   * bound (`RUNTIME.retireMs`), what they held counted in `dropped.lostInRoute`.
+   */
+  readonly retired = { clean: 0, cut: 0 };
   /** Sessions closed for opening a channel their certificate does not allow. */
   refusedChannels = 0;
   /** Sessions closed for a malformed or misplaced bus frame, by frame (`frame`: the framing). */
   readonly malformed = new Map<string, number>();
   readonly #links = new Map<PeerSession, BusLink>();
+  /** Routes this node is letting go, waiting to drain. */
+  readonly #retiring = new Set<BusLink>();
   readonly #driver: Driver<RouterSend<BusLink>[]>;
   #ids = 1;
 
@@ -261,6 +281,7 @@ export class Bus {
     this.#driver = new Driver(this.router, {
       act: (sends) => {
         for (const s of sends) s.to.send(s.name, s.fields);
+        for (const l of this.#retiring) this.#retireDone(l);
       },
       unref: false,
       onError: (e) => hooks.log(`router: ${(e as Error).message}`),
@@ -348,10 +369,76 @@ export class Bus {
     return link;
   }
 
+  /**
+   * Lets a route go without loss: its paths become a last resort, the peer is told (RETIRE), and
+   * the session closes with `reason` once both ends have drained, or after `RUNTIME.retireMs`.
+   */
+  retire(link: BusLink, reason: string): void {
+    if (link.kind !== "node" || link.retiring || this.#links.get(link.session) !== link) return;
+    this.#startRetiring(link, true, reason);
+    this.#retireDone(link);
+  }
+
+  /** The peer said RETIRE: it let the route go, or it answers ours. */
+  #onRetire(link: BusLink): void {
+    if (link.retiring) {
+      link.retiring.answered = true;
+      // Everything the peer sent before its answer is here: confirm it before the close.
+      link.confirmTaken();
+      return;
+    }
+    // The peer lets it go: take other paths, confirm what came, answer. The peer closes.
+    this.#startRetiring(link, false, "the peer let this route go");
+    link.confirmTaken();
+    link.send("RETIRE", {});
+  }
+
+  #startRetiring(link: BusLink, mine: boolean, reason: string): void {
+    const timer = setTimeout(() => {
+      if (!link.retiring || link.session.conn.closeInfo) return;
+      this.retired.cut++;
+      this.hooks.log(
+        `route to ${
+          describe(link.session)
+        } let go (${reason}): not drained within ${RUNTIME.retireMs} ms, closed`,
+      );
+      void link.session.close(reason).catch(() => {});
+    }, mine ? RUNTIME.retireMs : 2 * RUNTIME.retireMs);
+    (timer as { unref?: () => void }).unref?.();
+    link.retiring = { mine, reason, answered: false, timer };
+    this.router.retire(link);
+    this.#driver.poke(); // what the router queued goes out now, before RETIRE
+    if (mine) {
+      link.send("RETIRE", {});
+      this.#retiring.add(link);
+    }
+  }
+
+  /** Routes this node let go whose peer has answered, still draining (calls in flight over them). */
+  get draining(): number {
+    let n = 0;
+    for (const l of this.#retiring) if (l.retiring?.answered) n++;
+    return n;
+  }
+
+  /** Closes a route this node let go once its peer answered, all it sent is confirmed, no call is left. */
+  #retireDone(link: BusLink): void {
+    const r = link.retiring;
+    if (!r?.answered || link.forwardsConfirmed < link.forwardsWritten) return;
+    if (this.router.busy(link)) return;
+    this.#retiring.delete(link);
+    clearTimeout(r.timer);
+    if (link.session.conn.closeInfo) return;
+    this.retired.clean++;
+    link.confirmTaken();
+    void link.session.close(r.reason).catch(() => {});
+  }
+
   /** Takes a link from the router. `replaced`: another route to the same peer took its place. */
   detach(link: BusLink, replaced = false): void {
     if (this.#links.get(link.session) !== link) return;
     this.#links.delete(link.session);
+    this.#retiring.delete(link);
     // A route we let go while its session is open: confirm what we took (its peer counts the rest).
     if (link.kind === "node") link.confirmTaken();
     link.stop();
@@ -423,6 +510,13 @@ export class Bus {
             if ("unknown" in f) continue;
             if (link.kind === "node" && f.name === "RCVD") {
               link.confirmed(f.fields.count as number); // the link's accounting, not routing
+              continue;
+            }
+            if (f.name === "RETIRE") {
+              if (link.kind !== "node") {
+                throw new ProtocolError("RETIRE: not allowed from a client on the bus");
+              }
+              this.#onRetire(link);
               continue;
             }
             this.router.receive(monoNow(), link, f);

@@ -270,6 +270,7 @@ export class Node {
       stopping,
       connect: (id) => this.traversal.connect(id),
       route: async (s) => this.#bus.linkOf(s) ?? await this.#bus.open(s, "node", true),
+      retire: (link, reason) => this.#bus.retire(link, reason),
       gone: (id) => this.#gone(id),
       log,
     }, config.overlay.k);
@@ -420,6 +421,17 @@ export class Node {
   /** Peer node ids with a live route. */
   get routes(): string[] {
     return this.#routes.peers();
+  }
+
+  /**
+   * Lets the route to `peer` go as the overlay does when it no longer wants it: without loss,
+   * drained, then closed (docs/routing.md, "Letting a route go"). False when there is no route.
+   */
+  retireRoute(peer: string): boolean {
+    const link = this.#routes.get(peer);
+    if (!link) return false;
+    this.#bus.retire(link, "let go by this node");
+    return true;
   }
 
   snapshot(): NodeSnapshot {

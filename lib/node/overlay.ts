@@ -3,7 +3,8 @@
  * membership changes and route ups and downs, driven by the one `Driver` (its plan is taken once
  * a burst of changes is over, and every 30 s it forgets the peers it stopped dialing), and its
  * plan carried out: a route to each chosen neighbour (reached by id: direct, punched or
- * relayed), unwanted routes closed (a seed's only once the node has another route).
+ * relayed), unwanted routes let go without loss (drained, then closed; a seed's only once the
+ * node has another route).
  */
 import { nodeIdFromText, nodeIdText } from "../identity/mod.ts";
 import { Overlay, type OverlayPlan } from "../mesh/mod.ts";
@@ -24,6 +25,8 @@ export interface OverlayHost {
   connect(id: string): Promise<{ session: PeerSession }>;
   /** The route link on `s`: the existing one, or a new dialed route. */
   route(s: PeerSession): Promise<BusLink | undefined>;
+  /** Lets a route go without loss: drained, then closed with `reason` (lib/node/links.ts). */
+  retire(link: BusLink, reason: string): void;
   /** True when membership holds `id` dead or left. */
   gone(id: string): boolean;
   log(line: string): void;
@@ -112,7 +115,7 @@ export class OverlayGlue {
       if (!link) continue;
       // A seed's route is the way in: kept until a route the overlay made is up.
       if (link.seed && !this.#joined()) this.#seedsToClose.add(peer);
-      else void link.session.close("overlay: no longer a neighbour");
+      else this.h.retire(link, "overlay: no longer a neighbour");
     }
   }
 

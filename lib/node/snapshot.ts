@@ -64,6 +64,12 @@ export interface NodeSnapshot {
   /** Messages dropped: a link backed up, the node's budget, or a route that died (`lostInRoute`). */
   dropped: Dropped;
   /**
+   * Routes this node let go (the overlay no longer wanted them): `clean` once both ends had
+   * drained, `cut` at the bound (docs/routing.md, "Letting a route go"); `draining` now: the
+   * peer has answered, calls over the route are still in flight.
+   */
+  retired: { clean: number; cut: number; draining: number };
+  /**
    * Refusals of what a certificate does not allow (docs/security.md): bus operations refused by
    * the permissions (also `router.denied`), sessions closed for opening a channel of nodes,
    * requests refused by method.
@@ -163,6 +169,7 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
     pendingCalls: r.pendingCalls,
     router: r.stats,
     dropped: { ...p.bus.dropped },
+    retired: { ...p.bus.retired, draining: p.bus.draining },
     refused: {
       operations: r.stats.denied,
       channels: p.bus.refusedChannels,

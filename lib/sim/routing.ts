@@ -119,6 +119,20 @@ export class RouterNode implements Core<RouterMsg, never> {
     this.#flush();
   }
 
+  /** This node lets its route to `peer` go: its paths become a last resort (`Router.retire`). */
+  retire(peer: Addr): void {
+    const l = this.#routes.get(peer);
+    if (!l) return;
+    this.router.retire(l);
+    this.#flush();
+  }
+
+  /** Whether calls are in flight over the route to `peer` (`Router.busy`). */
+  busy(peer: Addr): boolean {
+    const l = this.#routes.get(peer);
+    return l !== undefined && this.router.busy(l);
+  }
+
   /** Attaches a new client. */
   client(): SimClient {
     const c = new SimClient(`${this.addr}/c${++this.#clients}`, this);

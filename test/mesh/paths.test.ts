@@ -42,3 +42,23 @@ test("nextHop: a frame goes back where it came from only when no other path is o
   expect(t.nextHop("far", "r1")?.link).toBe("r1");
   expect(t.nextHop("nowhere", "r1")).toBeUndefined();
 });
+
+test("a link being let go offers a last resort: any other path wins, an origin only it reaches keeps it", () => {
+  const t = new PathTable();
+  t.offer("far", "r1", 1, 1);
+  t.offer("far", "r2", 5, 9);
+  t.offer("only", "r1", 2, 1);
+  expect(t.retire("r1")).toEqual(["far"]);
+  expect(t.best("far")?.link).toBe("r2");
+  expect(t.best("only")?.link).toBe("r1");
+  expect(t.retire("r1")).toEqual([]); // once
+  // A better offer over the retiring link changes nothing; a new link beats it.
+  expect(t.offer("far", "r1", 1, 0.1)).toBe(false);
+  expect(t.offer("only", "r3", 9, 20)).toBe(true);
+  expect(t.best("only")?.link).toBe("r3");
+  expect(t.nextHop("far", "r2")?.link).toBe("r1"); // still the way out when nothing else is left
+  // Gone: no longer retiring (a new link with the same id would count in full).
+  t.dropLink("r1");
+  t.offer("far", "r1", 1, 1);
+  expect(t.best("far")?.link).toBe("r1");
+});

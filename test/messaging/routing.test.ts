@@ -190,6 +190,45 @@ describe("routing across nodes", () => {
     expect(m.nodes[0]!.router.interest().map((o) => o.node)).not.toContain(m.nodes[1]!.nodeId);
     expect(m.stats().noRoute).toBe(0);
   });
+
+  test("a route being let go: traffic takes other paths at once, an origin only it reaches keeps it, calls over it hold it", () => {
+    // 0–1–2 (2 hops) and 0–3–4–2 (3 hops) to node 2; node 5 hangs off 0 alone.
+    const m = mesh(6, [[0, 1], [1, 2], [0, 3], [3, 4], [4, 2], [0, 5]]);
+    const sub2 = m.client(2);
+    m.send(sub2, "SUB", { sid: 1, pattern: "x" });
+    const sub5 = m.client(5);
+    m.send(sub5, "SUB", { sid: 1, pattern: "x" });
+    const prov = m.client(5);
+    m.send(prov, "REG", { proc: "at.five" });
+    m.settle();
+    const [n0, n1, n3, n5] = [m.nodes[0]!, m.nodes[1]!, m.nodes[3]!, m.nodes[5]!];
+    m.sim.call("n0", () => {
+      n0.retire(n1.addr);
+      n0.retire(n5.addr);
+    });
+    m.settle();
+    const via1 = n1.router.stats.forwarded;
+    const via3 = n3.router.stats.forwarded;
+    const pub = m.client(0);
+    for (let i = 0; i < 5; i++) m.send(pub, "PUB", { topic: "x", payload: b(`${i}`) });
+    m.settle();
+    expect(msgs(sub2)).toEqual(["0", "1", "2", "3", "4"]);
+    expect(n1.router.stats.forwarded - via1).toBe(0); // the longer way, through 3 and 4
+    expect(n3.router.stats.forwarded - via3).toBe(5);
+    expect(msgs(sub5)).toEqual(["0", "1", "2", "3", "4"]); // only the retiring route reaches 5
+    // A call to 5 goes over its retiring route and holds it until answered.
+    const caller = m.client(0);
+    m.send(caller, "CALL", { id: 1, proc: "at.five", payload: b("q"), timeout_ms: 1000 });
+    m.sim.runFor(50); // not settle: that would run to the call's deadline
+    expect(n0.busy(n5.addr)).toBe(true);
+    expect(n0.busy(n1.addr)).toBe(false);
+    const call = prov.got("CALL")[0]!;
+    m.send(prov, "REPLY", { id: call.fields.id, payload: b("a") });
+    m.settle();
+    expect(caller.got("REPLY").map((f) => text(f.fields.payload))).toEqual(["a"]);
+    expect(n0.busy(n5.addr)).toBe(false);
+    expect(m.stats().noRoute).toBe(0);
+  });
 });
 
 describe("macula sim routing", () => {

@@ -12,6 +12,9 @@
  *   on jitter, and while they moved, paths looped (on 54 real nodes, 45 of 54 paths to a node that
  *   had just announced a procedure looped for a few ms; calls in that window failed). Among equal
  *   hop counts the lower RTT wins: such a switch cannot form a loop.
+ * - A link being let go (`retire`) offers its paths as a last resort: any other offer beats it,
+ *   so traffic moves off it at once, but an origin it alone reaches stays reachable until the
+ *   link is gone (docs/routing.md, "Letting a route go").
  * - `MAX_HOPS` is infinity: an offer at or past it is a withdrawal. With poisoned reverse (a node
  *   offers infinity to its own next hop) two-node loops cannot form; longer transient loops
  *   count up to `MAX_HOPS` and end, and every forwarded frame carries a hop limit as well.
@@ -52,6 +55,8 @@ export class PathTable {
   readonly #origins = new Map<string, Entry>();
   /** link → origins it offers (for `dropLink`). */
   readonly #byLink = new Map<string, Set<string>>();
+  /** Links being let go: their offers lose to any other (`retire`). */
+  readonly #retiring = new Set<string>();
 
   /** Origins with at least one offer. */
   get size(): number {
@@ -75,7 +80,7 @@ export class PathTable {
     let alt: Path | undefined;
     for (let i = 0; i < e.links.length; i++) {
       const link = e.links[i]!, hops = e.hops[i]!, rtt = e.rtt[i]!;
-      if (link !== from && (!alt || better(link, hops, rtt, alt))) alt = { link, hops, rtt };
+      if (link !== from && (!alt || this.#better(link, hops, rtt, alt))) alt = { link, hops, rtt };
     }
     return alt ?? e.best;
   }
@@ -108,7 +113,7 @@ export class PathTable {
     }
     const b = e.best;
     // Better than the best: the new best. The best itself got worse: look again. Else no change.
-    if (!b || better(link, hops, rtt, b)) return this.#set(e, { link, hops, rtt });
+    if (!b || this.#better(link, hops, rtt, b)) return this.#set(e, { link, hops, rtt });
     if (b.link === link) return this.#rebest(e);
     return false;
   }
@@ -125,10 +130,26 @@ export class PathTable {
     return e.best?.link === link ? this.#rebest(e) : false;
   }
 
+  /**
+   * `link` is being let go: its offers lose to any other from now on (an origin only it offers
+   * keeps it). Returns the origins whose best changed.
+   */
+  retire(link: string): string[] {
+    if (this.#retiring.has(link)) return [];
+    this.#retiring.add(link);
+    const changed: string[] = [];
+    for (const origin of this.#byLink.get(link) ?? []) {
+      const e = this.#origins.get(origin);
+      if (e?.best?.link === link && this.#rebest(e)) changed.push(origin);
+    }
+    return changed;
+  }
+
   /** A neighbour went: the origins whose best changed (some maybe now unreachable). */
   dropLink(link: string): string[] {
     const mine = this.#byLink.get(link);
     this.#byLink.delete(link);
+    this.#retiring.delete(link);
     const changed: string[] = [];
     for (const origin of mine ?? []) {
       const e = this.#origins.get(origin);
@@ -153,9 +174,18 @@ export class PathTable {
     let best: Path | undefined;
     for (let i = 0; i < e.links.length; i++) {
       const link = e.links[i]!, hops = e.hops[i]!, rtt = e.rtt[i]!;
-      if (!best || better(link, hops, rtt, best)) best = { link, hops, rtt };
+      if (!best || this.#better(link, hops, rtt, best)) best = { link, hops, rtt };
     }
     return this.#set(e, best);
+  }
+
+  /** Whether an offer beats `b`: not being let go, then fewer hops, a lower RTT sum, the lower link id. */
+  #better(link: string, hops: number, rtt: number, b: Path): boolean {
+    if (this.#retiring.size > 0) {
+      const r = this.#retiring.has(link), rb = this.#retiring.has(b.link);
+      if (r !== rb) return rb;
+    }
+    return better(link, hops, rtt, b);
   }
 
   /** Sets the best; true when its link or hop count changed (what neighbours must hear). */
