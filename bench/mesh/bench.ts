@@ -37,7 +37,10 @@ class Host {
   #exited = false;
 
   constructor(args: unknown, timeoutS: number) {
-    this.child = spawn(process.execPath, [HOST, JSON.stringify(args)], {
+    // BENCH_MESH_PROFILE=dir: each host process writes a CPU profile there (bun --cpu-prof).
+    const prof = process.env.BENCH_MESH_PROFILE;
+    const flags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+    this.child = spawn(process.execPath, [...flags, HOST, JSON.stringify(args)], {
       stdio: ["pipe", "pipe", "inherit"],
       timeout: timeoutS * 1000,
       killSignal: "SIGKILL",
@@ -171,6 +174,7 @@ async function runReal(n: number, o: BenchOptions, rng: () => number): Promise<R
   const dir = mkdtempSync(join(tmpdir(), "macula-bench-mesh-"));
   const hosts: Host[] = [];
   const clients: Client[] = [];
+  let startedIn = "";
   try {
     const per = [
       Math.ceil(n / PROCS),
@@ -212,6 +216,11 @@ async function runReal(n: number, o: BenchOptions, rng: () => number): Promise<R
       Math.max(...conv.map((c) => c.alive[1])),
     ];
     progress(`mesh: ${n} real nodes started in ${((lastStart - t0) / 1000).toFixed(1)} s`);
+    startedIn = `${n} nodes started in ${((lastStart - t0) / 1000).toFixed(1)} s (converged: ${
+      convergeS === null
+        ? `never, alive ${alive[0]}–${alive[1]}`
+        : `${convergeS.toFixed(1)} s later`
+    }), then `;
 
     // Idle: 5 s to settle, then 10 s measured.
     await new Promise((r) => setTimeout(r, 5000));
@@ -390,6 +399,8 @@ async function runReal(n: number, o: BenchOptions, rng: () => number): Promise<R
       delivery: { expected, delivered, duplicates, drops },
       rpcFailed,
     };
+  } catch (e) {
+    throw new Error(`${startedIn}${(e as Error).message}`);
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
     await Promise.allSettled(hosts.map((h) => h.stop()));

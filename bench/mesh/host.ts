@@ -22,6 +22,8 @@ const o = JSON.parse(process.argv[2]!) as {
   caDir?: string;
   seedPort?: number;
 };
+// SIGTERM: exit at once (a CPU profile, BENCH_MESH_PROFILE, is written on exit).
+process.on("SIGTERM", () => process.exit(0));
 const say = (x: unknown) => process.stdout.write(`${JSON.stringify(x)}\n`);
 const quiet = () => {};
 

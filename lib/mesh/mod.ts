@@ -1,12 +1,14 @@
 /**
  * Layer 5, the mesh: the protocol cores that make nodes a mesh — membership (SWIM + Lifeguard),
- * the k-regular overlay and the paths over it, and the Kademlia DHT (lib/mesh/dht/mod.ts, its own
- * entry point: its record names would clash) — all sans-IO (lib/util/sansio.ts), run on
+ * the k-regular overlay and the paths over it, and the Kademlia DHT (lib/mesh/dht/mod.ts has all
+ * of it; what other layers use is re-exported here by name, as its record names would clash) —
+ * all sans-IO (lib/util/sansio.ts), run on
  * real time by lib/node and on virtual time by lib/sim. docs/membership.md, docs/overlay.md.
  */
 export * from "./membership/mod.ts";
 export * from "./overlay/mod.ts";
 export * from "./routing/mod.ts";
+export { Dht, type DhtEvent, type DhtMsg, type DhtRecord, type LookupResult } from "./dht/mod.ts";
 export {
   type Addr,
   type Core,

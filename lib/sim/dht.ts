@@ -13,10 +13,10 @@ import {
   type DhtEvent,
   type DhtMsg,
   type DhtRecord,
+  idHex,
   type LookupResult,
-} from "../mesh/dht/mod.ts";
-import { seededRng } from "../mesh/mod.ts";
-import { idHex } from "../mesh/overlay/members.ts";
+  seededRng,
+} from "../mesh/mod.ts";
 import { randomId } from "./overlay.ts";
 import type { Spread } from "./routing.ts";
 import { SimError } from "./errors.ts";

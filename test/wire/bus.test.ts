@@ -64,6 +64,7 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
   LOST: { sid: 3, count: 1000 },
   ERROR: { code: "duplicate_sid", message: "SUB: sid 1 is in use", sid: 1, proc: "math.add" },
   RCVD: { count: 985 },
+  RETIRE: {},
   INTEREST: {
     origin: "n".repeat(52),
     version: 1_764_000_000_000_001,
@@ -96,6 +97,7 @@ const TYPES: Record<string, number> = {
   ERROR: 47,
   RCVD: 48,
   INTEREST: 49,
+  RETIRE: 50,
 };
 
 /** A value one step over a field's limit (or of the wrong kind where a limit cannot be passed). */
@@ -132,7 +134,7 @@ function wrongKind(f: FieldSpec): unknown {
 }
 
 describe("bus frames", () => {
-  test("the frame table: types 32–48, every one with an example", () => {
+  test("the frame table: types 32–50, every one with an example", () => {
     expect(Object.fromEntries(BUS_FRAMES.map((s) => [s.name, s.type]))).toEqual(TYPES);
     expect(Object.keys(EXAMPLES).sort()).toEqual(Object.keys(TYPES).sort());
     for (const s of BUS_FRAMES) expect(s.type).toBeLessThan(FIRST_IGNORABLE_TYPE);
@@ -260,14 +262,14 @@ describe("bus frames", () => {
     expect(checked).toBeGreaterThan(80);
   });
 
-  test("newer peers: fields past the known ones are ignored; types 50–63 are errors, ≥ 0x40 skipped", () => {
+  test("newer peers: fields past the known ones are ignored; types 51–63 are errors, ≥ 0x40 skipped", () => {
     const extra = busCodec.encodeRaw([44, 5, "future", [1, 2], { k: 1 }]);
     expect(busCodec.decodeBody(body(extra))).toEqual({
       type: 44,
       name: "PING",
       fields: { id: 5 },
     });
-    for (const t of [0, 1, 4, 16, 31, 50, 63]) {
+    for (const t of [0, 1, 4, 16, 31, 51, 63]) {
       const e = wireError(() => busCodec.decodeBody(body(busCodec.encodeRaw([t, 1]))));
       expect(e.message).toBe(`frame type ${t}: unknown, and below 0x40 so it may not be ignored`);
     }
