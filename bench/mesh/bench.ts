@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, connect, type Subscription } from "../../lib/client/client.ts";
 import { type RoutingReport, runRoutingSim } from "../../lib/sim/routing.ts";
+import { withTimeout } from "../../lib/util/mod.ts";
 import { machineInfo, machineMarkdown } from "../lib/machine.ts";
 import { progress } from "../lib/report.ts";
 import { round, summarizeNs } from "../lib/stats.ts";
@@ -103,7 +104,7 @@ interface NodeRef {
   url: string;
 }
 
-/** Latencies (µs) by the path's hop count. */
+/** Latencies (ns) by the path's hop count. */
 type ByHops = Map<number, number[]>;
 
 function add(m: ByHops, hops: number, ns: number): void {
@@ -155,19 +156,12 @@ async function untilInterest(
 
 /** The next message of `sub`, within `ms`. */
 async function nextOf(sub: Subscription, ms: number): Promise<void> {
-  const it = sub[Symbol.asyncIterator]();
-  let t: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const r = await Promise.race([
-      it.next(),
-      new Promise<never>((_, rej) => {
-        t = setTimeout(() => rej(new Error("bench/mesh: a message did not arrive")), ms);
-      }),
-    ]);
-    if (r.done) throw new Error("bench/mesh: a subscription ended");
-  } finally {
-    clearTimeout(t);
-  }
+  const r = await withTimeout(
+    sub[Symbol.asyncIterator]().next(),
+    ms,
+    () => new Error("bench/mesh: a message did not arrive"),
+  );
+  if (r.done) throw new Error("bench/mesh: a subscription ended");
 }
 
 async function runReal(n: number, o: BenchOptions, rng: () => number): Promise<RealResult> {

@@ -85,11 +85,11 @@ export class BusLink implements Link {
   #takenConfirmed = 0;
   #confirmTimer: ReturnType<typeof setTimeout> | undefined;
   /**
-   * Set while the route is being let go: whether this node started it (`mine`), the reason, and
-   * whether the peer has answered RETIRE (`answered`); the bound's timer.
+   * Set while the route is being let go: the reason, whether the peer has answered RETIRE
+   * (`answered`), and the bound's timer.
    */
   retiring:
-    | { mine: boolean; reason: string; answered: boolean; timer: ReturnType<typeof setTimeout> }
+    | { reason: string; answered: boolean; timer: ReturnType<typeof setTimeout> }
     | undefined;
 
   constructor(
@@ -405,7 +405,7 @@ export class Bus {
       void link.session.close(reason).catch(() => {});
     }, mine ? RUNTIME.retireMs : 2 * RUNTIME.retireMs);
     (timer as { unref?: () => void }).unref?.();
-    link.retiring = { mine, reason, answered: false, timer };
+    link.retiring = { reason, answered: false, timer };
     this.router.retire(link);
     this.#driver.poke(); // what the router queued goes out now, before RETIRE
     if (mine) {
