@@ -18,6 +18,7 @@ import { type Client, connect } from "../../lib/client/mod.ts";
 import { CREDS_FILES, issueCert, loadCa } from "../../lib/identity/mod.ts";
 import { Node } from "../../lib/node/node.ts";
 import type { NodeSnapshot } from "../../lib/node/snapshot.ts";
+import { withTimeout } from "../../lib/util/mod.ts";
 import { Proc } from "../helpers/proc.ts";
 
 const ATTACK = fileURLToPath(new URL("../../bench/abuse/attack.ts", import.meta.url));
@@ -26,6 +27,8 @@ let node: Node;
 let nodeCreds: string;
 const clients: Client[] = [];
 let pub: Client, sub: Client, caller: Client;
+/** Status changes of the well-behaved clients, for failure messages. */
+const statusLog: string[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "macula-abuse-"));
@@ -36,7 +39,14 @@ beforeAll(async () => {
     maxBacklog: 256 * 1024,
   });
   const c = async () => {
-    const x = await connect({ url: node.url, creds: node.credsDir!, onError: () => {} });
+    const n = clients.length;
+    const x = await connect({
+      url: node.url,
+      creds: node.credsDir!,
+      onError: () => {},
+      // A failure names what the well-behaved clients went through (a lost connection, …).
+      onStatus: (s, detail) => statusLog.push(`client ${n}: ${s} (${detail})`),
+    });
     clients.push(x);
     return x;
   };
@@ -79,8 +89,15 @@ async function wellBehaved(
   let received = 0, answered = 0, rounds = 0;
   try {
     for (; rounds < MAX_ROUNDS && (rounds < MIN_ROUNDS || !counted()); rounds++) {
+      const published = node.router.stats.published;
       pub.publish("victim.latency", payload);
-      const m = await it.next();
+      // Bounded: a message that never comes fails the case with what happened, not a hang.
+      const m = await withTimeout(it.next(), 20_000, () =>
+        new Error(
+          `round ${rounds}: the publish was not received within 20 s; the node ${
+            node.router.stats.published > published ? "routed it" : "never got it"
+          }; client status changes: ${statusLog.slice(-6).join("; ") || "none"}`,
+        ));
       if (!m.done && m.value.payload.length === payload.length) received++;
       const r = await caller.call("abuse.echo", payload.subarray(0, 128), { timeoutMs: 10_000 });
       if (r.length === 128) answered++;
