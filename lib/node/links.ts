@@ -376,7 +376,6 @@ export class Bus {
   retire(link: BusLink, reason: string): void {
     if (link.kind !== "node" || link.retiring || this.#links.get(link.session) !== link) return;
     this.#startRetiring(link, true, reason);
-    this.#retireDone(link);
   }
 
   /** The peer said RETIRE: it let the route go, or it answers ours. */
