@@ -1,8 +1,8 @@
 /**
  * One attacker for bench/abuse, in its own process so its CPU is not the victim's:
  * `bun bench/abuse/attack.ts <kind> <port> <creds-dir> <node-creds-dir> <node-id>`. It attacks the
- * node on 127.0.0.1:<port> until SIGTERM (or 120 s), with one valid certificate of the realm (a
- * client's; a node's for `punch`). It prints `{"ready":true,"port":<port>}` once the attack is set up,
+ * node on 127.0.0.1:<port> until SIGTERM (or 120 s), with a valid certificate of the realm of its
+ * own (a client's from <creds-dir>; a node's from <node-creds-dir> for `punch` and `gossip`). It prints `{"ready":true,"port":<port>}` once the attack is set up,
  * and one JSON line on stderr of what it did when it stops. Kinds: see `ATTACKS`.
  */
 import { readFileSync } from "node:fs";
@@ -11,7 +11,12 @@ import process from "node:process";
 import { type Credentials, CREDS_FILES, Verifier } from "../../lib/identity/mod.ts";
 import { busCodec } from "../../lib/messaging/mod.ts";
 import { PeerSession } from "../../lib/peer/mod.ts";
-import { openUdpSocket, QuicEndpoint, type UdpSocketFactory } from "../../lib/quic/mod.ts";
+import {
+  openUdpSocket,
+  type QuicConnection,
+  QuicEndpoint,
+  type UdpSocketFactory,
+} from "../../lib/quic/mod.ts";
 import { ATTACKS } from "./attacks.ts";
 import { exportSpki, generateKeyPair } from "../../lib/identity/keys.ts";
 import { nodeIdFromSpki, nodeIdText } from "../../lib/identity/mod.ts";
@@ -41,7 +46,7 @@ const read = (dir: string): Credentials => ({
 });
 const creds = read(kind === "punch" || kind === "gossip" ? nodeCredsDir : credsDir);
 let stopping = false;
-const count = { actions: 0, refused: 0, sessions: 0 };
+const count = { actions: 0, refused: 0, sessions: 0, heldDown: 0 };
 const stop = () => (stopping = true);
 process.on("SIGTERM", stop);
 setTimeout(stop, 120_000).unref();
@@ -61,14 +66,29 @@ async function endpoint(o: { deaf?: boolean } = {}): Promise<QuicEndpoint> {
   });
 }
 
-/** A session whose incoming channel is never read. */
+/**
+ * A session whose incoming channel is never read. A node that closed one for misbehaving holds
+ * the certificate down for a while: the refusals are counted (`heldDown`) and it tries again.
+ */
 async function session(ep: QuicEndpoint): Promise<PeerSession> {
-  const conn = await ep.connect(target);
-  count.sessions++;
-  return await PeerSession.dial(conn, {
-    self: { nodeId: me.nodeId, realm: me.realm },
-    onChannel: () => {},
-  });
+  for (let i = 0;; i++) {
+    let conn: QuicConnection | null = null;
+    try {
+      conn = await ep.connect(target);
+      const s = await PeerSession.dial(conn, {
+        self: { nodeId: me.nodeId, realm: me.realm },
+        onChannel: () => {},
+      });
+      count.sessions++;
+      return s;
+    } catch (e) {
+      const why = conn ? (await conn.closed).reason : (e as Error).message;
+      // 120 s at most, as the attack.
+      if (stopping || i >= 1200 || !/held down/.test(why)) throw e;
+      count.heldDown++;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 const frame = (name: string, fields: Record<string, unknown>) => busCodec.encode(name, fields);
@@ -109,12 +129,17 @@ async function run(): Promise<void> {
         return;
       }
       case "sub-churn": {
-        const s = await session(ep);
-        const ch = await s.openChannel("client");
+        let s = await session(ep);
+        let ch = await s.openChannel("client");
         ready();
         for (let i = 1; !stopping; i++) {
-          await ch.write(frame("SUB", { sid: i, pattern: `churn.${i}.>` }));
-          if (i > 5000) await ch.write(frame("UNSUB", { sid: i - 5000 }));
+          if (s.conn.closeInfo || s.closing) {
+            count.refused++; // the node closed it: again, once the hold-down lets it
+            s = await session(ep);
+            ch = await s.openChannel("client");
+          }
+          await ch.write(frame("SUB", { sid: i, pattern: `churn.${i}.>` })).catch(() => {});
+          if (i > 5000) await ch.write(frame("UNSUB", { sid: i - 5000 })).catch(() => {});
           count.actions++;
           if (i % 256 === 0) await new Promise((r) => setImmediate(r));
         }
@@ -124,8 +149,8 @@ async function run(): Promise<void> {
         ready();
         while (!stopping) {
           const s = await session(ep);
-          const ch = await s.openChannel("client");
-          await ch.write(busCodec.encodeRaw([35, 42, new Uint8Array(0)])).catch(() => {});
+          const ch = await s.openChannel("client").catch(() => null);
+          if (ch) await ch.write(busCodec.encodeRaw([35, 42, new Uint8Array(0)])).catch(() => {});
           await s.closed;
           count.actions++;
         }
@@ -216,7 +241,10 @@ async function run(): Promise<void> {
   }
 }
 
-await run().catch((e) => process.stderr.write(`attack ${kind}: ${(e as Error).message}\n`));
+await run().catch((e) => {
+  // Stopping while refused (held down) ends the attack; anything else is worth saying.
+  if (!stopping) process.stderr.write(`attack ${kind}: ${(e as Error).message}\n`);
+});
 // The summary goes to stderr: stdout is the ready line only (bench/lib/spawn.ts keeps no more).
 process.stderr.write(`${JSON.stringify({ attack: kind, ...count })}\n`);
 process.exit(0);

@@ -108,21 +108,27 @@ async function one(
     );
     let attackerLine = "—";
     if (attack) {
-      // A node certificate for the attack that needs one (punch).
-      const nodeCreds = join(dir, `${attack}-node-creds`);
-      mkdirSync(nodeCreds, { recursive: true });
+      // The attacker's own certificates: a client's, and a node's for the attacks that need one
+      // (punch, gossip). Its own, so that a hold-down of it leaves the well-behaved clients be.
       const ca = await loadCa(r.caDir);
-      const cert = await issueCert({ ca, name: "attacker", role: "node", durationMs: 3_600_000 });
-      writeFileSync(join(nodeCreds, CREDS_FILES.ca), ca.pem);
-      writeFileSync(join(nodeCreds, CREDS_FILES.cert), cert.pem);
-      writeFileSync(join(nodeCreds, CREDS_FILES.key), cert.keyPem!);
+      const issue = async (role: "client" | "node") => {
+        const d = join(dir, `${attack}-${role}-creds`);
+        mkdirSync(d, { recursive: true });
+        const cert = await issueCert({ ca, name: `attacker-${role}`, role, durationMs: 3_600_000 });
+        writeFileSync(join(d, CREDS_FILES.ca), ca.pem);
+        writeFileSync(join(d, CREDS_FILES.cert), cert.pem);
+        writeFileSync(join(d, CREDS_FILES.key), cert.keyPem!);
+        return d;
+      };
+      const clientCreds = await issue("client");
+      const nodeCreds = await issue("node");
       attacker = await startServer(
         [
           process.execPath,
           join(o.repoRoot, "bench", "abuse", "attack.ts"),
           attack,
           String(node.port),
-          r.credsDir,
+          clientCreds,
           nodeCreds,
           r.nodeId,
         ],

@@ -234,6 +234,8 @@ export interface BusHooks {
   admit(link: BusLink): boolean;
   /** A client's bus operation: null when allowed, else the refusal (the router's `authorize`). */
   authorize(link: BusLink, op: BusOperation, subject: string, queue?: string): string | null;
+  /** The bus closes `s` for a protocol violation (a malformed frame, too many refusals). */
+  misbehaved(s: PeerSession, why: string): void;
   log(line: string): void;
 }
 
@@ -534,6 +536,7 @@ export class Bus {
       const key = this.malformed.has(kind) || this.malformed.size < 64 ? kind : "other";
       this.malformed.set(key, (this.malformed.get(key) ?? 0) + 1);
       this.hooks.log(`closing session with ${describe(link.session)}: ${why}`);
+      this.hooks.misbehaved(link.session, why);
       void link.session.conn.close(PROTOCOL_VIOLATION, why.slice(0, 200));
     }
   }

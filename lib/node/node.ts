@@ -16,7 +16,7 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
-import { derChainOf, Verifier } from "../identity/mod.ts";
+import { derChainOf, type PeerIdentity, Verifier } from "../identity/mod.ts";
 import type { Overlay, RecordSigner } from "../mesh/mod.ts";
 import type { InterestSigner, InterestVerifier, Router } from "../messaging/mod.ts";
 import { interestSigner, interestVerifier } from "./interest.ts";
@@ -28,7 +28,7 @@ import {
   StunServer,
   Traversal,
 } from "../nat/mod.ts";
-import { formatUrl, RequestRegistry } from "../peer/mod.ts";
+import { formatUrl, type PeerSession, RequestRegistry } from "../peer/mod.ts";
 import { Permissions } from "../policy/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
 import { monoNow, VERSION, withTimeout } from "../util/mod.ts";
@@ -36,6 +36,7 @@ import { type NodeConfig, type NodeConfigInput, withDefaults } from "./config.ts
 import { nodeCredentials } from "./credentials.ts";
 import { RUNTIME } from "./defaults.ts";
 import { NodeError, StartError } from "./errors.ts";
+import { HoldDowns } from "./holddown.ts";
 import { Bus, type BusLink, describe } from "./links.ts";
 import { MembershipGlue, membershipSigner } from "./membership.ts";
 import { OverlayGlue } from "./overlay.ts";
@@ -50,6 +51,24 @@ import { interestOf, type NodeSnapshot, snapshotOf } from "./snapshot.ts";
 export { PROTOCOL_VIOLATION } from "./links.ts";
 export { DUPLICATE_ROUTE } from "./routes.ts";
 export type { InterestSnapshot, NodeSnapshot } from "./snapshot.ts";
+
+/**
+ * The endpoint's `checkPeer`: the certificate chain verified, then a client certificate that is
+ * held down (lib/node/holddown.ts) refused with the time it has left, before it costs a session.
+ */
+function heldDownOrChecked(
+  verifier: Verifier,
+  holdDowns: HoldDowns,
+): (chain: Uint8Array[], conn: { context: unknown }) => Promise<void> {
+  const check = verifier.checkPeer();
+  return async (chain, conn) => {
+    await check(chain, conn);
+    const peer = conn.context as PeerIdentity;
+    if (peer.role !== "client") return;
+    const why = holdDowns.check(peer.nodeId, monoNow());
+    if (why !== null) throw new NodeError(why);
+  };
+}
 
 /** The address a node of `config` is reached at, listening on `port`. */
 function urlOf(config: NodeConfig, port: number): string {
@@ -117,6 +136,8 @@ export class Node {
     ownChain: Uint8Array[],
     /** Signs this node's interest records, and checks other nodes' (lib/node/interest.ts). */
     interest: { signer: InterestSigner; verify: InterestVerifier },
+    /** Client certificates refused for a while after misbehaving (checked at the handshake). */
+    readonly holdDowns: HoldDowns,
   ) {
     this.revocation = revocation;
     revocationHost.sessions = () => this.#sessions.all();
@@ -131,7 +152,7 @@ export class Node {
       return access === "nodes"
         ? `${method} is for peer nodes only (this certificate is a ${peer.role}'s)`
         : `${method} is for operators only (this certificate is not in group ${this.#permissions.config.operatorGroup})`;
-    });
+    }, (s, why) => this.#misbehaved(s, why));
     this.#registry = registry;
     this.#routes = new RouteTable({
       nodeId,
@@ -146,6 +167,7 @@ export class Node {
         const d = this.#permissions.check(link.session.peer, op, subject, queue);
         return d ? d.message : null;
       },
+      misbehaved: (s, why) => this.#misbehaved(s, why),
       log,
     }, {
       realm: config.realm,
@@ -331,13 +353,14 @@ export class Node {
         log,
       };
       const revocation = await Revocation.start(revocationHost);
+      const holdDowns = new HoldDowns();
       const nodeId = me.nodeId;
       try {
         endpoint = await QuicEndpoint.bind({
           host: config.listen.host,
           port: config.listen.port,
           tls: { ca: creds.ca, cert: creds.cert, key: creds.key },
-          checkPeer: verifier.checkPeer(),
+          checkPeer: heldDownOrChecked(verifier, holdDowns),
           idleTimeoutMs: config.quic.idleTimeoutMs,
           keepAliveMs: config.quic.keepAliveMs,
         });
@@ -376,6 +399,7 @@ export class Node {
         membershipSigner(creds.key),
         derChainOf(creds.cert),
         { signer: interestSigner(creds.key), verify: interestVerifier() },
+        holdDowns,
       );
       node.#release = release;
       return node;
@@ -447,8 +471,15 @@ export class Node {
       membership: this.membership,
       refusedRequests: this.#registry.refused,
       requestFloods: this.#registry.sessionsClosed,
+      holdDowns: this.holdDowns.stats(monoNow()),
       crl: { ...this.revocation.snapshot(), closedExpired: this.#sessions.expired },
     });
+  }
+
+  /** This node closes `s` for misbehaving: a client's certificate is held down (holddown.ts). */
+  #misbehaved(s: PeerSession, why: string): void {
+    if (s.peer.role !== "client") return;
+    this.holdDowns.strike(s.peer.nodeId, why.slice(0, 100), monoNow());
   }
 
   /** The permissions clients are held to now. */

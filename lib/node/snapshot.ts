@@ -2,6 +2,7 @@
  * A node's state as `macula inspect node` shows it (and tests read it): built from the plain
  * snapshots and counters of the layers the node composes.
  */
+import type { HoldDownStats } from "./holddown.ts";
 import type { MembershipCounters, MembershipGlue } from "./membership.ts";
 import type {
   PathKind,
@@ -82,6 +83,11 @@ export interface NodeSnapshot {
     frames: Record<string, number>;
     /** Sessions closed for too many refused requests (lib/peer `RequestRegistry.REFUSALS`). */
     requestFloods: number;
+    /**
+     * Client certificates held down after one of their sessions was closed for misbehaving
+     * (lib/node/holddown.ts): held now, strikes so far, sessions refused meanwhile.
+     */
+    heldDown: HoldDownStats;
   };
   /** The CRLs held (per CA: number, how many revoked), where the latest came from, counters. */
   crl: ReturnType<Revocation["snapshot"]> & { closedExpired: number };
@@ -110,6 +116,7 @@ export interface SnapshotParts {
   refusedRequests: ReadonlyMap<string, number>;
   /** Sessions closed for too many refused requests. */
   requestFloods: number;
+  holdDowns: HoldDownStats;
   /** The realm's CRLs as this node holds them (revocation.ts). */
   crl: NodeSnapshot["crl"];
 }
@@ -176,6 +183,7 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
       requests: Object.fromEntries(p.refusedRequests),
       frames: Object.fromEntries(p.bus.malformed),
       requestFloods: p.requestFloods,
+      heldDown: p.holdDowns,
     },
     crl: p.crl,
     members,

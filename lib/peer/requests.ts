@@ -129,8 +129,14 @@ export class RequestRegistry {
   /** Refusals by the access check, by method (for `inspect` and metrics). */
   readonly refused = new Map<string, number>();
 
-  /** `allowed` decides who may ask what (default `rolesOnly`). */
-  constructor(private readonly allowed: AccessCheck = rolesOnly) {}
+  /**
+   * `allowed` decides who may ask what (default `rolesOnly`); `onFlood` hears of each session
+   * closed for too many refused requests (a node holds its certificate down: lib/node/holddown.ts).
+   */
+  constructor(
+    private readonly allowed: AccessCheck = rolesOnly,
+    private readonly onFlood: (s: PeerSession, why: string) => void = () => {},
+  ) {}
 
   readonly #methods = new Map<
     string,
@@ -182,7 +188,9 @@ export class RequestRegistry {
     this.#refusals.set(s, b);
     if (b.tokens >= 0 || s.closing) return;
     this.sessionsClosed++;
-    void s.close(`too many refused requests (${burst} at once, then ${perSecond} a second)`);
+    const why = `too many refused requests (${burst} at once, then ${perSecond} a second)`;
+    this.onFlood(s, why);
+    void s.close(why);
   }
 
   async #handle(...[method, payload, ctx]: Parameters<RequestHandler>): Promise<Uint8Array> {

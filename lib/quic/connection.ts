@@ -418,8 +418,7 @@ export class QuicConnection implements StreamOwner {
 
   #assertOpen(): void {
     if (this.state === "open") return;
-    if (this.closeInfo) throw new ConnectionClosedError(this.closeInfo);
-    if (this.state === "closing") throw new QuicError("connection is closing");
+    if (this.state === "closing" || this.closeInfo) throw new ConnectionClosedError(this.#ending());
     throw new QuicError("connection is not established yet");
   }
 
@@ -633,17 +632,26 @@ export class QuicConnection implements StreamOwner {
     return { initiator, app, code, reason, message: closeMessage(initiator, app, code, reason) };
   }
 
+  /**
+   * How the connection is ending: its close once closed; while it drains, the close quiche holds
+   * (the peer's code and reason, so a refusal reads as one), else only that it is closing.
+   */
+  #ending(): CloseInfo {
+    if (this.closeInfo) return this.closeInfo;
+    const n = this.native;
+    if (n.peerError() || n.localError()) return this.describeClose();
+    return {
+      initiator: this.#localClose?.initiator ?? "peer",
+      app: false,
+      code: 0,
+      reason: "",
+      message: "connection is closing",
+    };
+  }
+
   /** Fails every waiter (streams, accept, datagrams) once the connection is going away. */
   #failAll(): void {
-    const err = new ConnectionClosedError(
-      this.closeInfo ?? {
-        initiator: this.#localClose?.initiator ?? "peer",
-        app: false,
-        code: 0,
-        reason: "",
-        message: "connection is closing",
-      },
-    );
+    const err = new ConnectionClosedError(this.#ending());
     for (const s of this.#streams.values()) s.abort(err);
     this.#streams.clear();
     this.#writeQueue.clear();

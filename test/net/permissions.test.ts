@@ -190,6 +190,10 @@ describe("roles", () => {
         "too many refused requests (200 at once, then 20 a second)",
       );
       expect(node.snapshot().refused.requestFloods).toBe(floods + 1);
+      // … and holds the certificate down (the session still open is not affected).
+      const again = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port })
+        .then((c) => c.closed.then((i) => i.message), (e: Error) => e.message);
+      expect(again).toContain("closed for misbehaving (too many refused requests");
       const before = node.snapshot().refused.channels;
       await s.openChannel("route");
       const info = await s.closed;
@@ -224,6 +228,20 @@ describe("malformed frames", () => {
       const info = await s.closed;
       expect(info.message).toContain("PUB.topic");
       expect(node.snapshot().refused.frames.PUB).toBe(before + 1);
+      // The certificate is held down: its next session is refused at the handshake, with why.
+      const held = node.snapshot().refused.heldDown;
+      expect(held.strikes).toBeGreaterThan(0);
+      const again = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port })
+        .then((c) => c.closed.then((i) => i.message), (e: Error) => e.message);
+      expect(again).toContain("held down for 1 s more");
+      expect(again).toContain("closed for misbehaving (protocol: PUB.topic: not a text string)");
+      expect(node.snapshot().refused.heldDown.refused).toBe(held.refused + 1);
+      // A client of that certificate is told, not left to see a closed connection.
+      const e = await connect({ url: node.url, creds: c, reconnect: false }).then(
+        () => new Error("connected"),
+        (x: Error) => x,
+      );
+      expect(e.message).toContain("the node refused this client: held down for 1 s more");
     } finally {
       await ep.close();
     }
