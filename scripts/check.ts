@@ -21,6 +21,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { TestCounter } from "./test-output.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const MINUTE = 60_000;
@@ -125,38 +126,11 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** Scans bun test output for its closing counts (" 12 pass", " 0 fail", " 1 skip"). */
-class TestCounter {
-  private buffered = "";
-  readonly counts = new Map<string, number>();
-
-  feed(chunk: string): void {
-    const lines = (this.buffered + chunk).split("\n");
-    this.buffered = lines.pop() ?? "";
-    for (const line of lines) {
-      // deno-lint-ignore no-control-regex
-      const plain = line.replace(/\x1b\[[0-9;]*m/g, "");
-      const match = /^\s*(\d+) (pass|fail|skip|todo)\s*$/.exec(plain);
-      if (match?.[1] !== undefined && match[2] !== undefined) {
-        this.counts.set(match[2], Number(match[1]));
-      }
-    }
-  }
-
-  /** A closing line CI can read, e.g. `tests: 12 passed, 0 failed, 1 skipped`; undefined if none. */
-  summary(): string | undefined {
-    const passed = this.counts.get("pass");
-    const failed = this.counts.get("fail");
-    if (passed === undefined || failed === undefined) return undefined;
-    const skipped = (this.counts.get("skip") ?? 0) + (this.counts.get("todo") ?? 0);
-    return `tests: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ""}`;
-  }
-}
-
 interface Outcome {
   readonly code: number;
   readonly timedOut: boolean;
   readonly tests?: string;
+  readonly failures?: string[][];
 }
 
 function runCommand(command: Command, timeoutMs: number): Promise<Outcome> {
@@ -198,7 +172,10 @@ function runCommand(command: Command, timeoutMs: number): Promise<Outcome> {
       current = undefined;
       counter?.feed("\n");
       const tests = counter?.summary();
-      resolvePromise(tests === undefined ? { code, timedOut } : { code, timedOut, tests });
+      const failures = counter?.failures ?? [];
+      resolvePromise(
+        tests === undefined ? { code, timedOut, failures } : { code, timedOut, tests, failures },
+      );
     };
     child.on("error", (error) => {
       process.stderr.write(`check: cannot start '${tool}': ${error.message}\n`);
@@ -264,6 +241,9 @@ async function main(): Promise<number> {
         const why = outcome.timedOut
           ? `timed out after ${seconds(step.timeoutMs)}`
           : `exit code ${outcome.code}`;
+        for (const f of outcome.failures ?? []) {
+          process.stdout.write(`\n--- ${f.at(-1)}\n${f.slice(0, -1).join("\n")}\n`);
+        }
         if (testsLine !== undefined) process.stdout.write(`\n${testsLine}\n`);
         process.stderr.write(
           `\ncheck: FAILED at step '${step.name}' (${step.what}): ` +

@@ -126,7 +126,15 @@ describe(`${HERE + THERE} real nodes at overlay.k = ${K}`, () => {
 
   test("every subscriber on every node gets every publish, once", async () => {
     subs = clients.map((c) => c.subscribe("mesh.>"));
-    await eventually(() => knowing(HERE) === HERE, () => `${knowing(HERE)} of ${HERE} nodes`);
+    await eventually(
+      () => knowing(HERE) === HERE,
+      () =>
+        `${knowing(HERE)} of ${HERE} nodes to know every node's interest; the others know ${
+          nodes.filter((x) => x.router.interest().length < HERE).map((x) =>
+            `${x.router.interest().length} (${x.routes.length} routes)`
+          ).join(", ")
+        }`,
+    );
     const far = HERE - 1;
     for (let i = 0; i < 3; i++) {
       clients[0]!.publish("mesh.a", `from0-${i}`);
@@ -138,7 +146,10 @@ describe(`${HERE + THERE} real nodes at overlay.k = ${K}`, () => {
         subs.forEach((s, i) => got[i]!.push(...drain(s)));
         return got.every((g) => g.length >= 6);
       },
-      () => `${got.filter((g) => g.length >= 6).length} of ${subs.length} subscribers complete`,
+      () =>
+        `${got.filter((g) => g.length >= 6).length} of ${subs.length} subscribers complete; ${
+          got.flatMap((g, i) => g.length >= 6 ? [] : [`${i} has [${g.join(" ")}]`]).join(", ")
+        }; dropped ${JSON.stringify(dropped())}`,
     );
     // Markers behind them on the same paths: anything duplicated would have arrived by now.
     clients[0]!.publish("mesh.end", "end0");

@@ -59,7 +59,15 @@ describe("overlay routes on real nodes", () => {
       () => nodes.every((n) => n.overlay.neighbours().filter((x) => x.linked).length === K),
       `every node has ${K} linked neighbours`,
       30_000,
-    );
+    ).catch((e: Error) => {
+      // Which nodes fell short, with their chosen neighbours (linked or not) and routes.
+      const per = nodes.map((n, i) =>
+        `${i}: ${
+          n.overlay.neighbours().map((x) => x.linked ? "L" : "-").join("")
+        } ${n.routes.length} routes`
+      );
+      throw new Error(`${e.message}; per node: ${per.join(", ")}`);
+    });
     expect(graph().components()).toEqual({ count: 1, largest: 12 });
     // Bounded: at most 2k links the overlay chose or accepted, plus the configured seed route
     // (a route that just came in is trimmed by the next plan, so wait for it, bounded).
