@@ -70,7 +70,57 @@ function interestText(d: InterestDoc): string {
   return lines.join("\n");
 }
 
-async function fetch(what: "members" | "node" | "interest", o: TargetOptions): Promise<unknown> {
+interface DhtDoc {
+  nodeId: string;
+  mode: string;
+  contacts: number;
+  buckets: { index: number; contacts: { id: string; addr: string; lastSeenMs: number }[] }[];
+  held: { key: string; publisher: string; seq: number; bytes: number; expiresInMs: number }[];
+  heldCount: number;
+  published: { key: string; seq: number; bytes: number }[];
+  lookupsRunning: number;
+  counters: Record<string, number>;
+}
+
+function dhtText(d: DhtDoc): string {
+  const lines = [
+    `${
+      d.nodeId.slice(0, 16)
+    }…  ${d.mode} mode, ${d.contacts} contacts in ${d.buckets.length} buckets; ` +
+    `holds ${d.heldCount} records, publishes ${d.published.length}`,
+  ];
+  for (const b of d.buckets) {
+    lines.push(`bucket ${b.index}  (${b.contacts.length})`);
+    for (const c of b.contacts) {
+      lines.push(`    ${c.id.slice(0, 16)}…  ${c.addr.padEnd(28)} heard ${ago(c.lastSeenMs)} ago`);
+    }
+  }
+  if (d.held.length > 0) {
+    lines.push(`held for others${d.held.length < d.heldCount ? ` (first ${d.held.length})` : ""}:`);
+  }
+  for (const r of d.held) {
+    lines.push(
+      `    key ${r.key.slice(0, 16)}…  from ${r.publisher.slice(0, 16)}…  seq ${r.seq}  ` +
+        `${r.bytes} B  expires in ${ago(r.expiresInMs)}`,
+    );
+  }
+  if (d.published.length > 0) lines.push("published by this node:");
+  for (const r of d.published) {
+    lines.push(`    key ${r.key.slice(0, 16)}…  seq ${r.seq}  ${r.bytes} B`);
+  }
+  const c = d.counters;
+  lines.push(
+    `requests in/out ${c.requestsIn}/${c.requestsOut}, answers ${c.answersIn}, timeouts ${c.timeouts}, ` +
+      `lookups ${c.lookups} (${d.lookupsRunning} running); refused: ${c.limited} over rate, ` +
+      `${c.forged} forged, ${c.malformed} malformed, ${c.otherRealm} other realm; unsent ${c.unsent}`,
+  );
+  return lines.join("\n");
+}
+
+async function fetch(
+  what: "members" | "node" | "interest" | "dht",
+  o: TargetOptions,
+): Promise<unknown> {
   const client = await connectTo(`macula inspect ${what}`, target(o), o);
   try {
     return await client.inspect(what);
@@ -178,6 +228,32 @@ Examples:
       .action(guarded("macula inspect interest", async (o) => {
         const doc = (await fetch("interest", o)) as InterestDoc;
         process.stdout.write(o.json ? `${JSON.stringify(doc)}\n` : `${interestText(doc)}\n`);
+      })),
+  );
+  inspect.addCommand(
+    withTarget(
+      new Command("dht")
+        .description("the node's DHT: its contacts by bucket, records held and published, counters")
+        .option("--json", "print one JSON object (for jq)"),
+    )
+      .addHelpText(
+        "after",
+        `${TARGET_HELP}
+
+The realm's Kademlia table as this node holds it: contacts by bucket (the bucket is the length
+of the id prefix a contact shares with this node), each with its address (as membership has it,
+signed by that node) and when it last spoke; the records this node stores for others (key,
+publisher, sequence, size, time left) and those it publishes itself; and what it counted
+(requests, lookups, refusals). Guide: docs/dht.md.
+
+Examples:
+  $ macula inspect dht
+  $ macula inspect dht --json | jq '.buckets[].contacts[].addr'
+  $ macula inspect dht --json | jq .counters.limited`,
+      )
+      .action(guarded("macula inspect dht", async (o) => {
+        const doc = (await fetch("dht", o)) as DhtDoc;
+        process.stdout.write(o.json ? `${JSON.stringify(doc)}\n` : `${dhtText(doc)}\n`);
       })),
   );
   return inspect;

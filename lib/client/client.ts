@@ -22,7 +22,7 @@ import {
 } from "../messaging/mod.ts";
 import { NAT_PING } from "../nat/mod.ts";
 import { CRL_PUSH } from "../policy/mod.ts";
-import { INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
+import { INSPECT_DHT, INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
 import { ask, type NodeUrl, parseUrl } from "../peer/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
 import { monoNow } from "../util/mod.ts";
@@ -361,16 +361,19 @@ export class Client {
   /**
    * The attached node's view, for `macula inspect`: `"members"` (the realm's members it knows,
    * with state, incarnation and how long ago that last changed), `"node"` (its snapshot) or
-   * `"interest"` (who subscribes to and serves what, mesh-wide, and the path to each node).
+   * `"interest"` (who subscribes to and serves what, mesh-wide, and the path to each node) or
+   * `"dht"` (its DHT table by bucket, the records it holds and publishes).
    */
   async inspect(
-    what: "members" | "node" | "interest",
+    what: "members" | "node" | "interest" | "dht",
     timeoutMs: number = DEFAULTS.inspectTimeoutMs,
   ): Promise<unknown> {
     const req = what === "node"
       ? INSPECT_NODE
       : what === "interest"
       ? INSPECT_INTEREST
+      : what === "dht"
+      ? INSPECT_DHT
       : INSPECT_MEMBERS;
     return await ask(this.#attached(), req, {}, { timeoutMs });
   }

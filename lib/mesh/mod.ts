@@ -8,7 +8,20 @@
 export * from "./membership/mod.ts";
 export * from "./overlay/mod.ts";
 export * from "./routing/mod.ts";
-export { Dht, type DhtEvent, type DhtMsg, type DhtRecord, type LookupResult } from "./dht/mod.ts";
+export {
+  decodeDht,
+  Dht,
+  DHT_DEFAULTS,
+  type DhtEvent,
+  type DhtMsg,
+  type DhtRecord,
+  type DhtSigner,
+  type DhtStats,
+  type DhtVerifier,
+  encodeDht,
+  type LookupResult,
+  type WireContact,
+} from "./dht/mod.ts";
 export {
   type Addr,
   type Core,

@@ -108,4 +108,11 @@ export const RUNTIME = {
   relayUnusedMs: 10_000,
   relayIdleMs: 60_000,
   relaySweepMs: 5_000,
+  /**
+   * The DHT bootstraps from membership while its table holds fewer contacts than this (a lookup
+   * needs a few to start from; the table fills itself from then on, by who speaks to it),
+   */
+  dhtWantContacts: 8,
+  /** at most once per this long (a burst of joins makes one bootstrap, not one each). */
+  dhtBootstrapEveryMs: 5000,
 } as const;

@@ -704,6 +704,11 @@ export class MembershipGlue {
     ).catch((e) => this.#failed("send", e));
   }
 
+  /** A session to the member at `addr`, from this pool (the DHT's queries share it). */
+  sessionTo(addr: string): Promise<PeerSession | null> {
+    return this.#session(addr);
+  }
+
   /**
    * A session to `addr`: for a reply address (`peer:<id>`), the session that member last spoke
    * on, else its own record's address; pooled, or dialed (once, however many sends wait for it).

@@ -10,13 +10,21 @@
  * | routes | routes.ts | one route per peer node, the duplicate-route rule |
  * | membership | membership.ts | SWIM + Lifeguard (lib/mesh) over datagrams and streams |
  * | overlay | overlay.ts | which peers to keep routes to (lib/mesh), carried out |
+ * | dht | dht.ts | the realm's Kademlia DHT (lib/mesh) over `dht.msg` requests |
+ * | hold-downs | holddown.ts | client certificates refused for a while after misbehaving |
  * | traversal | lib/nat | reaching a node by id: direct, punched, relayed; the relay role |
  * | seeds | seeds.ts | a pinned route to each `join` seed, redialed for as long as it runs |
  * | snapshot | snapshot.ts | what `macula inspect node` shows |
  */
 import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
-import { derChainOf, type PeerIdentity, Verifier } from "../identity/mod.ts";
+import {
+  derChainOf,
+  nodeIdFromText,
+  nodeIdText,
+  type PeerIdentity,
+  Verifier,
+} from "../identity/mod.ts";
 import type { Overlay, RecordSigner } from "../mesh/mod.ts";
 import type { InterestSigner, InterestVerifier, Router } from "../messaging/mod.ts";
 import { interestSigner, interestVerifier } from "./interest.ts";
@@ -36,6 +44,7 @@ import { type NodeConfig, type NodeConfigInput, withDefaults } from "./config.ts
 import { nodeCredentials } from "./credentials.ts";
 import { RUNTIME } from "./defaults.ts";
 import { NodeError, StartError } from "./errors.ts";
+import { DhtGlue } from "./dht.ts";
 import { HoldDowns } from "./holddown.ts";
 import { Bus, type BusLink, describe } from "./links.ts";
 import { MembershipGlue, membershipSigner } from "./membership.ts";
@@ -91,6 +100,8 @@ export interface NodeStartOptions extends NodeConfigInput {
 export class Node {
   /** SWIM + Lifeguard membership of this node's realm (docs/membership.md). */
   readonly membership: MembershipGlue;
+  /** The realm's Kademlia DHT on this node (dht.ts, docs/dht.md): `put`, `get`, `findNode`. */
+  readonly dht: DhtGlue;
   /** Which members this node keeps routes to (docs/overlay.md). */
   readonly overlay: Overlay;
   /** Reaching nodes by id: direct, punched, relayed (docs/nat-traversal.md). */
@@ -236,9 +247,53 @@ export class Node {
           this.#overlay.memberChanged(e.kind, m.id, m.addr);
           if (e.kind === "alive") this.#bus.router.memberUp(m.id);
           else this.#bus.router.memberDown(m.id);
+          if (e.kind === "alive") this.dht.memberUp();
+          else this.dht.memberGone(nodeIdFromText(m.id));
           this.#bus.flush();
         }
       },
+    });
+    this.dht = new DhtGlue({
+      id: nodeIdFromText(nodeId),
+      addr: this.url,
+      realm: config.realm,
+      // Every node answers queries: a node reached only through a relay still takes part as a
+      // server here (docs/dht.md, "On real nodes": choosing client mode by itself is left).
+      mode: "server",
+      signer: interest.signer,
+      verify: (publisher, pub, bytes, sig) =>
+        interest.verify(nodeIdText(publisher), pub, bytes, sig),
+      addressOf: (id) => {
+        const i = this.membership.dir.indexOf(nodeIdText(id));
+        if (i === undefined || this.membership.core.stateOf(i) !== "alive") return null;
+        return this.membership.dir.entries[i]!.addr || null;
+      },
+      memberAt: (addr) => {
+        let found: string | null = null;
+        for (const e of this.membership.dir.entries) {
+          if (e.addr !== addr || e.id === nodeId) continue;
+          if (found !== null) return null; // two members at one address: neither is believed
+          found = e.id;
+        }
+        if (found === null) return null;
+        const i = this.membership.dir.indexOf(found);
+        return i !== undefined && this.membership.core.stateOf(i) === "alive"
+          ? nodeIdFromText(found)
+          : null;
+      },
+      members: (n) => {
+        const out: { id: Uint8Array; addr: string }[] = [];
+        for (const e of this.membership.dir.entries) {
+          if (out.length >= n) break;
+          if (e.id === nodeId || e.addr === "") continue;
+          const i = this.membership.dir.indexOf(e.id);
+          if (i === undefined || this.membership.core.stateOf(i) !== "alive") continue;
+          out.push({ id: nodeIdFromText(e.id), addr: e.addr });
+        }
+        return out;
+      },
+      session: (addr) => this.membership.sessionTo(addr),
+      log,
     });
     this.relay = config.relay.enabled
       ? relayOn(endpoint, {
@@ -304,6 +359,7 @@ export class Node {
       membership: this.membership,
       snapshot: () => this.snapshot(),
       interest: () => interestOf(this.nodeId, this.#bus),
+      dht: this.dht,
     });
     if (this.relay) {
       const relay = this.relay;
@@ -542,6 +598,7 @@ export class Node {
     this.#stopping = true;
     clearInterval(this.#relaySweep);
     this.revocation.stop();
+    this.dht.stop();
     this.#overlay.stop();
     this.traversal.stop();
     this.#seeds.wake();

@@ -6,12 +6,14 @@
  * |---|---|---|
  * | `ping`, `nat.*`, `relay.*` | nodes | traversal (lib/nat/traversal.ts) |
  * | `membership.msg` | nodes | membership (membership.ts) |
+ * | `dht.msg` | nodes | the DHT (dht.ts) |
  * | `nat.ping` | clients | traversal: reach a node by id and ping it (`macula ping`) |
- * | `inspect.members`, `inspect.node`, `inspect.interest` | clients | this node's views (`macula inspect`) |
+ * | `inspect.members`, `inspect.node`, `inspect.interest`, `inspect.dht` | clients | this node's views (`macula inspect`) |
  */
 import { NAT_PING, type Traversal } from "../nat/mod.ts";
-import { INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
+import { INSPECT_DHT, INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
 import type { RequestRegistry } from "../peer/mod.ts";
+import type { DhtGlue } from "./dht.ts";
 import type { MembershipGlue } from "./membership.ts";
 import type { InterestSnapshot, NodeSnapshot } from "./snapshot.ts";
 
@@ -22,12 +24,15 @@ export interface RequestsHost {
   snapshot(): NodeSnapshot;
   /** `macula inspect interest`. */
   interest(): InterestSnapshot;
+  /** `dht.msg`, and `macula inspect dht`. */
+  dht: DhtGlue;
 }
 
 /** Registers every request method the node answers in `r`. */
 export function registerRequests(r: RequestRegistry, h: RequestsHost): void {
   h.traversal.register(r);
   h.membership.register(r);
+  h.dht.register(r);
   r.on(
     NAT_PING,
     (q) =>
@@ -36,4 +41,5 @@ export function registerRequests(r: RequestRegistry, h: RequestsHost): void {
   r.on(INSPECT_MEMBERS, () => h.membership.members());
   r.on(INSPECT_NODE, () => h.snapshot());
   r.on(INSPECT_INTEREST, () => h.interest());
+  r.on(INSPECT_DHT, () => h.dht.snapshot());
 }

@@ -30,3 +30,10 @@ export const INSPECT_INTEREST = defineRequest<Record<never, never>, unknown>(
   "document",
   "operators",
 );
+/** The node's DHT: its table by bucket, records held and published (`macula inspect dht`). */
+export const INSPECT_DHT = defineRequest<Record<never, never>, unknown>(
+  "inspect.dht",
+  [],
+  "document",
+  "operators",
+);

@@ -3,4 +3,4 @@
  * (`inspect.members`, `inspect.node`, `inspect.interest`); metrics, structured logs and traces come here too. Lower
  * layers expose plain snapshots and counters; nothing below imports this layer.
  */
-export { INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "./inspect.ts";
+export { INSPECT_DHT, INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "./inspect.ts";

@@ -22,3 +22,4 @@ export {
   type Refusal,
 } from "./records.ts";
 export { commonPrefix, type Contact, randomIdInBucket, RoutingTable } from "./table.ts";
+export { decodeDht, DHT_FRAMES, dhtCodec, encodeDht, MAX_CONTACTS } from "./wire.ts";
