@@ -7,13 +7,18 @@
 export class TestCounter {
   private buffered = "";
   readonly counts = new Map<string, number>();
-  /** The last lines bun printed since the last test's result line (a failure's error, stack). */
+  /**
+   * What bun printed since the last test's result line (a failure's error, stack, diff): the
+   * first 15 lines (the error's headline) and the last 25, with a count of those between.
+   */
+  private head: string[] = [];
   private since: string[] = [];
+  private skipped = 0;
   /** Past bun's closing list of failed tests, which names them again. */
   private closing = false;
   /**
    * Each failed test with what it printed before its `(fail)` line, so that the end of the
-   * output (all CI shows) says why, not only which (at most 8 failures of 40 lines each).
+   * output (all CI shows) says why, not only which (at most 8 failures of 41 lines each).
    */
   readonly failures: string[][] = [];
 
@@ -26,12 +31,19 @@ export class TestCounter {
       if (/^\s*\d+ tests? failed:/.test(plain)) this.closing = true;
       if (/^\((pass|fail|skip|todo)\)/.test(plain)) {
         if (plain.startsWith("(fail)") && !this.closing && this.failures.length < 8) {
-          this.failures.push([...this.since, plain]);
+          const gap = this.skipped > 0 ? [`… ${this.skipped} lines left out …`] : [];
+          this.failures.push([...this.head, ...gap, ...this.since, plain]);
         }
+        this.head = [];
         this.since = [];
-      } else {
+        this.skipped = 0;
+      } else if (this.head.length < 15) this.head.push(plain);
+      else {
         this.since.push(plain);
-        if (this.since.length > 40) this.since.shift(); // the last 40: the error is at the end
+        if (this.since.length > 25) {
+          this.since.shift();
+          this.skipped++;
+        }
       }
       const match = /^\s*(\d+) (pass|fail|skip|todo)\s*$/.exec(plain);
       if (match?.[1] !== undefined && match[2] !== undefined) {

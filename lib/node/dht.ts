@@ -6,8 +6,9 @@
  * Trust: a message's `from` must be the id of the session's certificate, or it is refused. The
  * core learns a contact's address only from membership, where the node signed it itself: a
  * request's sender enters the table at its membership address, or (not a member with one) is
- * answered without entering it; a query goes only to an address that exactly one member holds,
- * over membership's bounded session pool. Records are signed with the node's key and checked
+ * answered without entering it; a query goes to a contact only when it is an alive member whose
+ * own record has that address, over membership's bounded session pool, and only the answer to
+ * that query (its request id and kind, from that node) is taken. Records are signed with the node's key and checked
  * on every store and read (node:crypto, synchronous, as interest records are).
  */
 import { Buffer } from "node:buffer";
@@ -52,8 +53,6 @@ export interface DhtGlueOptions {
   verify: DhtVerifier;
   /** The address of member `id` as it signed it, while alive; null otherwise. */
   addressOf(id: Uint8Array): string | null;
-  /** The alive member at `addr` (exactly one), or null. */
-  memberAt(addr: string): Uint8Array | null;
   /** Alive members to bootstrap from (id and signed address), at most `n`. */
   members(n: number): WireContact[];
   /** A pooled session to the node at `addr` (membership's pool), or null. */
@@ -63,9 +62,12 @@ export interface DhtGlueOptions {
 
 /** The glue's own counters (the core's are `Dht.stats`). */
 export interface DhtGlueStats {
-  /** Messages whose `from` was not their session's certificate: refused. */
+  /**
+   * Messages whose `from` was not their session's certificate, stores of a record another node
+   * published, answers that do not answer the query (another request id or kind): refused.
+   */
   forged: number;
-  /** Queries not sent: no single alive member at the address, or no session to it. */
+  /** Queries not sent: the contact is no alive member at that address, or no session to it. */
   unsent: number;
   /** Answers that did not decode (dropped; the core times the query out). */
   malformedAnswers: number;
@@ -75,6 +77,13 @@ export interface DhtGlueStats {
 }
 
 const ANSWERS = new Set(["pong", "nodes", "value", "stored"]);
+/** The answer each query wants. */
+const ANSWER_TO: Record<string, string> = {
+  ping: "pong",
+  find_node: "nodes",
+  find_value: "value",
+  store: "stored",
+};
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -217,11 +226,22 @@ export class DhtGlue {
 
   /** A request from a peer node: into the core; its answer, if any, is the request's answer. */
   #onRequest(payload: Uint8Array, s: PeerSession): Uint8Array {
-    const m = decodeDht(payload); // a WireError is the request's refusal, counted by the registry
+    if (this.#stopped) throw new RequestError("dht.msg: the node is stopping");
+    // Every refusal below is thrown: the registry counts it against the session's budget of
+    // refused requests, and closes a session that keeps sending what is refused.
+    const m = decodeDht(payload);
     if (!sameBytes(m.from, s.peer.nodeIdBytes)) {
       this.stats.forged++;
       throw new RequestError("dht.msg: from is not the id of this session's certificate");
     }
+    if (!ANSWER_TO[m.t]) throw new RequestError(`dht.msg: ${m.t} is an answer, not a request`);
+    // A node stores only records it published itself (the core republishes its own alone): so
+    // one node cannot fill others' stores with records of keys it made up.
+    if (m.t === "store" && !sameBytes(m.record.publisher, m.from)) {
+      this.stats.forged++;
+      throw new RequestError("dht.msg: store of a record this node did not publish");
+    }
+    const limited = this.core.stats.limited;
     // Its address only as it signed it: a sender that is no member with one is answered, not
     // entered into the table.
     const addr = this.o.addressOf(m.from);
@@ -234,10 +254,14 @@ export class DhtGlue {
     const answer = i < 0 ? null : out.send.splice(i, 1)[0]!.msg;
     this.#act(out);
     this.#driver.poke();
-    return answer ? encodeDht(answer) : new Uint8Array(0); // none: over the sender's rate
+    if (this.core.stats.limited > limited) {
+      throw new RequestError("dht.msg: over this sender's rate of DHT requests");
+    }
+    return answer ? encodeDht(answer) : new Uint8Array(0);
   }
 
   #act(out: Output<DhtMsg, DhtEvent>): void {
+    if (this.#stopped) return;
     for (const o of out.send) {
       if (ANSWERS.has(o.msg.t)) continue; // answers go back on their request (above)
       void this.#query(o.to, o.msg).catch((e) => this.#failed("send", e));
@@ -252,10 +276,14 @@ export class DhtGlue {
     }
   }
 
-  /** Sends a query to the member at `to`; its answer goes into the core. */
+  /**
+   * Sends a query to the contact the core addressed it to, only when that contact is an alive
+   * member whose own record has the address `to`; its answer goes into the core.
+   */
   async #query(to: string, msg: DhtMsg): Promise<void> {
-    const id = this.o.memberAt(to);
-    const s = id ? await this.o.session(to) : null;
+    if (this.#stopped) return;
+    const id = this.core.queriedId(msg.rid);
+    const s = id && this.o.addressOf(id) === to ? await this.o.session(to) : null;
     if (!id || !s || !sameBytes(s.peer.nodeIdBytes, id) || s.conn.closeInfo || !s.conn.isOpen) {
       this.stats.unsent++; // the core times the query out (slow after `slowMs`)
       return;
@@ -274,7 +302,7 @@ export class DhtGlue {
       this.stats.malformedAnswers++;
       return;
     }
-    if (!sameBytes(answer.from, id)) {
+    if (!sameBytes(answer.from, id) || answer.rid !== msg.rid || answer.t !== ANSWER_TO[msg.t]) {
       this.stats.forged++;
       return;
     }

@@ -34,15 +34,16 @@ export function interestVerifier(maxKeys = 16_384): InterestVerifier & { checked
     const type = recordKeyType(spki);
     if (!type) return false;
     let k = keys.get(origin);
-    if (!k || !k.spki.equals(spki)) {
-      if (nodeIdText(nodeIdFromSpki(spki)) !== origin) return false; // not the origin's key
-      const der = Buffer.from(spki);
-      k = { spki: der, key: createPublicKey({ key: der, format: "der", type: "spki" }) };
-      if (keys.size >= maxKeys) keys.delete(keys.keys().next().value!);
-      keys.set(origin, k);
-    }
-    checked++;
     try {
+      if (!k || !k.spki.equals(spki)) {
+        if (nodeIdText(nodeIdFromSpki(spki)) !== origin) return false; // not the origin's key
+        const der = Buffer.from(spki);
+        // Throws for a key that does not parse (a P-256 point off the curve): a bad one.
+        k = { spki: der, key: createPublicKey({ key: der, format: "der", type: "spki" }) };
+        if (keys.size >= maxKeys) keys.delete(keys.keys().next().value!);
+        keys.set(origin, k);
+      }
+      checked++;
       return type === "ed25519"
         ? verify(null, bytes, k.key, sig)
         : verify("sha256", bytes, { key: k.key, dsaEncoding: "ieee-p1363" }, sig);

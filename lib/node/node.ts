@@ -268,19 +268,6 @@ export class Node {
         if (i === undefined || this.membership.core.stateOf(i) !== "alive") return null;
         return this.membership.dir.entries[i]!.addr || null;
       },
-      memberAt: (addr) => {
-        let found: string | null = null;
-        for (const e of this.membership.dir.entries) {
-          if (e.addr !== addr || e.id === nodeId) continue;
-          if (found !== null) return null; // two members at one address: neither is believed
-          found = e.id;
-        }
-        if (found === null) return null;
-        const i = this.membership.dir.indexOf(found);
-        return i !== undefined && this.membership.core.stateOf(i) === "alive"
-          ? nodeIdFromText(found)
-          : null;
-      },
       members: (n) => {
         const out: { id: Uint8Array; addr: string }[] = [];
         for (const e of this.membership.dir.entries) {

@@ -83,6 +83,32 @@ describe("DHT messages on the wire", () => {
     expect(bad([99, ...h])).toContain("unknown");
   });
 
+  test("what a node keeps holds its own bytes, never the peer's message; oversize is refused", () => {
+    // Junk after the fields is ignored at decode (a later version's fields): it must not be
+    // kept alive by the 32-byte views a node stores.
+    const padded = dhtCodec.encodeRaw([
+      7,
+      "acme",
+      id(1),
+      0,
+      7,
+      [[id(2), new Uint8Array(5), id(3), 1, 1000, new Uint8Array(44), new Uint8Array(64)]],
+      new Uint8Array(200_000),
+    ]).subarray(4);
+    const m = decodeDht(padded) as Extract<DhtMsg, { t: "store" }>;
+    for (const b of [m.from, m.record.key, m.record.value, m.record.publisher, m.record.sig]) {
+      expect(b.buffer.byteLength).toBe(b.length);
+    }
+    const n = decodeDht(encodeDht({ ...head, t: "nodes", contacts })) as Extract<
+      DhtMsg,
+      { t: "nodes" }
+    >;
+    expect(n.contacts[0]!.id.buffer.byteLength).toBe(32);
+    expect(bad([1, ...["acme", id(1), 0, 7], new Uint8Array(300 * 1024)])).toMatch(
+      /^dht: 3\d{5} bytes, over the limit of 262144$/,
+    );
+  });
+
   test("fuzz: random bytes and mutated messages never throw anything but WireError", () => {
     const rnd = prng(17);
     const samples = messages.map(encodeDht);

@@ -153,5 +153,53 @@ describe("the DHT on 12 real nodes", () => {
     expect(e).toBeInstanceOf(SessionError);
     expect(e!.message).toContain("from is not the id of this session's certificate");
     expect(b.dht.stats.forged).toBe(before + 1);
+    const from = nodeIdFromText(a.nodeId);
+    const refusal = (m: Parameters<typeof encodeDht>[0]) =>
+      ask(s!, DHT_MSG, encodeDht(m), { timeoutMs: 5000 }).then(
+        () => "answered",
+        (x: Error) => x.message,
+      );
+    // A store of a record another node published: one node may not fill others' stores.
+    const record = {
+      key: new Uint8Array(32),
+      value: new Uint8Array(1),
+      publisher: nodeIdFromText(nodes[5]!.nodeId),
+      seq: 1,
+      ttlMs: 1000,
+      pub: new Uint8Array(44),
+      sig: new Uint8Array(64),
+    };
+    expect(await refusal({ realm: "dev", from, mode: "server", rid: 2, t: "store", record }))
+      .toContain("store of a record this node did not publish");
+    expect(b.dht.stats.forged).toBe(before + 2);
+    // An answer sent as a request.
+    expect(await refusal({ realm: "dev", from, mode: "server", rid: 3, t: "pong" }))
+      .toContain("pong is an answer, not a request");
+  }, 30_000);
+
+  test("requests over a sender's rate are refused as such, counted", async () => {
+    const a = nodes[8]!, b = nodes[9]!;
+    const s = (await a.membership.sessionTo(b.url))!;
+    const from = nodeIdFromText(a.nodeId);
+    const limited = b.dht.core.stats.limited;
+    // The burst is 200 (DHT_DEFAULTS.requestBurst): 260 at once pass it.
+    const answers = await Promise.all(
+      Array.from(
+        { length: 260 },
+        (_, i) =>
+          ask(
+            s,
+            DHT_MSG,
+            encodeDht({ realm: "dev", from, mode: "server", rid: 100 + i, t: "ping" }),
+            {
+              timeoutMs: 10_000,
+            },
+          ).then(() => "pong", (x: Error) => x.message),
+      ),
+    );
+    const refused = answers.filter((x) => x.includes("over this sender's rate of DHT requests"));
+    expect(refused.length).toBeGreaterThan(0);
+    expect(answers.filter((x) => x === "pong").length + refused.length).toBe(260);
+    expect(b.dht.core.stats.limited - limited).toBe(refused.length);
   }, 30_000);
 });

@@ -236,6 +236,12 @@ describe("malformed frames", () => {
       expect(again).toContain("held down for 1 s more");
       expect(again).toContain("closed for misbehaving (protocol: PUB.topic: not a text string)");
       expect(node.snapshot().refused.heldDown.refused).toBe(held.refused + 1);
+      // A session over such a connection fails with the node's reason, not "closing".
+      const dialed = await PeerSession.dial(
+        await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port }),
+        { self: { nodeId: id.nodeId, realm: "dev" } },
+      ).then(() => "dialed", (x: Error) => x.message);
+      expect(dialed).toContain("held down for 1 s more");
       // A client of that certificate is told, not left to see a closed connection.
       const e = await connect({ url: node.url, creds: c, reconnect: false }).then(
         () => new Error("connected"),

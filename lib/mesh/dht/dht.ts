@@ -350,6 +350,11 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
     return [...this.#own.values()];
   }
 
+  /** The id a query in flight (by request id) is addressed to; undefined when none is. */
+  queriedId(rid: number): Uint8Array | undefined {
+    return this.#pending.get(rid)?.id;
+  }
+
   /** A contact is gone for good (membership declared it dead): out of the table. */
   forget(id: Uint8Array): void {
     this.table.remove(idHex(id));

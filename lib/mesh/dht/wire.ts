@@ -136,15 +136,24 @@ const toWireRecord = (r: DhtRecord) => ({
   sig: r.sig,
 });
 
+/**
+ * Decoded byte fields are views of the received payload: each is copied, so that what a node
+ * keeps (a stored record, a contact's id) holds its own bytes, never a peer's whole message.
+ */
+const own = (v: unknown) => (v as Uint8Array).slice();
+
 const fromWireRecord = (x: Record<string, unknown>): DhtRecord => ({
-  key: x.key as Uint8Array,
-  value: x.value as Uint8Array,
-  publisher: x.publisher as Uint8Array,
+  key: own(x.key),
+  value: own(x.value),
+  publisher: own(x.publisher),
   seq: x.seq as number,
   ttlMs: x.ttl_ms as number,
-  pub: x.pub as Uint8Array,
-  sig: x.sig as Uint8Array,
+  pub: own(x.pub),
+  sig: own(x.sig),
 });
+
+const contactsOf = (v: unknown): WireContact[] =>
+  (v as { id: Uint8Array; addr: string }[]).map((c) => ({ id: own(c.id), addr: c.addr }));
 
 /** Encodes a DHT message (without a length prefix: a request payload delimits it). */
 export function encodeDht(m: DhtMsg): Uint8Array {
@@ -172,14 +181,24 @@ export function encodeDht(m: DhtMsg): Uint8Array {
   }
 }
 
-/** Decodes a DHT message; a `WireError` names the message and the field when it is malformed. */
+/**
+ * Decodes a DHT message; a `WireError` names the message and the field when it is malformed.
+ * A message over the codec's frame limit is refused before it is parsed.
+ */
 export function decodeDht(body: Uint8Array): DhtMsg {
+  if (body.length > dhtCodec.maxFrame) {
+    throw new WireError(
+      "dht",
+      null,
+      `${body.length} bytes, over the limit of ${dhtCodec.maxFrame}`,
+    );
+  }
   const f = dhtCodec.decodeBody(body);
   if ("unknown" in f) throw new WireError(`dht frame type ${f.type}`, null, "unknown");
   const x = f.fields;
   const head = {
     realm: x.realm as string,
-    from: x.from as Uint8Array,
+    from: own(x.from),
     mode: x.mode === 1 ? "client" as const : "server" as const,
     rid: x.rid as number,
   };
@@ -188,17 +207,17 @@ export function decodeDht(body: Uint8Array): DhtMsg {
     case "pong":
       return { ...head, t: f.name };
     case "find_node":
-      return { ...head, t: "find_node", target: x.target as Uint8Array };
+      return { ...head, t: "find_node", target: own(x.target) };
     case "nodes":
-      return { ...head, t: "nodes", contacts: x.contacts as WireContact[] };
+      return { ...head, t: "nodes", contacts: contactsOf(x.contacts) };
     case "find_value":
-      return { ...head, t: "find_value", key: x.key as Uint8Array };
+      return { ...head, t: "find_value", key: own(x.key) };
     case "value":
       return {
         ...head,
         t: "value",
         records: (x.records as Record<string, unknown>[]).map(fromWireRecord),
-        contacts: x.contacts as WireContact[],
+        contacts: contactsOf(x.contacts),
       };
     case "store": {
       const r = (x.record as Record<string, unknown>[])[0];
