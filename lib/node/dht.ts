@@ -106,7 +106,8 @@ export class DhtGlue {
     { resolve: (r: LookupResult) => void; reject: (e: Error) => void }
   >();
   #lastBootstrap = -Infinity;
-  #bootstrapTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The bootstrap under way, which lookups wait for. */
+  #booting: Promise<void> | null = null;
   #stopped = false;
 
   constructor(private readonly o: DhtGlueOptions) {
@@ -132,40 +133,31 @@ export class DhtGlue {
     r.on(DHT_MSG, (payload, s) => this.#onRequest(payload, s));
   }
 
-  /** A member came up: bootstrap from membership soon, while the table is small. */
-  memberUp(): void {
-    if (this.#stopped || this.core.table.size >= WANT_CONTACTS || this.#bootstrapTimer) return;
-    const wait = Math.max(0, this.#lastBootstrap + BOOTSTRAP_EVERY_MS - monoNow());
-    this.#bootstrapTimer = setTimeout(() => {
-      this.#bootstrapTimer = undefined;
-      this.#bootstrap();
-    }, Math.max(wait, 200)); // a burst of joins makes one bootstrap
-    (this.#bootstrapTimer as { unref?: () => void }).unref?.();
-  }
-
   /** A member is gone for good: out of the table. */
   memberGone(id: Uint8Array): void {
     this.core.forget(id);
   }
 
   /** The `k` nodes closest to `target` that answered. */
-  findNode(target: Uint8Array): Promise<LookupResult> {
-    return this.#run(() => this.core.findNode(target, monoNow()));
+  async findNode(target: Uint8Array): Promise<LookupResult> {
+    await this.#ready();
+    return await this.#run(() => this.core.findNode(target, monoNow()));
   }
 
   /** The records under `key` (each checked), from the nodes closest to it. */
-  get(key: Uint8Array): Promise<LookupResult> {
-    return this.#run(() => this.core.findValue(key, monoNow()));
+  async get(key: Uint8Array): Promise<LookupResult> {
+    await this.#ready();
+    return await this.#run(() => this.core.findValue(key, monoNow()));
   }
 
   /** Publishes `value` under `key`, signed by this node, at the `k` nodes closest to `key`. */
-  put(key: Uint8Array, value: Uint8Array): Promise<LookupResult> {
-    return this.#run(() => this.core.put(key, value, monoNow()));
+  async put(key: Uint8Array, value: Uint8Array): Promise<LookupResult> {
+    await this.#ready();
+    return await this.#run(() => this.core.put(key, value, monoNow()));
   }
 
   stop(): void {
     this.#stopped = true;
-    clearTimeout(this.#bootstrapTimer);
     this.#driver.stop();
     for (const w of this.#waiting.values()) w.reject(new Error("dht: the node is stopping"));
     this.#waiting.clear();
@@ -214,14 +206,25 @@ export class DhtGlue {
     });
   }
 
-  #bootstrap(): void {
-    if (this.#stopped || this.core.table.size >= WANT_CONTACTS) return;
+  /**
+   * Before a lookup of this node's own: while the table is small, bootstrap from up to `k` alive
+   * members (the own-id lookup; the core then refreshes the farther buckets), at most once per
+   * `dhtBootstrapEveryMs`; lookups meanwhile wait for the one under way. A node whose DHT is
+   * never used sends nothing (it still answers others, and learns them as they ask).
+   */
+  #ready(): Promise<void> {
+    if (this.#booting) return this.#booting;
+    if (this.#stopped || this.core.table.size >= WANT_CONTACTS) return Promise.resolve();
+    if (monoNow() - this.#lastBootstrap < BOOTSTRAP_EVERY_MS) return Promise.resolve();
     const contacts = this.o.members(this.core.cfg.k);
-    if (contacts.length === 0) return;
+    if (contacts.length === 0) return Promise.resolve();
     this.#lastBootstrap = monoNow();
     this.stats.bootstraps++;
-    this.core.bootstrap(contacts, monoNow());
-    this.#driver.poke();
+    this.#booting = this.#run(() => this.core.bootstrap(contacts, monoNow())).then(
+      () => {},
+      () => {}, // a failed bootstrap leaves the lookup to what the table has
+    ).finally(() => (this.#booting = null));
+    return this.#booting;
   }
 
   /** A request from a peer node: into the core; its answer, if any, is the request's answer. */
