@@ -238,8 +238,8 @@ export class DhtGlue {
       throw new RequestError("dht.msg: from is not the id of this session's certificate");
     }
     if (!ANSWER_TO[m.t]) throw new RequestError(`dht.msg: ${m.t} is an answer, not a request`);
-    // A node stores only records it published itself (the core republishes its own alone): so
-    // one node cannot fill others' stores with records of keys it made up.
+    // A record is stored only when its publisher sends it (the core republishes its own alone):
+    // so one node cannot fill others' stores with records signed by keys it made up.
     if (m.t === "store" && !sameBytes(m.record.publisher, m.from)) {
       this.stats.forged++;
       throw new RequestError("dht.msg: store of a record this node did not publish");
