@@ -7,11 +7,11 @@
  * runs. Target (issue 13): p99 under each attack within 2× the baseline. Asserts that every
  * message and reply arrived, never speed.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, connect } from "../../lib/client/mod.ts";
-import { CREDS_FILES, issueCert, loadCa } from "../../lib/identity/mod.ts";
+import { issueCert, loadCa, writeCredsDir } from "../../lib/identity/mod.ts";
 import { machineInfo, machineMarkdown } from "../lib/machine.ts";
 import { progress } from "../lib/report.ts";
 import { startServer } from "../lib/spawn.ts";
@@ -113,11 +113,8 @@ async function one(
       const ca = await loadCa(r.caDir);
       const issue = async (role: "client" | "node") => {
         const d = join(dir, `${attack}-${role}-creds`);
-        mkdirSync(d, { recursive: true });
         const cert = await issueCert({ ca, name: `attacker-${role}`, role, durationMs: 3_600_000 });
-        writeFileSync(join(d, CREDS_FILES.ca), ca.pem);
-        writeFileSync(join(d, CREDS_FILES.cert), cert.pem);
-        writeFileSync(join(d, CREDS_FILES.key), cert.keyPem!);
+        await writeCredsDir(d, { ca: ca.pem, cert: cert.pem, key: cert.keyPem! });
         return d;
       };
       const clientCreds = await issue("client");

@@ -38,9 +38,6 @@ import { RUNTIME } from "./defaults.ts";
 /** A DHT message to a node; the answer (when the core has one) is the answer message. */
 export const DHT_MSG = defineRequest<Uint8Array, Uint8Array>("dht.msg", "bytes", "bytes");
 
-const WANT_CONTACTS = RUNTIME.dhtWantContacts;
-const BOOTSTRAP_EVERY_MS = RUNTIME.dhtBootstrapEveryMs;
-
 /** What the DHT glue needs from its node. */
 export interface DhtGlueOptions {
   id: Uint8Array;
@@ -76,7 +73,6 @@ export interface DhtGlueStats {
   bootstraps: number;
 }
 
-const ANSWERS = new Set(["pong", "nodes", "value", "stored"]);
 /** The answer each query wants. */
 const ANSWER_TO: Record<string, string> = {
   ping: "pong",
@@ -84,6 +80,7 @@ const ANSWER_TO: Record<string, string> = {
   find_value: "value",
   store: "stored",
 };
+const ANSWERS = new Set(Object.values(ANSWER_TO));
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -214,8 +211,8 @@ export class DhtGlue {
    */
   #ready(): Promise<void> {
     if (this.#booting) return this.#booting;
-    if (this.#stopped || this.core.table.size >= WANT_CONTACTS) return Promise.resolve();
-    if (monoNow() - this.#lastBootstrap < BOOTSTRAP_EVERY_MS) return Promise.resolve();
+    if (this.#stopped || this.core.table.size >= RUNTIME.dhtWantContacts) return Promise.resolve();
+    if (monoNow() - this.#lastBootstrap < RUNTIME.dhtBootstrapEveryMs) return Promise.resolve();
     const contacts = this.o.members(this.core.cfg.k);
     if (contacts.length === 0) return Promise.resolve();
     this.#lastBootstrap = monoNow();

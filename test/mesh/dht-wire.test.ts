@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import type { DhtMsg, DhtRecord } from "../../lib/mesh/dht/mod.ts";
 import { decodeDht, dhtCodec, encodeDht } from "../../lib/mesh/dht/mod.ts";
 import { WireError } from "../../lib/wire/mod.ts";
-import { prng } from "../helpers/quic.ts";
+import { fuzzDecoder } from "../helpers/fuzz.ts";
 
 const id = (b: number) => new Uint8Array(32).fill(b);
 const head = { realm: "acme", from: id(1), mode: "server" as const, rid: 7 };
@@ -110,29 +110,7 @@ describe("DHT messages on the wire", () => {
   });
 
   test("fuzz: random bytes and mutated messages never throw anything but WireError", () => {
-    const rnd = prng(17);
-    const samples = messages.map(encodeDht);
-    let errors = 0;
-    for (let i = 0; i < 20_000; i++) {
-      let bytes: Uint8Array;
-      if (i % 4 === 0) {
-        bytes = new Uint8Array(Math.floor(rnd() * 64));
-        for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(rnd() * 256);
-      } else {
-        bytes = samples[i % samples.length]!.slice();
-        const flips = 1 + Math.floor(rnd() * 4);
-        for (let j = 0; j < flips; j++) {
-          bytes[Math.floor(rnd() * bytes.length)] = Math.floor(rnd() * 256);
-        }
-        if (rnd() < 0.2) bytes = bytes.subarray(0, Math.floor(rnd() * bytes.length));
-      }
-      try {
-        decodeDht(bytes);
-      } catch (e) {
-        if (!(e instanceof WireError)) throw e;
-        errors++;
-      }
-    }
+    const errors = fuzzDecoder(messages.map(encodeDht), decodeDht, 17);
     expect(errors).toBeGreaterThan(5000); // most mutations are caught, none crash
   });
 });

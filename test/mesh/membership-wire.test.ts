@@ -13,7 +13,7 @@ import {
   toMsg,
 } from "../../lib/mesh/membership/wire.ts";
 import { WireError } from "../../lib/wire/mod.ts";
-import { prng } from "../helpers/quic.ts";
+import { fuzzDecoder } from "../helpers/fuzz.ts";
 
 const dir = new Directory();
 const A = dir.intern("a".repeat(52));
@@ -83,29 +83,11 @@ describe("membership wire", () => {
   });
 
   test("fuzz: random bytes and mutated messages never throw anything but WireError", () => {
-    const rnd = prng(11);
-    const samples = messages.map((m) => encodeMembership(m, dir, "quic://127.0.0.1:1"));
-    let errors = 0;
-    for (let i = 0; i < 20_000; i++) {
-      let bytes: Uint8Array;
-      if (i % 4 === 0) {
-        bytes = new Uint8Array(Math.floor(rnd() * 64));
-        for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(rnd() * 256);
-      } else {
-        bytes = samples[i % samples.length]!.slice();
-        const flips = 1 + Math.floor(rnd() * 4);
-        for (let j = 0; j < flips; j++) {
-          bytes[Math.floor(rnd() * bytes.length)] = Math.floor(rnd() * 256);
-        }
-        if (rnd() < 0.2) bytes = bytes.subarray(0, Math.floor(rnd() * bytes.length));
-      }
-      try {
-        decodeMembership(bytes);
-      } catch (e) {
-        if (!(e instanceof WireError)) throw e;
-        errors++;
-      }
-    }
+    const errors = fuzzDecoder(
+      messages.map((m) => encodeMembership(m, dir, "quic://127.0.0.1:1")),
+      decodeMembership,
+      11,
+    );
     expect(errors).toBeGreaterThan(5000);
   });
 });

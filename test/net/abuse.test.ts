@@ -9,13 +9,13 @@
  * whose node dies) and test/net/route-loss.test.ts (forwards into a dying route).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Subprocess } from "bun";
 import { type Client, connect } from "../../lib/client/mod.ts";
-import { CREDS_FILES, issueCert, loadCa } from "../../lib/identity/mod.ts";
+import { issueCert, loadCa, writeCredsDir } from "../../lib/identity/mod.ts";
 import { Node } from "../../lib/node/node.ts";
 import type { NodeSnapshot } from "../../lib/node/snapshot.ts";
 import { withTimeout } from "../../lib/util/mod.ts";
@@ -62,11 +62,8 @@ beforeAll(async () => {
   const ca = await loadCa(node.caDir!);
   const issue = async (name: string, role: "client" | "node") => {
     const d = join(dir, name);
-    mkdirSync(d, { recursive: true });
     const cert = await issueCert({ ca, name, role, durationMs: 3_600_000 });
-    writeFileSync(join(d, CREDS_FILES.ca), ca.pem);
-    writeFileSync(join(d, CREDS_FILES.cert), cert.pem);
-    writeFileSync(join(d, CREDS_FILES.key), cert.keyPem!);
+    await writeCredsDir(d, { ca: ca.pem, cert: cert.pem, key: cert.keyPem! });
     return d;
   };
   issueClient = (kind) => issue(`attacker-${kind}`, "client");
