@@ -1,13 +1,17 @@
 /**
  * `npm test` — the whole gate, in order, failing fast:
  *
- *   1. types     tsc --noEmit -p tsconfig.json
- *   2. fmt       deno fmt --check
- *   3. lint      deno lint
- *   4. deno      deno check mod.ts, and deno run -A test/deno/smoke.ts (each if present):
- *                the library must load under Deno
- *   5. build     npm run build (the tests run the compiled dist/macula)
- *   6. test      bun test (the whole suite)
+ *   1. provision scripts/provision.ts: the system tools the tests need (openssl, iproute2,
+ *                iptables, conntrack); installed with apt-get when missing and running as root,
+ *                else a message naming the packages and the command
+ *   2. types     tsc --noEmit -p tsconfig.json
+ *   3. fmt       deno fmt --check
+ *   4. lint      deno lint
+ *   5. deno      deno check mod.ts, and test/deno/smoke.ts under the permissions docs/client.md
+ *                documents for a node in-process (each if present): the library runs on Deno
+ *   6. build     npm run build (the tests run the compiled dist/macula; dist/lib is the package)
+ *   7. test      bun test (the whole suite; test/runtime/package.test.ts packs the library and
+ *                runs it from a project outside the repository under Node, Deno and Bun)
  *
  * Output streams as it comes. Every command runs in its own process group with a time limit;
  * on timeout (or Ctrl-C) the whole group is killed, so a hang fails the check instead of
@@ -47,11 +51,14 @@ interface Step {
   readonly skipped?: string;
 }
 
+/** What Deno needs to run a node in-process: UDP, its files, the QUIC addon (docs/client.md). */
+const DENO_NODE_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-ffi"];
+
 function denoStep(): Step {
   const commands: Command[] = [];
   if (existsSync(join(ROOT, "mod.ts"))) commands.push({ argv: ["deno", "check", "mod.ts"] });
   if (existsSync(join(ROOT, "test/deno/smoke.ts"))) {
-    commands.push({ argv: ["deno", "run", "-A", "test/deno/smoke.ts"] });
+    commands.push({ argv: ["deno", "run", ...DENO_NODE_PERMISSIONS, "test/deno/smoke.ts"] });
   }
   return {
     name: "deno",
@@ -65,6 +72,12 @@ function denoStep(): Step {
 function steps(): Step[] {
   const testMinutes = Number(process.env.CHECK_TEST_TIMEOUT_MIN ?? "60");
   return [
+    {
+      name: "provision",
+      what: "system tools the tests need",
+      timeoutMs: 10 * MINUTE, // apt-get on a slow mirror
+      commands: [{ argv: ["bun", "scripts/provision.ts"] }],
+    },
     {
       name: "types",
       what: "type-check",

@@ -1,7 +1,9 @@
 /**
- * Deno smoke test (run by `npm test` through scripts/check.ts): the library loads under Deno;
- * two endpoints exchange data over QUIC on 127.0.0.1 through the node:dgram socket adapter; and
- * a node started in-process routes a publish and a call between two `connect()` clients.
+ * Deno smoke test (run by `npm test` through scripts/check.ts, with the permissions docs/client.md
+ * documents for a node in-process: --allow-net --allow-read --allow-write --allow-ffi, not -A):
+ * the library loads under Deno from the sources; two endpoints exchange data over QUIC on
+ * 127.0.0.1 through the node:dgram socket adapter; and a node started in-process routes a publish
+ * and a call between two `connect()` clients.
  */
 import { connect, Node, QuicEndpoint, Verifier, VERSION } from "../../mod.ts";
 import { makeCa, tlsFor } from "../../lib/identity/devca.ts";
