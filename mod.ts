@@ -20,7 +20,8 @@
  * await c.close();
  * ```
  *
- * The QUIC engine alone: docs/quic.md.
+ * The QUIC engine alone: docs/quic.md. A first application across three nodes, under Bun and
+ * Deno: docs/tutorial.md. This reference is built by `npm run docs` (dist/api/index.html).
  *
  * @module
  */
