@@ -16,11 +16,15 @@ const UNIT_MS: Record<string, number> = {
 /** Longest duration accepted: 100 years. */
 export const MAX_DURATION_MS = 100 * UNIT_MS.y!;
 
-/** A duration text that cannot be understood (a flag's value: the command's usage error). */
+/**
+ * A duration text that cannot be understood (a flag's value: the command's usage error). The
+ * message names the text; `problem` is only what is wrong with it, for a caller that names the
+ * value itself (`--duration 'ten days': use a number and a unit…`).
+ */
 export class DurationError extends Error {
   override name = "DurationError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(readonly text: string, readonly problem: string, options?: ErrorOptions) {
+    super(`invalid duration ${JSON.stringify(text)}: ${problem}`, options);
   }
 }
 
@@ -29,7 +33,7 @@ export function parseDuration(text: string): number {
   const hint = "use a number and a unit, e.g. 8760h, 30d, 90m or 1d12h (units: s, m, h, d, w, y)";
   const t = text.trim();
   if (!/^(?:\d+(?:\.\d+)?[smhdwy])+$/.test(t)) {
-    throw new DurationError(`invalid duration ${JSON.stringify(text)}: ${hint}`);
+    throw new DurationError(text, hint);
   }
   let ms = 0;
   for (const m of t.matchAll(/(\d+(?:\.\d+)?)([smhdwy])/g)) {
@@ -37,10 +41,10 @@ export function parseDuration(text: string): number {
   }
   ms = Math.round(ms);
   if (ms < 60_000) {
-    throw new DurationError(`invalid duration ${JSON.stringify(text)}: at least 1 minute`);
+    throw new DurationError(text, "at least 1 minute");
   }
   if (ms > MAX_DURATION_MS) {
-    throw new DurationError(`invalid duration ${JSON.stringify(text)}: at most 100 years`);
+    throw new DurationError(text, "at most 100 years");
   }
   return ms;
 }

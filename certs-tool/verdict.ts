@@ -10,11 +10,10 @@ import {
   expiryWarnings,
   loadCrl,
   normalizeSerial,
-  parseCert,
   parseMaculaUri,
   x509,
 } from "../lib/identity/mod.ts";
-import { type CertInfo, describe } from "./describe.ts";
+import { type CertInfo, crlWarnings, describe } from "./describe.ts";
 
 /** Why a certificate was rejected. */
 export type FailureClass =
@@ -51,6 +50,8 @@ export interface VerifyOptions {
   crlPem?: string;
   /** The realm the certificate must belong to (besides the CA's). */
   realm?: string;
+  /** How messages name the CA certificate and the CRL; default "the CA certificate", "the CRL". */
+  names?: { ca?: string; crl?: string };
   now?: Date;
 }
 
@@ -62,21 +63,25 @@ export interface VerifyOptions {
 export async function verifyCert(opts: VerifyOptions): Promise<VerifyResult> {
   const now = opts.now ?? new Date();
   if (opts.realm !== undefined) checkRealm(opts.realm);
-  const ca = parseCert(opts.caPem, "the CA certificate");
+  const caName = opts.names?.ca ?? "the CA certificate";
+  let ca: x509.X509Certificate;
+  try {
+    ca = new x509.X509Certificate(opts.caPem);
+  } catch (e) {
+    throw new CertsError(`${caName} is not a readable X.509 certificate (damaged)`, { cause: e });
+  }
   const caRealm = caRealmOf(ca);
   const caBc = ca.getExtension(x509.BasicConstraintsExtension);
   if (caRealm === null || !caBc?.ca) {
     throw new CertsError(
-      "the CA certificate is not a Macula realm CA (no CA flag or no macula://<realm>/ca SAN)",
+      `${caName} is not a Macula realm CA (no CA flag or no macula://<realm>/ca SAN)`,
     );
   }
-  const crl = opts.crlPem === undefined ? undefined : await loadCrl(opts.crlPem, ca);
+  const crl = opts.crlPem === undefined
+    ? undefined
+    : await loadCrl(opts.crlPem, ca, opts.names?.crl ?? "the CRL");
   const warnings = expiryWarnings(`the CA for realm ${caRealm}`, ca, now);
-  if (crl?.nextUpdate && crl.nextUpdate.getTime() < now.getTime()) {
-    warnings.push(
-      `warning: the CRL was due for renewal on ${crl.nextUpdate.toISOString()}; run 'macula certs revoke' to refresh it`,
-    );
-  }
+  if (crl) warnings.push(...crlWarnings(crl, now));
   const fail = (cls: FailureClass, message: string, info?: CertInfo): VerifyResult => {
     const r: VerifyResult = {
       ok: false,
@@ -92,11 +97,8 @@ export async function verifyCert(opts: VerifyOptions): Promise<VerifyResult> {
   let cert: x509.X509Certificate;
   try {
     cert = new x509.X509Certificate(opts.certPem);
-  } catch (e) {
-    return fail(
-      "untrusted",
-      `the certificate cannot be parsed (damaged or tampered): ${(e as Error).message}`,
-    );
+  } catch {
+    return fail("untrusted", "the certificate cannot be parsed (damaged or tampered)");
   }
   const info = describe(cert, now);
   let signed = false;

@@ -157,7 +157,9 @@ describe("macula certs (from source)", () => {
       "laptop.key",
     ]);
     expect(priv.code).toBe(1);
-    expect(priv.stderr).toContain("is a private key: give only the public key");
+    expect(priv.stderr).toBe(
+      "macula certs issue: --in-pub laptop.key is a private key, not a public key (give the <name>.pub.pem that 'macula certs key' writes; the private key stays on its host)\n",
+    );
   });
 
   test.each([
@@ -349,20 +351,24 @@ describe("macula certs (from source)", () => {
 
   describe("bad input: one clear line, non-zero exit, nothing on disk", () => {
     test.each([
-      [["ca", "init", "--realm", "Acme!"], 2, 'invalid realm "Acme!"'],
-      [["ca", "init", "--realm", "a..b"], 2, "invalid realm"],
-      [["ca", "init", "--realm", "acme", "--duration", "ten days"], 2, "invalid duration"],
+      [["ca", "init", "--realm", "Acme!"], 2, `--realm 'Acme!': realm label "Acme!" is not`],
+      [["ca", "init", "--realm", "a..b"], 2, `--realm 'a..b': realm label "" is not`],
+      [
+        ["ca", "init", "--realm", "acme", "--duration", "ten days"],
+        2,
+        "--duration 'ten days': use a number and a unit",
+      ],
       [
         ["ca", "init", "--realm", "acme", "--key-type", "rsa"],
         2,
         "Allowed choices are ed25519, p256",
       ],
       [["issue", "--realm", "acme", "--name", "n"], 1, "no CA in macula-ca"],
-      [["issue", "--realm", "acme", "--name", "../evil"], 2, "invalid name"],
+      [["issue", "--realm", "acme", "--name", "../evil"], 2, "--name '../evil': use 1-64 of"],
       [["sign", "--csr", "missing.csr"], 1, "cannot read request missing.csr: no such file"],
-      [["print", "missing.pem"], 1, "cannot read certificate missing.pem: no such file"],
+      [["print", "missing.pem"], 1, "cannot read file missing.pem: no such file"],
       [["verify", "--ca", "nope.pem", "x.pem"], 1, "cannot read certificate x.pem: no such file"],
-      [["revoke"], 1, "nothing to revoke: give --serial or --cert"],
+      [["revoke"], 2, "nothing to revoke: give --serial or --cert"],
     ])("%p exits %p", async (args, code, message) => {
       const empty = await tmp();
       const r = await certs(empty, args as string[]);
@@ -377,7 +383,7 @@ describe("macula certs (from source)", () => {
       const r = await certs(dir, ["ca", "init", "--realm", "acme"]);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
-        "macula certs ca init: error: macula-ca/ca.pem already exists (a CA is already there; use --force to replace it)\n",
+        "macula certs ca init: macula-ca/ca.pem already exists (a CA is already there; use --force to replace it)\n",
       );
       expect(await readFile(join(dir, "macula-ca", "ca.key"), "utf8")).toBe(before);
     });
@@ -395,8 +401,8 @@ describe("macula certs (from source)", () => {
         "--out",
         "new",
       ]);
-      expect(ip.code).toBe(1);
-      expect(ip.stderr).toContain('invalid IP address "300.1.1.1"');
+      expect(ip.code).toBe(2);
+      expect(ip.stderr).toContain("--ip '300.1.1.1': not an IPv4 or IPv6 address");
       await writeFile(join(dir, "locked.pem"), "x");
       await chmod(join(dir, "locked.pem"), 0o000);
       const locked = await certs(dir, [
@@ -410,7 +416,7 @@ describe("macula certs (from source)", () => {
       ]);
       expect(locked.code).toBe(1);
       expect(locked.stderr).toMatch(
-        /cannot read public key locked.pem|is not a readable PEM public key/,
+        /^macula certs issue: (cannot read public key locked.pem: permission denied|--in-pub locked.pem is not a PEM file \(no -----BEGIN line\))\n$/, // root reads it anyway
       );
       await rm(join(dir, "locked.pem"));
       const again = await certs(dir, ["issue", "--realm", "acme", "--name", "edge-1"]);
@@ -495,7 +501,8 @@ describe("macula certs (from source)", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("Examples:");
     expect(r.stdout).toContain("MACULA_CA_PASSPHRASE");
-    for (const sub of ["ca", "issue", "sign", "print", "verify", "revoke"]) {
+    expect(r.stdout).toContain("130 Ctrl-C at the passphrase prompt");
+    for (const sub of ["ca", "key", "issue", "sign", "print", "verify", "revoke"]) {
       expect(r.stdout).toMatch(new RegExp(`^  ${sub} `, "m"));
     }
   });
