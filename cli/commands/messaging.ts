@@ -2,9 +2,15 @@
  * `macula pub`, `sub`, `call` and `serve`: thin shells over lib/client. Each connects to one
  * node (flags > MACULA_URL/MACULA_CREDS > context > default, see `resolveTarget`), does its
  * work, and closes cleanly. docs/cli.md is the guide.
+ *
+ * One rule for stopping, across the four: a closed stdout (`| head -1`) ends a command quietly
+ * with exit 0; SIGINT or SIGTERM stops it cleanly within a second (a second signal at once,
+ * 130). A command whose job is to run until stopped (`sub` and `serve` without --count) then
+ * exits 0; one stopped before its job was done (`pub` before the last message, `call` before
+ * the reply, `sub`/`serve` before --count) exits 128 + the signal: 130 for Ctrl-C, 143 for
+ * SIGTERM.
  */
-import { Command } from "@commander-js/extra-typings";
-import { spawn } from "node:child_process";
+import { Command, Option } from "@commander-js/extra-typings";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -12,10 +18,13 @@ import { createInterface } from "node:readline";
 import {
   decodeJson,
   JsonError,
+  MAX_PAYLOAD_LIMIT,
   RPC_ERROR_CODES,
   RpcError,
   type RpcErrorCode,
 } from "../../lib/messaging/mod.ts";
+import type { CallContext } from "../../lib/client/mod.ts";
+import { OutputTooLarge, runOnce } from "./proc.ts";
 import {
   CliFailure,
   connectTo,
@@ -28,6 +37,10 @@ import {
   queueArg,
   rateArg,
   readStdin,
+  signalExitCode,
+  StdoutClosed,
+  STOP_GRACE_MS,
+  type StopSignal,
   target,
   TARGET_HELP,
   topicArg,
@@ -41,22 +54,71 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const looseUtf8 = new TextDecoder();
 const err = (s: string) => process.stderr.write(`${s}\n`);
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+/** Milliseconds since `t0`, to a tenth. */
+const since = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
 
-/** Throws a usage error unless `bytes` is JSON; `what` names the input. */
+/** The stopping rule, for --help (docs/cli.md, "Stopping", says the same). */
+const STOP_HELP =
+  `A closed stdout (the reader went away, e.g. '| head -1') ends the command quietly, exit 0.
+Ctrl-C (SIGINT) or SIGTERM stops it cleanly within a second; a second Ctrl-C ends it at once
+(130).`;
+
+/**
+ * Wraps a command body like `guarded`, and ends it quietly with exit 0 when its reader closed
+ * stdout (`StdoutClosed`): the body's own clean-up has run; the process exits within
+ * `STOP_GRACE_MS` even if something still holds it.
+ */
+function action<A extends unknown[]>(prefix: string, body: (...args: A) => Promise<void>) {
+  return guarded(prefix, async (...args: A) => {
+    // A closed stderr is no reason to crash either: the lines are lost, the command goes on.
+    if (process.stderr.listenerCount("error") === 0) process.stderr.on("error", () => {});
+    try {
+      await body(...args);
+    } catch (e) {
+      if (!(e instanceof StdoutClosed)) throw e;
+      setTimeout(() => process.exit(process.exitCode ?? 0), STOP_GRACE_MS).unref();
+    }
+  });
+}
+
+/**
+ * The failure of a command stopped by `sig` before its job was done: "stopped by SIGINT" and
+ * `what` (which starts with its own separator), exit 128 + the signal.
+ */
+const stoppedBy = (sig: StopSignal, what: string) =>
+  new CliFailure(`stopped by ${sig}${what}`, signalExitCode(sig));
+
+/** Throws a usage error unless `bytes` is JSON; `what` names the input, `hint` the way out. */
 function mustBeJson(bytes: Uint8Array, what: string, hint: string): void {
   try {
     decodeJson(bytes);
   } catch (e) {
-    if (e instanceof JsonError) {
-      throw usage(`${what} is not JSON: ${e.message} (${hint})`);
-    }
+    if (e instanceof JsonError) throw usage(`${what} is not JSON: ${e.message}\n  ${hint}`);
     throw e;
   }
 }
 
+/** A payload for JSON output: `data` (parsed JSON, else the text) or `base64` (not UTF-8). */
+function payloadFields(payload: Uint8Array): { data: unknown } | { base64: string } {
+  let text: string;
+  try {
+    text = strictUtf8.decode(payload);
+  } catch {
+    return { base64: Buffer.from(payload).toString("base64") };
+  }
+  if (text.trim() !== "") {
+    try {
+      return { data: JSON.parse(text) };
+    } catch {
+      // not JSON: the text
+    }
+  }
+  return { data: text };
+}
+
 // ---- pub -----------------------------------------------------------------------------------
 
-const PUB_HINT = "leave out --json to send it as text";
+const PUB_HINT = "leave out --input json to send it as text";
 
 /** Publishes are flushed (a round trip to the node) every this many, bounding what is queued. */
 const PUB_FLUSH_EVERY = 1000;
@@ -77,30 +139,40 @@ function pubCommand() {
         "pace publishing at this many messages per second",
         rateArg,
       )
-      .option("--json", "check that every message is valid JSON before sending it"),
+      .addOption(
+        new Option("--input <format>", "json: refuse (exit 2) a message that is not JSON")
+          .choices(["text", "json"] as const)
+          .default("text" as const),
+      ),
   )
     .addHelpText(
       "after",
       `
 Each stdin line (without its line break) is one message. Publishing is at most once: a
 message nobody is subscribed to is dropped. The command ends after the node has received
-every message, then prints "published N messages to <topic>" on stderr. Ctrl-C stops early:
-what was already published is still delivered, and the exit code is 0.
+every message, then prints "published N messages to <topic>" on stderr. A message over the
+node's payload limit ends it with that error alone (exit 1); the messages before it were sent.
+Ctrl-C stops early: what was already published is still delivered, then "macula pub: stopped
+by SIGINT after publishing N messages to <topic>", exit 130.
+
+${STOP_HELP}
 ${TARGET_HELP}
 
 Examples:
   $ macula pub sensors.kitchen.temp 21.5
-  $ macula pub events.test '{"n":1}' --json --count 100 --rate 10
+  $ macula pub events.test '{"n":1}' --input json --count 100 --rate 10
   $ tail -f app.log | macula pub logs.app -
   $ macula pub greetings.en hello --server quic://10.0.0.7:4433 --creds ~/acme/laptop
 
-Exit codes: 0 published, 1 failed (cannot connect, connection lost), 2 usage error (bad
-topic, data not JSON with --json, bad option).`,
+Exit codes: 0 published, 1 failed (cannot connect, connection lost, refused by the node, a
+message over its payload limit), 2 usage error (bad topic, not JSON with --input json, bad
+option), 130 stopped by Ctrl-C (143 by SIGTERM) before the last message.`,
     )
-    .action(guarded("macula pub", async (topic, data, opts) => {
+    .action(action("macula pub", async (topic, data, opts) => {
+      const json = opts.input === "json";
       const fromStdin = data === "-" || (data === undefined && !process.stdin.isTTY);
-      if (!fromStdin && data !== undefined && opts.json) {
-        mustBeJson(utf8.encode(data), "data", PUB_HINT);
+      if (!fromStdin && data !== undefined && json) {
+        mustBeJson(utf8.encode(data), "the data", PUB_HINT);
       }
       const t = target(opts);
       const stop = new AbortController();
@@ -111,13 +183,19 @@ topic, data not JSON with --json, bad option).`,
         stop.abort();
       });
       let sent = 0;
-      // Ctrl-C / SIGTERM: stop reading and publishing, deliver what was published, exit 0.
-      const signal = untilSignal();
+      // Ctrl-C / SIGTERM: stop reading and publishing, deliver what was published, exit 130.
+      const signal = untilSignal({ prefix: "macula pub", exitCode: signalExitCode });
       void signal.done.then(() => stop.abort());
       try {
         const pace = pacer(opts.rate, stop.signal);
         const limit = opts.count ?? (fromStdin ? Infinity : 1);
-        const one = async (bytes: Uint8Array) => {
+        const one = async (bytes: Uint8Array, what: string) => {
+          if (bytes.length > client.maxPayload) {
+            throw new CliFailure(
+              `${what} is ${bytes.length} bytes, over the node's payload limit of ` +
+                `${client.maxPayload}`,
+            );
+          }
           await pace();
           if (stop.signal.aborted) return;
           client.publish(topic, bytes);
@@ -128,26 +206,31 @@ topic, data not JSON with --json, bad option).`,
           const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
           stop.signal.addEventListener("abort", () => lines.close(), { once: true });
           let lineNo = 0;
-          for await (const l of lines) {
-            lineNo++;
-            const bytes = utf8.encode(l);
-            if (opts.json) mustBeJson(bytes, `stdin line ${lineNo}`, PUB_HINT);
-            await one(bytes);
-            if (sent >= limit || stop.signal.aborted) break;
+          try {
+            for await (const l of lines) {
+              lineNo++;
+              const bytes = utf8.encode(l);
+              if (json) mustBeJson(bytes, `stdin line ${lineNo}`, PUB_HINT);
+              await one(bytes, `stdin line ${lineNo}`);
+              if (sent >= limit || stop.signal.aborted) break;
+            }
+          } finally {
+            lines.close();
+            process.stdin.destroy();
           }
-          lines.close();
-          process.stdin.destroy();
         } else {
           const bytes = utf8.encode(data ?? "");
-          while (sent < limit && !stop.signal.aborted) await one(bytes);
+          while (sent < limit && !stop.signal.aborted) await one(bytes, "the message");
         }
         await client.flush();
       } finally {
         signal.cancel();
         await client.close();
-        if (!refused) err(`published ${plural(sent, "message")} to ${topic}`);
       }
       if (refused) throw new CliFailure(refused.message);
+      const published = `${plural(sent, "message")} to ${topic}`;
+      if (signal.received) throw stoppedBy(signal.received, ` after publishing ${published}`);
+      err(`published ${published}`);
     }));
 }
 
@@ -178,23 +261,9 @@ function pacer(rate: number | undefined, signal: AbortSignal): () => Promise<voi
 
 // ---- sub -----------------------------------------------------------------------------------
 
-/** One message as `sub --json` prints it. */
+/** One message as `sub --json` prints it: {topic, data, bytes}, or base64 for binary. */
 export function messageJson(topic: string, payload: Uint8Array): Record<string, unknown> {
-  let text: string | null = null;
-  try {
-    text = strictUtf8.decode(payload);
-  } catch {
-    return { topic, base64: Buffer.from(payload).toString("base64"), bytes: payload.length };
-  }
-  let data: unknown = text;
-  if (text.trim() !== "") {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = text;
-    }
-  }
-  return { topic, data, bytes: payload.length };
+  return { topic, ...payloadFields(payload), bytes: payload.length };
 }
 
 function subCommand() {
@@ -214,11 +283,14 @@ function subCommand() {
     .addHelpText(
       "after",
       `
-Prints "[topic] text" per message on stdout (--raw: the payload only; --json: one object per
-line, "data" holding the parsed JSON or the text, or "base64" for a payload that is not
-UTF-8). "subscribed to <pattern> on <url>" goes to stderr once the node has the subscription;
-reconnects are reported on stderr, and the subscription is restored after one.
-Stop with Ctrl-C (exit 0), or let --count end it.
+Prints "[topic] text" per message on stdout (--raw: the payload only, then a line break;
+--json: one object per line, "data" holding the parsed JSON or the text, or "base64" for a
+payload that is not UTF-8). "subscribed to <pattern> on <url>" goes to stderr once the node
+has the subscription; reconnects are reported on stderr, and the subscription is restored
+after one. Stop with Ctrl-C (exit 0), or let --count end it; Ctrl-C before --count messages
+came exits 130. Messages the output could not keep up with are counted on stderr at the end.
+
+${STOP_HELP}
 ${TARGET_HELP}
 
 Examples:
@@ -226,28 +298,34 @@ Examples:
   $ macula sub 'sensors.*.temp' --json | jq .data
   $ macula sub orders.new --queue workers --count 1
   $ macula sub 'logs.>' --raw > all.log
+  $ macula sub 'pp.*' | head -1                     the first message, then exit 0
 
-Exit codes: 0 stopped (Ctrl-C or --count reached), 1 failed (cannot connect), 2 usage error
-(bad pattern or queue group).`,
+Exit codes: 0 stopped (Ctrl-C, SIGTERM, --count reached, stdout closed), 1 failed (cannot
+connect), 2 usage error (bad pattern or queue group), 130 Ctrl-C (143 SIGTERM) before
+--count messages came.`,
     )
-    .action(guarded("macula sub", async (pattern, opts) => {
+    .action(action("macula sub", async (pattern, opts) => {
       if (opts.json && opts.raw) throw usage("--json and --raw: pick one");
       const t = target(opts);
       const client = await connectTo("macula sub", t, opts);
-      const signal = untilSignal();
+      const count = opts.count;
+      const signal = untilSignal({
+        prefix: "macula sub",
+        exitCode: (sig) => count === undefined ? 0 : signalExitCode(sig),
+      });
+      let n = 0;
       try {
         const sub = client.subscribe(pattern, opts.queue ? { queue: opts.queue } : {});
         await client.flush();
         err(`subscribed to ${pattern}${opts.queue ? ` (queue ${opts.queue})` : ""} on ${t.url}`);
         void signal.done.then(() => sub.unsubscribe());
-        let n = 0;
         for await (const m of sub) {
           if (opts.json) await out(`${JSON.stringify(messageJson(m.topic, m.payload))}\n`);
           else if (opts.raw) {
             await out(m.payload);
             await out("\n");
           } else await out(`[${m.topic}] ${looseUtf8.decode(m.payload)}\n`);
-          if (opts.count !== undefined && ++n >= opts.count) break;
+          if (count !== undefined && ++n >= count) break;
         }
         const st = sub.stats();
         if (st.dropped + st.droppedAtNode > 0) {
@@ -259,6 +337,9 @@ Exit codes: 0 stopped (Ctrl-C or --count reached), 1 failed (cannot connect), 2 
       } finally {
         signal.cancel();
         await client.close();
+      }
+      if (signal.received && count !== undefined && n < count) {
+        throw stoppedBy(signal.received, ` after ${n} of ${plural(count, "message")}`);
       }
     }));
 }
@@ -277,62 +358,118 @@ export const CALL_EXIT_CODES: Readonly<Record<RpcErrorCode, number>> = {
   permission_denied: 10,
 };
 
+/** What each code means to someone running `macula call`. */
+const CALL_EXIT_MEANING: Readonly<Record<RpcErrorCode, string>> = {
+  no_provider: "no node serves the procedure",
+  timeout: "no reply before --timeout",
+  handler_error: "the provider failed; the message is its own",
+  payload_too_large: "the request or the reply is over the node's payload limit",
+  cancelled: "the call was cancelled",
+  unavailable: "the provider or the connection went away before replying",
+  bad_request: "the node refused the call as malformed",
+  permission_denied: "the caller's certificate groups may not call it",
+};
+
+/** A call's reply as `call --json` prints it. */
+export function replyJson(procedure: string, reply: Uint8Array, ms: number) {
+  return { procedure, ...payloadFields(reply), bytes: reply.length, ms };
+}
+
 function callCommand() {
-  const table = RPC_ERROR_CODES.map((c) => `  ${CALL_EXIT_CODES[c]}  ${c}`).join("\n");
+  // Ctrl-C is 130 here, like everywhere: `cancelled` (7) is what a library caller gets.
+  const table = RPC_ERROR_CODES.filter((c) => c !== "cancelled")
+    .map((c) =>
+      `  ${String(CALL_EXIT_CODES[c]).padStart(2)}  ${c.padEnd(18)}${CALL_EXIT_MEANING[c]}`
+    )
+    .join("\n");
   return withTarget(
     new Command("call")
       .description("call a procedure and print the reply")
       .argument("<procedure>", "procedure name, e.g. math.add", procedureArg)
       .argument("[payload]", "request payload, JSON unless --raw; '-' reads stdin")
-      .option("-t, --timeout <ms>", "deadline for the reply", intArg(1, 3_600_000), 5000)
-      .option("--raw", "send the payload as is (no JSON check) and print the reply as is"),
+      .option("-t, --timeout <ms>", "deadline for each reply", intArg(1, 3_600_000), 5000)
+      .option("-n, --count <n>", "call n times, one after another", intArg(1, 1_000_000), 1)
+      .option("--json", "print each reply as one JSON object: {procedure, data, bytes, ms}")
+      .option(
+        "--raw",
+        "send the payload as is (no JSON check); print the reply as is, then a line break",
+      ),
   )
     .addHelpText(
       "after",
       `
-The reply goes to stdout: pretty-printed when it is JSON, else as text (--raw: the bytes as
-they came). Without a payload the request is empty. Ctrl-C cancels the call. A failed call
-prints "macula call: <code>: <message>" on stderr and exits with the code's number:
-  0  the reply arrived
-  1  failed otherwise (cannot connect, bad credentials)
-  2  usage error (bad procedure name, payload not JSON)
-${table}
+The reply goes to stdout: pretty-printed when it is JSON, else as text (--raw: its bytes, then
+a line break; --json: {"procedure", "data" (the parsed JSON or the text, or "base64" when it
+is not UTF-8), "bytes", "ms"} on one line). Without a payload the request is empty. A failed
+call prints "macula call: <code>: <message>" on stderr and exits with the code's number;
+with --count the first failure ends the run. Ctrl-C cancels the call (the provider is told)
+and exits 130.
+
+${STOP_HELP}
 ${TARGET_HELP}
 
 Examples:
   $ macula call math.add '{"a":1,"b":2}'
   $ echo '{"q":"x"}' | macula call search.query - --timeout 2000
-  $ macula call files.get notes.txt --raw > notes.txt`,
+  $ macula call text.upper hello --raw
+  $ macula call math.add '{"a":1,"b":2}' --json | jq .ms
+
+Exit codes:
+   0  the reply arrived (every reply, with --count)
+   1  failed otherwise (cannot connect, bad credentials)
+   2  usage error (bad procedure name, payload not JSON, bad option)
+${table}
+ 130  stopped by Ctrl-C (143 by SIGTERM); the call was cancelled`,
     )
-    .action(guarded("macula call", async (procedure, payload, opts) => {
+    .action(action("macula call", async (procedure, payload, opts) => {
+      if (opts.json && opts.raw) throw usage("--json and --raw: pick one");
       let bytes: Uint8Array;
-      if (payload === "-") bytes = await readStdin(64 * 1024 * 1024);
-      else bytes = utf8.encode(payload ?? "");
+      if (payload === "-") {
+        bytes = await readStdin(MAX_PAYLOAD_LIMIT, "more than any node accepts");
+      } else bytes = utf8.encode(payload ?? "");
       if (!opts.raw && bytes.length > 0) {
         mustBeJson(bytes, payload === "-" ? "stdin" : "the payload", "use --raw to send it as is");
       }
       const t = target(opts);
       const client = await connectTo("macula call", t, opts);
-      let reply: Uint8Array;
-      // Ctrl-C / SIGTERM cancels the call (exit 7, cancelled).
+      // Ctrl-C / SIGTERM cancels the call in flight: exit 130 / 143.
       const cancel = new AbortController();
-      const signal = untilSignal();
+      const signal = untilSignal({ prefix: "macula call", exitCode: signalExitCode });
       void signal.done.then(() => cancel.abort());
       try {
-        reply = await client.call(procedure, bytes, {
-          timeoutMs: opts.timeout,
-          signal: cancel.signal,
-        });
-      } catch (e) {
-        if (e instanceof RpcError) {
-          throw new CliFailure(e.message, CALL_EXIT_CODES[e.code] ?? FAILED, true);
+        const cancelled = (sig: StopSignal, i: number) =>
+          stoppedBy(
+            sig,
+            `: the call was cancelled${
+              opts.count > 1 ? ` (${i} of ${plural(opts.count, "call")} done)` : ""
+            }`,
+          );
+        for (let i = 0; i < opts.count; i++) {
+          if (signal.received) throw cancelled(signal.received, i);
+          const t0 = performance.now();
+          let reply: Uint8Array;
+          try {
+            reply = await client.call(procedure, bytes, {
+              timeoutMs: opts.timeout,
+              signal: cancel.signal,
+            });
+          } catch (e) {
+            if (signal.received) throw cancelled(signal.received, i);
+            if (e instanceof RpcError) {
+              throw new CliFailure(e.message, CALL_EXIT_CODES[e.code] ?? FAILED);
+            }
+            throw e;
+          }
+          if (opts.json) await out(`${JSON.stringify(replyJson(procedure, reply, since(t0)))}\n`);
+          else if (opts.raw) {
+            await out(reply);
+            await out("\n");
+          } else await out(formatReply(reply));
         }
-        throw e;
       } finally {
         signal.cancel();
         await client.close();
       }
-      await out(opts.raw ? reply : formatReply(reply));
     }));
 }
 
@@ -342,7 +479,7 @@ export function formatReply(reply: Uint8Array): string {
   try {
     text = strictUtf8.decode(reply);
   } catch {
-    return `(${reply.length} bytes, not UTF-8: use --raw to get them)\n`;
+    return `(${reply.length} bytes, not UTF-8: use --raw or --json to get them)\n`;
   }
   if (text.trim() !== "") {
     try {
@@ -373,72 +510,9 @@ function findExecutable(cmd: string): string | null {
   return null;
 }
 
-/** Keeps the last `max` bytes written to it. */
-class Tail {
-  #buf = Buffer.alloc(0);
-  constructor(private readonly max: number) {}
-  push(c: Buffer): void {
-    this.#buf = Buffer.concat([this.#buf, c]);
-    if (this.#buf.length > this.max) this.#buf = this.#buf.subarray(this.#buf.length - this.max);
-  }
-  lastLine(): string {
-    const lines = this.#buf.toString("utf8").split("\n").map((l) => l.trim()).filter(Boolean);
-    return lines[lines.length - 1] ?? "";
-  }
-}
-
-/** Runs `argv` with `input` on stdin; resolves with its stdout, rejects with a one-line reason. */
-export function runOnce(
-  argv: readonly string[],
-  input: Uint8Array,
-  o: { timeoutMs: number; maxOutput: number; signal: AbortSignal },
-): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv as [string, ...string[]];
-    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], shell: false });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stderr = new Tail(4096);
-    let failure: string | null = null;
-    let killTimer: ReturnType<typeof setTimeout> | undefined;
-    const kill = (why: string) => {
-      if (failure !== null) return;
-      failure = why;
-      child.kill("SIGTERM");
-      killTimer = setTimeout(() => child.kill("SIGKILL"), 1000);
-    };
-    const timer = setTimeout(() => kill(`${cmd} took longer than ${o.timeoutMs} ms`), o.timeoutMs);
-    const onAbort = () => kill("cancelled by the caller");
-    o.signal.addEventListener("abort", onAbort, { once: true });
-    if (o.signal.aborted) onAbort();
-    child.stdout.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > o.maxOutput) {
-        kill(`${cmd} wrote more than ${o.maxOutput} bytes, the payload limit`);
-      } else chunks.push(c);
-    });
-    child.stderr.on("data", (c: Buffer) => stderr.push(c));
-    child.stdin.on("error", () => {}); // the command may exit without reading its input
-    child.stdin.end(input);
-    const done = () => {
-      clearTimeout(timer);
-      clearTimeout(killTimer);
-      o.signal.removeEventListener("abort", onAbort);
-    };
-    child.on("error", (e) => {
-      done();
-      reject(new Error(`cannot run ${cmd}: ${e.message}`));
-    });
-    child.on("close", (code, sig) => {
-      done();
-      if (failure !== null) return reject(new Error(failure));
-      if (code === 0) return resolve(new Uint8Array(Buffer.concat(chunks)));
-      const last = stderr.lastLine();
-      const how = code !== null ? `exit code ${code}` : `signal ${sig}`;
-      reject(new Error(last ? `${last} (${cmd}: ${how})` : `${cmd} failed with ${how}`));
-    });
-  });
-}
+/** Why a task gave up waiting: the signal's reason when a string, else the caller cancelled. */
+const abortReason = (signal: AbortSignal) =>
+  typeof signal.reason === "string" ? signal.reason : "cancelled by the caller";
 
 /** Runs at most `limit` tasks at once; the rest wait in order (or give up when aborted). */
 class Gate {
@@ -455,7 +529,7 @@ class Gate {
         const stop = () => {
           const i = this.#waiting.indexOf(go);
           if (i >= 0) this.#waiting.splice(i, 1);
-          reject(new Error("cancelled by the caller while waiting for a free slot"));
+          reject(new Error(`${abortReason(signal)} while waiting for a free slot`));
         };
         signal.addEventListener("abort", stop, { once: true });
         this.#waiting.push(go);
@@ -471,6 +545,9 @@ class Gate {
   }
 }
 
+/** Why `serve` ends: a signal, --count calls answered, or stdout gone (or failed). */
+type ServeEnd = { signal: StopSignal } | { count: true } | { output: Error };
+
 function serveCommand() {
   return withTarget(
     new Command("serve")
@@ -479,7 +556,8 @@ function serveCommand() {
       .argument("<procedure>", "procedure name, e.g. math.add", procedureArg)
       .argument("[command...]", "after '--': the command to run per call, and its arguments")
       .option("--echo", "reply with the request payload")
-      .option("-v, --verbose", "log every call on stderr (size, outcome, duration)")
+      .option("-v, --verbose", "log every call (size, outcome, duration), not only failures")
+      .option("--json", "log as JSON objects on stdout, one per line (see below)")
       .option(
         "-t, --timeout <ms>",
         "longest a command may run per call; then it is killed",
@@ -487,23 +565,38 @@ function serveCommand() {
         30_000,
       )
       .option(
-        "-c, --concurrency <n>",
+        "--concurrency <n>",
         "commands running at once; further calls wait",
         intArg(1, 1024),
         8,
-      ),
+      )
+      .option("-n, --count <n>", "exit after answering n calls", intArg(1, 1_000_000_000)),
   )
     .addHelpText(
       "after",
       `
 With a command, each call starts it (no shell) with the request payload on stdin; its stdout
 is the reply. A non-zero exit answers the caller with handler_error carrying the last line
-the command wrote to stderr. A command is killed (SIGTERM, then SIGKILL) when the caller
-cancels or its deadline passes, or after --timeout. Several 'macula serve' processes may serve
-one procedure; each call goes to one of them.
-Options go before '--'; everything after it is the command. "serving <procedure> on <url>"
-goes to stderr once the node has the registration; a failed call is logged there too. Stop
-with Ctrl-C (exit 0): calls in flight are cancelled and their commands killed.
+the command wrote to stderr; output over the node's payload limit answers payload_too_large.
+Each command runs in a process group of its own, and the whole group is killed (SIGTERM, then
+SIGKILL after 0.5 s) when the command exits, when the caller cancels or its deadline passes,
+after --timeout, and when serve stops: nothing it started is left running.
+Several 'macula serve' processes may serve one procedure; each call goes to one of them.
+Options go before '--'; everything after it is the command.
+
+"serving <procedure> on <url>" goes to stderr once the node has the registration; failed
+calls are logged there too, and with -v every call. --json logs the same events on stdout
+instead, one JSON object per line (reconnects and errors stay on stderr):
+  {"event":"serving","procedure":"t.x","url":"quic://127.0.0.1:4433"}
+  {"event":"call","procedure":"t.x","call":1,"bytes":4}                  (-v)
+  {"event":"reply","procedure":"t.x","call":1,"bytes":8,"ms":3.1}        (-v)
+  {"event":"failed","procedure":"t.x","call":2,"error":"broken (sh: exit code 3)","ms":2.7}
+  {"event":"stopping","procedure":"t.x","signal":"SIGINT"}
+Stop with Ctrl-C (exit 0): the procedure is unregistered, calls in flight fail (their callers
+get "handler_error: macula serve is stopping") and their commands are killed. With --count,
+serve exits 0 once n calls are answered (130 if Ctrl-C came first).
+
+${STOP_HELP}
 ${TARGET_HELP}
 
 Examples:
@@ -511,16 +604,18 @@ Examples:
   $ macula serve text.upper -- tr a-z A-Z
   $ macula serve math.add -- jq -c '{sum: (.a + .b)}'
   $ macula serve files.get -- sh -c 'cat "$(cat)"'      a shell only when you ask for one
+  $ macula serve jobs.run --json -v --concurrency 2 -- ./run-job.sh | jq -c 'select(.ms > 100)'
 
-Exit codes: 0 stopped (Ctrl-C), 1 failed (cannot connect), 2 usage error (bad procedure name,
-neither or both of --echo and a command, command not found).`,
+Exit codes: 0 stopped (Ctrl-C, SIGTERM, --count calls answered, stdout closed), 1 failed
+(cannot connect, refused by the node), 2 usage error (bad procedure name, neither or both of
+--echo and a command, command not found), 130 Ctrl-C (143 SIGTERM) before --count calls.`,
     )
-    .action(guarded("macula serve", async (procedure, command, opts) => {
+    .action(action("macula serve", async (procedure, command, opts) => {
       if (opts.echo && command.length > 0) throw usage("--echo and a command: pick one");
       if (!opts.echo && command.length === 0) {
         throw usage(
-          "say how to answer: --echo, or a command after '--' (e.g. macula serve " +
-            `${procedure} -- cat)`,
+          "say how to answer: --echo, or a command after '--'\n" +
+            `  e.g. macula serve ${procedure} -- cat`,
         );
       }
       if (command.length > 0 && findExecutable(command[0]!) === null) {
@@ -528,44 +623,107 @@ neither or both of --echo and a command, command not found).`,
       }
       const t = target(opts);
       const client = await connectTo("macula serve", t, opts);
-      const signal = untilSignal();
+      const count = opts.count;
+      const signal = untilSignal({
+        prefix: "macula serve",
+        exitCode: (sig) => count === undefined ? 0 : signalExitCode(sig),
+      });
+      let ended!: (why: ServeEnd) => void;
+      const end = new Promise<ServeEnd>((resolve) => (ended = resolve));
+      void signal.done.then((sig) => ended({ signal: sig }));
+      /** A log line on stderr, or with --json its object on stdout. */
+      const log = (line: string, event: Record<string, unknown>) => {
+        if (!opts.json) return void err(`macula serve: ${line}`);
+        out(`${JSON.stringify({ event: event.event, procedure, ...event })}\n`).catch((e) =>
+          ended({ output: e as Error })
+        );
+      };
+      // Aborted when serve stops: calls in flight (and those waiting for a slot) end.
+      const shutdown = new AbortController();
+      const running = new Set<Promise<unknown>>();
+      const gate = new Gate(opts.concurrency);
+      let arrived = 0;
+      let answered = 0;
       try {
-        const gate = new Gate(opts.concurrency);
-        let calls = 0;
-        const reg = client.serve(procedure, async (payload, ctx) => {
-          const n = ++calls;
+        const handle = async (payload: Uint8Array, ctx: CallContext): Promise<Uint8Array> => {
+          const n = ++arrived;
+          // The last call --count takes: no more are handed to this process.
+          if (count !== undefined && n >= count) reg.stop();
           const t0 = performance.now();
-          const took = () => `${(performance.now() - t0).toFixed(1)} ms`;
-          if (opts.verbose) err(`macula serve: ${procedure}: call ${n}: ${payload.length} bytes`);
+          if (opts.verbose) {
+            log(`${procedure}: call ${n}: ${payload.length} bytes`, {
+              event: "call",
+              call: n,
+              bytes: payload.length,
+            });
+          }
+          const failed = (message: string) =>
+            log(`${procedure}: call ${n}: ${message} (${since(t0)} ms)`, {
+              event: "failed",
+              call: n,
+              error: message,
+              ms: since(t0),
+            });
+          const stop = AbortSignal.any([ctx.signal, shutdown.signal]);
+          const task = opts.echo ? Promise.resolve(payload) : gate.run(
+            stop,
+            () =>
+              runOnce(command, payload, {
+                timeoutMs: opts.timeout,
+                maxOutput: client.maxPayload,
+                signal: stop,
+              }),
+          );
           try {
-            const reply = opts.echo ? payload : await gate.run(
-              ctx.signal,
-              () =>
-                runOnce(command, payload, {
-                  timeoutMs: opts.timeout,
-                  maxOutput: client.maxPayload,
-                  signal: ctx.signal,
-                }),
-            );
+            const reply = await task;
             if (opts.verbose) {
-              err(
-                `macula serve: ${procedure}: call ${n}: replied ${reply.length} bytes in ${took()}`,
-              );
+              log(`${procedure}: call ${n}: replied ${reply.length} bytes in ${since(t0)} ms`, {
+                event: "reply",
+                call: n,
+                bytes: reply.length,
+                ms: since(t0),
+              });
             }
             return reply;
           } catch (e) {
-            err(`macula serve: ${procedure}: call ${n}: ${(e as Error).message} (${took()})`);
+            failed((e as Error).message);
+            // Over the limit: the client answers the caller payload_too_large for such a reply.
+            if (e instanceof OutputTooLarge) return e.bytes;
             throw e;
+          } finally {
+            if (count !== undefined && ++answered >= count) ended({ count: true });
           }
+        };
+        // `running` holds the very promise the client awaits: once it settles, the reply (or the
+        // failure) has been handed to the session, so stopping after it loses no answer.
+        const reg = client.serve(procedure, (payload, ctx) => {
+          const call = handle(payload, ctx);
+          running.add(call);
+          const forget = () => void running.delete(call);
+          call.then(forget, forget);
+          return call;
         });
         await reg.ready;
-        err(`serving ${procedure} on ${t.url}`);
-        const sig = await signal.done;
-        err(`macula serve: ${sig}: stopping`);
+        if (opts.json) {
+          log("", { event: "serving", url: t.url });
+        } else err(`serving ${procedure} on ${t.url}`);
+        const why = await end;
+        if ("signal" in why) {
+          log(`${why.signal}: stopping`, { event: "stopping", signal: why.signal });
+        }
         reg.stop();
+        shutdown.abort("macula serve is stopping");
+        // Each command's group is ended (SIGKILL after the grace) and every call answered
+        // before the session closes.
+        await Promise.allSettled([...running]);
+        await new Promise((r) => setImmediate(r)); // the client writes the last answers
+        if ("output" in why) throw why.output;
       } finally {
         signal.cancel();
         await client.close();
+      }
+      if (signal.received && count !== undefined && answered < count) {
+        throw stoppedBy(signal.received, ` after ${answered} of ${plural(count, "call")}`);
       }
     }));
 }

@@ -10,6 +10,7 @@ import {
   Option,
   type OptionValues,
 } from "@commander-js/extra-typings";
+import { isIPv4, isIPv6 } from "node:net";
 import process from "node:process";
 import {
   type Client,
@@ -35,8 +36,7 @@ export const FAILED = 1;
 
 /** A failure that ends a command with `exitCode`; its message is printed once. */
 export class CliFailure extends Error {
-  /** `bare`: print `<prefix>: <message>` without the word "error:". */
-  constructor(message: string, readonly exitCode: number = FAILED, readonly bare = false) {
+  constructor(message: string, readonly exitCode: number = FAILED) {
     super(message);
   }
 }
@@ -45,8 +45,9 @@ export class CliFailure extends Error {
 export const usage = (message: string) => new CliFailure(message, USAGE);
 
 /**
- * Wraps a command body: a thrown error becomes `<prefix>: error: <message>` on stderr and the
- * error's exit code (CliFailure) or 1. Commander's own errors pass through.
+ * Wraps a command body: a thrown error becomes `<prefix>: <message>` on stderr (the prefix is
+ * the command path, e.g. `macula context add`) and the error's exit code (CliFailure) or 1.
+ * Commander's own errors pass through.
  */
 export function guarded<A extends unknown[]>(prefix: string, body: (...args: A) => unknown) {
   return async (...args: A): Promise<void> => {
@@ -54,10 +55,10 @@ export function guarded<A extends unknown[]>(prefix: string, body: (...args: A) 
       await body(...args);
     } catch (e) {
       if (e instanceof CommanderError) throw e;
+      if (e instanceof StdoutClosed) return; // `| head -1`: a quiet end, status 0
       const message = e instanceof Error ? e.message : String(e);
       const code = e instanceof CliFailure ? e.exitCode : FAILED;
-      const bare = e instanceof CliFailure && e.bare;
-      process.stderr.write(`${prefix}: ${bare ? "" : "error: "}${message}\n`);
+      process.stderr.write(`${prefix}: ${message}\n`);
       throw new CommanderError(code, "macula.failed", message);
     }
   };
@@ -99,6 +100,74 @@ export function intArg(min: number, max: number) {
     }
     return n;
   };
+}
+
+/** `host:port`, `[v6]:port`, `:port` or a bare host (port from the file or the default). */
+/**
+ * `--listen`, the one address flag of every command that binds a socket (node up, stun serve,
+ * netcheck, stun query); `--port` sets the port alone.
+ */
+export function parseListen(v: string): { host?: string; port?: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*))(?::(\d{1,5}))?$/.exec(v.trim());
+  const bad = (why: string): never => {
+    throw new InvalidArgumentError(
+      `${JSON.stringify(v)}: ${why} (e.g. 0.0.0.0:4433, 127.0.0.1:0, [::]:4433)`,
+    );
+  };
+  if (!m) {
+    if (isIPv6(v)) bad("put an IPv6 address in brackets");
+    return bad("expected host:port");
+  }
+  const host = m[1] ?? m[2] ?? "";
+  if (m[1] !== undefined && !isIPv6(host)) bad(`${host} is not an IPv6 address`);
+  if (m[2] !== undefined && host !== "" && !isIPv4(host) && !/^[A-Za-z0-9.-]+$/.test(host)) {
+    bad(`${JSON.stringify(host)} is not a host`);
+  }
+  const out: { host?: string; port?: number } = {};
+  if (host !== "") out.host = host;
+  if (m[3] !== undefined) {
+    const port = Number(m[3]);
+    if (port > 65535) bad("the port must be 0-65535");
+    out.port = port;
+  }
+  if (out.host === undefined && out.port === undefined) bad("expected host:port");
+  return out;
+}
+
+/** Adds `-l, --listen <host:port>` and `-p, --port <n>` (the port alone) to a command. */
+// deno-lint-ignore no-explicit-any
+export function withListen<A extends any[], O extends OptionValues>(
+  c: Command<A, O>,
+  what: string,
+  defaults: { host: string; port: number },
+) {
+  const at = defaults.host.includes(":") ? `[${defaults.host}]` : defaults.host;
+  return c
+    .addOption(
+      new Option("-l, --listen <host:port>", `${what} (default ${at}:${defaults.port})`)
+        .argParser(parseListen),
+    )
+    .addOption(
+      new Option("-p, --port <n>", `the port alone (0 = a free port)`).argParser(
+        intArg(0, 65535),
+      ),
+    );
+}
+
+/**
+ * The address of `--listen` / `--port` over `defaults`; the host must be an IP address (these
+ * commands bind raw sockets, no name lookups).
+ */
+export function listenOf(
+  o: { listen?: { host?: string; port?: number }; port?: number },
+  defaults: { host: string; port: number },
+): { host: string; port: number } {
+  const host = o.listen?.host ?? defaults.host;
+  if (!isIPv4(host) && !isIPv6(host)) throw usage(`--listen ${host}: give an IP address`);
+  if (o.port !== undefined && o.listen?.port !== undefined && o.port !== o.listen.port) {
+    throw usage(`--port ${o.port} and --listen ${o.listen.port} disagree: give one`);
+  }
+  return { host, port: o.port ?? o.listen?.port ?? defaults.port };
 }
 
 /** A positive number (may be fractional) up to `max`. */
@@ -181,57 +250,170 @@ export async function connectTo(
     });
     return client;
   } catch (e) {
-    const message = (e as Error).message;
-    if (message.startsWith("credentials")) {
-      throw new CliFailure(
-        `${message}\n  (credentials from ${t.credsSource}; a dev node writes them to ` +
-          `<data-dir>/client: run 'macula node up' and pass the --creds it prints)`,
-      );
-    }
-    const why = message.replace(/^connecting to \S+: /, "");
-    throw new CliFailure(
-      `cannot connect to ${t.url} (from ${t.source}): ${why}\n` +
-        `  is a node running there? start one with 'macula node up', or point --server, ` +
-        `${ENV.url} or --context at a running node`,
-    );
+    throw new CliFailure(connectFailure(t, (e as Error).message));
   }
 }
 
-/** Resolves on the first SIGINT or SIGTERM; the handlers are removed afterwards. */
-export function untilSignal(): { done: Promise<string>; cancel: () => void } {
-  let cancel = () => {};
-  const done = new Promise<string>((resolve) => {
-    const on = (sig: string) => () => {
-      cancel();
-      resolve(sig);
-    };
-    const int = on("SIGINT");
-    const term = on("SIGTERM");
-    process.on("SIGINT", int);
-    process.on("SIGTERM", term);
-    cancel = () => {
+/**
+ * Why connecting to `t` failed, said once (the client's own "cannot connect to <url>: " is not
+ * repeated), with the hint that fits the cause and none when no hint is right.
+ */
+export function connectFailure(t: Target, message: string): string {
+  if (message.startsWith("credentials: cannot read")) {
+    const from = t.credsSource === "default" ? "the default directory" : t.credsSource;
+    return `${message} (from ${from})\n  a dev node writes client credentials to ` +
+      `<data-dir>/client: run 'macula node up' and pass the --creds it prints`;
+  }
+  if (message.startsWith("credentials")) return message;
+  const why = message.replace(/^(cannot connect to|connecting to) \S+: /, "");
+  const head = `cannot connect to ${t.url} (from ${t.source})`;
+  const other =
+    `  use credentials issued by that node's realm CA (--creds, ${ENV.creds} or --context)`;
+  if (/closed locally: TLS alert unknown_ca/.test(why)) {
+    return `${head}: the node's certificate is not signed by the CA in ${t.creds}/ca.pem ` +
+      `(TLS unknown_ca): it belongs to another realm or CA\n${other}`;
+  }
+  if (/closed by peer: TLS alert (unknown_ca|bad_certificate|certificate_unknown)/.test(why)) {
+    return `${head}: the node does not accept the certificate in ${t.creds}/cert.pem ` +
+      `(${/TLS alert (\w+)/.exec(why)![1]}): it is not signed by the node's realm CA\n${other}`;
+  }
+  if (/no answer within \d+ ms$/.test(why)) {
+    return `${head}: ${why}\n  is a node running there? start one with 'macula node up', or ` +
+      `point --server, ${ENV.url} or --context at a running node`;
+  }
+  return `${head}: ${why}`;
+}
+
+/** The signals that stop a command, with their numbers (a shell reports 128 + the number). */
+const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
+/** SIGINT (Ctrl-C) or SIGTERM. */
+export type StopSignal = keyof typeof STOP_SIGNALS;
+/** How long a command may take to stop after the first signal, before it exits anyway. */
+export const STOP_GRACE_MS = 1000;
+
+/** The exit code of a command ended by `sig`: 128 + its number (130 for SIGINT, 143 SIGTERM). */
+export function signalExitCode(sig: StopSignal): number {
+  return 128 + STOP_SIGNALS[sig];
+}
+
+/** What `untilSignal` returns. */
+export interface SignalWait {
+  /** Resolves with the first SIGINT or SIGTERM. */
+  readonly done: Promise<StopSignal>;
+  /** The first signal, once one came. */
+  readonly received: StopSignal | null;
+  /**
+   * The command is ending on its own: the handlers go (a later signal has its default effect).
+   * After a signal the handlers stay, so that a second one still ends a stop that hangs.
+   */
+  cancel(): void;
+}
+
+/**
+ * Waits for SIGINT or SIGTERM. The first one starts a clean stop: `done` resolves, and if the
+ * process has not exited `graceMs` later it exits anyway, with `process.exitCode` when the
+ * command set one, else `exitCode(signal)` (default 0), saying so on stderr under `prefix`.
+ * A second signal exits at once with 128 + its number (130 for a second Ctrl-C).
+ */
+export function untilSignal(
+  o: { graceMs?: number; exitCode?: (sig: StopSignal) => number; prefix?: string } = {},
+): SignalWait {
+  const graceMs = o.graceMs ?? STOP_GRACE_MS;
+  let received: StopSignal | null = null;
+  let resolve!: (sig: StopSignal) => void;
+  const done = new Promise<StopSignal>((r) => (resolve = r));
+  const on = (sig: StopSignal) => {
+    if (received !== null) process.exit(signalExitCode(sig));
+    received = sig;
+    const late = setTimeout(() => {
+      if (o.prefix) {
+        process.stderr.write(`${o.prefix}: did not stop within ${graceMs} ms of ${sig}; exiting\n`);
+      }
+      process.exit(process.exitCode ?? o.exitCode?.(sig) ?? 0);
+    }, graceMs);
+    late.unref(); // only a bound: an exit on time is not held up by it
+    resolve(sig);
+  };
+  const int = () => on("SIGINT");
+  const term = () => on("SIGTERM");
+  process.on("SIGINT", int);
+  process.on("SIGTERM", term);
+  return {
+    done,
+    get received() {
+      return received;
+    },
+    cancel: () => {
+      if (received !== null) return;
       process.off("SIGINT", int);
       process.off("SIGTERM", term);
-    };
-  });
-  return { done, cancel };
+    },
+  };
 }
 
-/** Writes to stdout, waiting for it to drain when its buffer is full. */
-export async function out(text: string | Uint8Array): Promise<void> {
-  if (!process.stdout.write(text)) {
-    await new Promise<void>((r) => process.stdout.once("drain", () => r()));
+/**
+ * Thrown by `out` once the reader of stdout has gone (`macula sub '>' | head -1`): the command
+ * should clean up and end quietly, exit 0 (the process exits within `STOP_GRACE_MS` anyway).
+ * Nothing more can be written.
+ */
+export class StdoutClosed extends Error {
+  constructor() {
+    super("stdout was closed by its reader");
   }
 }
 
-/** Reads all of stdin. */
-export async function readStdin(limit: number): Promise<Uint8Array> {
+/** What became of stdout: an error event latches here (once `out` has written). */
+let stdoutState: { failure: Error | null; wake: Set<() => void> } | null = null;
+
+function watchStdout(): { failure: Error | null; wake: Set<() => void> } {
+  if (stdoutState) return stdoutState;
+  const s: { failure: Error | null; wake: Set<() => void> } = { failure: null, wake: new Set() };
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    const closed = e.code === "EPIPE" || e.code === "ERR_STREAM_DESTROYED";
+    if (closed && s.failure === null) {
+      // The command gets to clean up (its next `out` throws), within the same bound as a stop.
+      setTimeout(() => process.exit(process.exitCode ?? 0), STOP_GRACE_MS).unref();
+    }
+    s.failure ??= closed
+      ? new StdoutClosed()
+      : new CliFailure(`cannot write to stdout: ${e.message}`);
+    for (const w of s.wake) w();
+  });
+  return (stdoutState = s);
+}
+
+/**
+ * Writes to stdout, waiting for it to drain when its buffer is full. Throws `StdoutClosed` once
+ * the reader went away (EPIPE), and a `CliFailure` for any other write error (a full disk).
+ */
+export async function out(text: string | Uint8Array): Promise<void> {
+  const s = watchStdout();
+  if (s.failure) throw s.failure;
+  if (process.stdout.write(text)) return;
+  if (s.failure) throw s.failure; // the write failed at once
+  await new Promise<void>((resolve) => {
+    const go = () => {
+      process.stdout.off("drain", go);
+      s.wake.delete(go);
+      resolve();
+    };
+    process.stdout.on("drain", go);
+    s.wake.add(go);
+  });
+  if (s.failure) throw s.failure;
+}
+
+/** Reads all of stdin; more than `limit` bytes is a usage error, `why` saying why it is the limit. */
+export async function readStdin(limit: number, why: string): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let n = 0;
   for await (const chunk of process.stdin) {
     const c = chunk as Uint8Array;
     n += c.length;
-    if (n > limit) throw usage(`stdin is over ${limit} bytes, the node's payload limit`);
+    if (n > limit) {
+      process.stdin.destroy();
+      throw usage(`stdin is over ${limit} bytes, ${why}`);
+    }
     chunks.push(c);
   }
   const all = new Uint8Array(n);

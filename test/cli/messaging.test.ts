@@ -2,71 +2,23 @@
  * `macula pub`, `sub`, `call` and `serve` end to end, from source (`bun cli/main.ts …`), as
  * real processes against a node started in this test process on 127.0.0.1. Synchronisation is
  * by the lines the commands print ("subscribed to …", "serving …"), never by sleeping; every
- * wait is bounded.
+ * wait is bounded. How they stop (signals, closed pipes, handler process groups):
+ * messaging-stop.test.ts; JSON output, --count and the payload limit: messaging-output.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { CALL_EXIT_CODES } from "../../cli/commands/messaging.ts";
 import { type Client, connect } from "../../lib/client/client.ts";
-import { Node } from "../../lib/node/node.ts";
-import type { Subprocess } from "bun";
-import { Proc } from "../helpers/proc.ts";
+import type { Node } from "../../lib/node/node.ts";
+import { Harness } from "./messaging-harness.ts";
 
-const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
-
-let root: string;
+let h: Harness;
 let node: Node;
-let env: Record<string, string>;
-const procs: Proc[] = [];
-
-/** Starts `bun cli/main.ts ...args` against the test node (unless `target` is false). */
-function macula(
-  args: string[],
-  o: { stdin?: string; target?: boolean; env?: Record<string, string> } = {},
-): Proc {
-  // The target options go right after the verb: anything after `serve … --` is the command.
-  const full = o.target === false
-    ? args
-    : [args[0]!, "--server", node.url, "--creds", node.credsDir!, ...args.slice(1)];
-  const p = Bun.spawn({
-    cmd: [process.execPath, MAIN, ...full],
-    cwd: root,
-    env: { ...env, ...o.env },
-    stdin: o.stdin === undefined ? "ignore" : new TextEncoder().encode(o.stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: 60_000,
-    killSignal: "SIGKILL",
-  }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">;
-  const proc = new Proc(full, p);
-  procs.push(proc);
-  return proc;
-}
-
-/** Runs a command to its end. */
-async function done(args: string[], o: Parameters<typeof macula>[1] = {}) {
-  const p = macula(args, o);
-  const code = await p.code();
-  return { code, stdout: p.out, stderr: p.err };
-}
-
-/** Starts `sub` and waits until the node has the subscription. */
-async function subscribed(args: string[]): Promise<Proc> {
-  const p = macula(["sub", ...args]);
-  await p.waitFor("err", `subscribed to ${args[0]}`);
-  return p;
-}
-
-/** Starts `serve` and waits until the node has the registration. */
-async function serving(args: string[]): Promise<Proc> {
-  const p = macula(["serve", ...args]);
-  await p.waitFor("err", `serving ${args[0]} on `);
-  return p;
-}
+let root: string;
+const done = (...a: Parameters<Harness["done"]>) => h.done(...a);
+const subscribed = (args: string[]) => h.subscribed(args);
+const serving = (args: string[]) => h.serving(args);
 
 /** A UDP port nothing listens on (bound, then released). */
 async function closedPort(): Promise<number> {
@@ -78,20 +30,13 @@ async function closedPort(): Promise<number> {
 }
 
 beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), "macula-msg-cli-"));
-  env = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: join(root, "home"),
-    MACULA_CONFIG_DIR: join(root, "config"),
-  };
-  node = await Node.start({ dataDir: join(root, "node"), listen: { host: "127.0.0.1", port: 0 } });
+  h = await Harness.start("macula-msg-cli-");
+  node = h.node;
+  root = h.root;
 });
 
 afterAll(async () => {
-  for (const p of procs) p.p.kill("SIGKILL");
-  await Promise.allSettled(procs.map((p) => p.exited));
-  await node?.stop();
-  rmSync(root, { recursive: true, force: true });
+  await h?.stop();
 });
 
 describe("macula pub / sub", () => {
@@ -152,13 +97,27 @@ describe("macula pub / sub", () => {
     expect(a.err).toContain("subscribed to work.items (queue workers)");
   });
 
-  test("pub --json refuses data that is not JSON, exit 2", async () => {
-    const r = await done(["pub", "x.y", "{nope", "--json"]);
+  test("pub --input json refuses data that is not JSON, exit 2, with the way out", async () => {
+    const r = await done(["pub", "x.y", "{nope", "--input", "json"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("macula pub: error: data is not JSON");
-    const lines = await done(["pub", "x.y", "--json"], { stdin: '{"ok":1}\nbad\n' });
+    expect(r.stderr).toBe(
+      'macula pub: the data is not JSON: invalid JSON payload (5 bytes, starting "{nope"): ' +
+        "JSON Parse error: Expected '}'\n  leave out --input json to send it as text\n",
+    );
+    const lines = await done(["pub", "x.y", "--input", "json"], { stdin: '{"ok":1}\nbad\n' });
     expect(lines.code).toBe(2);
-    expect(lines.stderr).toContain("stdin line 2 is not JSON");
+    expect(lines.stderr).toStartWith("macula pub: stdin line 2 is not JSON: ");
+    expect(lines.stderr).not.toContain("published");
+    const text = await done(["pub", "x.y", "{nope", "--input", "text"]);
+    expect(text).toEqual({ code: 0, stdout: "", stderr: "published 1 message to x.y\n" });
+    const bad = await done(["pub", "x.y", "1", "--input", "yaml"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("yaml");
+    expect(bad.stderr).toContain("text, json");
+    // --json means JSON output everywhere; pub prints none, so it has no --json.
+    const old = await done(["pub", "x.y", "1", "--json"]);
+    expect(old.code).toBe(2);
+    expect(old.stderr).toContain("unknown option '--json'");
   });
 
   test("pub --rate paces the messages", async () => {
@@ -187,22 +146,6 @@ describe("macula pub / sub", () => {
     expect(queue.stderr).toContain("invalid queue group");
   });
 
-  test("pub stops on SIGINT, delivers what it published, and exits 0", async () => {
-    const sub = await subscribed(["slow.ticks", "--count", "1"]);
-    const pub = macula(["pub", "slow.ticks", "tick", "--count", "1000", "--rate", "2"]);
-    await sub.waitFor("out", "[slow.ticks] tick"); // the first one goes at once
-    expect(await sub.code()).toBe(0);
-    pub.p.kill("SIGINT");
-    expect(await pub.code()).toBe(0);
-    expect(pub.err).toMatch(/^published \d+ messages? to slow\.ticks\n$/);
-  });
-
-  test("sub stops on SIGINT with exit 0", async () => {
-    const sub = await subscribed(["stop.me"]);
-    sub.p.kill("SIGINT");
-    expect(await sub.code()).toBe(0);
-  });
-
   test("MACULA_URL and MACULA_CREDS choose the node when no flag does", async () => {
     const sub = await subscribed(["env.target", "--count", "1"]);
     const r = await done(["pub", "env.target", "via-env"], {
@@ -222,10 +165,10 @@ describe("macula call / serve", () => {
     expect(r).toEqual({ code: 0, stdout: '{\n  "a": [\n    1,\n    2\n  ]\n}\n', stderr: "" });
   });
 
-  test("serve -- cat runs the command per call; call --raw sends and prints bytes as is", async () => {
+  test("serve -- cat runs the command per call; call --raw sends the bytes, prints them and a line break", async () => {
     await serving(["t.cat", "--", "cat"]);
     const raw = await done(["call", "t.cat", "not json", "--raw"]);
-    expect(raw).toEqual({ code: 0, stdout: "not json", stderr: "" });
+    expect(raw).toEqual({ code: 0, stdout: "not json\n", stderr: "" });
     const fromStdin = await done(["call", "t.cat", "-"], { stdin: '{"from":"stdin"}' });
     expect(fromStdin.code).toBe(0);
     expect(JSON.parse(fromStdin.stdout)).toEqual({ from: "stdin" });
@@ -248,8 +191,11 @@ describe("macula call / serve", () => {
 
   test("no provider: exit 3", async () => {
     const r = await done(["call", "t.nobody", "{}"]);
-    expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^macula call: no_provider: /);
+    expect(r).toEqual({
+      code: 3,
+      stdout: "",
+      stderr: 'macula call: no_provider: no provider for "t.nobody"\n',
+    });
   });
 
   test("timeout: exit 4, and the serving command is killed when the caller gives up", async () => {
@@ -262,30 +208,31 @@ describe("macula call / serve", () => {
     await serve.waitFor("err", "t.slow: call 1: cancelled by the caller");
   });
 
-  test("SIGINT cancels a call: exit 7", async () => {
-    const serve = await serving(["t.hang", "--verbose", "--", "sleep", "30"]);
-    const call = macula(["call", "t.hang", "{}", "--timeout", "60000"]);
-    await serve.waitFor("err", "t.hang: call 1: 2 bytes"); // the call is in flight
-    call.p.kill("SIGINT");
-    expect(await call.code()).toBe(7);
-    expect(call.err).toMatch(/^macula call: cancelled: /);
-    await serve.waitFor("err", "t.hang: call 1: cancelled by the caller");
-  });
-
   test("call checks its payload is JSON unless --raw: exit 2", async () => {
     const r = await done(["call", "t.echo", "{bad"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("the payload is not JSON");
-    expect(r.stderr).toContain("--raw");
+    expect(r.stderr).toStartWith("macula call: the payload is not JSON: ");
+    expect(r.stderr).toEndWith("\n  use --raw to send it as is\n");
   });
 
   test("serve needs --echo or a command, and the command must exist: exit 2", async () => {
     const neither = await done(["serve", "t.x"]);
     expect(neither.code).toBe(2);
-    expect(neither.stderr).toContain("--echo, or a command after '--'");
+    expect(neither.stderr).toBe(
+      "macula serve: say how to answer: --echo, or a command after '--'\n" +
+        "  e.g. macula serve t.x -- cat\n",
+    );
     const missing = await done(["serve", "t.x", "--", "no-such-command-here"]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("command not found or not executable: no-such-command-here");
+    expect(missing.stderr).toBe(
+      "macula serve: command not found or not executable: no-such-command-here\n",
+    );
+    const both = await done(["serve", "t.x", "--echo", "--", "cat"]);
+    expect(both).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "macula serve: --echo and a command: pick one\n",
+    });
   });
 
   test("serve stops on SIGINT with exit 0, and its procedure is gone", async () => {
@@ -331,7 +278,7 @@ describe("connection failures", () => {
     const r = await done(["call", "t.echo", "{}", "--server", node.url], { target: false });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(join(root, "macula-data", "client", "ca.pem"));
-    expect(r.stderr).toContain("credentials from default");
+    expect(r.stderr).toContain("(from the default directory)");
   });
 
   test("an unknown --context is a usage error", async () => {

@@ -227,7 +227,7 @@ describe("NAT traversal in the lab", () => {
       expect(sub.lines()).toEqual(Array(3).fill("[lab.relayed] one"));
       const call = await cli(b!.host.ns, ["call", "lab.echo", "ping-over-relay", "--raw"]);
       expect(call.stderr).toBe("");
-      expect(call.stdout).toBe("ping-over-relay");
+      expect(call.stdout).toBe("ping-over-relay\n");
       serve.p.kill("SIGTERM");
       // A relay carried it (one-hop routing over their route, and no other path exists between
       // two symmetric NATs): at least a packet per message and two for the call.
@@ -245,10 +245,8 @@ describe("NAT traversal in the lab", () => {
         MAIN,
         "stun",
         "serve",
-        "--host",
-        ip1!,
-        "--port",
-        "3478",
+        "--listen",
+        `${ip1!}:3478`,
         "--alt-host",
         ip2!,
         "--alt-port",
