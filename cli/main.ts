@@ -17,6 +17,7 @@ import { stunCommand } from "./commands/stun.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { pingCommand } from "./commands/ping.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { docsCommand } from "./commands/docs.ts";
 import { messagingCommands } from "./commands/messaging.ts";
 import { netcheckCommand } from "./commands/netcheck.ts";
 import { nodeCommand } from "./commands/node.ts";
@@ -46,9 +47,10 @@ Examples:
   $ macula call math.add '{"a":1,"b":2}'         call a procedure, print the reply
   $ macula netcheck                              which NAT is this host behind?
 
-Run 'macula <command> --help' for a command's arguments and options.
-Commands marked (planned) are not built yet: they print "not implemented yet" and exit 2.
-Exit codes: 0 success, 1 the command failed, 2 usage error or not implemented yet.`;
+Run 'macula <command> --help' (or 'macula help <command>') for a command's arguments,
+options, examples and exit codes.
+Exit codes: 0 success, 1 the command failed, 2 usage error, 130 interrupted (Ctrl-C);
+pub, sub, call and serve add their own (see their --help).`;
 
 /** Builds the full `macula` command tree (without parsing anything). */
 export function buildProgram(): CommandUnknownOpts {
@@ -64,9 +66,11 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(netcheckCommand().helpGroup("Network:"));
   program.addCommand(stunCommand().helpGroup("Network:"));
   program.addCommand(relayCommand().helpGroup("Network:"));
-  for (const planned of plannedCommands()) program.addCommand(planned);
+  // Planned groups answer "not implemented yet" but are not advertised in the help.
+  for (const planned of plannedCommands()) program.addCommand(planned, { hidden: true });
   program.addCommand(contextCommand().helpGroup("Tools:"));
   program.addCommand(simCommand().helpGroup("Tools:"));
+  program.addCommand(docsCommand().helpGroup("Tools:"));
   program.addCommand(inspectCommand().helpGroup("Node:"));
   program.addCommand(pingCommand().helpGroup("Network:"));
   program.addCommand(versionCommand(), { hidden: true });
@@ -86,9 +90,23 @@ function configureTree(command: CommandUnknownOpts, path: string): void {
     .exitOverride()
     .showHelpAfterError(`(run '${path} --help' for usage)`)
     .configureOutput({
-      outputError: (message, write) => write(`${path}: ${message}`),
+      outputError: (message, write) => write(`${path}: ${plainUsageError(message)}`),
     });
   for (const sub of command.commands) configureTree(sub, `${path} ${sub.name()}`);
+}
+
+/**
+ * Commander's usage errors in the CLI's one error style, `<command path>: <what was wrong>`:
+ * without its "error: " word, and naming a bad value once (the argument parsers' messages
+ * already say what was expected).
+ */
+export function plainUsageError(message: string): string {
+  const text = message.replace(/^error: /, "");
+  const option = /^option '(?:-\w, )?([^' ]+)[^']*' argument '(.*)' is invalid\. (.*)$/s.exec(text);
+  if (option) return `${option[1]} '${option[2]}': ${option[3]}`;
+  const arg = /^command-argument value '(.*)' is invalid for argument '(.*)'\. (.*)$/s.exec(text);
+  if (arg) return arg[3]!.includes(arg[1]!) ? arg[3]! : `${arg[2]} '${arg[1]}': ${arg[3]}`;
+  return text;
 }
 
 /** Maps a commander outcome to the process exit code. */
@@ -105,17 +123,28 @@ function exitCodeOf(error: CommanderError): number {
  */
 export async function run(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
+  let args = argv.slice(2);
+  // `macula help node up` is `macula node up --help` (commander's help command takes one name).
+  if (args[0] === "help" && args.length > 2 && program.commands.some((c) => c.name() === args[1])) {
+    args = [...args.slice(1), "--help"];
+  }
   try {
-    await program.parseAsync(argv.slice(2), { from: "user" });
+    await program.parseAsync(args, { from: "user" });
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return exitCodeOf(error);
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`macula: error: ${message}\n`);
+    process.stderr.write(`macula: ${message}\n`);
     return FAILURE_EXIT_CODE;
   }
 }
 
 if (import.meta.main) {
+  // A closed pipe (`macula sub '>' | head -1`) ends the command quietly with status 0: the
+  // command sees it at its next write (shared.ts `out`) and cleans up; this bounds that to 1 s.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    setTimeout(() => process.exit(0), 1000).unref();
+  });
   process.exitCode = await run(process.argv);
 }

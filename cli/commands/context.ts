@@ -18,7 +18,8 @@ import { parseUrl, UrlError } from "../../lib/peer/mod.ts";
 import { guarded } from "./shared.ts";
 
 const line = (s: string) => process.stdout.write(`${s}\n`);
-const warn = (s: string) => process.stderr.write(`macula context: warning: ${s}\n`);
+const warn = (command: string, s: string) =>
+  process.stderr.write(`macula context ${command}: warning: ${s}\n`);
 const json = (v: unknown) => line(JSON.stringify(v, null, 2));
 
 // ---- argument parsers ----------------------------------------------------------------------
@@ -90,7 +91,7 @@ function addCommand() {
       "after",
       `
 A relative --creds is resolved against the working directory and saved as an absolute path.
-Without --creds, commands use MACULA_CREDS or ./macula-data/client (see docs/contexts.md).
+Without --creds, commands use MACULA_CREDS or ./macula-data/client (see macula docs contexts).
 A --creds directory that lacks ca.pem, cert.pem or key.pem is saved with a warning.
 
 Examples:
@@ -99,7 +100,7 @@ Examples:
       --description "acme production"
   $ macula context add v6 --server 'quic://[2001:db8::7]:7000' --force`,
     )
-    .action(guarded("macula context", (name: string, opts) => {
+    .action(guarded("macula context add", (name: string, opts) => {
       const store = ContextStore.open();
       const saved = store.add(
         {
@@ -112,7 +113,7 @@ Examples:
       );
       if (saved.creds !== undefined) {
         const missing = missingCreds(saved.creds);
-        if (missing.length > 0) warn(`${saved.creds} lacks ${missing.join(", ")}`);
+        if (missing.length > 0) warn("add", `${saved.creds} lacks ${missing.join(", ")}`);
       }
       if (opts.use) store.use(name);
       line(
@@ -130,16 +131,18 @@ function useCommand() {
     .addHelpText(
       "after",
       `
---server, MACULA_URL and --context still win over the current context (docs/contexts.md).
+--server, MACULA_URL and --context still win over the current context (macula docs contexts).
 
 Example:
   $ macula context use acme`,
     )
-    .action(guarded("macula context", (name: string) => {
+    .action(guarded("macula context use", (name: string) => {
       const store = ContextStore.open();
       const c = store.use(name);
       line(`using context ${c.name} (${c.server})`);
-      if (process.env[ENV.url]) warn(`${ENV.url} is set and overrides this context's server`);
+      if (process.env[ENV.url]) {
+        warn("use", `${ENV.url} is set and overrides this context's server`);
+      }
     }));
 }
 
@@ -155,7 +158,7 @@ Examples:
   $ macula context ls
   $ macula context ls --json | jq -r '.contexts[].name'`,
     )
-    .action(guarded("macula context", (opts) => {
+    .action(guarded("macula context ls", (opts) => {
       const store = ContextStore.open();
       const all = store.list();
       const current = store.current()?.name ?? null;
@@ -205,7 +208,7 @@ Examples:
   $ macula context show
   $ macula context show acme --json`,
     )
-    .action(guarded("macula context", (name: string | undefined, opts) => {
+    .action(guarded("macula context show", (name: string | undefined, opts) => {
       const store = ContextStore.open();
       const currentName = store.current()?.name ?? null;
       let c: Context;
@@ -224,7 +227,7 @@ Examples:
       const missing = c.creds === undefined ? [] : missingCreds(c.creds);
       if (name === undefined) {
         for (const key of [ENV.url, ENV.creds]) {
-          if (process.env[key]) warn(`${key} is set and overrides this context`);
+          if (process.env[key]) warn("show", `${key} is set and overrides this context`);
         }
       }
       if (opts.json) {
@@ -262,7 +265,7 @@ Only the saved entry goes; the credentials directory is left alone.
 Example:
   $ macula context rm old-lab`,
     )
-    .action(guarded("macula context", (name: string) => {
+    .action(guarded("macula context rm", (name: string) => {
       const store = ContextStore.open();
       const r = store.remove(name);
       line(
@@ -275,7 +278,7 @@ Example:
 
 /** Builds the `context` command group. */
 export function contextCommand() {
-  return new Command("context")
+  const context = new Command("context")
     .description("manage saved connection contexts (node address + credentials)")
     .addCommand(addCommand())
     .addCommand(useCommand())
@@ -299,8 +302,13 @@ Examples:
 
 Contexts live in contexts.json under ${ENV.configDir}, else $XDG_CONFIG_HOME/macula, else
 ~/.config/macula.
-Exit codes: 0 success, 1 failed (unknown context, exists without --force, unreadable file),
-2 usage error (bad name, bad --server, missing argument).
-Guide: docs/contexts.md`,
+${EXIT_CODES}
+Guide: macula docs contexts`,
     );
+  for (const c of context.commands) c.addHelpText("after", `\n${EXIT_CODES}`);
+  return context;
 }
+
+const EXIT_CODES =
+  `Exit codes: 0 success, 1 failed (unknown context, exists without --force, unreadable file),
+2 usage error (bad name, bad --server, missing argument).`;

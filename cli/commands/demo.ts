@@ -157,7 +157,7 @@ export async function runMeshDemo(say: (s: string) => void = line): Promise<void
     await Promise.allSettled(nodes.map((n) => n.stop("demo done")));
     await rm(dir, { recursive: true, force: true });
   }
-  say(`6. clients closed, nodes drained and stopped. Run it yourself: docs/quickstart.md`);
+  say(`6. clients closed, nodes drained and stopped. Run it yourself: macula docs quickstart`);
 }
 
 /** Runs the QUIC demo; resolves with what a script might want to know. */
@@ -265,7 +265,9 @@ export async function runDemo(mib: number, say: (s: string) => void = line) {
     );
     const closing = conn.close(0, "demo done");
     await closing;
-    say(`8. closed gracefully ("demo done"). Next: run 'macula --help' to see what is coming.`);
+    say(
+      `8. closed gracefully ("demo done"). Next: 'macula demo' runs three nodes with pub/sub and RPC.`,
+    );
     return { mib, seconds: secs, rttMicros: rtts.map((r) => r * 1000), sha256: ours };
   } finally {
     await beta.close();
@@ -283,11 +285,13 @@ export function demoCommand() {
 Starts three nodes on 127.0.0.1 (ports chosen by the kernel) in a throw-away dev realm under
 the system's temp directory, meshes them, and shows a message published on node A reaching a
 subscriber on node C, a queue group sharing jobs between nodes B and C, and an RPC from node A
-served on node B. Exits 0 when everything checked out, 1 otherwise. Nothing is left behind.
+served on node B. Nothing is left behind.
 
 Examples:
   $ macula demo              the mesh demo
-  $ macula demo quic         the QUIC engine alone: two endpoints, mutual TLS, a bulk transfer`,
+  $ macula demo quic         the QUIC engine alone: two endpoints, mutual TLS, a bulk transfer
+
+Exit codes: 0 everything checked out, 1 a check failed (the line says which), 2 usage error.`,
     )
     .action(async () => {
       await runMeshDemo();
@@ -301,10 +305,13 @@ Examples:
         `
 Makes a throw-away CA in memory, starts two endpoints on 127.0.0.1 (ports chosen by the
 kernel), and has them do a mutual-TLS handshake, echo messages, move a bulk transfer checked
-by SHA-256, and exchange a datagram. Exits 0 when everything checked out, 1 otherwise.
+by SHA-256, and exchange a datagram.
 
-Example:
-  $ macula demo quic --mib 256`,
+Examples:
+  $ macula demo quic
+  $ macula demo quic --mib 256
+
+Exit codes: 0 everything checked out, 1 a check failed (the line says which), 2 usage error.`,
       )
       .action(async (opts) => {
         await runDemo(opts.mib);

@@ -6,6 +6,7 @@ import process from "node:process";
 import {
   connectTo,
   guarded,
+  intArg,
   target,
   TARGET_HELP,
   type TargetOptions,
@@ -117,13 +118,112 @@ function dhtText(d: DhtDoc): string {
   return lines.join("\n");
 }
 
+interface NodeDoc {
+  nodeId: string;
+  realm: string;
+  url: string;
+  clients: number;
+  routes: {
+    nodeId: string;
+    dialed: boolean;
+    path: string;
+    via?: string;
+    remote: string;
+    rttMs: number;
+  }[];
+  peers: {
+    nodeId: string;
+    role: string;
+    path: string;
+    via?: string;
+    remote: string;
+    rttMs: number;
+  }[];
+  procedures: string[];
+  [section: string]: unknown;
+}
+
+/** `{a: 1, b: {c: 2}}` as `a 1, b.c 2`; arrays as their length. */
+function flat(o: Record<string, unknown>, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(o)) {
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      out.push(...flat(v as Record<string, unknown>, `${prefix}${k}.`));
+    } else out.push(`${prefix}${k} ${Array.isArray(v) ? v.length : String(v)}`);
+  }
+  return out;
+}
+
+/** `head item, item, …` in lines of at most 100 characters, continued with an indent. */
+function wrapped(head: string, items: string[]): string[] {
+  const lines: string[] = [];
+  let line = head;
+  items.forEach((item, i) => {
+    const piece = `${item}${i < items.length - 1 ? "," : ""}`;
+    if (line.length + 1 + piece.length > 100 && line.trim() !== head) {
+      lines.push(line);
+      line = `   `;
+    }
+    line += ` ${piece}`;
+  });
+  lines.push(line);
+  return lines;
+}
+
+/** `macula inspect node` as text: who, the routes and sessions, then each counter section. */
+export function nodeText(d: NodeDoc): string {
+  const path = (p: { path: string; via?: string }) =>
+    p.via ? `${p.path} via ${p.via.slice(0, 12)}…` : p.path;
+  const lines = [
+    `node ${d.nodeId}  realm ${d.realm}  ${d.url}`,
+    `${d.routes.length} route${d.routes.length === 1 ? "" : "s"}, ${d.clients} client${
+      d.clients === 1 ? "" : "s"
+    }, ${d.peers.length} session${d.peers.length === 1 ? "" : "s"}`,
+  ];
+  if (d.routes.length > 0) lines.push("routes:");
+  for (const r of d.routes) {
+    lines.push(
+      `    ${r.nodeId.slice(0, 16)}…  ${r.dialed ? "dialed  " : "accepted"}  ${
+        path(r).padEnd(10)
+      }  ${r.remote.padEnd(24)} rtt ${r.rttMs} ms`,
+    );
+  }
+  const others = d.peers.filter((p) => p.role !== "route");
+  if (others.length > 0) lines.push("other sessions:");
+  for (const p of others) {
+    lines.push(
+      `    ${p.nodeId.slice(0, 16)}…  ${p.role.padEnd(8)}  ${path(p).padEnd(10)}  ${
+        p.remote.padEnd(24)
+      } rtt ${p.rttMs} ms`,
+    );
+  }
+  if (d.procedures.length > 0) lines.push(`serves: ${d.procedures.join(", ")}`);
+  const shown = new Set(["nodeId", "realm", "url", "clients", "routes", "peers", "procedures"]);
+  for (const [k, v] of Object.entries(d)) {
+    if (shown.has(k)) continue;
+    if (v === null) lines.push(`${k}: off`);
+    else if (typeof v === "object" && !Array.isArray(v)) {
+      lines.push(...wrapped(`${k}:`, flat(v as Record<string, unknown>)));
+    } else lines.push(`${k}: ${Array.isArray(v) ? v.length : String(v)}`);
+  }
+  return lines.join("\n");
+}
+
+/** `-t, --timeout <ms>`: how long to wait for the node's answer. */
+export const TIMEOUT = [
+  "-t, --timeout <ms>",
+  "wait this long for the node's answer",
+  intArg(1, 600_000),
+  5000,
+] as const;
+
 async function fetch(
   what: "members" | "node" | "interest" | "dht",
-  o: TargetOptions,
+  o: TargetOptions & { timeout: number },
 ): Promise<unknown> {
   const client = await connectTo(`macula inspect ${what}`, target(o), o);
   try {
-    return await client.inspect(what);
+    return await client.inspect(what, o.timeout);
   } finally {
     await client.close();
   }
@@ -137,7 +237,7 @@ export function inspectCommand(): Command {
     "after",
     `
 For operators: the client certificate needs the operator group (the dev realm's client
-credentials have it), or the node answers permission_denied (docs/security.md).`,
+credentials have it), or the node answers permission_denied (macula docs security).`,
   );
   inspect.addCommand(
     withTarget(
@@ -145,7 +245,8 @@ credentials have it), or the node answers permission_denied (docs/security.md).`
         .description(
           "the realm's members the node knows: state, incarnation, last change, last heard",
         )
-        .option("--json", "print one JSON array (for jq)"),
+        .option("--json", "print one JSON array (for jq)")
+        .option(...TIMEOUT),
     )
       .addHelpText(
         "after",
@@ -188,7 +289,8 @@ Examples:
     withTarget(
       new Command("node")
         .description("the node's snapshot: id, url, routes, clients, members, router counters")
-        .option("--json", "print one JSON object (for jq)"),
+        .option("--json", "print one JSON object (for jq)")
+        .option(...TIMEOUT),
     )
       .addHelpText(
         "after",
@@ -200,7 +302,7 @@ Examples:
       )
       .action(guarded("macula inspect node", async (o) => {
         const snap = await fetch("node", o);
-        process.stdout.write(`${JSON.stringify(snap, null, o.json ? undefined : 2)}\n`);
+        process.stdout.write(`${o.json ? JSON.stringify(snap) : nodeText(snap as NodeDoc)}\n`);
       })),
   );
   inspect.addCommand(
@@ -209,7 +311,8 @@ Examples:
         .description(
           "who subscribes to and serves what, mesh-wide, as this node knows it, and its path to each",
         )
-        .option("--json", "print one JSON object (for jq)"),
+        .option("--json", "print one JSON object (for jq)")
+        .option(...TIMEOUT),
     )
       .addHelpText(
         "after",
@@ -219,7 +322,7 @@ Each node with subscribing or serving clients signs one interest record (its pat
 groups and procedures); records flood over the overlay's routes. This lists the node's own
 record first, then every other node's it holds, nearest first: the version, the path (hops, RTT
 sum, next hop), and what it lists. A node missing here gets no messages from this node.
-Guide: docs/routing.md.
+Guide: macula docs routing.
 
 Examples:
   $ macula inspect interest
@@ -234,7 +337,8 @@ Examples:
     withTarget(
       new Command("dht")
         .description("the node's DHT: its contacts by bucket, records held and published, counters")
-        .option("--json", "print one JSON object (for jq)"),
+        .option("--json", "print one JSON object (for jq)")
+        .option(...TIMEOUT),
     )
       .addHelpText(
         "after",
@@ -244,7 +348,7 @@ The realm's Kademlia table as this node holds it: contacts by bucket (the bucket
 of the id prefix a contact shares with this node), each with its address (as membership has it,
 signed by that node) and when it last spoke; the records this node stores for others (key,
 publisher, sequence, size, time left) and those it publishes itself; and what it counted
-(requests, lookups, refusals). Guide: docs/dht.md.
+(requests, lookups, refusals). Guide: macula docs dht.
 
 Examples:
   $ macula inspect dht
@@ -256,5 +360,12 @@ Examples:
         process.stdout.write(o.json ? `${JSON.stringify(doc)}\n` : `${dhtText(doc)}\n`);
       })),
   );
+  for (const c of inspect.commands) {
+    c.addHelpText(
+      "after",
+      `
+Exit codes: 0 printed, 1 cannot connect or the node refused (permission_denied), 2 usage error.`,
+    );
+  }
   return inspect;
 }

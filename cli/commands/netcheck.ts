@@ -8,11 +8,13 @@ import process from "node:process";
 import {
   type NetcheckReport,
   openRawSocket,
-  parseIp,
   runNetcheck,
   type Verdict,
 } from "../../lib/nat/mod.ts";
-import { CliFailure, FAILED, guarded, intArg, usage } from "./shared.ts";
+import { CliFailure, FAILED, guarded, intArg, listenOf, withListen } from "./shared.ts";
+
+/** Where probes are sent from by default: any address, a free port. */
+const LOCAL = { host: "0.0.0.0", port: 0 };
 import { hostPortArg, resolveHost } from "./stun.ts";
 
 /** STUN servers asked when no --stun is given (not RFC 5780 servers: public address only). */
@@ -63,19 +65,16 @@ export function reportText(r: NetcheckReport): string {
 
 /** Builds `macula netcheck`. */
 export function netcheckCommand() {
-  return new Command("netcheck")
+  return withListen(
+    new Command("netcheck"),
+    "local address to send from (a node's port tests its mapping)",
+    LOCAL,
+  )
     .description("report NAT type and reachability")
     .option(
       "--stun <host:port>",
       "STUN server to ask (repeatable; default: public servers)",
       (v: string, prev: HostPort[] | undefined) => [...(prev ?? []), hostPortArg(v)],
-    )
-    .option("--bind <ip>", "local IP to send from", "0.0.0.0")
-    .option(
-      "--port <n>",
-      "local UDP port to send from (a node's port tests its mapping)",
-      intArg(0, 65535),
-      0,
     )
     .option(
       "--rto <ms>",
@@ -98,7 +97,7 @@ RFC 5780 tests against the first server that advertises an OTHER-ADDRESS ('macul
   hairpin    can we reach our own public address from inside?
 What a server cannot test (one IP, one port) is reported as such with the behaviours still
 possible, never guessed. Hole punching works when mapping is endpoint-independent.
-Guide: docs/nat-traversal.md
+Guide: macula docs nat-traversal
 
 Examples:
   $ macula netcheck
@@ -108,12 +107,12 @@ Examples:
 Exit codes: 0 report printed, 1 no STUN server answered, 2 usage error.`,
     )
     .action(guarded("macula netcheck", async (o) => {
-      if (!parseIp(o.bind)) throw usage(`--bind ${o.bind}: give an IP address`);
-      const v6 = o.bind.includes(":");
+      const local = listenOf(o, LOCAL);
+      const v6 = local.host.includes(":");
       const wanted = o.stun ?? DEFAULT_STUN_SERVERS.map(hostPortArg);
       const servers: HostPort[] = [];
       for (const s of wanted) servers.push({ host: await resolveHost(s.host, v6), port: s.port });
-      const sock = await openRawSocket(o.bind, o.port).catch((e: Error) => {
+      const sock = await openRawSocket(local.host, local.port).catch((e: Error) => {
         throw new CliFailure(e.message);
       });
       let r: NetcheckReport;

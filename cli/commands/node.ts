@@ -5,11 +5,10 @@
  */
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { readFileSync } from "node:fs";
-import { isIPv4, isIPv6 } from "node:net";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { parse } from "yaml";
-import { CREDS_FILES, realmProblem } from "../../lib/identity/mod.ts";
+import { CREDS_FILES, fileProblem, realmProblem } from "../../lib/identity/mod.ts";
 import {
   ConfigError,
   configFrom,
@@ -20,7 +19,7 @@ import {
   parseSeed,
   StartError,
 } from "../../lib/node/mod.ts";
-import { guarded, intArg, usage } from "./shared.ts";
+import { guarded, intArg, parseListen, usage } from "./shared.ts";
 
 const line = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -37,34 +36,6 @@ function seedArg(v: string, prev: string[] = []): string[] {
     throw new InvalidArgumentError((e as Error).message);
   }
   return [...prev, v];
-}
-
-/** `host:port`, `[v6]:port`, `:port` or a bare host (port from the file or the default). */
-export function parseListen(v: string): { host?: string; port?: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*))(?::(\d{1,5}))?$/.exec(v.trim());
-  const bad = (why: string): never => {
-    throw new InvalidArgumentError(
-      `${JSON.stringify(v)}: ${why} (e.g. 0.0.0.0:4433, 127.0.0.1:0, [::]:4433)`,
-    );
-  };
-  if (!m) {
-    if (isIPv6(v)) bad("put an IPv6 address in brackets");
-    return bad("expected host:port");
-  }
-  const host = m[1] ?? m[2] ?? "";
-  if (m[1] !== undefined && !isIPv6(host)) bad(`${host} is not an IPv6 address`);
-  if (m[2] !== undefined && host !== "" && !isIPv4(host) && !/^[A-Za-z0-9.-]+$/.test(host)) {
-    bad(`${JSON.stringify(host)} is not a host`);
-  }
-  const out: { host?: string; port?: number } = {};
-  if (host !== "") out.host = host;
-  if (m[3] !== undefined) {
-    const port = Number(m[3]);
-    if (port > 65535) bad("the port must be 0-65535");
-    out.port = port;
-  }
-  if (out.host === undefined && out.port === undefined) bad("expected host:port");
-  return out;
 }
 
 interface UpFlags {
@@ -91,7 +62,7 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
       text = readFileSync(flags.config, "utf8");
     } catch (e) {
       throw new ConfigError(
-        `--config ${flags.config}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`,
+        `--config ${flags.config}: cannot read it: ${fileProblem(e)}`,
       );
     }
     parseConfig(text, flags.config); // validates the file alone, errors name file and key
@@ -203,7 +174,7 @@ function upCommand() {
     .option("--no-relay", "do not relay for other nodes (relay.enabled: false)")
     .option(
       "--ready-json",
-      "print one JSON line {ready,nodeId,realm,url,credsDir,caDir} instead of the text banner",
+      "print one JSON line {ready,nodeId,realm,url,port,dataDir,credsDir,caDir} instead of the banner",
     )
     .addHelpText(
       "after",
@@ -224,12 +195,12 @@ Configuration: flags, over the --config file, over the defaults (dev realm, ./ma
   tags: [gpu]                             # announced to the realm's members
   relay: { enabled: true, sessions_per_peer: 16, bytes_per_second: 1048576 }
                                           # relaying for peers that cannot reach each other
-                                          # (docs/nat-traversal.md has every relay key)
+                                          # (macula docs nat-traversal has every relay key)
   membership: { probe_interval_ms: 500, max_sessions: 64 }
                                           # SWIM timing and the session pool
-                                          # (docs/membership.md has every membership key)
+                                          # (macula docs membership has every membership key)
   permissions:                            # what clients may do, by certificate group
-    default: deny                         # (default allow; docs/security.md has the rules)
+    default: deny                         # (default allow; macula docs security has the rules)
     groups: { sensors: { publish: { allow: [sensors.>] } } }
 
 In the dev realm the node makes its own CA, node certificate and client credentials under the
@@ -317,6 +288,6 @@ Examples:
   $ macula node up                      a dev-realm node on 0.0.0.0:4433, data in ./macula-data
   $ macula node up --config node.yaml
 
-Guide: docs/cli.md`,
+Guide: macula docs cli`,
     );
 }

@@ -6,7 +6,16 @@
 import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
 import process from "node:process";
 import { isNodeIdText } from "../../lib/identity/mod.ts";
-import { connectTo, guarded, intArg, target, TARGET_HELP, withTarget } from "./shared.ts";
+import { SessionError } from "../../lib/peer/mod.ts";
+import {
+  CliFailure,
+  connectTo,
+  guarded,
+  intArg,
+  target,
+  TARGET_HELP,
+  withTarget,
+} from "./shared.ts";
 
 function nodeIdArg(v: string): string {
   if (!isNodeIdText(v)) {
@@ -23,7 +32,8 @@ export function pingCommand() {
     new Command("ping")
       .description("reach a node by id and ping it: path (direct, punched, relayed) and RTT")
       .argument("<node-id>", "the node to reach", nodeIdArg)
-      .option("-c, --count <n>", "attempts", intArg(1, 1000), 3)
+      .option("-n, --count <n>", "attempts", intArg(1, 1000), 3)
+      .option("-t, --timeout <ms>", "deadline of each attempt", intArg(1, 600_000), 30_000)
       .option("--interval <ms>", "time between attempts", intArg(0, 60_000), 1000)
       .option(
         "--until-direct",
@@ -58,6 +68,7 @@ found), 1 it could not be reached (or stayed relayed), 2 usage.`,
             const r = await client.ping(id, {
               relayOnly: o.relay === true,
               upgrade: o.untilDirect === true,
+              timeoutMs: o.timeout,
             });
             if (o.json) process.stdout.write(`${JSON.stringify({ attempt: i, ...r })}\n`);
             else {
@@ -70,6 +81,12 @@ found), 1 it could not be reached (or stayed relayed), 2 usage.`,
             }
             if (o.untilDirect && r.path !== "relayed") return;
           } catch (e) {
+            if (e instanceof SessionError && e.remoteCode === "not_found") {
+              throw new CliFailure(
+                `${id} is not a member the node knows\n` +
+                  `  ('macula inspect members' lists the members it knows)`,
+              );
+            }
             ok = false;
             const message = (e as Error).message.replace(/^remote: /, "");
             if (o.json) process.stdout.write(`${JSON.stringify({ attempt: i, error: message })}\n`);

@@ -7,6 +7,7 @@ import { Command } from "@commander-js/extra-typings";
 import process from "node:process";
 import type { NodeSnapshot } from "../../lib/node/mod.ts";
 import { connectTo, guarded, target, TARGET_HELP, withTarget } from "./shared.ts";
+import { TIMEOUT } from "./inspect.ts";
 
 const short = (id: string) => `${id.slice(0, 12)}…`;
 
@@ -51,7 +52,8 @@ export function relayCommand(): Command {
     withTarget(
       new Command("ls")
         .description("the node's relay quotas, the relayed sessions it carries, its counters")
-        .option("--json", "print one JSON object (for jq): the relay section of inspect node"),
+        .option("--json", "print one JSON object (for jq): the relay section of inspect node")
+        .option(...TIMEOUT),
     )
       .addHelpText(
         "after",
@@ -63,12 +65,14 @@ quotas per peer (relay: in the node's config; off with 'macula node up --no-rela
 
 Examples:
   $ macula relay ls
-  $ macula relay ls --json | jq '.sessions | length'`,
+  $ macula relay ls --json | jq '.sessions | length'
+
+Exit codes: 0 printed, 1 cannot connect or the node refused (permission_denied), 2 usage error.`,
       )
       .action(guarded("macula relay ls", async (o) => {
         const client = await connectTo("macula relay ls", target(o), o);
         try {
-          const snap = (await client.inspect("node")) as NodeSnapshot;
+          const snap = (await client.inspect("node", o.timeout)) as NodeSnapshot;
           process.stdout.write(o.json ? `${JSON.stringify(snap.relay)}\n` : relayReport(snap));
         } finally {
           await client.close();

@@ -185,7 +185,7 @@ export function simCommand(): Command {
 The cluster forms (or, with --cold, grows through node 0), a new node joins at 5 s, a random
 node crashes at 10 s; the report says when every live node knew of each, how many live nodes
 were declared dead (false positives), and the traffic per node. The same seed gives the same
-report, bit for bit. Guide: docs/membership.md, docs/simulator.md.
+report, bit for bit. Guide: macula docs membership, macula docs simulator.
 
 Examples:
   $ macula sim membership --nodes 1000 --loss 0.01
@@ -261,7 +261,7 @@ record, how fast a new subscription is seen, 50 publishes and 25 queue-group pub
 random nodes (each subscription should get each once), 50 calls from random nodes, and a crash
 of --churn of the nodes at once (neighbours notice after 1.5 s, the overlay repairs itself,
 probe publishes every 100 ms say when delivery is whole again). The same seed gives the same
-report. Guide: docs/routing.md.
+report. Guide: macula docs routing.
 
 Examples:
   $ macula sim routing --nodes 1000
@@ -303,7 +303,7 @@ one every 2 ms through up to three earlier ones (10% in client mode, as nodes re
 through a relay). Then 200 lookups of random nodes and 100 records put and read back, from random
 nodes; then --churn of the nodes crash at once and the same runs again right away. Reports lookup
 rounds (the longest chain of queries), success, requests per lookup, and per-node table size,
-records and traffic. The same seed gives the same report. Guide: docs/dht.md.
+records and traffic. The same seed gives the same report. Guide: macula docs dht.
 
 Examples:
   $ macula sim dht --nodes 1000
@@ -323,5 +323,13 @@ Examples:
         );
       })),
   );
+  for (const c of sim.commands) {
+    c.addHelpText(
+      "after",
+      `
+Exit codes: 0 report printed, 1 the simulation failed (the error gives the command that
+reproduces it), 2 usage error.`,
+    );
+  }
   return sim;
 }

@@ -2,7 +2,7 @@
  * `macula stun` — run a STUN server (RFC 8489, with RFC 5780's alternate address and port), or
  * ask one for this host's public address. lib/nat does the work; docs/nat-traversal.md.
  */
-import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { lookup } from "node:dns/promises";
 import process from "node:process";
 import {
@@ -12,10 +12,23 @@ import {
   StunClient,
   StunServer,
 } from "../../lib/nat/mod.ts";
-import { CliFailure, FAILED, guarded, intArg, untilSignal, usage } from "./shared.ts";
+import {
+  CliFailure,
+  FAILED,
+  guarded,
+  intArg,
+  listenOf,
+  parseListen,
+  untilSignal,
+  usage,
+  withListen,
+} from "./shared.ts";
 
 /** The IANA STUN port. */
 export const STUN_PORT = 3478;
+
+/** Where `stun serve` listens by default. */
+const SERVE_AT = { host: "0.0.0.0", port: STUN_PORT };
 
 /** `host:port`, `[v6]:port` or `host` (port 3478). */
 export function hostPortArg(v: string): { host: string; port: number } {
@@ -46,10 +59,12 @@ const hostPort = (a: { host: string; port: number }) =>
   a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 
 function serveCommand() {
-  return new Command("serve")
-    .description("answer STUN Binding requests (and RFC 5780 CHANGE-REQUEST with --alt-port)")
-    .option("--host <ip>", "IP to listen on", "0.0.0.0")
-    .option("-p, --port <n>", "UDP port; 0 = a free port", intArg(0, 65535), STUN_PORT)
+  return withListen(
+    new Command("serve")
+      .description("answer STUN Binding requests (and RFC 5780 CHANGE-REQUEST with --alt-port)"),
+    "UDP address to listen on",
+    SERVE_AT,
+  )
     .option(
       "--alt-port <n>",
       "second UDP port (RFC 5780 change-port tests); 0 = a free port",
@@ -67,27 +82,27 @@ and with --alt-host as well "reply from your other IP": the RFC 5780 tests 'macu
 runs to classify a NAT's mapping and filtering. Each alternate is a real socket: --alt-host
 must be an address of this machine. Counters are printed on stderr when it stops.
 
-A node's own STUN server shares the node's QUIC port instead (docs/nat-traversal.md).
+A node's own STUN server shares the node's QUIC port instead (macula docs nat-traversal).
 
 Examples:
   $ macula stun serve                                    0.0.0.0:3478
   $ macula stun serve --port 3478 --alt-port 3479        change-port tests
-  $ macula stun serve --host 198.51.100.1 --alt-host 198.51.100.2 --alt-port 3479
-  $ macula stun serve --port 0 --alt-port 0 --ready-json
+  $ macula stun serve --listen 198.51.100.1:3478 --alt-host 198.51.100.2 --alt-port 3479
+  $ macula stun serve --listen 127.0.0.1:0 --alt-port 0 --ready-json
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen, 2 usage error.`,
     )
     .action(guarded("macula stun serve", async (o) => {
-      if (!parseIp(o.host)) throw usage(`--host ${o.host}: give an IP address`);
+      const { host, port: wantedPort } = listenOf(o, SERVE_AT);
       if (o.altHost !== undefined) {
         if (!parseIp(o.altHost)) throw usage(`--alt-host ${o.altHost}: give an IP address`);
         if (o.altPort === undefined) {
           throw usage("--alt-host needs --alt-port (RFC 5780 uses the other IP on both ports)");
         }
-        if (o.altHost === o.host) throw usage("--alt-host must differ from --host");
+        if (o.altHost === host) throw usage("--alt-host must differ from the --listen host");
       }
-      if (o.altPort !== undefined && o.altPort !== 0 && o.altPort === o.port) {
-        throw usage("--alt-port must differ from --port");
+      if (o.altPort !== undefined && o.altPort !== 0 && o.altPort === wantedPort) {
+        throw usage("--alt-port must differ from the --listen port");
       }
       const sockets: OwnedRawSocket[] = [];
       const open = async (host: string, port: number) => {
@@ -100,8 +115,8 @@ Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen, 2 usage error.`,
           throw new CliFailure((e as Error).message);
         }
       };
-      const primary = await open(o.host, o.port);
-      const altPort = o.altPort !== undefined ? await open(o.host, o.altPort) : undefined;
+      const primary = await open(host, wantedPort);
+      const altPort = o.altPort !== undefined ? await open(host, o.altPort) : undefined;
       const altIp = o.altHost !== undefined
         ? await open(o.altHost, primary.address.port)
         : undefined;
@@ -121,7 +136,7 @@ Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen, 2 usage error.`,
         process.stdout.write(`${
           JSON.stringify({
             ready: true,
-            host: o.host,
+            host,
             port,
             altHost: o.altHost ?? null,
             altPort: altPort?.address.port ?? null,
@@ -137,7 +152,7 @@ Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen, 2 usage error.`,
               ? [`  alternate IP:   ${hostPort(a.altIp)}, ${hostPort(a.altIpPort!)}`]
               : []),
             `  try it:         macula netcheck --stun ${
-              hostPort({ host: o.host === "0.0.0.0" ? "127.0.0.1" : o.host, port })
+              hostPort({ host: host === "0.0.0.0" ? "127.0.0.1" : host, port })
             }`,
           ].join("\n") + "\n",
         );
@@ -157,7 +172,10 @@ function queryCommand() {
   return new Command("query")
     .description("ask a STUN server for this host's public address and the round trip")
     .argument("<server>", "STUN server, host:port (port 3478 when omitted)", hostPortArg)
-    .option("--bind <ip>", "local IP to send from", "0.0.0.0")
+    .addOption(
+      new Option("-l, --listen <host:port>", "local address to send from (default 0.0.0.0:0)")
+        .argParser(parseListen),
+    )
     .option(
       "--rto <ms>",
       "first retransmission timeout (doubles each time)",
@@ -175,9 +193,9 @@ Examples:
 Exit codes: 0 answered, 1 no answer (or an error answer), 2 usage error.`,
     )
     .action(guarded("macula stun query", async (server, o) => {
-      if (!parseIp(o.bind)) throw usage(`--bind ${o.bind}: give an IP address`);
-      const host = await resolveHost(server.host, o.bind.includes(":"));
-      const sock = await openRawSocket(o.bind, 0).catch((e: Error) => {
+      const local = listenOf(o, { host: "0.0.0.0", port: 0 });
+      const host = await resolveHost(server.host, local.host.includes(":"));
+      const sock = await openRawSocket(local.host, local.port).catch((e: Error) => {
         throw new CliFailure(e.message);
       });
       const client = new StunClient(sock);
@@ -231,6 +249,6 @@ Examples:
   $ macula stun serve --port 3478 --alt-port 3479
   $ macula stun query 127.0.0.1:3478
 
-Guide: docs/nat-traversal.md`,
+Guide: macula docs nat-traversal`,
     );
 }

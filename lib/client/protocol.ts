@@ -254,7 +254,9 @@ export class ProtocolHandler {
         if (this.#closing) return;
         this.opts.onStatus?.(
           "reconnecting",
-          `attempt ${this.#backoff.attempts} failed: ${(e as Error).message}`,
+          `attempt ${this.#backoff.attempts} failed: ${
+            (e as Error).message.replace(/^reconnecting: /, "")
+          }`,
         );
       }
     }

@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FileError } from "./errors.ts";
-import { writeAll } from "./files.ts";
+import { fileProblem, writeAll } from "./files.ts";
 
 /** PEM texts for an endpoint: the realm CA, a certificate it issued, and that certificate's key. */
 export interface Credentials {
@@ -28,7 +28,7 @@ export async function loadCredsDir(dir: string): Promise<Credentials> {
       out[k] = await readFile(path, "utf8");
     } catch (e) {
       throw new FileError(
-        `credentials: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e}); a ` +
+        `credentials: cannot read ${path}: ${fileProblem(e)}; a ` +
           `credentials directory holds ${Object.values(CREDS_FILES).join(", ")}`,
         { cause: e },
       );

@@ -18,20 +18,26 @@ export interface OutFile {
   mode?: number;
 }
 
+/** Why a file operation failed, in words ("no such file", not `ENOENT`). */
+export function fileProblem(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "ENOENT"
+    ? "no such file"
+    : code === "EACCES" || code === "EPERM"
+    ? "permission denied"
+    : code === "EISDIR"
+    ? "is a directory"
+    : code === "ENOTDIR"
+    ? "a part of the path is not a directory"
+    : (e as Error).message;
+}
+
 /** Reads a text file, turning errors into one clear line naming the file and its role. */
 export async function readText(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT"
-      ? "no such file"
-      : code === "EACCES"
-      ? "permission denied"
-      : code === "EISDIR"
-      ? "is a directory"
-      : (e as Error).message;
-    throw new FileError(`cannot read ${what} ${path}: ${why}`, { cause: e });
+    throw new FileError(`cannot read ${what} ${path}: ${fileProblem(e)}`, { cause: e });
   }
 }
 

@@ -78,7 +78,7 @@ export { caRealmOf, derChainOf, normalizeSerial, parseCert, sanUris } from "./ce
 export { daysUntil, expiryWarnings, formatDuration } from "./expiry.ts";
 export { type DevCa, type DevCert, type DevIssueOptions, issue, makeCa, tlsFor } from "./devca.ts";
 export { type Credentials, CREDS_FILES, loadCredsDir, writeCredsDir } from "./credentials.ts";
-export { readText } from "./files.ts";
+export { fileProblem, readText } from "./files.ts";
 export { IDENTITY_DEFAULTS } from "./defaults.ts";
 export {
   CertsError,

@@ -365,8 +365,15 @@ export function parseConfig(text: string, source = "config"): NodeConfig {
   } catch (e) {
     if (e instanceof YAMLParseError) {
       const at = e.linePos?.[0];
+      const what = e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+      // The line and a caret under the column, as compilers show it.
+      const excerpt = at === undefined ? "" : (() => {
+        const n = String(at.line);
+        const shown = (text.split("\n")[at.line - 1] ?? "").slice(0, 200);
+        return `\n  ${n} | ${shown}\n  ${" ".repeat(n.length)} | ${" ".repeat(at.col - 1)}^`;
+      })();
       throw new ConfigError(
-        `${source}${at ? `:${at.line}:${at.col}` : ""}: ${e.message.split("\n")[0]}`,
+        `${source}${at ? `:${at.line}:${at.col}` : ""}: ${what}${excerpt}`,
         { cause: e },
       );
     }

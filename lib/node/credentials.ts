@@ -23,6 +23,7 @@ import {
   CA_CERT_FILE,
   type Credentials,
   CREDS_FILES,
+  fileProblem,
   IDENTITY_DEFAULTS,
   initCa,
   issueCert,
@@ -78,7 +79,7 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
         return await readFile(path, "utf8");
       } catch (e) {
         throw new NodeError(
-          `tls.${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code})`,
+          `tls.${what}: cannot read ${path}: ${fileProblem(e)}`,
           { cause: e },
         );
       }

@@ -410,14 +410,20 @@ export class MembershipGlue {
   }
 
   /** What this node knows of the members, for `macula inspect members`. */
-  members(): (MemberView & { self: boolean; sinceMs: number; lastSeenMs: number | null })[] {
+  members(): (Omit<MemberView, "since"> & {
+    self: boolean;
+    sinceMs: number;
+    lastSeenMs: number | null;
+  })[] {
     const now = monoNow();
-    return this.core.members().map((m) => {
+    // `since` is a reading of this process's monotonic clock, meaningless elsewhere: it goes
+    // out as `sinceMs`, how long ago the member's state changed.
+    return this.core.members().map(({ since, ...m }) => {
       const seen = this.#lastSeen.get(m.id);
       return {
         ...m,
         self: m.id === this.o.id,
-        sinceMs: Math.round(now - m.since),
+        sinceMs: Math.round(now - since),
         lastSeenMs: m.id === this.o.id ? 0 : seen === undefined ? null : Math.round(now - seen),
       };
     });

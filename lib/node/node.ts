@@ -54,7 +54,13 @@ import { crlSource, Revocation, type RevocationHost } from "./revocation.ts";
 import { RouteTable } from "./routes.ts";
 import { Seeds } from "./seeds.ts";
 import { Sessions } from "./sessions.ts";
-import { aliveElsewhere, checkIdentity, lockDataDir } from "./startup.ts";
+import {
+  aliveElsewhere,
+  checkIdentity,
+  checkListen,
+  listenProblem,
+  lockDataDir,
+} from "./startup.ts";
 import { interestOf, type NodeSnapshot, snapshotOf } from "./snapshot.ts";
 
 export { PROTOCOL_VIOLATION } from "./links.ts";
@@ -376,6 +382,7 @@ export class Node {
     };
     let endpoint: QuicEndpoint | undefined;
     try {
+      if (config.listen.port !== 0) await checkListen(config.listen.host, config.listen.port);
       const creds = await nodeCredentials(config);
       const where = config.tls ?? {
         ca: `${creds.caDir}/ca.pem`,
@@ -407,12 +414,10 @@ export class Node {
           keepAliveMs: config.quic.keepAliveMs,
         });
       } catch (e) {
-        throw new NodeError(
-          `cannot listen on udp ${config.listen.host}:${config.listen.port}: ${
-            (e as Error).message
-          }`,
-          { cause: e },
-        );
+        const cause = (e as Error).cause ?? e;
+        throw new NodeError(listenProblem(config.listen.host, config.listen.port, cause), {
+          cause: e,
+        });
       }
       const url = urlOf(config, endpoint.address.port);
       if (config.join.length > 0) {

@@ -12,7 +12,7 @@
  */
 import { NAT_PING, type Traversal } from "../nat/mod.ts";
 import { INSPECT_DHT, INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
-import type { RequestRegistry } from "../peer/mod.ts";
+import { NotFoundError, type RequestRegistry } from "../peer/mod.ts";
 import type { DhtGlue } from "./dht.ts";
 import type { MembershipGlue } from "./membership.ts";
 import type { InterestSnapshot, NodeSnapshot } from "./snapshot.ts";
@@ -33,11 +33,17 @@ export function registerRequests(r: RequestRegistry, h: RequestsHost): void {
   h.traversal.register(r);
   h.membership.register(r);
   h.dht.register(r);
-  r.on(
-    NAT_PING,
-    (q) =>
-      h.traversal.reach(q.target, { relayOnly: q.relayOnly === true, upgrade: q.upgrade === true }),
-  );
+  r.on(NAT_PING, (q) => {
+    // A node id nobody in the mesh has is answered at once, not after every path was tried
+    // (a node with a session here counts, even before gossip has brought its record).
+    if (!h.membership.knows(q.target) && !h.snapshot().peers.some((p) => p.nodeId === q.target)) {
+      throw new NotFoundError(`${q.target} is not a member this node knows`);
+    }
+    return h.traversal.reach(q.target, {
+      relayOnly: q.relayOnly === true,
+      upgrade: q.upgrade === true,
+    });
+  });
   r.on(INSPECT_MEMBERS, () => h.membership.members());
   r.on(INSPECT_NODE, () => h.snapshot());
   r.on(INSPECT_INTEREST, () => h.interest());

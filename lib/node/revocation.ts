@@ -18,7 +18,14 @@ import { existsSync, statSync } from "node:fs";
 import process from "node:process";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CRL_FILE, type CrlLoaded, IdentityError, type Verifier, x509 } from "../identity/mod.ts";
+import {
+  CRL_FILE,
+  type CrlLoaded,
+  fileProblem,
+  IdentityError,
+  type Verifier,
+  x509,
+} from "../identity/mod.ts";
 import { ask, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
 import { CRL_PUSH, MAX_CRL_BYTES } from "../policy/mod.ts";
 import { monoNow, RateLimiter } from "../util/mod.ts";
@@ -124,7 +131,7 @@ export class Revocation {
           bytes = await readFile(path);
         } catch (e) {
           throw new NodeError(
-            `${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? e})`,
+            `${what}: cannot read ${path}: ${fileProblem(e)}`,
             { cause: e },
           );
         }

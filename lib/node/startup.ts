@@ -9,9 +9,15 @@
  * - The data directory (`lockDataDir`): one node per directory, by a lock file holding its pid.
  * - The mesh (`aliveElsewhere`): a node whose id is alive at another address (a copied
  *   certificate, or the same directory on two machines) is not started a second time.
+ * - The listen address (`checkListen`), before anything is written: a port in use, a host name
+ *   that does not resolve, an address this machine does not have (those are `NodeError`s:
+ *   exit 1, the same start may work later).
  */
 import { createPrivateKey, createPublicKey } from "node:crypto";
+import dgram from "node:dgram";
+import { lookup } from "node:dns/promises";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import {
@@ -25,7 +31,7 @@ import { INSPECT_MEMBERS } from "../observe/mod.ts";
 import { ask, PeerSession } from "../peer/mod.ts";
 import type { QuicEndpoint } from "../quic/mod.ts";
 import { withTimeout } from "../util/mod.ts";
-import { StartError } from "./errors.ts";
+import { NodeError, StartError } from "./errors.ts";
 
 /** The node's own certificate, checked as its peers will check it; its identity. */
 export async function checkIdentity(
@@ -199,5 +205,49 @@ export async function aliveElsewhere(
   } finally {
     over = true;
     await Promise.allSettled(sessions.map((s) => s.close("start-up check done")));
+  }
+}
+
+/** Why a UDP socket could not be bound to `host:port`, in words, with what to do. */
+export function listenProblem(host: string, port: number, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const at = `cannot listen on udp ${host.includes(":") ? `[${host}]` : host}:${port}`;
+  if (code === "EADDRINUSE") {
+    return `${at}: the port is in use (another node or program has it; choose another with ` +
+      `--listen or --port, or 0 for a free one)`;
+  }
+  if (code === "EADDRNOTAVAIL") return `${at}: ${host} is not an address of this machine`;
+  if (code === "EACCES" || code === "EPERM") {
+    return `${at}: permission denied (ports below 1024 need privileges)`;
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ENOENT") {
+    return `${at}: ${host} is not a host name this machine can resolve`;
+  }
+  return `${at}: ${(e as Error).message}`;
+}
+
+/**
+ * Binds and closes a plain UDP socket on the listen address, so that a port in use or a bad
+ * host fails the start before credentials are made or files written. Port 0 always binds.
+ */
+export async function checkListen(host: string, port: number): Promise<void> {
+  let address = host;
+  try {
+    if (isIP(host) === 0) address = (await lookup(host)).address;
+  } catch (e) {
+    throw new NodeError(listenProblem(host, port, e), { cause: e });
+  }
+  const socket = dgram.createSocket({ type: isIP(address) === 6 ? "udp6" : "udp4" });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind({ port, address, exclusive: true }, () => resolve());
+    });
+  } catch (e) {
+    throw new NodeError(listenProblem(host, port, e), { cause: e });
+  } finally {
+    try {
+      socket.close();
+    } catch { /* never bound */ }
   }
 }

@@ -36,6 +36,12 @@ export class PermissionError extends RequestError {
   override readonly wireCode = "permission_denied";
 }
 
+/** A request about something the peer does not know (a node id): the peer sees `not_found`. */
+export class NotFoundError extends RequestError {
+  override name = "NotFoundError";
+  override readonly wireCode = "not_found";
+}
+
 /** A node URL that cannot be used; the message names what was parsed and the input. */
 export class UrlError extends Error {
   override name = "UrlError";

@@ -28,6 +28,7 @@ export {
 export { ChannelWriter } from "./writer.ts";
 export { DEFAULT_PORT, formatUrl, type NodeUrl, parseUrl, SCHEME } from "./url.ts";
 export {
+  NotFoundError,
   PermissionError,
   RequestError,
   SessionError,

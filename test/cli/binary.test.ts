@@ -4,6 +4,7 @@
  * addon. Build it first with `npm run build` (`npm test` does).
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { copyFile, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,12 +52,23 @@ describe("dist/macula (compiled, alone in an empty folder)", () => {
     expect(result).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
   });
 
-  test("./macula --help lists every command group", async () => {
+  test("./macula --help lists every command group (planned ones are not advertised)", async () => {
     const result = await macula("--help");
     expect(result.code).toBe(0);
-    for (const name of ["demo", ...PLANNED_GROUPS.map((group) => group.name)]) {
+    for (const name of ["demo", "node", "pub", "certs", "docs"]) {
       expect(result.stdout).toMatch(new RegExp(`^  ${name} `, "m"));
     }
+    for (const group of PLANNED_GROUPS) {
+      expect(result.stdout).not.toMatch(new RegExp(`^  ${group.name} `, "m"));
+    }
+  });
+
+  test("./macula docs: the guides ship inside the binary", async () => {
+    const result = await macula("docs", "troubleshooting");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(
+      readFileSync(new URL("../../docs/troubleshooting.md", import.meta.url), "utf8"),
+    );
   });
 
   test("./macula version --verbose loads the embedded QUIC addon", async () => {

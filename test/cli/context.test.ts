@@ -146,12 +146,12 @@ describe("macula context (from source)", () => {
       `creds        ${join(root, "nowhere")} (missing ca.pem, cert.pem, key.pem)`,
     );
     expect(r.stderr).toBe(
-      "macula context: warning: MACULA_URL is set and overrides this context\n",
+      "macula context show: warning: MACULA_URL is set and overrides this context\n",
     );
     const add = await context(["add", "b", "--server", "quic://x", "--creds", "nowhere"]);
     expect(add.code).toBe(0);
     expect(add.stderr).toBe(
-      `macula context: warning: ${join(root, "nowhere")} lacks ca.pem, cert.pem, key.pem\n`,
+      `macula context add: warning: ${join(root, "nowhere")} lacks ca.pem, cert.pem, key.pem\n`,
     );
   });
 
@@ -162,7 +162,7 @@ describe("macula context (from source)", () => {
     expect(r).toEqual({
       code: 1,
       stdout: "",
-      stderr: 'macula context: error: context "a" already exists (--force replaces it)\n',
+      stderr: 'macula context add: context "a" already exists (--force replaces it)\n',
     });
     r = await context(["add", "a", "--server", "quic://y:2", "--force"]);
     expect(r.code).toBe(0);
@@ -179,7 +179,7 @@ describe("macula context (from source)", () => {
       expect(r).toEqual({
         code: 1,
         stdout: "",
-        stderr: 'macula context: error: no context named "nope" (known: a, b)\n',
+        stderr: `macula context ${args[0]}: no context named "nope" (known: a, b)\n`,
       });
     }
   });
@@ -188,7 +188,7 @@ describe("macula context (from source)", () => {
     const { context } = await sandbox();
     const r = await context(["show"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("macula context: error: no context is current");
+    expect(r.stderr).toContain("macula context show: no context is current");
     expect(r.stderr).toContain("macula context use <name>");
   });
 
@@ -199,7 +199,7 @@ describe("macula context (from source)", () => {
     for (const args of [["ls"], ["add", "a", "--server", "quic://x"]]) {
       const r = await context(args);
       expect(r.code).toBe(1);
-      expect(r.stderr).toStartWith(`macula context: error: ${file}: not valid JSON`);
+      expect(r.stderr).toStartWith(`macula context ${args[0]}: ${file}: not valid JSON`);
     }
     expect(await readFile(file, "utf8")).toBe("{ not json");
   });

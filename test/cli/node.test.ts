@@ -6,7 +6,15 @@
  * printed lines, never by sleeping; every wait is bounded.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -93,6 +101,14 @@ describe("macula node up", () => {
     expect(ready.nodeId).toMatch(/^[a-z2-7]{52}$/);
     expect(ready.credsDir).toBe(join(dataDir, "client"));
     expect(ready.caDir).toBe(join(dataDir, "ca"));
+    // The help and docs/cli.md name exactly the fields the line has.
+    const help = (await done(["node", "up", "--help"])).stdout.replace(/\s+/g, " ");
+    const listed = /--ready-json print one JSON line \{([^}]+)\}/.exec(help)![1]!.split(",");
+    expect(listed).toEqual(Object.keys(ready));
+    const documented = /with `--ready-json` one[\s\S]*?```json\n([\s\S]*?)```/.exec(
+      readFileSync(join(import.meta.dir, "../../docs/cli.md"), "utf8"),
+    )![1]!;
+    expect(Object.keys(JSON.parse(documented))).toEqual(Object.keys(ready));
     expect(proc.err).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z created dev realm CA in /m);
 
     const target = ["--server", ready.url, "--creds", ready.credsDir];
@@ -197,9 +213,15 @@ describe("macula node up", () => {
     r = await done(["node", "up", "--config", bad("y.yaml", "realm: [unclosed\n")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/y\.yaml:\d+:\d+: /);
+    r = await done(["node", "up", "--config", bad("dup.yaml", "realm: dev\nrealm: acme\n")]);
+    expect(r.stderr).toBe( // the line and a caret under the column
+      `macula node up: ${join(root, "dup.yaml")}:2:1: Map keys must be unique\n` +
+        "  2 | realm: acme\n" +
+        "    | ^\n",
+    );
     r = await done(["node", "up", "--config", join(root, "missing.yaml")]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("missing.yaml: cannot read it (ENOENT)");
+    expect(r.stderr).toContain("missing.yaml: cannot read it: no such file");
     r = await done(["node", "up", "--realm", "acme", "--data-dir", fresh("acme")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("tls: required for realm acme");
@@ -214,23 +236,22 @@ describe("macula node up", () => {
     expect(r.stderr).toContain("the port must be 0-65535");
   });
 
-  test("a port already in use: exit 1, 'cannot listen on udp'", async () => {
+  test("a port already in use: exit 1 saying so, before anything is written", async () => {
     const busy = await Node.start({
       dataDir: fresh("busy"),
       listen: { host: "127.0.0.1", port: 0 },
     });
     try {
       const port = busy.endpoint.address.port;
-      const r = await done([
-        "node",
-        "up",
-        "--listen",
-        `127.0.0.1:${port}`,
-        "--data-dir",
-        fresh("second"),
-      ]);
+      const second = fresh("second");
+      mkdirSync(second); // a data directory that exists stays as it was: empty
+      const r = await done(["node", "up", "--listen", `127.0.0.1:${port}`, "--data-dir", second]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain(`macula node up: error: cannot listen on udp 127.0.0.1:${port}`);
+      expect(r.stderr).toBe(
+        `macula node up: cannot listen on udp 127.0.0.1:${port}: the port is in use (another ` +
+          `node or program has it; choose another with --listen or --port, or 0 for a free one)\n`,
+      );
+      expect(readdirSync(second)).toEqual([]);
     } finally {
       await busy.stop();
     }

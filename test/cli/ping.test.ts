@@ -50,10 +50,14 @@ describe("macula ping", () => {
     expect(r.stdout.trim().split("\n").length).toBe(1);
   });
 
-  test("an unreachable id exits 1 saying what was tried; a malformed id exits 2", async () => {
-    let r = await ping("b".repeat(52), "--count", "1");
+  test("an id no member has exits 1 at once, saying so; a malformed id exits 2", async () => {
+    let r = await ping("b".repeat(52), "--count", "3");
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain("cannot reach");
+    expect(r.stdout).toBe(""); // no attempt was made
+    expect(r.stderr).toBe(
+      `macula ping: ${"b".repeat(52)} is not a member the node knows\n` +
+        `  ('macula inspect members' lists the members it knows)\n`,
+    );
     r = await ping("not-an-id");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("give a node id");
@@ -124,6 +128,35 @@ describe("macula relay ls", () => {
     } finally {
       p.p.kill("SIGTERM");
       await p.code();
+    }
+  });
+});
+
+describe("macula inspect", () => {
+  test("node: text by default (who, routes with their paths, counters), JSON with --json", async () => {
+    const r = await cli(0, "inspect", "node");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toBe(`node ${m.nodes[0]!.nodeId}  realm dev  ${m.nodes[0]!.url}`);
+    expect(r.stdout).toMatch(/^\d+ routes?, \d+ clients?, \d+ sessions?$/m);
+    expect(r.stdout).toMatch(/^routes:$/m);
+    expect(r.stdout).toMatch(/^ {4}\S{16}… {2}(dialed {2}|accepted) {2}direct .* rtt \d+ ms$/m);
+    expect(r.stdout).toMatch(/^router: published \d+, delivered \d+,/m);
+    expect(r.stdout).not.toContain("{");
+    expect(lines.every((l) => l.length <= 100)).toBe(true);
+    const j = await cli(0, "inspect", "node", "--json");
+    expect(JSON.parse(j.stdout).nodeId).toBe(m.nodes[0]!.nodeId);
+    expect(j.stdout.trim().split("\n")).toHaveLength(1); // one object, for jq
+  });
+
+  test("members --json: how long ago each state changed (sinceMs), no process-local clock", async () => {
+    const r = await cli(0, "inspect", "members", "--json");
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
+    expect(rows).toHaveLength(3);
+    for (const row of rows) {
+      expect(row).not.toHaveProperty("since");
+      expect(typeof row.sinceMs).toBe("number");
     }
   });
 });

@@ -329,10 +329,8 @@ describe("macula stun serve / macula netcheck", () => {
     const server = start([
       "stun",
       "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
+      "--listen",
+      "127.0.0.1:0",
       "--alt-port",
       "0",
       "--ready-json",
@@ -350,7 +348,7 @@ describe("macula stun serve / macula netcheck", () => {
       "netcheck",
       "--stun",
       to,
-      "--bind",
+      "--listen",
       "127.0.0.1",
       "--rto",
       "50",
@@ -401,7 +399,7 @@ describe("macula stun serve / macula netcheck", () => {
       );
       expect(r.code).toBe(1);
       expect(JSON.parse(r.stdout)).toMatchObject({ mapped: null, nat: null });
-      expect(r.stderr).toContain("macula netcheck: error: no STUN server answered");
+      expect(r.stderr).toContain("macula netcheck: no STUN server answered");
     } finally {
       dead.close();
     }
@@ -414,8 +412,8 @@ describe("macula stun serve / macula netcheck", () => {
     const alt = await macula("stun", "serve", "--alt-host", "127.0.0.2");
     expect(alt.code).toBe(2);
     expect(alt.stderr).toContain("--alt-host needs --alt-port");
-    const host = await macula("stun", "serve", "--host", "example.com");
+    const host = await macula("stun", "serve", "--listen", "example.com:3478");
     expect(host.code).toBe(2);
-    expect(host.stderr).toContain("--host example.com: give an IP address");
+    expect(host.stderr).toBe("macula stun serve: --listen example.com: give an IP address\n");
   });
 });

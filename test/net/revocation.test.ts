@@ -144,7 +144,7 @@ describe("a node's CRL at start", () => {
         tls: { ...tls, crl },
       }));
     expect(await start(join(dir, "missing.pem"))).toBe(
-      `tls.crl: cannot read ${join(dir, "missing.pem")} (ENOENT)`,
+      `tls.crl: cannot read ${join(dir, "missing.pem")}: no such file`,
     );
     writeFileSync(join(dir, "junk.pem"), "not a CRL\n");
     expect(await start(join(dir, "junk.pem"))).toStartWith(
@@ -296,7 +296,7 @@ describe("macula node up", () => {
     );
     const r = await run([process.execPath, MAIN, "node", "up", "-f", cfg]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`tls.crl: cannot read ${missing} (ENOENT)`);
+    expect(r.stderr).toContain(`tls.crl: cannot read ${missing}: no such file`);
     expect(r.stderr).not.toContain("    at ");
   });
 });

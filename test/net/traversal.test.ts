@@ -165,9 +165,21 @@ describe("reaching a node by id", () => {
     await s.close();
   });
 
-  test("an unknown node id: a clear error listing what was tried", async () => {
+  test("an unknown node id: answered at once, not a member", async () => {
     const c = await m.client(1);
-    await expect(c.ping("a".repeat(52))).rejects.toThrow(/cannot reach a{52}/);
+    await expect(c.ping("a".repeat(52))).rejects.toThrow(
+      `nat.ping: ${"a".repeat(52)} is not a member this node knows`,
+    );
+  });
+
+  test("a member that stopped: a clear error listing what was tried", async () => {
+    const gone = await m.add({ relay: { enabled: false } });
+    await until(() => m.nodes[1]!.membership.knows(gone.nodeId), "node 1 knows the new member");
+    await gone.stop();
+    const c = await m.client(1);
+    await expect(c.ping(gone.nodeId)).rejects.toThrow(
+      new RegExp(`nat\\.ping: cannot reach ${gone.nodeId}: .+`),
+    );
   });
 });
 
