@@ -12,6 +12,8 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Client, connect } from "../../lib/client/client.ts";
+import { issueCert, loadCa, writeCredsDir } from "../../lib/identity/mod.ts";
 import { Node } from "../../lib/node/node.ts";
 import { run } from "../helpers/run.ts";
 
@@ -22,6 +24,9 @@ let dir: string;
 let node: Node; // the realm the clients belong to
 let stranger: Node; // a node of another dev CA
 let silent: dgram.Socket; // a UDP port that never answers
+let strict: Node; // the same realm, permissions deny by default, a 1 KiB payload limit
+let provider: Client; // serves fail.op (throws) and slow.op (answers when the test ends)
+let release = () => {};
 let vars: Record<string, string>;
 
 beforeAll(async () => {
@@ -29,6 +34,33 @@ beforeAll(async () => {
   const at = { host: "127.0.0.1", port: 0 };
   node = await Node.start({ dataDir: join(dir, "node"), listen: at });
   stranger = await Node.start({ dataDir: join(dir, "stranger"), listen: at });
+  strict = await Node.start({
+    dataDir: join(dir, "strict"),
+    listen: at,
+    devCaDir: node.caDir!,
+    permissions: { default: "deny", operatorGroup: "operator", groups: {} },
+    limits: { maxPayload: 1024 },
+  });
+  const nobody = join(dir, "nobody"); // a client certificate of the realm, in no group
+  const ca = await loadCa(node.caDir!);
+  const cert = await issueCert({ ca, name: "nobody", role: "client", durationMs: 3_600_000 });
+  await writeCredsDir(nobody, { ca: ca.pem, cert: cert.pem, key: cert.keyPem! });
+  // A realm CA and a certificate of it, for the certs cases (run in <dir>/pki).
+  const pki = join(dir, "pki");
+  mkdirSync(pki);
+  for (
+    const argv of [["ca", "init", "--realm", "acme"], ["issue", "--realm", "acme", "--name", "n1"]]
+  ) {
+    const r = await run([process.execPath, MAIN, "certs", ...argv], { cwd: pki });
+    if (r.code !== 0) throw new Error(`certs ${argv.join(" ")}: ${r.stderr}`);
+  }
+  provider = await connect({ url: node.url, creds: node.credsDir! });
+  const never = new Promise<Uint8Array>((r) => (release = () => r(new Uint8Array())));
+  provider.serve("fail.op", () => {
+    throw new Error("boom");
+  });
+  provider.serve("slow.op", () => never);
+  await provider.flush();
   silent = dgram.createSocket("udp4");
   await new Promise<void>((r) => silent.bind(0, "127.0.0.1", () => r()));
   // Credentials whose client certificate is another CA's.
@@ -41,6 +73,8 @@ beforeAll(async () => {
   writeFileSync(join(dir, "duplicate.yaml"), "realm: dev\nrealm: acme\n");
   vars = {
     url: node.url,
+    "strict-url": strict.url,
+    nobody,
     "stranger-url": stranger.url,
     "silent-url": `quic://127.0.0.1:${silent.address().port}`,
     creds: node.credsDir!,
@@ -54,8 +88,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  silent.close();
-  await Promise.allSettled([node.stop(), stranger.stop()]);
+  silent?.close();
+  release();
+  await provider?.close();
+  await Promise.allSettled([node.stop(), stranger.stop(), strict.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -67,6 +103,10 @@ interface Case {
   code: number;
   /** The lines after the first, as documented (hints). */
   more?: string[];
+  /** A line the command printed on stderr before failing (it got that far). */
+  before?: string;
+  /** Where it runs, under the test's directory (default: the repository's root). */
+  cwd?: string;
   env?: Record<string, string>;
 }
 
@@ -161,10 +201,71 @@ const CASES: Case[] = [
     code: 2,
   },
   {
+    message: 'macula call: no_provider: no provider for "nobody.home"',
+    argv: ["call", "nobody.home", ...target],
+    code: 3,
+  },
+  {
+    message: "macula call: timeout: slow.op: no reply within 300 ms",
+    argv: ["call", "slow.op", "--timeout", "300", ...target],
+    code: 4,
+  },
+  {
+    message: "macula call: handler_error: boom",
+    argv: ["call", "fail.op", ...target],
+    code: 5,
+  },
+  {
+    message: "macula pub: the message is 2000 bytes, over the node's payload limit of 1024",
+    argv: ["pub", "a.b", "x".repeat(2000), "--server", "<strict-url>", "--creds", "<nobody>"],
+    code: 1,
+  },
+  {
+    message:
+      "macula pub: the data is not JSON: invalid JSON payload (4 bytes, starting \"{bad\"): JSON Parse error: Expected '}'",
+    more: ["  leave out --input json to send it as text"],
+    argv: ["pub", "a.b", "{bad", "--input", "json", ...target],
+    code: 2,
+  },
+  {
+    message:
+      "macula sub: node <strict-url>: permission_denied: subscribe >: no rule allows it (no groups) and the default is deny (permissions.default)",
+    before: "subscribed to > on <strict-url>",
+    argv: ["sub", ">", "--server", "<strict-url>", "--creds", "<nobody>"],
+    code: 1,
+  },
+  {
     message: "macula ping: <id> is not a member the node knows",
     more: ["  ('macula inspect members' lists the members it knows)"],
     argv: ["ping", "<id>", ...target],
     code: 1,
+  },
+  {
+    message:
+      "macula certs ca init: macula-ca/ca.pem already exists (a CA is already there; use --force to replace it)",
+    argv: ["certs", "ca", "init", "--realm", "acme"],
+    cwd: "pki",
+    code: 1,
+  },
+  {
+    message:
+      "macula certs print: macula-ca/ca.key is a private key, not a certificate (give a certificate, a CRL, a CSR or a public key)",
+    argv: ["certs", "print", "macula-ca/ca.key"],
+    cwd: "pki",
+    code: 1,
+  },
+  {
+    message: "macula certs issue: the CA in macula-ca is for realm acme, not other",
+    argv: ["certs", "issue", "--realm", "other", "--name", "x"],
+    cwd: "pki",
+    code: 1,
+  },
+  {
+    message:
+      'macula certs verify: n1.crt: untrusted: issued by "CN=Macula realm CA acme, O=Macula", not by this CA ("CN=Macula realm CA dev, O=Macula")',
+    argv: ["certs", "verify", "n1.crt", "--ca", "<creds>/ca.pem"],
+    cwd: "pki",
+    code: 5,
   },
   {
     message: 'macula context use: no context named "nope" (no contexts are saved)',
@@ -199,18 +300,21 @@ const fill = (s: string) =>
 describe("docs/troubleshooting.md: every documented failure, as documented", () => {
   for (const c of CASES) {
     test(c.message, async () => {
-      expect(PAGE).toContain(`\`${c.message}\``); // the page has it, word for word
       const r = await run([process.execPath, MAIN, ...c.argv.map(fill)], {
+        ...(c.cwd ? { cwd: join(dir, c.cwd) } : {}),
         env: {
           ...process.env as Record<string, string>,
           MACULA_CONFIG_DIR: join(dir, "config"), // no saved contexts
           ...c.env,
         },
       });
-      const lines = r.stderr.replace(/\n$/, "").split("\n");
-      expect(lines.length).toBe(1 + (c.more?.length ?? 0));
-      [c.message, ...(c.more ?? [])].forEach((want, i) => expect(lines[i]).toMatch(pattern(want)));
+      const lines = [...(c.before ? [c.before] : []), c.message, ...(c.more ?? []), ""];
+      expect(r.stderr).toMatch(pattern(lines.join("\n")));
       expect(r.code).toBe(c.code);
+      // The page has it, word for word, as a heading.
+      if (!PAGE.includes(`### \`${c.message}\``)) {
+        throw new Error(`docs/troubleshooting.md has no entry "### \`${c.message}\`"`);
+      }
     });
   }
 
