@@ -31,10 +31,10 @@ export const USAGE_EXIT_CODE = 2;
 export const FAILURE_EXIT_CODE = 1;
 
 const INTRO = [
-  "Macula is a mesh network over QUIC. Nodes find each other (SWIM membership, Kademlia DHT),",
-  "punch through NATs or fall back to relays, and carry pub/sub messages and RPC calls. Every",
-  "realm is isolated, and every hop is authenticated by mutual TLS with certificates issued by",
-  "the realm's certificate authority.",
+  "Macula is a mesh network over QUIC. Nodes find each other (SWIM membership), keep routes to",
+  "a few neighbours, punch through NATs or fall back to relays, and route pub/sub messages and",
+  "RPC calls across the whole mesh. Every realm is isolated, and every hop is authenticated by",
+  "mutual TLS with certificates issued by the realm's certificate authority.",
 ].join(" ");
 
 const EXAMPLES = `
