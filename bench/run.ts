@@ -13,6 +13,7 @@ import { natBench } from "./nat/bench.ts";
 import { messagingBench } from "./messaging/bench.ts";
 import { quicBench } from "./quic/bench.ts";
 import { relayBench } from "./relay/bench.ts";
+import { tuningBench } from "./tuning/bench.ts";
 
 /** Add new benches here (`messaging`, `nat`, …). */
 const BENCHES: Readonly<Record<string, Bench>> = {
@@ -23,6 +24,7 @@ const BENCHES: Readonly<Record<string, Bench>> = {
   relay: relayBench,
   abuse: abuseBench,
   mesh: meshBench,
+  tuning: tuningBench,
 };
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");
