@@ -33,6 +33,7 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { tool: "ip", pkg: "iproute2", why: "the NAT lab's network namespaces" },
   { tool: "iptables", pkg: "iptables", why: "the NAT lab's routers" },
   { tool: "conntrack", pkg: "conntrack", why: "the NAT lab's mapping tests" },
+  { tool: "jq", pkg: "jq", why: "the docs/cli.md examples that pipe JSON into jq" },
 ];
 
 /** What provisioning needs to know about the machine. */

@@ -55,6 +55,14 @@ export const PAGES: Readonly<Record<string, string>> = {
   "wire-protocol": wire_protocol,
 };
 
+/**
+ * A page as a reader gets it: without the test directives (`<!-- step: … -->` and the like, on
+ * lines of their own, which tell test/docs how to run the page) and the blank line after each.
+ */
+export function readable(page: string): string {
+  return page.replace(/^<!-- [\s\S]*? -->\n(\n)?/gm, "");
+}
+
 /** A page's title: its first line without the leading `#`. */
 export function titleOf(page: string): string {
   return (PAGES[page] ?? "").split("\n", 1)[0]!.replace(/^#\s*/, "");
@@ -90,7 +98,7 @@ Examples:
 Exit codes: 0 printed, 2 no such page.`,
     )
     .action(guarded("macula docs", async (page?: string) => {
-      if (page !== undefined) return await out(PAGES[page]!);
+      if (page !== undefined) return await out(readable(PAGES[page]!));
       const width = Math.max(...Object.keys(PAGES).map((p) => p.length));
       await out(
         Object.keys(PAGES).map((p) => `${p.padEnd(width)}  ${titleOf(p)}\n`).join("") +

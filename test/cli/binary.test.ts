@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pkg from "../../package.json" with { type: "json" };
+import { readable } from "../../cli/commands/docs.ts";
 import { PLANNED_GROUPS } from "../../cli/commands/planned.ts";
 import { formatQuicVersion } from "../../cli/commands/version.ts";
 import { quiche } from "../../lib/quic/native.ts";
@@ -67,7 +68,7 @@ describe("dist/macula (compiled, alone in an empty folder)", () => {
     const result = await macula("docs", "troubleshooting");
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(
-      readFileSync(new URL("../../docs/troubleshooting.md", import.meta.url), "utf8"),
+      readable(readFileSync(new URL("../../docs/troubleshooting.md", import.meta.url), "utf8")),
     );
   });
 

@@ -27,6 +27,7 @@ describe("plan: what is missing → what provisioning does", () => {
       "ip:iproute2",
       "iptables:iptables",
       "conntrack:conntrack",
+      "jq:jq",
     ]);
   });
 
