@@ -1,20 +1,19 @@
 /**
  * `macula pub`, `sub`, `call` and `serve`: thin shells over lib/client. Each connects to one
- * node (flags > MACULA_URL/MACULA_CREDS > context > default, see `resolveTarget`), does its
- * work, and closes cleanly. docs/cli.md is the guide.
+ * node (--server, --context, MACULA_URL/MACULA_CREDS, the current context, the default: see
+ * `resolveTarget`), does its work, and closes cleanly. docs/cli.md is the guide.
  *
  * One rule for stopping, across the four: a closed stdout (`| head -1`) ends a command quietly
- * with exit 0; SIGINT or SIGTERM stops it cleanly within a second (a second signal at once,
- * 130). A command whose job is to run until stopped (`sub` and `serve` without --count) then
- * exits 0; one stopped before its job was done (`pub` before the last message, `call` before
- * the reply, `sub`/`serve` before --count) exits 128 + the signal: 130 for Ctrl-C, 143 for
- * SIGTERM.
+ * with exit 0; SIGINT, SIGTERM, SIGHUP or SIGQUIT stops it cleanly within a second (a second
+ * signal at once, 128 + its number). A command whose job is to run until stopped (`sub` and
+ * `serve` without --count) then exits 0; one stopped before its job was done (`pub` before the
+ * last message, `call` before the reply, `sub`/`serve` before --count) exits 128 + the signal:
+ * 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
  */
 import { Command, Option } from "@commander-js/extra-typings";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import process from "node:process";
-import { createInterface } from "node:readline";
 import {
   decodeJson,
   JsonError,
@@ -23,7 +22,7 @@ import {
   RpcError,
   type RpcErrorCode,
 } from "../../lib/messaging/mod.ts";
-import type { CallContext } from "../../lib/client/mod.ts";
+import { type CallContext, ClientError } from "../../lib/client/mod.ts";
 import { OutputTooLarge, runOnce } from "./proc.ts";
 import {
   CliFailure,
@@ -38,6 +37,7 @@ import {
   rateArg,
   readStdin,
   signalExitCode,
+  stdinLines,
   StdoutClosed,
   STOP_GRACE_MS,
   type StopSignal,
@@ -60,8 +60,8 @@ const since = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
 /** The stopping rule, for --help (docs/cli.md, "Stopping", says the same). */
 const STOP_HELP =
   `A closed stdout (the reader went away, e.g. '| head -1') ends the command quietly, exit 0.
-Ctrl-C (SIGINT) or SIGTERM stops it cleanly within a second; a second Ctrl-C ends it at once
-(130).`;
+Ctrl-C (SIGINT), SIGTERM, a hangup (SIGHUP: the terminal or ssh session went away) or SIGQUIT
+stops it cleanly within a second; a second Ctrl-C ends it at once (130).`;
 
 /**
  * Wraps a command body like `guarded`, and ends it quietly with exit 0 when its reader closed
@@ -139,6 +139,12 @@ function pubCommand() {
         "pace publishing at this many messages per second",
         rateArg,
       )
+      .option(
+        "-t, --timeout <ms>",
+        "deadline for the node to confirm what was published",
+        intArg(1, 3_600_000),
+        10_000,
+      )
       .addOption(
         new Option("--input <format>", "json: refuse (exit 2) a message that is not JSON")
           .choices(["text", "json"] as const)
@@ -148,10 +154,12 @@ function pubCommand() {
     .addHelpText(
       "after",
       `
-Each stdin line (without its line break) is one message. Publishing is at most once: a
-message nobody is subscribed to is dropped. The command ends after the node has received
-every message, then prints "published N messages to <topic>" on stderr. A message over the
-node's payload limit ends it with that error alone (exit 1); the messages before it were sent.
+Each stdin line is one message: its bytes as they are (binary too), without the line feed
+(a '\r' before it stays). Publishing is at most once: a message nobody is subscribed to is
+dropped. The command ends after the node has confirmed every message, then prints "published
+N messages to <topic>" on stderr; no confirmation within --timeout (also asked every 1000
+messages) fails it, exit 1. A message over the node's payload limit ends it with that error
+alone (exit 1); the messages before it were sent.
 Ctrl-C stops early: what was already published is still delivered, then "macula pub: stopped
 by SIGINT after publishing N messages to <topic>", exit 130.
 
@@ -165,8 +173,9 @@ Examples:
   $ macula pub greetings.en hello --server quic://10.0.0.7:4433 --creds ~/acme/laptop
 
 Exit codes: 0 published, 1 failed (cannot connect, connection lost, refused by the node, a
-message over its payload limit), 2 usage error (bad topic, not JSON with --input json, bad
-option), 130 stopped by Ctrl-C (143 by SIGTERM) before the last message.`,
+message over its payload limit, --timeout passed), 2 usage error (bad topic, not JSON with
+--input json, bad option), 130 stopped by Ctrl-C (143 SIGTERM, 129 SIGHUP) before the last
+message.`,
     )
     .action(action("macula pub", async (topic, data, opts) => {
       const json = opts.input === "json";
@@ -189,40 +198,45 @@ option), 130 stopped by Ctrl-C (143 by SIGTERM) before the last message.`,
       try {
         const pace = pacer(opts.rate, stop.signal);
         const limit = opts.count ?? (fromStdin ? Infinity : 1);
-        const one = async (bytes: Uint8Array, what: string) => {
-          if (bytes.length > client.maxPayload) {
+        const tooLarge = (what: string, length: number) =>
+          new CliFailure(
+            `${what} is ${length} bytes, over the node's payload limit of ${client.maxPayload}`,
+          );
+        // The node confirms what it got within --timeout, or the run fails.
+        const flush = async () => {
+          try {
+            await client.flush(opts.timeout);
+          } catch (e) {
+            if (!(e instanceof ClientError && e.code === "timeout")) throw e;
             throw new CliFailure(
-              `${what} is ${bytes.length} bytes, over the node's payload limit of ` +
-                `${client.maxPayload}`,
+              `timeout: the node did not confirm the ${plural(sent, "message")} published to ` +
+                `${topic} within ${opts.timeout} ms`,
             );
           }
+        };
+        const one = async (bytes: Uint8Array, what: string) => {
+          if (bytes.length > client.maxPayload) throw tooLarge(what, bytes.length);
           await pace();
           if (stop.signal.aborted) return;
           client.publish(topic, bytes);
           sent++;
-          if (sent % PUB_FLUSH_EVERY === 0) await client.flush();
+          if (sent % PUB_FLUSH_EVERY === 0) await flush();
         };
         if (fromStdin) {
-          const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-          stop.signal.addEventListener("abort", () => lines.close(), { once: true });
           let lineNo = 0;
-          try {
-            for await (const l of lines) {
-              lineNo++;
-              const bytes = utf8.encode(l);
-              if (json) mustBeJson(bytes, `stdin line ${lineNo}`, PUB_HINT);
-              await one(bytes, `stdin line ${lineNo}`);
-              if (sent >= limit || stop.signal.aborted) break;
-            }
-          } finally {
-            lines.close();
-            process.stdin.destroy();
+          for await (const l of stdinLines(client.maxPayload, stop.signal)) {
+            lineNo++;
+            const what = `stdin line ${lineNo}`;
+            if (l.bytes === null) throw tooLarge(what, l.length);
+            if (json) mustBeJson(l.bytes, what, PUB_HINT);
+            await one(l.bytes, what);
+            if (sent >= limit || stop.signal.aborted) break;
           }
         } else {
           const bytes = utf8.encode(data ?? "");
           while (sent < limit && !stop.signal.aborted) await one(bytes, "the message");
         }
-        await client.flush();
+        await flush();
       } finally {
         signal.cancel();
         await client.close();
@@ -278,7 +292,12 @@ function subCommand() {
       )
       .option("--json", "print one JSON object per message: {topic, data, bytes}")
       .option("--raw", "print only the payload of each message, then a line break")
-      .option("-n, --count <n>", "exit after n messages", intArg(1, 1_000_000_000)),
+      .option("-n, --count <n>", "exit after n messages", intArg(1, 1_000_000_000))
+      .option(
+        "-t, --timeout <ms>",
+        "stop this long after subscribing (with --count: fail, exit 1, unless all n came)",
+        intArg(1, 2_147_483_647),
+      ),
   )
     .addHelpText(
       "after",
@@ -288,7 +307,10 @@ Prints "[topic] text" per message on stdout (--raw: the payload only, then a lin
 payload that is not UTF-8). "subscribed to <pattern> on <url>" goes to stderr once the node
 has the subscription; reconnects are reported on stderr, and the subscription is restored
 after one. Stop with Ctrl-C (exit 0), or let --count end it; Ctrl-C before --count messages
-came exits 130. Messages the output could not keep up with are counted on stderr at the end.
+came exits 130. --timeout bounds the wait, counted from the "subscribed to" line: without
+--count, sub stops then, exit 0; with --count, the n messages not all in by then is a
+failure, "macula sub: timeout: k of n messages within <ms> ms", exit 1. Messages the output
+could not keep up with are counted on stderr at the end.
 
 ${STOP_HELP}
 ${TARGET_HELP}
@@ -297,12 +319,14 @@ Examples:
   $ macula sub '>'                                  everything in the realm
   $ macula sub 'sensors.*.temp' --json | jq .data
   $ macula sub orders.new --queue workers --count 1
+  $ macula sub jobs.done --count 3 --timeout 10000     exit 1 unless 3 came within 10 s
   $ macula sub 'logs.>' --raw > all.log
   $ macula sub 'pp.*' | head -1                     the first message, then exit 0
 
-Exit codes: 0 stopped (Ctrl-C, SIGTERM, --count reached, stdout closed), 1 failed (cannot
-connect), 2 usage error (bad pattern or queue group), 130 Ctrl-C (143 SIGTERM) before
---count messages came.`,
+Exit codes: 0 stopped (Ctrl-C, SIGTERM, SIGHUP, --count reached, --timeout without --count,
+stdout closed), 1 failed (cannot connect, --timeout before --count messages came), 2 usage
+error (bad pattern or queue group), 130 Ctrl-C (143 SIGTERM, 129 SIGHUP) before --count
+messages came.`,
     )
     .action(action("macula sub", async (pattern, opts) => {
       if (opts.json && opts.raw) throw usage("--json and --raw: pick one");
@@ -314,11 +338,19 @@ connect), 2 usage error (bad pattern or queue group), 130 Ctrl-C (143 SIGTERM) b
         exitCode: (sig) => count === undefined ? 0 : signalExitCode(sig),
       });
       let n = 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timedOut = false;
       try {
         const sub = client.subscribe(pattern, opts.queue ? { queue: opts.queue } : {});
         await client.flush();
         err(`subscribed to ${pattern}${opts.queue ? ` (queue ${opts.queue})` : ""} on ${t.url}`);
         void signal.done.then(() => sub.unsubscribe());
+        if (opts.timeout !== undefined) {
+          timer = setTimeout(() => {
+            timedOut = true;
+            sub.unsubscribe();
+          }, opts.timeout);
+        }
         for await (const m of sub) {
           if (opts.json) await out(`${JSON.stringify(messageJson(m.topic, m.payload))}\n`);
           else if (opts.raw) {
@@ -335,11 +367,17 @@ connect), 2 usage error (bad pattern or queue group), 130 Ctrl-C (143 SIGTERM) b
           );
         }
       } finally {
+        clearTimeout(timer);
         signal.cancel();
         await client.close();
       }
       if (signal.received && count !== undefined && n < count) {
         throw stoppedBy(signal.received, ` after ${n} of ${plural(count, "message")}`);
+      }
+      if (timedOut && count !== undefined && n < count) {
+        throw new CliFailure(
+          `timeout: ${n} of ${plural(count, "message")} within ${opts.timeout} ms`,
+        );
       }
     }));
 }

@@ -10,8 +10,21 @@ import process from "node:process";
 /** How long a group gets between SIGTERM and SIGKILL. */
 export const KILL_GRACE_MS = 500;
 
-/** The process groups started here whose processes may still run. */
-const live = new Set<number>();
+/** How often a group being ended is checked for being gone, during its grace. */
+const GONE_POLL_MS = 20;
+
+/**
+ * The process groups started here whose processes may still run, each with what ends it (once
+ * `endGroup` began). An id leaves as soon as its group is seen to be empty: from then on the
+ * id may be reused by an unrelated process, which nothing here may signal.
+ */
+const live = new Map<number, { ending?: Ending }>();
+/** A group being ended: its poll, its SIGKILL timer, and who waits for it to be gone. */
+interface Ending {
+  poll: ReturnType<typeof setInterval>;
+  kill: ReturnType<typeof setTimeout>;
+  gone: (() => void)[];
+}
 let hooked = false;
 
 /** Sends `sig` to every process of group `pgid`; false when none is left. */
@@ -29,39 +42,73 @@ export function groupAlive(pgid: number): boolean {
   return signalGroup(pgid, 0);
 }
 
+/** The ids of the groups started here that may still have processes (for tests). */
+export function liveGroups(): number[] {
+  return [...live.keys()];
+}
+
 /** Groups still alive when this process exits (however it exits) get SIGKILL. */
 function track(pgid: number): void {
   if (!hooked) {
     hooked = true;
     process.on("exit", () => {
-      for (const g of live) signalGroup(g, "SIGKILL");
+      for (const g of live.keys()) signalGroup(g, "SIGKILL");
     });
   }
-  live.add(pgid);
+  live.set(pgid, {});
+}
+
+/**
+ * Group `pgid` is empty: it is forgotten (its SIGKILL timer goes, so a reused id is never
+ * signalled) and whoever waits for its end hears of it.
+ */
+function gone(pgid: number): void {
+  const g = live.get(pgid);
+  live.delete(pgid);
+  if (!g?.ending) return;
+  clearInterval(g.ending.poll);
+  clearTimeout(g.ending.kill);
+  for (const f of g.ending.gone) f();
+}
+
+/** Forgets group `pgid` when nothing of it is left (its leader exited and was reaped). */
+export function forgetIfGone(pgid: number): boolean {
+  if (groupAlive(pgid)) return false;
+  gone(pgid);
+  return true;
 }
 
 /**
  * Ends group `pgid`: SIGTERM now, SIGKILL after `graceMs` to whatever is left. `onGone` runs once
- * nothing of the group is left to kill (at once when it was already empty).
+ * nothing of the group is left to kill: when it is seen empty (checked every 20 ms meanwhile),
+ * at once when it already was, else after the SIGKILL.
  */
 export function endGroup(pgid: number, graceMs = KILL_GRACE_MS, onGone?: () => void): void {
+  const known = live.get(pgid);
+  if (known?.ending) {
+    if (onGone) known.ending.gone.push(onGone);
+    return; // already being ended
+  }
   if (!signalGroup(pgid, "SIGTERM")) {
-    live.delete(pgid);
+    gone(pgid);
     onGone?.();
     return;
   }
-  const t = setTimeout(() => {
+  const poll = setInterval(() => forgetIfGone(pgid), GONE_POLL_MS);
+  const kill = setTimeout(() => {
     signalGroup(pgid, "SIGKILL");
-    live.delete(pgid);
-    onGone?.();
+    gone(pgid);
   }, graceMs);
-  t.unref(); // not a reason to stay alive: the exit hook kills what is left
+  // Not a reason to stay alive: the exit hook kills what is left.
+  poll.unref();
+  kill.unref();
+  live.set(pgid, { ending: { poll, kill, gone: onGone ? [onGone] : [] } });
 }
 
 /** Ends every group still alive (serve's shutdown); resolves when each got its SIGKILL or was gone. */
 export function endAllGroups(graceMs = KILL_GRACE_MS): Promise<void> {
   return Promise.all(
-    [...live].map((g) => new Promise<void>((resolve) => endGroup(g, graceMs, resolve))),
+    [...live.keys()].map((g) => new Promise<void>((resolve) => endGroup(g, graceMs, resolve))),
   ).then(() => {});
 }
 
@@ -150,7 +197,10 @@ export function runOnce(
     };
     // The leader exited: what it left running in its group goes too (its stdout may be held
     // open by such a process, and "close" waits for that).
-    child.on("exit", end);
+    child.on("exit", () => {
+      end();
+      if (pgid !== undefined) forgetIfGone(pgid);
+    });
     child.on("error", (e) => {
       done();
       end();
@@ -159,6 +209,7 @@ export function runOnce(
     child.on("close", (code, sig) => {
       done();
       end();
+      if (pgid !== undefined) forgetIfGone(pgid);
       if (failure !== null) return reject(failure);
       if (code === 0) return resolve(new Uint8Array(Buffer.concat(chunks)));
       const last = stderr.lastLine();

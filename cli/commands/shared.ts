@@ -205,9 +205,10 @@ export function withTarget<A extends any[], O extends OptionValues>(c: Command<A
 }
 
 export const TARGET_HELP = `
-Where to connect: --server, else ${ENV.url}, else --context / the current context, else
-quic://127.0.0.1:4433. Credentials: --creds, else ${ENV.creds}, else the context's, else
-./macula-data/client (what 'macula node up' writes in the dev realm).`;
+Where to connect (a flag beats the environment): --server, else --context, else ${ENV.url},
+else the current context, else quic://127.0.0.1:4433. Credentials: --creds, else --context's,
+else ${ENV.creds}, else the current context's, else ./macula-data/client (what
+'macula node up' writes in the dev realm).`;
 
 /** Resolves the target; a bad --context, MACULA_URL or context entry is a usage error. */
 export function target(o: TargetOptions): Target {
@@ -284,21 +285,29 @@ export function connectFailure(t: Target, message: string): string {
   return `${head}: ${why}`;
 }
 
-/** The signals that stop a command, with their numbers (a shell reports 128 + the number). */
-const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
-/** SIGINT (Ctrl-C) or SIGTERM. */
+/**
+ * The signals that stop a command, with their numbers (a shell reports 128 + the number):
+ * Ctrl-C, SIGTERM, a hangup (the terminal closed, the ssh connection dropped) and Ctrl-\
+ * (SIGQUIT). Unhandled, the last two kill the process without its clean-up: serve's handler
+ * groups would be left running.
+ */
+const STOP_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 } as const;
+/** SIGINT (Ctrl-C), SIGTERM, SIGHUP or SIGQUIT. */
 export type StopSignal = keyof typeof STOP_SIGNALS;
 /** How long a command may take to stop after the first signal, before it exits anyway. */
 export const STOP_GRACE_MS = 1000;
 
-/** The exit code of a command ended by `sig`: 128 + its number (130 for SIGINT, 143 SIGTERM). */
+/**
+ * The exit code of a command ended by `sig`: 128 + its number (129 for SIGHUP, 130 SIGINT,
+ * 131 SIGQUIT, 143 SIGTERM).
+ */
 export function signalExitCode(sig: StopSignal): number {
   return 128 + STOP_SIGNALS[sig];
 }
 
 /** What `untilSignal` returns. */
 export interface SignalWait {
-  /** Resolves with the first SIGINT or SIGTERM. */
+  /** Resolves with the first stop signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT). */
   readonly done: Promise<StopSignal>;
   /** The first signal, once one came. */
   readonly received: StopSignal | null;
@@ -310,10 +319,12 @@ export interface SignalWait {
 }
 
 /**
- * Waits for SIGINT or SIGTERM. The first one starts a clean stop: `done` resolves, and if the
- * process has not exited `graceMs` later it exits anyway, with `process.exitCode` when the
- * command set one, else `exitCode(signal)` (default 0), saying so on stderr under `prefix`.
- * A second signal exits at once with 128 + its number (130 for a second Ctrl-C).
+ * Waits for SIGINT, SIGTERM, SIGHUP or SIGQUIT. The first one starts a clean stop: `done`
+ * resolves, and if the process has not exited `graceMs` later it exits anyway, with
+ * `process.exitCode` when the command set one, else `exitCode(signal)` (default 0), saying so on
+ * stderr under `prefix`. A second signal exits at once with 128 + its number (130 for a second
+ * Ctrl-C). Either way the process exits through `process.exit`, so its exit hooks run (serve's
+ * kills what its handlers left).
  */
 export function untilSignal(
   o: { graceMs?: number; exitCode?: (sig: StopSignal) => number; prefix?: string } = {},
@@ -334,10 +345,11 @@ export function untilSignal(
     late.unref(); // only a bound: an exit on time is not held up by it
     resolve(sig);
   };
-  const int = () => on("SIGINT");
-  const term = () => on("SIGTERM");
-  process.on("SIGINT", int);
-  process.on("SIGTERM", term);
+  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((sig) => {
+    const h = () => on(sig);
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
   return {
     done,
     get received() {
@@ -345,8 +357,7 @@ export function untilSignal(
     },
     cancel: () => {
       if (received !== null) return;
-      process.off("SIGINT", int);
-      process.off("SIGTERM", term);
+      for (const [sig, h] of handlers) process.off(sig, h);
     },
   };
 }
@@ -423,4 +434,74 @@ export async function readStdin(limit: number, why: string): Promise<Uint8Array>
     at += c.length;
   }
   return all;
+}
+
+/** One line of stdin, as `stdinLines` yields it. */
+export interface StdinLine {
+  /** Its bytes, without the line feed; null when it is longer than the `max` it was read with. */
+  readonly bytes: Uint8Array | null;
+  /** Its length in bytes. */
+  readonly length: number;
+}
+
+/**
+ * The lines of `input` (stdin) as raw bytes: split on each line feed (0x0A), which is removed;
+ * every other byte is kept as it is (a `\r` before the line feed too, and bytes that are not
+ * UTF-8). The text after the last line feed is a line unless it is empty. A line longer than
+ * `max` bytes is not held: it comes with its length and no bytes. Ends early, at once, when
+ * `signal` aborts; `input` is destroyed when the iteration ends.
+ */
+export async function* stdinLines(
+  max: number,
+  signal: AbortSignal,
+  input: NodeJS.ReadableStream & { destroy(): void } = process.stdin,
+): AsyncGenerator<StdinLine> {
+  const it = (input as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]();
+  const aborted = new Promise<"aborted">((resolve) => {
+    if (signal.aborted) resolve("aborted");
+    signal.addEventListener("abort", () => resolve("aborted"), { once: true });
+  });
+  let parts: Uint8Array[] = [];
+  let length = 0;
+  const line = (): StdinLine => {
+    let bytes: Uint8Array | null = null;
+    if (length <= max) {
+      bytes = new Uint8Array(length);
+      let at = 0;
+      for (const p of parts) {
+        bytes.set(p, at);
+        at += p.length;
+      }
+    }
+    parts = [];
+    const l = { bytes, length };
+    length = 0;
+    return l;
+  };
+  /** Adds a piece of the current line (kept only while the line is within `max`). */
+  const add = (piece: Uint8Array) => {
+    length += piece.length;
+    if (length <= max) parts.push(piece);
+    else parts = [];
+  };
+  try {
+    while (!signal.aborted) {
+      const next = it.next();
+      next.catch(() => {}); // settles after an abort, unread
+      const r = await Promise.race([next, aborted]);
+      if (r === "aborted" || r.done) break;
+      const chunk = typeof r.value === "string" ? Buffer.from(r.value) : r.value;
+      let from = 0;
+      for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+        add(chunk.subarray(from, nl));
+        from = nl + 1;
+        yield line();
+        if (signal.aborted) return;
+      }
+      if (from < chunk.length) add(chunk.subarray(from));
+    }
+    if (!signal.aborted && length > 0) yield line();
+  } finally {
+    input.destroy();
+  }
 }

@@ -3,7 +3,7 @@
  * `bun cli/main.ts …` children pointed at it, whose output is awaited line by line (never
  * slept on). Every wait is bounded.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -130,6 +130,30 @@ export function alive(pid: number): boolean {
   } catch {
     return false; // gone meanwhile
   }
+}
+
+/**
+ * Whether any process of group `pgid` runs: `process.kill(-pgid, 0)` succeeds and a member is
+ * not a zombie (a zombie left to a PID 1 that does not reap is dead all the same).
+ */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false; // ESRCH: nothing of the group is left
+  }
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      // After "(comm) ": state ppid pgrp ...
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z") return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
 }
 
 /** Polls `check` every 20 ms until it holds; fails after `ms` naming `what`. */

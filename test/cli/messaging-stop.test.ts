@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { connect } from "../../lib/client/client.ts";
-import { alive, eventually, Harness, pidFrom } from "./messaging-harness.ts";
+import { alive, eventually, groupAlive, Harness, pidFrom } from "./messaging-harness.ts";
 
 let h: Harness;
 
@@ -107,6 +107,56 @@ describe("Ctrl-C", () => {
     sub.p.kill("SIGTERM");
     expect(await sub.code()).toBe(143);
     expect(sub.err).toEndWith("macula sub: stopped by SIGTERM after 0 of 2 messages\n");
+  });
+
+  test("sub --count: SIGHUP (the terminal went away) before the count is 129", async () => {
+    const sub = await h.subscribed(["st.hup", "--count", "2"]);
+    sub.p.kill("SIGHUP");
+    expect(await sub.code()).toBe(129);
+    expect(sub.err).toEndWith("macula sub: stopped by SIGHUP after 0 of 2 messages\n");
+  });
+
+  test("sub: SIGHUP and SIGQUIT stop it cleanly, exit 0 (running until stopped is its job)", async () => {
+    for (const sig of ["SIGHUP", "SIGQUIT"] as const) {
+      const sub = await h.subscribed([`st.${sig}`]);
+      sub.p.kill(sig);
+      expect({ sig, code: await sub.code() }).toEqual({ sig, code: 0 });
+      expect(sub.err).toBe(`subscribed to st.${sig} on ${h.node.url}\n`);
+    }
+  });
+
+  test("serve: SIGHUP with a call in flight kills the handler's whole group, none left under PID 1", async () => {
+    const file = join(h.root, "hup.pid");
+    // The handler's shell is its group's leader: $$ is the group id.
+    const serve = await h.serving(["hup.op", "--", "sh", "-c", `echo $$ > ${file}; sleep 1261`]);
+    const call = h.macula(["call", "hup.op", "{}", "--timeout", "60000"]);
+    const pgid = await pidFrom(file);
+    expect(groupAlive(pgid)).toBe(true);
+    serve.p.kill("SIGHUP");
+    expect(await serve.code()).toBe(0);
+    expect(serve.err).toContain("macula serve: SIGHUP: stopping\n");
+    await eventually(`handler group ${pgid} gone`, () => !groupAlive(pgid));
+    expect(await call.code()).toBe(5);
+    expect(call.err).toBe("macula call: handler_error: macula serve is stopping\n");
+  });
+
+  test("serve --count: SIGHUP before the count is 129, and the group is gone", async () => {
+    const file = join(h.root, "hup-count.pid");
+    const serve = await h.serving([
+      "hup.count",
+      "--count",
+      "2",
+      "--",
+      "sh",
+      "-c",
+      `echo $$ > ${file}; sleep 1261`,
+    ]);
+    h.macula(["call", "hup.count", "{}", "--timeout", "60000"]);
+    const pgid = await pidFrom(file);
+    serve.p.kill("SIGHUP");
+    expect(await serve.code()).toBe(129);
+    expect(serve.err).toEndWith("macula serve: stopped by SIGHUP after 1 of 2 calls\n");
+    await eventually(`handler group ${pgid} gone`, () => !groupAlive(pgid));
   });
 
   test("serve: SIGINT kills a handler that ignores SIGTERM, and exits 0 within a second", async () => {
