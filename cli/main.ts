@@ -10,6 +10,7 @@
  */
 import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import process from "node:process";
+import { fileProblem } from "../lib/identity/mod.ts";
 import { certsCommand } from "./commands/certs.ts";
 import { contextCommand } from "./commands/context.ts";
 import { simCommand } from "./commands/sim.ts";
@@ -101,11 +102,30 @@ function configureTree(command: CommandUnknownOpts, path: string): void {
  * already say what was expected).
  */
 export function plainUsageError(message: string): string {
-  const text = message.replace(/^error: /, "");
-  const option = /^option '(?:-\w, )?([^' ]+)[^']*' argument '(.*)' is invalid\. (.*)$/s.exec(text);
-  if (option) return `${option[1]} '${option[2]}': ${option[3]}`;
+  const end = message.endsWith("\n") ? "\n" : "";
+  return plainText(message.replace(/^error: /, "").replace(/\n$/, "")) + end;
+}
+
+function plainText(text: string): string {
+  const flag = (flags: string) => /--[\w-]+/.exec(flags)?.[0] ?? flags;
+  const option = /^option '([^']*)' argument '(.*)' is invalid\. (.*)$/s.exec(text);
+  if (option) {
+    const [, flags, value, why] = option as unknown as [string, string, string, string];
+    const name = flag(flags);
+    if (why.includes(name)) return why; // the parser's message names both already
+    const choices = /^Allowed choices are (.*)\.$/.exec(why);
+    if (choices) return `${name} '${value}': give one of ${choices[1]}`;
+    return why.includes(value) ? `${name}: ${why}` : `${name} '${value}': ${why}`;
+  }
   const arg = /^command-argument value '(.*)' is invalid for argument '(.*)'\. (.*)$/s.exec(text);
   if (arg) return arg[3]!.includes(arg[1]!) ? arg[3]! : `${arg[2]} '${arg[1]}': ${arg[3]}`;
+  const conflict = /^option '([^']*)' cannot be used with option '([^']*)'$/.exec(text);
+  if (conflict) return `${flag(conflict[1]!)} and ${flag(conflict[2]!)} cannot be used together`;
+  const required = /^required option '([^']*)' not specified$/.exec(text);
+  if (required) return `${flag(required[1]!)} is required`;
+  const many = /^too many arguments(?: for '.*')?\. Expected (\d+) arguments? but got (\d+)\.$/
+    .exec(text);
+  if (many) return `too many arguments: it takes ${many[1]}, got ${many[2]}`;
   return text;
 }
 
@@ -124,8 +144,22 @@ function exitCodeOf(error: CommanderError): number {
 export async function run(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   let args = argv.slice(2);
-  // `macula help node up` is `macula node up --help` (commander's help command takes one name).
-  if (args[0] === "help" && args.length > 2 && program.commands.some((c) => c.name() === args[1])) {
+  // `macula help node up` is `macula node up --help` (commander's help command takes one name);
+  // a name that is not a command there is said as such.
+  if (args[0] === "help" && args.length > 1) {
+    let at: CommandUnknownOpts = program;
+    let path = "macula";
+    for (const name of args.slice(1)) {
+      const next = at.commands.find((c) => c.name() === name || c.aliases().includes(name));
+      if (!next) {
+        process.stderr.write(
+          `${path}: unknown command '${name}'\n(run '${path} --help' for usage)\n`,
+        );
+        return USAGE_EXIT_CODE;
+      }
+      at = next;
+      path = `${path} ${name}`;
+    }
     args = [...args.slice(1), "--help"];
   }
   try {
@@ -142,9 +176,15 @@ export async function run(argv: readonly string[]): Promise<number> {
 if (import.meta.main) {
   // A closed pipe (`macula sub '>' | head -1`) ends the command quietly with status 0: the
   // command sees it at its next write (shared.ts `out`) and cleans up; this bounds that to 1 s.
+  // Any other write error (a full disk) is said once, and ends the command at once: nothing
+  // more can be shown.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code !== "EPIPE") throw e;
-    setTimeout(() => process.exit(0), 1000).unref();
+    if (e.code === "EPIPE") {
+      setTimeout(() => process.exit(0), 1000).unref();
+      return;
+    }
+    process.stderr.write(`macula: cannot write to stdout: ${fileProblem(e)}\n`);
+    process.exit(FAILURE_EXIT_CODE);
   });
   process.exitCode = await run(process.argv);
 }

@@ -983,11 +983,16 @@ Guide: macula docs certificates`,
   for (
     const c of [
       caInit,
-      ...certs.commands.filter((c) => c.name() !== "ca" && c.name() !== "verify"),
+      ...certs.commands.filter((c) => !["ca", "verify", "key"].includes(c.name())),
     ]
   ) {
     c.addHelpText("after", `\n${EXIT_CODES}.`);
   }
+  // `key` needs no CA and asks no passphrase.
+  certs.commands.find((c) => c.name() === "key")!.addHelpText(
+    "after",
+    "\nExit codes: 0 written, 1 failed (a file exists without --force, cannot write), 2 usage error.",
+  );
   return certs;
 }
 

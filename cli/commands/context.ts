@@ -131,7 +131,8 @@ function useCommand() {
     .addHelpText(
       "after",
       `
---server, MACULA_URL and --context still win over the current context (macula docs contexts).
+--server, --context and then MACULA_URL / MACULA_CREDS still win over the current context
+(macula docs contexts).
 
 Example:
   $ macula context use acme`,
@@ -140,8 +141,15 @@ Example:
       const store = ContextStore.open();
       const c = store.use(name);
       line(`using context ${c.name} (${c.server})`);
-      if (process.env[ENV.url]) {
-        warn("use", `${ENV.url} is set and overrides this context's server`);
+      // The environment beats the current context, not a --context flag naming it.
+      const overridden = [
+        ...(process.env[ENV.url] ? [`${ENV.url} is set and overrides this context's server`] : []),
+        ...(process.env[ENV.creds] && c.creds !== undefined
+          ? [`${ENV.creds} is set and overrides this context's creds`]
+          : []),
+      ];
+      for (const w of overridden) {
+        warn("use", `${w} (unless a command is given --context ${c.name})`);
       }
     }));
 }
@@ -227,7 +235,9 @@ Examples:
       const missing = c.creds === undefined ? [] : missingCreds(c.creds);
       if (name === undefined) {
         for (const key of [ENV.url, ENV.creds]) {
-          if (process.env[key]) warn("show", `${key} is set and overrides this context`);
+          if (process.env[key]) {
+            warn("show", `${key} is set and overrides this context (unless --context names it)`);
+          }
         }
       }
       if (opts.json) {
@@ -289,9 +299,10 @@ export function contextCommand() {
       "after",
       `
 A context names a node address (quic://host:port) and a credentials directory (ca.pem,
-cert.pem, key.pem). Client commands pick their target in this order:
-  server: --server, ${ENV.url}, --context <name>, the current context, quic://127.0.0.1:4433
-  creds:  --creds, ${ENV.creds}, that context's creds, ./macula-data/client
+cert.pem, key.pem). Client commands pick their target in this order (a flag beats the
+environment, the environment beats the current context):
+  server: --server, --context <name>, ${ENV.url}, the current context, quic://127.0.0.1:4433
+  creds:  --creds, --context's creds, ${ENV.creds}, the current context's, ./macula-data/client
 
 Examples:
   $ macula context add acme --server quic://edge-1.acme.example --creds ~/acme --use

@@ -19,7 +19,7 @@ import {
   parseSeed,
   StartError,
 } from "../../lib/node/mod.ts";
-import { guarded, intArg, parseListen, usage } from "./shared.ts";
+import { guarded, intArg, parseListen, STOP_GRACE_MS, usage } from "./shared.ts";
 
 const line = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -223,7 +223,10 @@ with --join, its node id is not alive at another address in the mesh; a --dev-ca
 CA already (--create-dev-ca makes one there). A failure names what is wrong, exits 2, and
 leaves nothing written.
 
-Exit codes: 0 stopped by SIGINT/SIGTERM after draining, 1 failed while running (port in use,
+Ctrl-C (or SIGTERM) drains the node: its routes and clients are told goodbye, within a second
+(a drain that takes longer is cut); a second Ctrl-C ends it at once.
+
+Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed while running (port in use,
 unreadable certificates), 2 usage or configuration error, or a start-up check failed.`,
     )
     .action(guarded("macula node up", async (opts) => {
@@ -244,6 +247,16 @@ unreadable certificates), 2 usage or configuration error, or a start-up check fa
         throw e;
       }
       const stopped = new Promise<void>((r) => node.stopOnSignals(r));
+      // Ctrl-C ends the node within a second: a drain that takes longer (peers slow to answer
+      // the goodbye) is cut. A second Ctrl-C ends it at once (the handlers are gone by then).
+      for (const sig of ["SIGINT", "SIGTERM"] as const) {
+        process.once(sig, () => {
+          setTimeout(() => {
+            log(`${sig}: did not drain within ${STOP_GRACE_MS} ms; exiting`);
+            process.exit(0);
+          }, STOP_GRACE_MS).unref();
+        });
+      }
       // SIGHUP: read the configuration again and apply what can change while running.
       process.on("SIGHUP", () => {
         let fresh: NodeConfig;

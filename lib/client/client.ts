@@ -9,7 +9,10 @@
  * served), protocol.ts (the session with the node: dial, restore, reconnect, frame dispatch).
  * lib/client/mod.ts is the layer's public API.
  */
-import { loadCredsDir, Verifier, x509 } from "../identity/mod.ts";
+import { Buffer } from "node:buffer";
+import { createPrivateKey, type KeyObject } from "node:crypto";
+import { join } from "node:path";
+import { CREDS_FILES, loadCredsDir, spkiOf, Verifier, x509 } from "../identity/mod.ts";
 import {
   checkPattern,
   checkPayloadSize,
@@ -29,6 +32,7 @@ import { monoNow } from "../util/mod.ts";
 import { ClientError, deadline } from "./errors.ts";
 import {
   type CallOptions,
+  type ClientCredentials,
   type ClientStatus,
   type ConnectOptions,
   DEFAULTS,
@@ -128,13 +132,13 @@ export class Client {
   /** @internal Use `connect`. */
   static async connect(opts: ConnectOptions = {}): Promise<Client> {
     const target = parseUrl(opts.url ?? DEFAULTS.server, "url");
-    const creds = typeof opts.creds === "object"
-      ? opts.creds
-      : await loadCredsDir(opts.creds ?? DEFAULTS.credsDir);
+    const dir = typeof opts.creds === "object" ? null : opts.creds ?? DEFAULTS.credsDir;
+    const creds = typeof opts.creds === "object" ? opts.creds : await loadCredsDir(dir!);
+    const cert = checkCredentials(creds, dir);
     const verifier = await Verifier.create({ ca: creds.ca });
     let me;
     try {
-      me = await verifier.verify([new Uint8Array(new x509.X509Certificate(creds.cert).rawData)]);
+      me = await verifier.verify([new Uint8Array(cert.rawData)]);
     } catch (e) {
       throw new ClientError(
         "credentials",
@@ -437,6 +441,37 @@ export class Client {
     }
     return s;
   }
+}
+
+/**
+ * Checks the client's certificate and key before anything is dialed: the certificate is one,
+ * the key is a PEM private key, and it is the certificate's (a node would only answer
+ * "no client certificate" to a TLS stack that refused the pair). `dir` names the files.
+ */
+function checkCredentials(creds: ClientCredentials, dir: string | null): x509.X509Certificate {
+  const certFile = dir === null ? "the certificate" : join(dir, CREDS_FILES.cert);
+  const keyFile = dir === null ? "the key" : join(dir, CREDS_FILES.key);
+  const fail = (message: string, cause?: unknown): never => {
+    throw new ClientError("credentials", `credentials: ${message}`, { cause });
+  };
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(creds.cert);
+  } catch (e) {
+    return fail(`${certFile} is not a PEM certificate`, e);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(creds.key);
+  } catch (e) {
+    return fail(`${keyFile} is not a PEM private key`, e);
+  }
+  if (!Buffer.from(spkiOf(key)).equals(Buffer.from(cert.publicKey.rawData))) {
+    fail(
+      `${keyFile} is not the key of ${certFile} (use the key the certificate was issued for)`,
+    );
+  }
+  return cert;
 }
 
 /**

@@ -344,10 +344,11 @@ export interface Target {
 }
 
 /**
- * Decides where a client command connects. Server: `--server` > `MACULA_URL` >
- * `--context <name>` > the current context > {@link DEFAULT_SERVER}. Credentials: `--creds` >
- * `MACULA_CREDS` > that context's creds > `<cwd>/macula-data/client`. The context store is
- * read only when a context can matter (a `--context` is given, or the flags and environment
+ * Decides where a client command connects; a flag beats the environment, the environment beats
+ * the current context. Server: `--server` > `--context <name>` > `MACULA_URL` > the current
+ * context > {@link DEFAULT_SERVER}. Credentials: `--creds` > the `--context` context's creds >
+ * `MACULA_CREDS` > the current context's creds > `<cwd>/macula-data/client`. The context store
+ * is read only when a context can matter (a `--context` is given, or the flags and environment
  * leave something open). Throws {@link ContextError} or {@link UrlError}.
  */
 export function resolveTarget(o: {
@@ -376,17 +377,24 @@ export function resolveTarget(o: {
     }
   }
 
+  // A context named by --context is a flag: it beats the environment; the current one does not.
+  const named = o.context !== undefined ? ctx : null;
+  const current = o.context === undefined ? ctx : null;
+
   let server: { url: string; host: string; port: number };
   let source: string;
   if (o.server !== undefined) {
     server = parseUrl(o.server, "--server");
     source = "--server";
+  } else if (named) {
+    server = parseUrl(named.server, `context ${named.name} server`);
+    source = `context ${named.name}`;
   } else if (envUrl !== undefined) {
     server = parseUrl(envUrl, ENV.url);
     source = ENV.url;
-  } else if (ctx) {
-    server = parseUrl(ctx.server, `context ${ctx.name} server`);
-    source = `context ${ctx.name}`;
+  } else if (current) {
+    server = parseUrl(current.server, `context ${current.name} server`);
+    source = `context ${current.name}`;
   } else {
     server = parseUrl(DEFAULT_SERVER, "default server");
     source = "default";
@@ -398,12 +406,15 @@ export function resolveTarget(o: {
     if (o.creds === "") throw new ContextError("--creds: an empty path");
     creds = resolve(cwd, o.creds);
     credsSource = "--creds";
+  } else if (named?.creds !== undefined) {
+    creds = resolve(cwd, named.creds);
+    credsSource = `context ${named.name}`;
   } else if (envCreds !== undefined) {
     creds = resolve(cwd, envCreds);
     credsSource = ENV.creds;
-  } else if (ctx?.creds !== undefined) {
-    creds = resolve(cwd, ctx.creds);
-    credsSource = `context ${ctx.name}`;
+  } else if (current?.creds !== undefined) {
+    creds = resolve(cwd, current.creds);
+    credsSource = `context ${current.name}`;
   } else {
     creds = resolve(cwd, DEFAULT_CREDS);
     credsSource = "default";

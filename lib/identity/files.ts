@@ -29,6 +29,12 @@ export function fileProblem(e: unknown): string {
     ? "is a directory"
     : code === "ENOTDIR"
     ? "a part of the path is not a directory"
+    : code === "EEXIST"
+    ? "something is in the way (a file where a directory should be)"
+    : code === "ENOSPC"
+    ? "no space left on the device"
+    : code === "EROFS"
+    ? "the file system is read-only"
     : (e as Error).message;
 }
 
@@ -93,7 +99,7 @@ export async function writeAll(files: OutFile[], opts: { force?: boolean } = {})
     for (const d of madeDirs) await rm(d, { recursive: true, force: true }).catch(() => {});
     if (e instanceof FileError) throw e;
     const err = e as NodeJS.ErrnoException;
-    throw new FileError(`cannot write ${err.path ?? "output"}: ${err.code ?? err.message}`, {
+    throw new FileError(`cannot write ${err.path ?? "output"}: ${fileProblem(err)}`, {
       cause: e,
     });
   }

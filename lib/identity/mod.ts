@@ -37,7 +37,14 @@ export {
   ROLES,
 } from "./names.ts";
 export { type CrlLoaded, type PeerIdentity, Verifier, type VerifierOptions } from "./verify.ts";
-export { generateKeyPair, KEY_ALGORITHMS, type KeyType, keyTypeOf, publicKeySpki } from "./keys.ts";
+export {
+  generateKeyPair,
+  KEY_ALGORITHMS,
+  type KeyType,
+  keyTypeOf,
+  publicKeySpki,
+  spkiOf,
+} from "./keys.ts";
 export {
   type CaCertificateSpec,
   createCaCertificate,

@@ -13,7 +13,7 @@
  * (the socket differing in IP and port; with one IP, the socket differing in port) and
  * FINGERPRINT.
  */
-import { openUdpSocket, type PacketHandler, type UdpSocket } from "../quic/mod.ts";
+import { bindProblem, openUdpSocket, type PacketHandler, type UdpSocket } from "../quic/mod.ts";
 import {
   BINDING,
   decodeStun,
@@ -60,7 +60,7 @@ export async function openRawSocket(host: string, port: number): Promise<OwnedRa
       },
     });
   } catch (e) {
-    throw new Error(`cannot bind UDP ${host}:${port}: ${(e as Error).message}`, { cause: e });
+    throw new Error(bindProblem(host, port, (e as Error).cause ?? e), { cause: e });
   }
   const address = { host, port: sock.port };
   return {

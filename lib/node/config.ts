@@ -133,12 +133,21 @@ const MEMBERSHIP_KEYS: Record<string, [keyof NodeConfig["membership"], number, n
 
 type Obj = Record<string, unknown>;
 
+/** What was found instead, shortly: a value's kind, and its start when it is text. */
+function shown(got: unknown): string {
+  if (Array.isArray(got)) return `a list of ${got.length}`;
+  const text = JSON.stringify(got) ?? String(got);
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
 function fail(path: string, what: string, got: unknown): never {
-  throw new ConfigError(`${path}: ${what} (got ${JSON.stringify(got)})`);
+  throw new ConfigError(`${path ? `${path}: ` : ""}${what} (got ${shown(got)})`);
 }
 
 function object(v: unknown, path: string, keys: readonly string[]): Obj {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) fail(path, "must be a mapping", v);
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    fail(path, path ? "must be a mapping" : "must be a mapping of keys, e.g. `realm: acme`", v);
+  }
   for (const k of Object.keys(v)) {
     if (!keys.includes(k)) {
       throw new ConfigError(
@@ -359,6 +368,9 @@ export function configFrom(raw: unknown): NodeConfig {
 
 /** Parses YAML text (`source` names it in errors) into a configuration. */
 export function parseConfig(text: string, source = "config"): NodeConfig {
+  if (text.includes("\u0000") || text.includes("\ufffd")) {
+    throw new ConfigError(`${source}: not a text file (a YAML configuration is expected)`);
+  }
   let raw: unknown;
   try {
     raw = parse(text, { uniqueKeys: true, strict: true });

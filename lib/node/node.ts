@@ -38,7 +38,7 @@ import {
 } from "../nat/mod.ts";
 import { formatUrl, type PeerSession, RequestRegistry } from "../peer/mod.ts";
 import { Permissions } from "../policy/mod.ts";
-import { QuicEndpoint } from "../quic/mod.ts";
+import { bindProblem, QuicEndpoint } from "../quic/mod.ts";
 import { monoNow, VERSION, withTimeout } from "../util/mod.ts";
 import { type NodeConfig, type NodeConfigInput, withDefaults } from "./config.ts";
 import { nodeCredentials } from "./credentials.ts";
@@ -58,7 +58,7 @@ import {
   aliveElsewhere,
   checkIdentity,
   checkListen,
-  listenProblem,
+  listenAddress,
   lockDataDir,
 } from "./startup.ts";
 import { interestOf, type NodeSnapshot, snapshotOf } from "./snapshot.ts";
@@ -382,7 +382,8 @@ export class Node {
     };
     let endpoint: QuicEndpoint | undefined;
     try {
-      if (config.listen.port !== 0) await checkListen(config.listen.host, config.listen.port);
+      const bindHost = await listenAddress(config.listen.host, config.listen.port);
+      if (config.listen.port !== 0) await checkListen(bindHost, config.listen.port);
       const creds = await nodeCredentials(config);
       const where = config.tls ?? {
         ca: `${creds.caDir}/ca.pem`,
@@ -406,7 +407,7 @@ export class Node {
       const nodeId = me.nodeId;
       try {
         endpoint = await QuicEndpoint.bind({
-          host: config.listen.host,
+          host: bindHost,
           port: config.listen.port,
           tls: { ca: creds.ca, cert: creds.cert, key: creds.key },
           checkPeer: heldDownOrChecked(verifier, holdDowns),
@@ -415,7 +416,7 @@ export class Node {
         });
       } catch (e) {
         const cause = (e as Error).cause ?? e;
-        throw new NodeError(listenProblem(config.listen.host, config.listen.port, cause), {
+        throw new NodeError(bindProblem(config.listen.host, config.listen.port, cause), {
           cause: e,
         });
       }

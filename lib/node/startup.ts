@@ -23,13 +23,14 @@ import process from "node:process";
 import {
   type Credentials,
   expiryWarnings,
+  fileProblem,
   type PeerIdentity,
   Verifier,
   x509,
 } from "../identity/mod.ts";
 import { INSPECT_MEMBERS } from "../observe/mod.ts";
 import { ask, PeerSession } from "../peer/mod.ts";
-import type { QuicEndpoint } from "../quic/mod.ts";
+import { bindProblem, type QuicEndpoint } from "../quic/mod.ts";
 import { withTimeout } from "../util/mod.ts";
 import { NodeError, StartError } from "./errors.ts";
 
@@ -97,7 +98,11 @@ export function lockDataDir(dir: string, log: (line: string) => void): () => voi
   if (held.has(abs)) {
     throw new StartError(`data directory ${abs} is in use by a node of this process`);
   }
-  mkdirSync(abs, { recursive: true });
+  try {
+    mkdirSync(abs, { recursive: true });
+  } catch (e) {
+    throw new StartError(`cannot make the data directory ${abs}: ${fileProblem(e)}`, { cause: e });
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, "wx", 0o644);
@@ -113,7 +118,7 @@ export function lockDataDir(dir: string, log: (line: string) => void): () => voi
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw new StartError(`cannot lock ${abs}: ${(e as Error).message}`, { cause: e });
+        throw new StartError(`cannot lock ${abs}: ${fileProblem(e)}`, { cause: e });
       }
     }
     const pid = Number(readFileSync(path, "utf8").trim());
@@ -208,35 +213,25 @@ export async function aliveElsewhere(
   }
 }
 
-/** Why a UDP socket could not be bound to `host:port`, in words, with what to do. */
-export function listenProblem(host: string, port: number, e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  const at = `cannot listen on udp ${host.includes(":") ? `[${host}]` : host}:${port}`;
-  if (code === "EADDRINUSE") {
-    return `${at}: the port is in use (another node or program has it; choose another with ` +
-      `--listen or --port, or 0 for a free one)`;
+/**
+ * The listen address as an IP: a host name (`localhost`) is resolved once, here, and the node
+ * binds to its address (the socket layer takes IPs only).
+ */
+export async function listenAddress(host: string, port: number): Promise<string> {
+  if (isIP(host) !== 0) return host;
+  try {
+    return (await lookup(host)).address;
+  } catch (e) {
+    throw new NodeError(bindProblem(host, port, e), { cause: e });
   }
-  if (code === "EADDRNOTAVAIL") return `${at}: ${host} is not an address of this machine`;
-  if (code === "EACCES" || code === "EPERM") {
-    return `${at}: permission denied (ports below 1024 need privileges)`;
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ENOENT") {
-    return `${at}: ${host} is not a host name this machine can resolve`;
-  }
-  return `${at}: ${(e as Error).message}`;
 }
 
 /**
- * Binds and closes a plain UDP socket on the listen address, so that a port in use or a bad
- * host fails the start before credentials are made or files written. Port 0 always binds.
+ * Binds and closes a plain UDP socket on the listen address (an IP), so that a port in use
+ * fails the start before credentials are made or files written. Port 0 always binds.
  */
-export async function checkListen(host: string, port: number): Promise<void> {
-  let address = host;
-  try {
-    if (isIP(host) === 0) address = (await lookup(host)).address;
-  } catch (e) {
-    throw new NodeError(listenProblem(host, port, e), { cause: e });
-  }
+export async function checkListen(address: string, port: number): Promise<void> {
+  const host = address;
   const socket = dgram.createSocket({ type: isIP(address) === 6 ? "udp6" : "udp4" });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -244,7 +239,7 @@ export async function checkListen(host: string, port: number): Promise<void> {
       socket.bind({ port, address, exclusive: true }, () => resolve());
     });
   } catch (e) {
-    throw new NodeError(listenProblem(host, port, e), { cause: e });
+    throw new NodeError(bindProblem(host, port, e), { cause: e });
   } finally {
     try {
       socket.close();

@@ -14,6 +14,8 @@
  * `rebind`, and the counters.
  */
 import { randomBytes } from "node:crypto";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import {
   connectionLimits,
   type QuicEndpointOptions,
@@ -146,16 +148,25 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
   /**
    * Dials `to` and resolves with the connection once TLS and `checkPeer` passed. Rejects with
    * `ConnectionClosedError` saying why otherwise (for example `TLS alert unknown_ca`, or an idle
-   * timeout when nothing answers).
+   * timeout when nothing answers). A host name is resolved first, once per dial, to an address
+   * of the socket's family (`cannot resolve <host>: …` when it does not); `serverName`, when
+   * given, is sent as the TLS server name.
    */
   connect(to: HostPort, opts: { serverName?: string } = {}): Promise<QuicConnection> {
+    // An address is dialed at once (no turn of the event loop before the connection exists).
+    if (isIP(to.host) !== 0) return this.#dial(to, to.host, opts);
+    return this.#resolve(to.host).then((address) => this.#dial(to, address, opts));
+  }
+
+  /** Starts the connection to `to` at `address` (`to.host` itself, or what it resolved to). */
+  #dial(to: HostPort, address: string, opts: { serverName?: string }): Promise<QuicConnection> {
     if (this.#closing) return Promise.reject(new QuicError("endpoint is closed"));
     if (this.#conns.size >= this.#opts.maxConnections) {
       return Promise.reject(new QuicError("connection limit reached"));
     }
     const scid = randomBytes(TUNING.cidLength);
     const local = this.#sockets.local;
-    const remote = { host: this.#sockets.peerHost(to.host), port: to.port };
+    const remote = { host: this.#sockets.peerHost(address), port: to.port };
     let native;
     try {
       native = quiche.Connection.connect(
@@ -181,6 +192,32 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     );
     this.dirty(conn);
     return p;
+  }
+
+  /**
+   * The address to dial for `host`: an IP address as it is; a name looked up, preferring the
+   * socket's family (an IPv6 socket takes an IPv4 address too, IPv4-mapped).
+   */
+  async #resolve(host: string): Promise<string> {
+    if (isIP(host) !== 0) return host;
+    if (this.#closing) throw new QuicError("endpoint is closed");
+    const v6 = this.#sockets.local.host.includes(":");
+    let found: { address: string; family: number }[];
+    try {
+      found = await lookup(host, { all: true, family: v6 ? 0 : 4 });
+    } catch (e) {
+      throw new QuicError(`cannot resolve ${host}: ${resolveProblem(e)}`, { cause: e });
+    }
+    const pick = v6
+      ? found.find((a) => a.family === 6) ?? found.find((a) => a.family === 4)
+      : found.find((a) => a.family === 4);
+    if (pick === undefined) {
+      throw new QuicError(
+        `cannot resolve ${host}: it has no ${v6 ? "" : "IPv4 "}address ` +
+          `(this end's socket is ${v6 ? "IPv6" : "IPv4"})`,
+      );
+    }
+    return pick.address;
   }
 
   /** The next accepted connection (already verified), or `null` once the endpoint is closed. */
@@ -415,4 +452,16 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
       w(c);
     } else this.#accepted.push(c);
   }
+}
+
+/** Why a host name lookup failed, in words. */
+function resolveProblem(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOTFOUND" || code === "ENODATA" || code === "EAI_NONAME") {
+    return "no such host name (check the spelling, or use an IP address)";
+  }
+  if (code === "EAI_AGAIN" || code === "ETIMEOUT") {
+    return "the name servers did not answer (try again, or use an IP address)";
+  }
+  return (e as Error).message;
 }

@@ -10,6 +10,7 @@
  * lib/nat's own sockets use too. See docs/quic.md.
  * @module
  */
+export { bindProblem } from "./bind.ts";
 export { PEER_REJECTED, QuicEndpoint } from "./endpoint.ts";
 export type { EndpointStats } from "./endpoint.ts";
 export type { QuicEndpointOptions, TlsOptions } from "./config.ts";

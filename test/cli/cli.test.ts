@@ -130,6 +130,54 @@ describe("macula (from source)", () => {
     expect(result.stderr).not.toContain("command-argument");
   });
 
+  test("help of a command that does not exist says so, at the level it is missing", async () => {
+    let r = await macula("help", "nope");
+    expect(r).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "macula: unknown command 'nope'\n(run 'macula --help' for usage)\n",
+    });
+    r = await macula("help", "node", "down");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toStartWith("macula node: unknown command 'down'\n");
+  });
+
+  test.each([
+    [
+      ["node", "up", "--listen", "127.0.0.1:99999"],
+      'macula node up: --listen: "127.0.0.1:99999": the port must be 0-65535',
+    ],
+    [
+      ["pub", "--server", "http://x", "a", "b"],
+      'macula pub: --server "http://x": scheme must be quic://',
+    ],
+    [
+      ["node", "up", "-l", "1.2.3.4:5", "-p", "4"],
+      "macula node up: --listen and --port cannot be used together",
+    ],
+    [["certs", "issue", "--realm", "acme"], "macula certs issue: --name is required"],
+    [["docs", "a", "b"], "macula docs: too many arguments: it takes 1, got 2"],
+    [["pub", "--input", "yaml", "a", "b"], "macula pub: --input 'yaml': give one of text, json"],
+  ])("usage errors in plain words, the value named once: %p", async (args, line) => {
+    const r = await macula(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")[0]).toStartWith(line);
+    expect(r.stderr).not.toMatch(/option '|Expected \d|Allowed choices/);
+  });
+
+  test("a full disk on stdout: said once, exit 1, no stack trace", async () => {
+    const r = await run([
+      "sh",
+      "-c",
+      `${JSON.stringify(process.execPath)} ${JSON.stringify(MAIN)} docs cli > /dev/full`,
+    ]);
+    expect(r).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "macula: cannot write to stdout: no space left on the device\n",
+    });
+  });
+
   test("a closed pipe ends the command quietly with status 0", async () => {
     // `true` exits at once, long before the help is written: every write meets EPIPE.
     const script = `set -o pipefail; ${JSON.stringify(process.execPath)} ${

@@ -8,6 +8,8 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeCredsDir } from "../../lib/identity/credentials.ts";
+import { makeCa, tlsFor } from "../../lib/identity/devca.ts";
 import { type Result, run } from "../helpers/run.ts";
 
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
@@ -28,9 +30,11 @@ async function sandbox() {
     MACULA_CONFIG_DIR: config,
   };
   /** Runs `bun cli/main.ts context ...args` in the sandbox. */
+  const macula = (args: string[], extra: Record<string, string> = {}): Promise<Result> =>
+    run([process.execPath, MAIN, ...args], { cwd: root, env: { ...env, ...extra } });
   const context = (args: string[], extra: Record<string, string> = {}): Promise<Result> =>
-    run([process.execPath, MAIN, "context", ...args], { cwd: root, env: { ...env, ...extra } });
-  return { root, config, file: join(config, "contexts.json"), context };
+    macula(["context", ...args], extra);
+  return { root, config, file: join(config, "contexts.json"), context, macula };
 }
 
 describe("macula context (from source)", () => {
@@ -146,7 +150,8 @@ describe("macula context (from source)", () => {
       `creds        ${join(root, "nowhere")} (missing ca.pem, cert.pem, key.pem)`,
     );
     expect(r.stderr).toBe(
-      "macula context show: warning: MACULA_URL is set and overrides this context\n",
+      "macula context show: warning: MACULA_URL is set and overrides this context " +
+        "(unless --context names it)\n",
     );
     const add = await context(["add", "b", "--server", "quic://x", "--creds", "nowhere"]);
     expect(add.code).toBe(0);
@@ -208,7 +213,7 @@ describe("macula context (from source)", () => {
     [["add", "a", "--server", "http://x:1"], '--server "http://x:1": scheme must be quic://'],
     [["add", "a", "--server", "quic://x:0"], "port 0 is out of range (1-65535)"],
     [["add", "a b", "--server", "quic://x"], 'context name "a b" may only contain'],
-    [["add", "a"], "required option '--server <url>' not specified"],
+    [["add", "a"], "--server is required"],
     [["add", "--server", "quic://x"], "missing required argument 'name'"],
     [["use"], "missing required argument 'name'"],
     [["rm", "x".repeat(65)], "is longer than 64 characters"],
@@ -232,11 +237,50 @@ describe("macula context (from source)", () => {
     expect(r.stdout).toMatch(/Examples?:\n {2}\$ macula context /);
   });
 
+  test("use warns that MACULA_URL and MACULA_CREDS override it, short of --context", async () => {
+    const { context } = await sandbox();
+    await context(["add", "a", "--server", "quic://x", "--creds", "/c"]);
+    await context(["add", "b", "--server", "quic://x"]);
+    let r = await context(["use", "a"], { MACULA_URL: "quic://y", MACULA_CREDS: "/e" });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      "macula context use: warning: MACULA_URL is set and overrides this context's server " +
+        "(unless a command is given --context a)\n" +
+        "macula context use: warning: MACULA_CREDS is set and overrides this context's creds " +
+        "(unless a command is given --context a)\n",
+    );
+    // A context without creds has nothing for MACULA_CREDS to override.
+    r = await context(["use", "b"], { MACULA_CREDS: "/e" });
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+  });
+
+  test("--context beats MACULA_URL and MACULA_CREDS for a client command", async () => {
+    const { root, context, macula } = await sandbox();
+    const creds = join(root, "creds");
+    await writeCredsDir(
+      creds,
+      await tlsFor(await makeCa("ed25519", "acme-ca", "acme"), { role: "client" }),
+    );
+    // The context's server never resolves (RFC 6761): the error names where it came from.
+    await context(["add", "a", "--server", "quic://nohost.invalid:4433", "--creds", creds]);
+    const r = await macula(["inspect", "node", "--context", "a"], {
+      MACULA_URL: "quic://127.0.0.1:9",
+      MACULA_CREDS: join(root, "nowhere"),
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(
+      "cannot connect to quic://nohost.invalid:4433 (from context a): cannot resolve nohost.invalid",
+    );
+    expect(r.stderr).not.toContain("MACULA_URL");
+    expect(r.stderr).not.toContain("nowhere");
+  }, 60_000);
+
   test("context --help explains the precedence and the exit codes", async () => {
     const { context } = await sandbox();
     const r = await context(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("server: --server, MACULA_URL, --context <name>");
+    expect(r.stdout).toContain("server: --server, --context <name>, MACULA_URL, the current");
+    expect(r.stdout).toContain("creds:  --creds, --context's creds, MACULA_CREDS, the current");
     expect(r.stdout).toContain("Exit codes:");
     expect(r.stdout).not.toContain("planned");
   });

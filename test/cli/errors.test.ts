@@ -71,6 +71,7 @@ beforeAll(async () => {
   cpSync(join(stranger.credsDir!, "key.pem"), join(mixed, "key.pem"));
   writeFileSync(join(dir, "unknown-key.yaml"), "listen: { prot: 4433 }\n");
   writeFileSync(join(dir, "duplicate.yaml"), "realm: dev\nrealm: acme\n");
+  writeFileSync(join(dir, "afile"), "not a directory\n");
   vars = {
     url: node.url,
     "strict-url": strict.url,
@@ -193,6 +194,18 @@ const CASES: Case[] = [
       "macula node up: the flags: tls: required for realm acme (only the dev realm makes its own certificates)",
     argv: ["node", "up", "--realm", "acme", "--data-dir", "<dir>/acme"],
     code: 2,
+  },
+  {
+    message:
+      "macula node up: cannot make the data directory <dir>/afile/n: a part of the path is not a directory",
+    argv: ["node", "up", "--data-dir", "<dir>/afile/n", "--port", "0"],
+    code: 2,
+  },
+  {
+    message:
+      "macula stun serve: cannot listen on udp 127.0.0.1:<port>: the port is in use (another node or program has it; choose another with --listen or --port, or 0 for a free one)",
+    argv: ["stun", "serve", "--listen", "127.0.0.1:<port>"],
+    code: 1,
   },
   {
     message:

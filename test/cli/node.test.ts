@@ -227,7 +227,7 @@ describe("macula node up", () => {
     expect(r.stderr).toContain("tls: required for realm acme");
     r = await done(["node", "up", "--port", "0", "--listen", "127.0.0.1:0"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("cannot be used with option '-p, --port <n>'");
+    expect(r.stderr).toContain("macula node up: --listen and --port cannot be used together");
     r = await done(["node", "up", "--join", "http://x:1"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--join "http://x:1": scheme must be quic://');

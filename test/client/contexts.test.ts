@@ -341,15 +341,23 @@ describe("resolveTarget", () => {
       creds: "/creds/lab",
       credsSource: "context lab",
     }],
-    ["MACULA_URL beats --context; creds still the context's", {
+    ["--context beats MACULA_URL and MACULA_CREDS (a flag beats the environment)", {
       flags: { context: "lab" },
-      env: { MACULA_URL: "quic://env:5" },
-      url: "quic://env:5",
-      source: "MACULA_URL",
+      env: { MACULA_URL: "quic://env:5", MACULA_CREDS: "/envcreds" },
+      url: "quic://lab:2",
+      source: "context lab",
       creds: "/creds/lab",
       credsSource: "context lab",
     }],
-    ["--server beats MACULA_URL", {
+    ["MACULA_URL beats the current context; creds still the context's", {
+      flags: {},
+      env: { MACULA_URL: "quic://env:5" },
+      url: "quic://env:5",
+      source: "MACULA_URL",
+      creds: "/creds/acme",
+      credsSource: "context acme",
+    }],
+    ["--server beats --context and MACULA_URL", {
       flags: { server: "quic://flag:6", context: "lab" },
       env: { MACULA_URL: "quic://env:5" },
       url: "quic://flag:6",
@@ -357,7 +365,7 @@ describe("resolveTarget", () => {
       creds: "/creds/lab",
       credsSource: "context lab",
     }],
-    ["MACULA_CREDS beats the context's creds (relative to cwd)", {
+    ["MACULA_CREDS beats the current context's creds (relative to cwd)", {
       flags: {},
       env: { MACULA_CREDS: "envcreds" },
       url: "quic://acme:1",
@@ -372,6 +380,22 @@ describe("resolveTarget", () => {
       source: "context acme",
       creds: "/w/flagcreds",
       credsSource: "--creds",
+    }],
+    ["--creds beats the --context context's creds", {
+      flags: { creds: "/flagcreds", context: "lab" },
+      env: { MACULA_CREDS: "/envcreds" },
+      url: "quic://lab:2",
+      source: "context lab",
+      creds: "/flagcreds",
+      credsSource: "--creds",
+    }],
+    ["a --context without creds: MACULA_CREDS, not the current context's", {
+      flags: { context: "bare" },
+      env: { MACULA_CREDS: "/envcreds" },
+      url: "quic://bare:3",
+      source: "context bare",
+      creds: "/envcreds",
+      credsSource: "MACULA_CREDS",
     }],
     ["a context without creds falls back to the default creds", {
       flags: { context: "bare" },

@@ -140,7 +140,14 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
       "quic.idle_timeout_ms: must be an integer from 1000",
     );
     expect(err("a: 1\na: 2")).toMatch(/^node\.yaml:\d+:\d+: /);
-    expect(err("listen: [1, 2]")).toBe("node.yaml: listen: must be a mapping (got [1,2])");
+    expect(err("listen: [1, 2]")).toBe("node.yaml: listen: must be a mapping (got a list of 2)");
+    expect(err("- a\n- b\n")).toBe(
+      "node.yaml: must be a mapping of keys, e.g. `realm: acme` (got a list of 2)",
+    );
+    expect(err(`realm: "${"x".repeat(200)}"`)).toMatch(/\(got "x{56}…\)$/); // bounded
+    expect(err("\u0000\u0001ELF binary")).toBe(
+      "node.yaml: not a text file (a YAML configuration is expected)",
+    );
   });
 
   test("seeds: host and port, IPv6 in brackets", () => {

@@ -1,25 +1,26 @@
 /** The listen-address check of `Node.start`: each bind failure said in words, with what to do. */
 import { describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
-import { checkListen, listenProblem } from "../../lib/node/startup.ts";
+import { checkListen } from "../../lib/node/startup.ts";
+import { bindProblem } from "../../lib/quic/mod.ts";
 import { NodeError } from "../../lib/node/errors.ts";
 
 const errno = (code: string) => Object.assign(new Error(`bind ${code}`), { code });
 
-describe("listenProblem", () => {
+describe("bindProblem", () => {
   test.each([
     ["EADDRINUSE", "the port is in use (another node or program has it; choose another"],
     ["EADDRNOTAVAIL", "10.9.9.9 is not an address of this machine"],
     ["EACCES", "permission denied (ports below 1024 need privileges)"],
     ["ENOTFOUND", "10.9.9.9 is not a host name this machine can resolve"],
   ])("%s", (code, said) => {
-    const text = listenProblem("10.9.9.9", 4433, errno(code));
+    const text = bindProblem("10.9.9.9", 4433, errno(code));
     expect(text).toStartWith(`cannot listen on udp 10.9.9.9:4433: ${said}`);
     expect(text).not.toContain(code);
   });
 
   test("an IPv6 host is bracketed", () => {
-    expect(listenProblem("::1", 7, errno("EADDRINUSE"))).toStartWith(
+    expect(bindProblem("::1", 7, errno("EADDRINUSE"))).toStartWith(
       "cannot listen on udp [::1]:7:",
     );
   });
