@@ -11,6 +11,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import {
   checkName,
   FileError,
+  fileProblem,
   generateKeyPair,
   type KeyType,
   nodeIdFromSpki,
@@ -68,16 +69,6 @@ export async function makeKeyPair(opts: KeyPairOptions): Promise<KeyPairMade> {
   };
 }
 
-const WHY: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EPERM: "permission denied",
-  EROFS: "read-only file system",
-  ENOSPC: "no space left on the device",
-  ENOTDIR: "a part of the path is not a directory",
-  EEXIST: "already exists",
-};
-
 /**
  * Writes files as a group: each to a temporary name beside it (with its mode from the start,
  * so a key is never readable by others), then renamed into place. On an error the temporary
@@ -114,7 +105,6 @@ async function writeTogether(
     if (!force) { for (const p of placed) await rm(p, { force: true }).catch(() => {}); }
     if (made) await rm(made, { recursive: true, force: true }).catch(() => {});
     if (e instanceof FileError) throw e;
-    const code = (e as NodeJS.ErrnoException).code ?? "";
-    throw new FileError(`cannot write ${at}: ${WHY[code] ?? (e as Error).message}`, { cause: e });
+    throw new FileError(`cannot write ${at}: ${fileProblem(e)}`, { cause: e });
   }
 }
