@@ -102,10 +102,10 @@ export function intArg(min: number, max: number) {
   };
 }
 
-/** `host:port`, `[v6]:port`, `:port` or a bare host (port from the file or the default). */
 /**
  * `--listen`, the one address flag of every command that binds a socket (node up, stun serve,
- * netcheck, stun query); `--port` sets the port alone.
+ * netcheck, stun query): `host:port`, `[v6]:port`, `:port` or a bare host (the port from the
+ * file or the default); `--port` sets the port alone.
  */
 export function parseListen(v: string): { host?: string; port?: number } {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*))(?::(\d{1,5}))?$/.exec(v.trim());

@@ -215,12 +215,14 @@ export async function aliveElsewhere(
 
 /**
  * The listen address as an IP: a host name (`localhost`) is resolved once, here, and the node
- * binds to its address (the socket layer takes IPs only).
+ * binds to its address (the socket layer takes IPs only). IPv4 first, as clients dial a name
+ * from an IPv4 socket (lib/quic `connect`): a node on `localhost` must be on 127.0.0.1, not ::1.
  */
 export async function listenAddress(host: string, port: number): Promise<string> {
   if (isIP(host) !== 0) return host;
   try {
-    return (await lookup(host)).address;
+    const all = await lookup(host, { all: true });
+    return (all.find((a) => a.family === 4) ?? all[0]!).address;
   } catch (e) {
     throw new NodeError(bindProblem(host, port, e), { cause: e });
   }

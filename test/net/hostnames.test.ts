@@ -7,6 +7,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "../../lib/client/client.ts";
 import { Node } from "../../lib/node/node.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "macula-hostnames-"));
@@ -35,6 +36,18 @@ test("a node joins a seed given as quic://localhost:<port>", async () => {
   await joiner.waitForRoutes(1);
   await seed.waitForRoutes(1);
   expect(joiner.routes).toContain(seed.nodeId);
+});
+
+test("a node listening on localhost binds its address; a client reaches it by the url it prints", async () => {
+  const n = await start("named", { listen: { host: "localhost", port: 0 } });
+  expect(n.endpoint.address.host).toBe("127.0.0.1");
+  expect(n.url).toBe(`quic://localhost:${n.endpoint.address.port}`);
+  const c = await connect({ url: n.url, creds: n.credsDir! });
+  try {
+    expect(c.status).toBe("connected");
+  } finally {
+    await c.close();
+  }
 });
 
 test("a seed name that does not resolve is logged as `cannot resolve <host>`", async () => {
