@@ -18,30 +18,18 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { Subprocess } from "bun";
-import { Proc } from "../helpers/proc.ts";
+import { type Proc, spawnMacula } from "../helpers/proc.ts";
 import { run } from "../helpers/run.ts";
 
-const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 let dir = "";
 let home = ""; // not dir: Bun may leave a cache folder in $HOME
 const procs: Proc[] = [];
 
 function macula(args: string[]): Proc {
-  const p = new Proc(
-    args,
-    Bun.spawn({
-      cmd: [process.execPath, MAIN, ...args],
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-      timeout: 60_000,
-      killSignal: "SIGKILL",
-    }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">,
-  );
+  const p = spawnMacula(args, {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
+  });
   procs.push(p);
   return p;
 }

@@ -109,6 +109,28 @@ export class Harness {
     return p;
   }
 
+  /**
+   * A node of its own (`node up` in a child process, so that a test can freeze it with
+   * SIGSTOP), once it listens: the process and its ready line.
+   */
+  async nodeProcess(name: string): Promise<{ proc: Proc; url: string; credsDir: string }> {
+    const proc = this.macula(
+      [
+        "node",
+        "up",
+        "--data-dir",
+        join(this.root, name),
+        "--listen",
+        "127.0.0.1:0",
+        "--ready-json",
+      ],
+      { target: false },
+    );
+    await proc.waitFor("out", "\n");
+    const ready = JSON.parse(proc.out) as { url: string; credsDir: string };
+    return { proc, url: ready.url, credsDir: ready.credsDir };
+  }
+
   async stop(): Promise<void> {
     for (const p of this.procs) p.p.kill("SIGKILL");
     await Promise.allSettled(this.procs.map((p) => p.exited));

@@ -114,21 +114,8 @@ describe("sub --timeout", () => {
 describe("pub --timeout", () => {
   test("a node that does not confirm in time: exit 1 saying so", async () => {
     // A node in a process of its own, so that it can be frozen (SIGSTOP).
-    const nodeProc = h.macula(
-      [
-        "node",
-        "up",
-        "--data-dir",
-        join(h.root, "frozen"),
-        "--listen",
-        "127.0.0.1:0",
-        "--ready-json",
-      ],
-      { target: false },
-    );
+    const { proc: nodeProc, ...ready } = await h.nodeProcess("frozen");
     try {
-      await nodeProc.waitFor("out", "\n");
-      const ready = JSON.parse(nodeProc.out) as { url: string; credsDir: string };
       const watcher = await connect({ url: ready.url, creds: ready.credsDir });
       const seen = watcher.subscribe("io.frozen");
       await watcher.flush();

@@ -192,21 +192,8 @@ describe("Ctrl-C", () => {
 
   test("pub: a stop that hangs (the node froze) is cut at one second, 130", async () => {
     // A node in a process of its own, so that it can be frozen (SIGSTOP).
-    const nodeProc = h.macula(
-      [
-        "node",
-        "up",
-        "--data-dir",
-        join(h.root, "frozen"),
-        "--listen",
-        "127.0.0.1:0",
-        "--ready-json",
-      ],
-      { target: false },
-    );
+    const { proc: nodeProc, ...ready } = await h.nodeProcess("frozen");
     try {
-      await nodeProc.waitFor("out", "\n");
-      const ready = JSON.parse(nodeProc.out) as { url: string; credsDir: string };
       const watcher = await connect({ url: ready.url, creds: ready.credsDir });
       const seen = watcher.subscribe("st.frozen");
       await watcher.flush();

@@ -17,8 +17,6 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { Subprocess } from "bun";
 import {
   type Ca,
   initCa,
@@ -27,9 +25,8 @@ import {
   Verifier,
   writeCredsDir,
 } from "../../lib/identity/mod.ts";
-import { Proc } from "../helpers/proc.ts";
+import { type Proc, spawnMacula } from "../helpers/proc.ts";
 
-const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 const DAY = 86_400_000;
 let dir: string;
 let acme: Ca;
@@ -46,18 +43,7 @@ afterAll(async () => {
 });
 
 function macula(args: string[]): Proc {
-  const p = new Proc(
-    args,
-    Bun.spawn({
-      cmd: [process.execPath, MAIN, ...args],
-      cwd: dir,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-      timeout: 60_000,
-      killSignal: "SIGKILL",
-    }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">,
-  );
+  const p = spawnMacula(args, { cwd: dir });
   procs.push(p);
   return p;
 }

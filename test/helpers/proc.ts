@@ -2,7 +2,30 @@
  * A running `macula` process (from source or the binary) whose output can be awaited: tests
  * synchronise on the lines commands print, never on sleeps, and every wait is bounded.
  */
+import { fileURLToPath } from "node:url";
 import type { Subprocess } from "bun";
+
+const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
+
+/** Starts `macula ...args` from source as a `Proc`; killed if it runs over a minute. */
+export function spawnMacula(
+  args: string[],
+  o: { cwd?: string; env?: Record<string, string> } = {},
+): Proc {
+  return new Proc(
+    args,
+    Bun.spawn({
+      cmd: [process.execPath, MAIN, ...args],
+      ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
+      ...(o.env !== undefined ? { env: o.env } : {}),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      timeout: 60_000,
+      killSignal: "SIGKILL",
+    }) as Subprocess<"pipe" | "ignore", "pipe", "pipe">,
+  );
+}
 
 /** How long a wait for a line or an exit may take by default. */
 export const WAIT_MS = 15_000;
