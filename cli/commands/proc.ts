@@ -105,13 +105,6 @@ export function endGroup(pgid: number, graceMs = KILL_GRACE_MS, onGone?: () => v
   live.set(pgid, { ending: { poll, kill, gone: onGone ? [onGone] : [] } });
 }
 
-/** Ends every group still alive (serve's shutdown); resolves when each got its SIGKILL or was gone. */
-export function endAllGroups(graceMs = KILL_GRACE_MS): Promise<void> {
-  return Promise.all(
-    [...live.keys()].map((g) => new Promise<void>((resolve) => endGroup(g, graceMs, resolve))),
-  ).then(() => {});
-}
-
 /** The command's output went past the limit: `bytes` is what it had written by then. */
 export class OutputTooLarge extends Error {
   constructor(readonly command: string, readonly limit: number, readonly bytes: Uint8Array) {
