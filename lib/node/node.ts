@@ -350,6 +350,8 @@ export class Node {
       traversal: this.traversal,
       membership: this.membership,
       snapshot: () => this.snapshot(),
+      hasSession: (id) =>
+        [...this.#sessions.all()].some((s) => s.conn.isOpen && s.peer.nodeId === id),
       interest: () => interestOf(this.nodeId, this.#bus),
       dht: this.dht,
     });

@@ -22,6 +22,8 @@ export interface RequestsHost {
   traversal: Traversal;
   membership: MembershipGlue;
   snapshot(): NodeSnapshot;
+  /** Whether a session with node `id` is open here (a route, a client, any other). */
+  hasSession(id: string): boolean;
   /** `macula inspect interest`. */
   interest(): InterestSnapshot;
   /** `dht.msg`, and `macula inspect dht`. */
@@ -36,7 +38,7 @@ export function registerRequests(r: RequestRegistry, h: RequestsHost): void {
   r.on(NAT_PING, (q) => {
     // A node id nobody in the mesh has is answered at once, not after every path was tried
     // (a node with a session here counts, even before gossip has brought its record).
-    if (!h.membership.knows(q.target) && !h.snapshot().peers.some((p) => p.nodeId === q.target)) {
+    if (!h.membership.knows(q.target) && !h.hasSession(q.target)) {
       throw new NotFoundError(`${q.target} is not a member this node knows`);
     }
     return h.traversal.reach(q.target, {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import type { Subprocess } from "bun";
+import { connect } from "../../lib/client/client.ts";
 import { Node, type NodeStartOptions } from "../../lib/node/node.ts";
 import { Proc } from "../helpers/proc.ts";
 
@@ -129,6 +130,17 @@ export class Harness {
     await proc.waitFor("out", "\n");
     const ready = JSON.parse(proc.out) as { url: string; credsDir: string };
     return { proc, url: ready.url, credsDir: ready.credsDir };
+  }
+
+  /** Publishes one message from this process, through the harness's node. */
+  async publish(topic: string, text: string): Promise<void> {
+    const c = await connect({ url: this.node.url, creds: this.node.credsDir! });
+    try {
+      c.publish(topic, text);
+      await c.flush();
+    } finally {
+      await c.close();
+    }
   }
 
   async stop(): Promise<void> {

@@ -17,17 +17,6 @@ afterAll(async () => {
   await h?.stop();
 });
 
-/** Publishes one message from this process. */
-async function publish(topic: string, text: string): Promise<void> {
-  const c = await connect({ url: h.node.url, creds: h.node.credsDir! });
-  try {
-    c.publish(topic, text);
-    await c.flush();
-  } finally {
-    await c.close();
-  }
-}
-
 describe("pub -: stdin as bytes", () => {
   test("a line that is not UTF-8 arrives byte for byte (sub --json: base64)", async () => {
     const sub = await h.subscribed(["io.bin", "--json", "--count", "1"]);
@@ -81,7 +70,7 @@ describe("pub -: stdin as bytes", () => {
 describe("sub --timeout", () => {
   test("with --count: not all in time is exit 1, saying how many came", async () => {
     const sub = await h.subscribed(["io.late", "--count", "2", "--timeout", "3000"]);
-    await publish("io.late", "first");
+    await h.publish("io.late", "first");
     await sub.waitFor("out", "[io.late] first\n");
     expect(await sub.code()).toBe(1);
     expect(sub.err).toEndWith("macula sub: timeout: 1 of 2 messages within 3000 ms\n");
@@ -90,7 +79,7 @@ describe("sub --timeout", () => {
   test("with --count: all in time is exit 0, at once", async () => {
     const sub = await h.subscribed(["io.quick", "--count", "1", "--timeout", "60000"]);
     const t0 = performance.now();
-    await publish("io.quick", "x");
+    await h.publish("io.quick", "x");
     expect(await sub.code()).toBe(0);
     expect(performance.now() - t0).toBeLessThan(10_000);
     expect(sub.out).toBe("[io.quick] x\n");
@@ -98,7 +87,7 @@ describe("sub --timeout", () => {
 
   test("without --count: it stops after that long, exit 0", async () => {
     const sub = await h.subscribed(["io.window", "--timeout", "3000"]);
-    await publish("io.window", "seen");
+    await h.publish("io.window", "seen");
     expect(await sub.code()).toBe(0);
     expect(sub.out).toBe("[io.window] seen\n");
     expect(sub.err).toBe(`subscribed to io.window on ${h.node.url}\n`);

@@ -18,17 +18,6 @@ afterAll(async () => {
   await h?.stop();
 });
 
-/** Publishes one message from this process. */
-async function publish(topic: string, text: string): Promise<void> {
-  const c = await connect({ url: h.node.url, creds: h.node.credsDir! });
-  try {
-    c.publish(topic, text);
-    await c.flush();
-  } finally {
-    await c.close();
-  }
-}
-
 /** A handler that starts `sleep 30` in the background, writes its pid to `file`, then waits. */
 const sleeper = (
   file: string,
@@ -44,10 +33,10 @@ describe("a closed stdout ends the command quietly, exit 0", () => {
         `echo "sub exited \${PIPESTATUS[0]}" >&2`,
     );
     await p.waitFor("err", "subscribed to pp.*");
-    await publish("pp.a", "one");
+    await h.publish("pp.a", "one");
     await p.waitFor("err", "head done");
     expect(p.out).toBe("[pp.a] one\n");
-    await publish("pp.a", "two"); // written into a pipe nobody reads
+    await h.publish("pp.a", "two"); // written into a pipe nobody reads
     expect(await p.code()).toBe(0);
     expect(p.err).toContain("sub exited 0\n");
     expect(p.err).not.toContain("EPIPE");
@@ -95,7 +84,7 @@ describe("Ctrl-C", () => {
 
   test("sub --count: SIGINT before the count is 130, saying how far it got", async () => {
     const sub = await h.subscribed(["st.few", "--count", "3"]);
-    await publish("st.few", "a");
+    await h.publish("st.few", "a");
     await sub.waitFor("out", "[st.few] a\n");
     sub.p.kill("SIGINT");
     expect(await sub.code()).toBe(130);
