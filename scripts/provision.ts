@@ -6,6 +6,10 @@
  *   iproute2    `ip`: the NAT lab's network namespaces and links (test/nat, test/helpers/natlab)
  *   iptables    the NAT lab's routers (MASQUERADE, DNAT, filtering)
  *   conntrack   the NAT lab's mapping tests list and flush a router's NAT state
+ *   jq          the docs/cli.md examples that pipe JSON into jq
+ *   chromium    the admin listener's topology page, loaded in headless Chromium (test/observe)
+ *   promtool    recipes/prometheus checked, and Prometheus scraping a node (test/recipes)
+ *   systemd-analyze  recipes/systemd's unit verified
  *
  * What it does, when something is missing:
  * - as root with apt-get (Debian and its derivatives, like CI): installs the missing packages
@@ -34,6 +38,9 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { tool: "iptables", pkg: "iptables", why: "the NAT lab's routers" },
   { tool: "conntrack", pkg: "conntrack", why: "the NAT lab's mapping tests" },
   { tool: "jq", pkg: "jq", why: "the docs/cli.md examples that pipe JSON into jq" },
+  { tool: "chromium", pkg: "chromium", why: "the topology page's browser test" },
+  { tool: "promtool", pkg: "prometheus", why: "the Prometheus recipe and scrape test" },
+  { tool: "systemd-analyze", pkg: "systemd", why: "the systemd unit recipe's check" },
 ];
 
 /** What provisioning needs to know about the machine. */

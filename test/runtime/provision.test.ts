@@ -28,6 +28,9 @@ describe("plan: what is missing → what provisioning does", () => {
       "iptables:iptables",
       "conntrack:conntrack",
       "jq:jq",
+      "chromium:chromium",
+      "promtool:prometheus",
+      "systemd-analyze:systemd",
     ]);
   });
 
