@@ -12,6 +12,7 @@ import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/
 import process from "node:process";
 import { fileProblem } from "../lib/identity/mod.ts";
 import { certsCommand } from "./commands/certs.ts";
+import { configCommand } from "./commands/config.ts";
 import { contextCommand } from "./commands/context.ts";
 import { simCommand } from "./commands/sim.ts";
 import { stunCommand } from "./commands/stun.ts";
@@ -24,6 +25,7 @@ import { netcheckCommand } from "./commands/netcheck.ts";
 import { nodeCommand } from "./commands/node.ts";
 import { plannedCommands } from "./commands/planned.ts";
 import { relayCommand } from "./commands/relay.ts";
+import { statusCommand } from "./commands/status.ts";
 import { VERSION, versionCommand } from "./commands/version.ts";
 
 /** Exit code for usage errors. */
@@ -62,6 +64,7 @@ export function buildProgram(): CommandUnknownOpts {
 
   program.addCommand(demoCommand().helpGroup("Getting started:"));
   program.addCommand(nodeCommand().helpGroup("Node:"));
+  program.addCommand(configCommand().helpGroup("Node:"));
   for (const command of messagingCommands()) program.addCommand(command);
   program.addCommand(certsCommand().helpGroup("Security:"));
   program.addCommand(netcheckCommand().helpGroup("Network:"));
@@ -73,6 +76,7 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(simCommand().helpGroup("Tools:"));
   program.addCommand(docsCommand().helpGroup("Tools:"));
   program.addCommand(inspectCommand().helpGroup("Node:"));
+  program.addCommand(statusCommand().helpGroup("Node:"));
   program.addCommand(pingCommand().helpGroup("Network:"));
   program.addCommand(versionCommand(), { hidden: true });
   program.commandsGroup("Tools:").helpCommand("help [command]", "show help for a command");

@@ -16,6 +16,7 @@ import glossary from "../../docs/glossary.md" with { type: "text" };
 import membership from "../../docs/membership.md" with { type: "text" };
 import messaging from "../../docs/messaging.md" with { type: "text" };
 import nat_traversal from "../../docs/nat-traversal.md" with { type: "text" };
+import operations from "../../docs/operations.md" with { type: "text" };
 import overlay from "../../docs/overlay.md" with { type: "text" };
 import quic from "../../docs/quic.md" with { type: "text" };
 import quickstart from "../../docs/quickstart.md" with { type: "text" };
@@ -43,6 +44,7 @@ export const PAGES: Readonly<Record<string, string>> = {
   "membership": membership,
   "messaging": messaging,
   "nat-traversal": nat_traversal,
+  "operations": operations,
   "overlay": overlay,
   "quic": quic,
   "quickstart": quickstart,

@@ -5,20 +5,34 @@
  */
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import { CREDS_FILES, fileProblem, realmProblem } from "../../lib/identity/mod.ts";
 import {
+  adminListen,
+  checkNode,
   ConfigError,
   configFrom,
+  configToFile,
   DEFAULTS,
   Node,
   type NodeConfig,
+  NodeError,
   parseConfig,
   parseSeed,
+  relativeTo,
   StartError,
 } from "../../lib/node/mod.ts";
+import {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  logFormatProblem,
+  Logger,
+  type LogLevel,
+  logLevelProblem,
+} from "../../lib/util/mod.ts";
 import { guarded, intArg, parseListen, STOP_GRACE_MS, usage } from "./shared.ts";
 
 const line = (s: string) => process.stdout.write(`${s}\n`);
@@ -51,6 +65,27 @@ interface UpFlags {
   createDevCa?: boolean;
   /** False with --no-relay. */
   relay?: boolean;
+  logLevel?: LogLevel;
+  logFormat?: LogFormat;
+  /** `host:port`, a port, or `off`. */
+  admin?: string;
+}
+
+function choiceArg(problem: (v: unknown) => string | null) {
+  return <T extends string>(v: string): T => {
+    const p = problem(v);
+    if (p) throw new InvalidArgumentError(`${JSON.stringify(v)}: ${p}`);
+    return v as T;
+  };
+}
+
+function adminArg(v: string): string {
+  try {
+    adminListen(/^\d+$/.test(v) ? Number(v) : v, "--admin");
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return v;
 }
 
 /** Reads the file (if any) and lays the flags over it. Throws ConfigError naming the key. */
@@ -65,8 +100,9 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
         `--config ${flags.config}: cannot read it: ${fileProblem(e)}`,
       );
     }
-    parseConfig(text, flags.config); // validates the file alone, errors name file and key
-    raw = (parse(text) ?? {}) as Record<string, unknown>;
+    parseConfig(text, flags.config, true); // validates the file alone, errors name file and key
+    // Paths in the file are the file's folder's; those of flags, the working directory's.
+    raw = relativeTo(parse(text) ?? {}, dirname(resolve(flags.config))) as Record<string, unknown>;
   }
   const merged: Record<string, unknown> = { ...raw };
   if (flags.realm !== undefined) merged.realm = flags.realm;
@@ -91,6 +127,16 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
   if (flags.createDevCa) merged.dev_ca_create = true;
   if (flags.relay === false) {
     merged.relay = { ...(raw.relay as Record<string, unknown> | undefined), enabled: false };
+  }
+  if (flags.logLevel !== undefined || flags.logFormat !== undefined) {
+    merged.log = {
+      ...(raw.log as Record<string, unknown> | undefined),
+      ...(flags.logLevel !== undefined ? { level: flags.logLevel } : {}),
+      ...(flags.logFormat !== undefined ? { format: flags.logFormat } : {}),
+    };
+  }
+  if (flags.admin !== undefined) {
+    merged.admin = { listen: /^\d+$/.test(flags.admin) ? Number(flags.admin) : flags.admin };
   }
   try {
     return configFrom(merged);
@@ -173,6 +219,25 @@ function upCommand() {
     .option("--create-dev-ca", "dev realm: make a CA in --dev-ca-dir when there is none")
     .option("--no-relay", "do not relay for other nodes (relay.enabled: false)")
     .option(
+      "--admin <host:port|off>",
+      "admin HTTP listener: /metrics, /healthz, /readyz, topology page (default 127.0.0.1, QUIC port + 5000)",
+      adminArg,
+    )
+    .option(
+      "--log-level <level>",
+      `log ${LOG_LEVELS.join(", ")} and above (default info)`,
+      choiceArg(logLevelProblem)<LogLevel>,
+    )
+    .option(
+      "--log-format <format>",
+      `${LOG_FORMATS.join(" or ")}: JSON lines carry time, level, node, realm, event and fields`,
+      choiceArg(logFormatProblem)<LogFormat>,
+    )
+    .option(
+      "--check",
+      "validate the configuration and credentials, print the effective configuration, exit 0 or 2",
+    )
+    .option(
       "--ready-json",
       "print one JSON line {ready,nodeId,realm,url,port,dataDir,credsDir,caDir} instead of the banner",
     )
@@ -202,12 +267,25 @@ Configuration: flags, over the --config file, over the defaults (dev realm, ./ma
   permissions:                            # what clients may do, by certificate group
     default: deny                         # (default allow; macula docs security has the rules)
     groups: { sensors: { publish: { allow: [sensors.>] } } }
+  admin: { listen: 127.0.0.1:9433 }       # /metrics, /healthz, /readyz, topology page; or off
+  log: { level: info, format: json }      # also --log-level, --log-format
+  trace: { otlp: http://127.0.0.1:4318/v1/traces }   # spans over OTLP/HTTP (macula docs tracing)
+(macula config init writes a commented sample; macula docs operations is the guide.)
 
 In the dev realm the node makes its own CA, node certificate and client credentials under the
 data directory on first start, and prints how to connect. The banner (or --ready-json line)
 goes to stdout once the node listens; log lines go to stderr with a timestamp.
-SIGHUP reads the configuration again and applies the permissions (what they no longer allow is
-withdrawn from the clients, told why) and the CRL; other changed keys need a restart.
+SIGHUP reads the configuration again and applies the log level, the tags (announced to the
+realm), the permissions (what they no longer allow is withdrawn from the clients, told why) and
+the CRL; it says what it reloaded, and other changed keys need a restart (it names them). A
+file with a mistake is refused, named, and the running configuration kept.
+
+Relative paths in a --config file (data_dir, tls.*, dev_ca_dir) are relative to the file's
+folder; on the command line, to the working directory.
+
+Logs go to stderr: text lines "<time> <LEVEL> <text>", or with --log-format json one object per
+line {time, level, realm, node, event, msg, …fields}. A warning repeated for the same cause
+(a refused peer, a silent seed) is written once per 10 s, then summed up with its count.
 
 Examples:
   $ macula node up
@@ -215,6 +293,8 @@ Examples:
   $ macula node up --data-dir n2 --port 4434 --dev-ca-dir macula-data/ca \\
       --join quic://127.0.0.1:4433
   $ macula node up --config /etc/macula/node.yaml --listen 10.0.0.7:4433
+  $ macula node up --config /etc/macula/node.yaml --check     validate, print the effective config
+  $ macula node up --log-format json --log-level debug 2> node.log
 
 Before anything is bound the node checks itself: its key is its certificate's, which chains to
 tls.ca, is for this realm, is a node's (--role node) and has not expired (a warning within 30
@@ -226,8 +306,9 @@ leaves nothing written.
 Ctrl-C (or SIGTERM) drains the node: its routes and clients are told goodbye, within a second
 (a drain that takes longer is cut); a second Ctrl-C ends it at once.
 
-Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed while running (port in use,
-unreadable certificates), 2 usage or configuration error, or a start-up check failed.`,
+Exit codes: 0 stopped by SIGINT/SIGTERM (or --check found nothing wrong), 1 failed while
+running (port in use, unreadable certificates), 2 usage or configuration error, or a start-up
+check (or --check) failed.`,
     )
     .action(guarded("macula node up", async (opts) => {
       let config: NodeConfig;
@@ -237,15 +318,35 @@ unreadable certificates), 2 usage or configuration error, or a start-up check fa
         if (e instanceof ConfigError) throw usage(e.message);
         throw e;
       }
-      const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
+      if (opts.check) {
+        let lines: string[];
+        try {
+          lines = await checkNode(config);
+        } catch (e) {
+          if (e instanceof StartError || e instanceof NodeError) throw usage(e.message);
+          throw e;
+        }
+        for (const l of lines) process.stderr.write(`${l}\n`);
+        process.stderr.write("configuration ok; the effective configuration:\n");
+        process.stdout.write(stringify(configToFile(config)));
+        return;
+      }
+      const logger = new Logger({
+        level: config.log.level,
+        format: config.log.format,
+        write: (l) => process.stderr.write(l),
+        context: { realm: config.realm },
+      });
+      const log = (l: string) => logger.info("node.event", l);
       let node: Node;
       try {
-        node = await Node.start({ ...config, log });
+        node = await Node.start({ ...config, log: logger });
       } catch (e) {
         // The identity or the data directory is not fit to run: exit 2, nothing was written.
         if (e instanceof StartError) throw usage(e.message);
         throw e;
       }
+      logger.setContext({ node: node.nodeId });
       const stopped = new Promise<void>((r) => node.stopOnSignals(r));
       // Ctrl-C ends the node within a second: a drain that takes longer (peers slow to answer
       // the goodbye) is cut. A second Ctrl-C ends it at once (the handlers are gone by then).
@@ -263,12 +364,22 @@ unreadable certificates), 2 usage or configuration error, or a start-up check fa
         try {
           fresh = nodeConfig(opts);
         } catch (e) {
-          log(`SIGHUP: ${(e as Error).message} (keeping the running configuration)`);
+          logger.warn(
+            "reload.refused",
+            `SIGHUP: ${(e as Error).message} (keeping the running configuration)`,
+          );
           return;
         }
+        if (fresh.log.level !== logger.level) {
+          log(`SIGHUP: log level ${logger.level} → ${fresh.log.level}`);
+          logger.level = fresh.log.level;
+        }
+        if (fresh.log.format !== logger.format) {
+          log(`SIGHUP: log.format changed, needs a restart (still ${logger.format})`);
+        }
         node.reload(fresh).then(
-          (lines) => lines.forEach((l) => log(`SIGHUP: ${l}`)),
-          (e) => log(`SIGHUP: ${(e as Error).message}`),
+          (lines) => lines.forEach((l) => logger.info("reload", `SIGHUP: ${l}`)),
+          (e) => logger.warn("reload.failed", `SIGHUP: ${(e as Error).message}`),
         );
       });
       if (opts.readyJson) {

@@ -34,7 +34,7 @@ import {
 } from "./requests.ts";
 import { ask, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
 import type { HostPort, QuicConnection, QuicEndpoint } from "../quic/mod.ts";
-import { monoNow, RateLimiter, withTimeout } from "../util/mod.ts";
+import { type Log, monoNow, RateLimiter, withTimeout } from "../util/mod.ts";
 
 /** How a node is reached. */
 export type PathKind = "direct" | "punched" | "relayed";
@@ -86,7 +86,8 @@ export interface TraversalHost {
   relay: RelayServer | null;
   /** First attempt to move a relayed session to a direct path after this long (then doubling). */
   upgradeAfterMs: number;
-  log(line: string): void;
+  /** Where traversal says what it does (lib/observe/log.ts). */
+  readonly log: Log;
 }
 
 /** How long a direct dial runs alone before the traversal through a rendezvous joins it. */
@@ -641,7 +642,8 @@ export class Traversal {
         (e) => {
           this.stats.upgradeFailed++;
           const next = Math.min(delay * 2, this.h.upgradeAfterMs * 16);
-          this.h.log(
+          this.h.log.info(
+            "traversal.upgrade_failed",
             `relayed session to ${short(target)} stays relayed: ${
               (e as Error).message
             }; next try in ${next} ms`,
@@ -697,7 +699,11 @@ export class Traversal {
     this.#movedSessions.add(s);
     this.stats.upgraded++;
     this.#learn(s.peer.nodeId, "punched");
-    this.h.log(`relayed session with ${short(s.peer.nodeId)} moved to a punched path`);
+    this.h.log.info(
+      "traversal.upgraded",
+      `relayed session with ${short(s.peer.nodeId)} moved to a punched path`,
+      { peer: s.peer.nodeId },
+    );
   }
 
   /**

@@ -32,17 +32,29 @@
  *   default: deny
  *   groups:
  *     sensors: { publish: { allow: [sensors.>] }, subscribe: { allow: [commands.>] } }
+ * # the admin HTTP listener: /metrics, /healthz, /readyz, the topology page (docs/operations.md);
+ * # default 127.0.0.1 on the QUIC port + 5000; `off` turns it off
+ * admin: { listen: 127.0.0.1:9433 }
+ * # how `macula node up` logs on stderr
+ * log: { level: info, format: json }
+ * # spans of publishes and calls, exported over OTLP/HTTP (docs/tracing.md)
+ * trace: { otlp: http://127.0.0.1:4318/v1/traces }
  * ```
+ *
+ * Relative paths in a file (data_dir, tls.*, dev_ca_dir) are relative to the file's folder
+ * (`relativeTo`), as systemd and containers need; on the command line, to the working directory.
  *
  * The defaults, with the reason for each, are in defaults.ts.
  */
+import { dirname, isAbsolute, resolve } from "node:path";
 import { parse, YAMLParseError } from "yaml";
 import { realmProblem } from "../identity/mod.ts";
 import type { MembershipConfig } from "../mesh/mod.ts";
 import { MAX_PAYLOAD_LIMIT } from "../messaging/mod.ts";
 import { formatUrl, parseUrl, UrlError } from "../peer/mod.ts";
 import { parsePermissions, type PermissionsConfig, PolicyError } from "../policy/mod.ts";
-import { DEFAULTS } from "./defaults.ts";
+import { type LogFormat, logFormatProblem, type LogLevel, logLevelProblem } from "../util/mod.ts";
+import { ADMIN_PORT_OFFSET, DEFAULTS } from "./defaults.ts";
 import { ConfigError } from "./errors.ts";
 
 export { ConfigError, DEFAULTS };
@@ -105,6 +117,12 @@ export interface NodeConfig {
   membership: MembershipConfig & { maxSessions: number };
   /** What clients may do, by the groups of their certificates (docs/security.md). */
   permissions: PermissionsConfig;
+  /** The admin HTTP listener (docs/operations.md), or null: off. */
+  admin: { host: string; port: number } | null;
+  /** How `macula node up` logs (a node started from code is handed its `log`). */
+  log: { level: LogLevel; format: LogFormat };
+  /** OTLP/HTTP export of spans (docs/tracing.md), or null: no tracing. */
+  trace: { otlp: string } | null;
 }
 
 /** Config keys of `membership:`, their field and range. */
@@ -200,6 +218,9 @@ export function configFrom(raw: unknown): NodeConfig {
     "relay",
     "membership",
     "permissions",
+    "admin",
+    "log",
+    "trace",
   ]);
   const c: NodeConfig = structuredClone(DEFAULTS);
   if (top.realm !== undefined) {
@@ -349,6 +370,37 @@ export function configFrom(raw: unknown): NodeConfig {
       throw e;
     }
   }
+  if (top.admin === undefined) {
+    // On, at the QUIC port + 5000 (a free port when the QUIC port is one).
+    const p = c.listen.port;
+    c.admin = {
+      host: "127.0.0.1",
+      port: p === 0 || p + ADMIN_PORT_OFFSET > 65535 ? 0 : p + ADMIN_PORT_OFFSET,
+    };
+  } else if (top.admin !== null) {
+    const a = object(top.admin, "admin", ["listen"]);
+    c.admin = a.listen === undefined ? { host: "127.0.0.1", port: 0 } : adminListen(a.listen);
+  } else {
+    c.admin = null;
+  }
+  if (top.log !== undefined) {
+    const l = object(top.log, "log", ["level", "format"]);
+    if (l.level !== undefined) {
+      const p = logLevelProblem(l.level);
+      if (p) fail("log.level", p, l.level);
+      c.log.level = l.level as LogLevel;
+    }
+    if (l.format !== undefined) {
+      const p = logFormatProblem(l.format);
+      if (p) fail("log.format", p, l.format);
+      c.log.format = l.format as LogFormat;
+    }
+  }
+  if (top.trace !== undefined && top.trace !== null) {
+    const t = object(top.trace, "trace", ["otlp"]);
+    if (t.otlp === undefined) throw new ConfigError("trace.otlp: missing (the collector's URL)");
+    c.trace = { otlp: otlpUrl(t.otlp) };
+  }
   if (top.advertise !== undefined) {
     const a = parseSeed(top.advertise, "advertise");
     c.advertise = formatUrl(a.host, a.port);
@@ -366,8 +418,77 @@ export function configFrom(raw: unknown): NodeConfig {
   return c;
 }
 
-/** Parses YAML text (`source` names it in errors) into a configuration. */
-export function parseConfig(text: string, source = "config"): NodeConfig {
+/** `admin.listen`: `host:port`, `:port`, a port, or `off`. */
+export function adminListen(
+  v: unknown,
+  path = "admin.listen",
+): { host: string; port: number } | null {
+  if (v === "off" || v === false) return null;
+  if (typeof v === "number") return { host: "127.0.0.1", port: int(v, path, 0, 65535) };
+  const text = str(v, path);
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    fail(path, "must be host:port (e.g. 127.0.0.1:9433, [::1]:9433), a port, or off", v);
+  }
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+/** `trace.otlp`: an http(s) URL. */
+function otlpUrl(v: unknown): string {
+  const text = str(v, "trace.otlp");
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    fail(
+      "trace.otlp",
+      "must be an http:// or https:// URL, e.g. http://127.0.0.1:4318/v1/traces",
+      v,
+    );
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    fail("trace.otlp", "must be an http:// or https:// URL (OTLP/HTTP)", v);
+  }
+  return text;
+}
+
+/** The keys of a config file that hold paths. */
+const PATH_KEYS: readonly (readonly string[])[] = [
+  ["data_dir"],
+  ["dev_ca_dir"],
+  ["tls", "ca"],
+  ["tls", "cert"],
+  ["tls", "key"],
+  ["tls", "crl"],
+];
+
+/**
+ * A parsed config file's object with its relative paths (data_dir, dev_ca_dir, tls.*) made
+ * relative to `folder` (the file's): a unit started from `/` finds `node.crt` next to its
+ * config. Anything that is not a string path is left for validation to report.
+ */
+export function relativeTo(raw: unknown, folder: string): unknown {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw;
+  const out = structuredClone(raw) as Obj;
+  for (const keys of PATH_KEYS) {
+    let at: unknown = out;
+    for (const k of keys.slice(0, -1)) at = (at as Obj | undefined)?.[k];
+    if (typeof at !== "object" || at === null) continue;
+    const leaf = keys[keys.length - 1]!;
+    const v = (at as Obj)[leaf];
+    if (typeof v === "string" && v.length > 0 && !isAbsolute(v)) {
+      (at as Obj)[leaf] = resolve(folder, v);
+    }
+  }
+  return out;
+}
+
+/**
+ * Parses YAML text (`source` names it in errors) into a configuration. When `source` is the
+ * file's path, its relative paths are taken from the file's folder.
+ */
+export function parseConfig(text: string, source = "config", file = false): NodeConfig {
   if (text.includes("\u0000") || text.includes("\ufffd")) {
     throw new ConfigError(`${source}: not a text file (a YAML configuration is expected)`);
   }
@@ -392,7 +513,7 @@ export function parseConfig(text: string, source = "config"): NodeConfig {
     throw e;
   }
   try {
-    return configFrom(raw);
+    return configFrom(file ? relativeTo(raw, dirname(resolve(source))) : raw);
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(`${source}: ${e.message}`, { cause: e });
     throw e;
@@ -400,9 +521,10 @@ export function parseConfig(text: string, source = "config"): NodeConfig {
 }
 
 /** A configuration given in code (`Node.start`): any part of it; defaults fill in the rest. */
-export interface NodeConfigInput
-  extends
-    Partial<Omit<NodeConfig, "listen" | "quic" | "limits" | "relay" | "overlay" | "membership">> {
+export interface NodeConfigInput extends
+  Partial<
+    Omit<NodeConfig, "listen" | "quic" | "limits" | "relay" | "overlay" | "membership" | "log">
+  > {
   listen?: Partial<NodeConfig["listen"]>;
   quic?: Partial<NodeConfig["quic"]>;
   limits?: Partial<NodeConfig["limits"]>;
@@ -434,5 +556,133 @@ export function withDefaults(o: NodeConfigInput): NodeConfig {
     relay: pick(d.relay, o.relay),
     membership: pick(d.membership, o.membership),
     permissions: o.permissions ?? d.permissions,
+    admin: o.admin ?? d.admin,
+    log: d.log, // a node started from code is handed its Log (NodeStartOptions.log)
+    trace: o.trace ?? d.trace,
   };
+}
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const snakeKeys = (o: object) =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [snake(k), v]));
+
+/**
+ * A configuration in the file's own form (snake_case keys, seeds as URLs): what
+ * `macula node up --check` prints, and what `parseConfig` reads back to the same configuration.
+ */
+export function configToFile(c: NodeConfig): Record<string, unknown> {
+  const hostPort = (a: { host: string; port: number }) =>
+    a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  return {
+    realm: c.realm,
+    data_dir: c.dataDir,
+    listen: c.listen,
+    join: c.join.map((s) => formatUrl(s.host, s.port)),
+    tls: c.tls,
+    quic: snakeKeys(c.quic),
+    limits: snakeKeys(c.limits),
+    dev_ca_dir: c.devCaDir ?? undefined,
+    dev_ca_create: c.devCaCreate,
+    advertise: c.advertise ?? undefined,
+    overlay: c.overlay,
+    tags: c.tags,
+    relay: snakeKeys(c.relay),
+    membership: snakeKeys(c.membership),
+    permissions: {
+      default: c.permissions.default,
+      operator_group: c.permissions.operatorGroup,
+      groups: c.permissions.groups,
+    },
+    admin: { listen: c.admin ? hostPort(c.admin) : "off" },
+    log: c.log,
+    trace: c.trace,
+  };
+}
+
+/**
+ * A commented sample configuration (`macula config init`): every section with its default
+ * value, so that the file as written runs exactly as no file does (a test holds it to that).
+ */
+export function sampleConfig(): string {
+  const d = DEFAULTS;
+  const m = d.membership;
+  return `# Macula node configuration (YAML). Every value shown is the default: edit what you need.
+# Relative paths are relative to this file's folder. Check it with:
+#   macula node up --config <this file> --check
+# The guide: macula docs operations (and macula docs cli for every command).
+
+# The realm (tenant) this node belongs to. "dev" makes its own CA under data_dir; any other
+# realm needs tls (below) with certificates from its CA: macula certs issue --realm <realm>.
+realm: ${d.realm}
+
+# Keys, certificates and state (the lock file macula.lock keeps a second node out).
+data_dir: ${d.dataDir}
+
+# The UDP address QUIC listens on.
+listen: { host: ${d.listen.host}, port: ${d.listen.port} }
+
+# Seed nodes to join the mesh through, e.g. [quic://10.0.0.2:4433, quic://seed.example:4433].
+join: []
+
+# Certificates (required outside the dev realm): the realm CA, this node's certificate and key,
+# and optionally the CRL (macula certs revoke; reloaded on SIGHUP and when the file changes).
+# tls: { ca: ca.pem, cert: node.crt, key: node.key, crl: crl.pem }
+
+# Where other nodes reach this one (default: the listen address; set it behind a NAT or on a
+# host with several addresses).
+# advertise: quic://203.0.113.7:4433
+
+# Roles announced to the realm's members (reloaded on SIGHUP).
+tags: []
+
+quic:
+  idle_timeout_ms: ${d.quic.idleTimeoutMs}   # a peer silent this long is gone
+  keep_alive_ms: ${d.quic.keepAliveMs}      # keeps NAT mappings open
+
+# Per-client bounds (a client past them is refused, told why).
+limits:
+  max_payload: ${d.limits.maxPayload}           # largest message or call payload, bytes
+  max_subscriptions: ${d.limits.maxSubscriptions}
+  max_procedures: ${d.limits.maxProcedures}
+  max_pending_calls: ${d.limits.maxPendingCalls}
+  max_call_timeout_ms: ${d.limits.maxCallTimeoutMs}
+  max_unread_bytes: ${d.limits.maxUnreadBytes}      # replies queued to a caller that does not read
+  max_queued_bytes: ${d.limits.maxQueuedBytes}    # all links together, before the largest are shed
+
+# Long-lived routes kept to neighbours chosen from membership (macula docs overlay).
+overlay: { k: ${d.overlay.k} }
+
+# Relaying for peers that cannot reach each other (macula docs nat-traversal).
+relay:
+  enabled: ${d.relay.enabled}
+  max_sessions: ${d.relay.maxSessions}
+  sessions_per_peer: ${d.relay.sessionsPerPeer}
+  bytes_per_second: ${d.relay.bytesPerSecond}
+  burst_bytes: ${d.relay.burstBytes}
+  upgrade_after_ms: ${d.relay.upgradeAfterMs}     # first try to move a relayed session to a direct path
+
+# SWIM + Lifeguard failure detection (macula docs membership, "Tuning"; more keys there).
+membership:
+  probe_interval_ms: ${m.probeIntervalMs}
+  probe_timeout_ms: ${m.probeTimeoutMs}
+  max_sessions: ${m.maxSessions}
+
+# What clients may do, by the groups in their certificates (macula docs security). Without
+# rules everything is allowed; inspection is for the operator group. Reloaded on SIGHUP.
+# permissions:
+#   default: deny
+#   groups:
+#     sensors: { publish: { allow: [sensors.>] }, subscribe: { allow: [commands.>] } }
+
+# The admin HTTP listener: /metrics (Prometheus), /healthz, /readyz and the live topology page
+# at /. Default 127.0.0.1 on the QUIC port + ${ADMIN_PORT_OFFSET}; "off" turns it off. Keep it on
+# loopback or a private network: it is not authenticated.
+# admin: { listen: 127.0.0.1:${d.listen.port + ADMIN_PORT_OFFSET} }
+
+# Logs on stderr: level debug, info, warn or error (reloaded on SIGHUP); format text or json.
+log: { level: ${d.log.level}, format: ${d.log.format} }
+
+# Spans of publishes and calls, exported over OTLP/HTTP (macula docs tracing).
+# trace: { otlp: http://127.0.0.1:4318/v1/traces }
+`;
 }

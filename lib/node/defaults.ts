@@ -74,7 +74,17 @@ export const DEFAULTS: NodeConfig = {
   // NATS without an authorization block); inspection, control requests and relays are for nodes
   // and the `operator` group whatever the rules (docs/security.md).
   permissions: OPEN,
+  // The admin listener (docs/operations.md): off for a node started from code (the application
+  // has its own HTTP); a config file or `macula node up` turns it on at 127.0.0.1, port = the
+  // QUIC port + ADMIN_PORT_OFFSET (4433 → 9433), so local nodes on adjacent ports do not collide.
+  admin: null,
+  // `macula node up` logs info and above as text lines on stderr.
+  log: { level: "info", format: "text" },
+  trace: null,
 };
+
+/** The admin port of a node whose config does not set one: its QUIC port plus this. */
+export const ADMIN_PORT_OFFSET = 5000;
 
 /** What the node runtime does not let you configure, and why each value. */
 export const RUNTIME = {
@@ -94,6 +104,10 @@ export const RUNTIME = {
   drainMs: 2000,
   /** Seeds are redialed with jittered backoff from 200 ms up to 10 s. */
   seedBackoff: { baseMs: 200, maxMs: 10_000 },
+  // A seed that has not answered in 3 s is logged as silent (still tried): a QUIC handshake to
+  // a healthy node on one network takes milliseconds, so 3 s means a wrong address or a
+  // firewall, and the operator hears of it long before the handshake gives up.
+  seedSilentMs: 3000,
   /** A member declared dead that still has a route is pinged over it first, answering within. */
   secondOpinionMs: 2000,
   /** Members whose address did not answer are reached by id: at most this many at a time, */

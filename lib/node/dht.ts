@@ -32,7 +32,7 @@ import {
   RequestError,
   type RequestRegistry,
 } from "../peer/mod.ts";
-import { Driver, monoNow } from "../util/mod.ts";
+import { Driver, type Log, monoNow } from "../util/mod.ts";
 import { RUNTIME } from "./defaults.ts";
 
 /** A DHT message to a node; the answer (when the core has one) is the answer message. */
@@ -54,7 +54,7 @@ export interface DhtGlueOptions {
   members(n: number): WireContact[];
   /** A pooled session to the node at `addr` (membership's pool), or null. */
   session(addr: string): Promise<PeerSession | null>;
-  log(line: string): void;
+  readonly log: Log;
 }
 
 /** The glue's own counters (the core's are `Dht.stats`). */
@@ -312,6 +312,8 @@ export class DhtGlue {
 
   #failed(what: string, e: unknown): void {
     this.stats.handlerFailures++;
-    this.o.log(`dht: ${what} failed: ${(e as Error)?.message ?? e}`);
+    this.o.log.warn("dht.failed", `dht: ${what} failed: ${(e as Error)?.message ?? e}`, {
+      cause: what,
+    });
   }
 }

@@ -36,7 +36,7 @@ import {
 } from "../messaging/mod.ts";
 import { ChannelWriter, type PeerSession } from "../peer/mod.ts";
 import { WireError } from "../wire/mod.ts";
-import { Driver, monoNow } from "../util/mod.ts";
+import { Driver, type Log, monoNow } from "../util/mod.ts";
 import type { NodeConfig } from "./config.ts";
 import { RUNTIME } from "./defaults.ts";
 
@@ -236,7 +236,7 @@ export interface BusHooks {
   authorize(link: BusLink, op: BusOperation, subject: string, queue?: string): string | null;
   /** The bus closes `s` for a protocol violation (a malformed frame, too many refusals). */
   misbehaved(s: PeerSession, why: string): void;
-  log(line: string): void;
+  readonly log: Log;
 }
 
 /** The router and the links attached to it. */
@@ -286,7 +286,7 @@ export class Bus {
         for (const l of this.#retiring) this.#retireDone(l);
       },
       unref: false,
-      onError: (e) => hooks.log(`router: ${(e as Error).message}`),
+      onError: (e) => hooks.log.error("router.error", `router: ${(e as Error).message}`),
     });
   }
 
@@ -323,7 +323,10 @@ export class Bus {
         this.refusedChannels++;
         const why =
           `channel ${name}: only nodes may open routes (this certificate is a ${s.peer.role}'s)`;
-        this.hooks.log(`closing session with ${describe(s)}: ${why}`);
+        this.hooks.log.warn("session.closed", `closing session with ${describe(s)}: ${why}`, {
+          peer: s.peer.nodeId,
+          cause: why,
+        });
         void s.conn.close(FORBIDDEN, why);
         return;
       }
@@ -398,7 +401,8 @@ export class Bus {
     const timer = setTimeout(() => {
       if (!link.retiring || link.session.conn.closeInfo) return;
       this.retired.cut++;
-      this.hooks.log(
+      this.hooks.log.info(
+        "route.cut",
         `route to ${
           describe(link.session)
         } let go (${reason}): not drained within ${RUNTIME.retireMs} ms, closed`,
@@ -446,7 +450,8 @@ export class Bus {
     const lost = link.forwardsWritten - link.forwardsConfirmed;
     if (lost > 0) {
       this.dropped.lostInRoute += lost;
-      this.hooks.log(
+      this.hooks.log.warn(
+        "route.lost",
         `route to ${
           describe(link.session)
         } went down with ${lost} forwarded messages its node never confirmed: counted as lost`,
@@ -473,7 +478,8 @@ export class Bus {
       const held = l.writer?.backlog ?? 0;
       total -= held;
       this.dropped.shed++;
-      this.hooks.log(
+      this.hooks.log.warn(
+        "session.shed",
         `closing session with ${
           describe(l.session)
         }: ${held} bytes queued, the most while the node held ${
@@ -535,7 +541,11 @@ export class Bus {
         : /^[A-Z_]+/.exec(why)?.[0] ?? (why.startsWith("too many") ? "refused-too-often" : "other");
       const key = this.malformed.has(kind) || this.malformed.size < 64 ? kind : "other";
       this.malformed.set(key, (this.malformed.get(key) ?? 0) + 1);
-      this.hooks.log(`closing session with ${describe(link.session)}: ${why}`);
+      this.hooks.log.warn(
+        "session.closed",
+        `closing session with ${describe(link.session)}: ${why}`,
+        { peer: link.session.peer.nodeId, cause: why },
+      );
       this.hooks.misbehaved(link.session, why);
       void link.session.conn.close(PROTOCOL_VIOLATION, why.slice(0, 200));
     }

@@ -56,7 +56,7 @@ import {
 } from "../mesh/mod.ts";
 import { ask, defineRequest, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
 import type { PeerIdentity } from "../identity/mod.ts";
-import { Driver, monoNow, withTimeout } from "../util/mod.ts";
+import { Driver, type Log, monoNow, withTimeout } from "../util/mod.ts";
 import { RUNTIME } from "./defaults.ts";
 import { NodeError } from "./errors.ts";
 
@@ -148,7 +148,7 @@ export interface MembershipGlueOptions {
   /** Sessions kept for membership traffic (default 64). */
   maxSessions?: number;
   /** Where a failure inside the glue is reported. */
-  log?: (line: string) => void;
+  log?: Log;
 }
 
 /** A signer of this node's records with its key (PKCS#8 PEM, Ed25519 or P-256), over WebCrypto. */
@@ -276,7 +276,11 @@ export class MembershipGlue {
   /** When a message last came from each member (by node id), for inspection; bounded. */
   readonly #lastSeen = new Map<string, number>();
 
+  /** This node's metadata as it announces it now (`setMeta` replaces it). */
+  #meta: MemberMeta;
+
   constructor(private readonly o: MembershipGlueOptions) {
+    this.#meta = o.meta;
     this.core = new Membership({
       id: o.id,
       addr: o.addr,
@@ -304,7 +308,7 @@ export class MembershipGlue {
   #presign(): void {
     const self = this.core.self;
     const inc = this.core.incarnation;
-    const rec = { member: self, from: self, addr: this.o.addr, meta: this.o.meta };
+    const rec = { member: self, from: self, addr: this.o.addr, meta: this.#meta };
     void this.#sign({ ...rec, kind: U_ALIVE, inc }).catch((e) => this.#failed("sign", e));
     void this.#sign({ ...rec, kind: U_LEFT, inc: inc + 1 }).catch((e) => this.#failed("sign", e));
   }
@@ -452,6 +456,14 @@ export class MembershipGlue {
     return p;
   }
 
+  /** Announces new metadata (tags) to the realm: signed and gossiped at a new incarnation. */
+  setMeta(meta: MemberMeta): boolean {
+    if (this.#stopped || !this.core.setMeta(meta, monoNow())) return false;
+    this.#meta = meta;
+    this.#driver.poke();
+    return true;
+  }
+
   /** Leaves (gossips `left`), then stops the timer; resolves once the goodbye is sent. */
   leave(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
@@ -508,7 +520,11 @@ export class MembershipGlue {
     const now = monoNow();
     if (now - this.#logged.at > 60_000) this.#logged = { at: now, n: 0 };
     if (this.#logged.n++ < 10) {
-      this.o.log?.(`membership: ${where}: ${(e as Error)?.message ?? String(e)}`);
+      this.o.log?.error(
+        "membership.error",
+        `membership: ${where}: ${(e as Error)?.message ?? String(e)}`,
+        { cause: where },
+      );
     }
   }
 
@@ -580,7 +596,11 @@ export class MembershipGlue {
     this.#strikes.set(s, n);
     if (n === FORGED_LIMIT) {
       this.stats.sessionsClosedForged++;
-      this.o.log?.(`membership: closing the session of ${s.peer.nodeId}: forged records`);
+      this.o.log?.warn(
+        "membership.forged",
+        `membership: closing the session of ${s.peer.nodeId}: forged records`,
+        { peer: s.peer.nodeId, cause: "forged" },
+      );
       void s.close("membership: forged records").catch(() => {});
     }
   }

@@ -11,16 +11,20 @@ export {
   PROTOCOL_VIOLATION,
 } from "./node.ts";
 export {
+  adminListen,
   configFrom,
+  configToFile,
   type NodeConfig,
   type NodeConfigInput,
   parseConfig,
   parseSeed,
+  relativeTo,
+  sampleConfig,
   withDefaults,
 } from "./config.ts";
-export { DEFAULTS, RUNTIME } from "./defaults.ts";
+export { ADMIN_PORT_OFFSET, DEFAULTS, RUNTIME } from "./defaults.ts";
 export { type NodeCredentials, nodeCredentials } from "./credentials.ts";
 export { ConfigError, NodeError, StartError } from "./errors.ts";
 export { CRL_KEPT, Revocation } from "./revocation.ts";
-export { LOCK_FILE } from "./startup.ts";
+export { checkNode, LOCK_FILE } from "./startup.ts";
 export { MEMBERSHIP_MSG, MembershipGlue, type MembershipGlueStats } from "./membership.ts";

@@ -20,6 +20,7 @@ import { existsSync, rmSync } from "node:fs";
 import process from "node:process";
 import {
   derChainOf,
+  IdentityError,
   nodeIdFromText,
   nodeIdText,
   type PeerIdentity,
@@ -38,8 +39,8 @@ import {
 } from "../nat/mod.ts";
 import { formatUrl, type PeerSession, RequestRegistry } from "../peer/mod.ts";
 import { Permissions } from "../policy/mod.ts";
-import { bindProblem, QuicEndpoint } from "../quic/mod.ts";
-import { monoNow, VERSION, withTimeout } from "../util/mod.ts";
+import { bindProblem, type CloseInfo, PEER_REJECTED, QuicEndpoint } from "../quic/mod.ts";
+import { lineLog, type Log, monoNow, SILENT, VERSION, withTimeout } from "../util/mod.ts";
 import { type NodeConfig, type NodeConfigInput, withDefaults } from "./config.ts";
 import { nodeCredentials } from "./credentials.ts";
 import { RUNTIME } from "./defaults.ts";
@@ -74,16 +75,68 @@ export type { InterestSnapshot, NodeSnapshot } from "./snapshot.ts";
 function heldDownOrChecked(
   verifier: Verifier,
   holdDowns: HoldDowns,
-): (chain: Uint8Array[], conn: { context: unknown }) => Promise<void> {
+  refused: RefusedPeers,
+  log: Log,
+): (
+  chain: Uint8Array[],
+  conn: { context: unknown; remote: { host: string; port: number } },
+) => Promise<void> {
   const check = verifier.checkPeer();
   return async (chain, conn) => {
-    await check(chain, conn);
-    const peer = conn.context as PeerIdentity;
-    if (peer.role !== "client") return;
-    const why = holdDowns.check(peer.nodeId, monoNow());
-    if (why !== null) throw new NodeError(why);
+    try {
+      await check(chain, conn);
+      const peer = conn.context as PeerIdentity;
+      if (peer.role !== "client") return;
+      const why = holdDowns.check(peer.nodeId, monoNow());
+      if (why !== null) throw new HeldDown(why);
+    } catch (e) {
+      // Why a peer was refused, counted by cause and logged once per cause per interval.
+      const cause = e instanceof IdentityError
+        ? e.code
+        : e instanceof HeldDown
+        ? "held-down"
+        : "other";
+      refused.set(cause, (refused.get(cause) ?? 0) + 1);
+      log.warn(
+        "peer.refused",
+        `refused a peer at ${conn.remote.host}:${conn.remote.port}: ${(e as Error).message}`,
+        { cause, remote: `${conn.remote.host}:${conn.remote.port}` },
+      );
+      throw e;
+    }
   };
 }
+
+/**
+ * An incoming handshake that did not finish: TLS refused the peer's certificate (an unknown CA:
+ * `TLS alert unknown_ca`), or the peer went silent. Refusals by `checkPeer` are logged there.
+ */
+function handshakeFailed(
+  remote: { host: string; port: number },
+  info: CloseInfo,
+  refused: RefusedPeers,
+  log: Log,
+): void {
+  if (info.app && info.code === PEER_REJECTED) return;
+  const alert = /TLS alert (\w+)/.exec(info.message)?.[1];
+  const cause = alert
+    ? alert.replaceAll("_", "-")
+    : info.initiator === "idle"
+    ? "handshake-timeout"
+    : "handshake";
+  refused.set(cause, (refused.get(cause) ?? 0) + 1);
+  const text = `refused a peer at ${remote.host}:${remote.port}: ${info.message}`;
+  const fields = { cause, remote: `${remote.host}:${remote.port}` };
+  // A silent handshake is what any port scan makes: counted, logged only at debug.
+  if (alert) log.warn("peer.refused", text, fields);
+  else log.debug("handshake.failed", text, fields);
+}
+
+/** A client certificate refused while it is held down. */
+class HeldDown extends NodeError {}
+
+/** Peers refused at the handshake, by cause (`IdentityError` codes, `held-down`). */
+export type RefusedPeers = Map<string, number>;
 
 /** The address a node of `config` is reached at, listening on `port`. */
 function urlOf(config: NodeConfig, port: number): string {
@@ -96,8 +149,11 @@ function urlOf(config: NodeConfig, port: number): string {
 
 /** What `Node.start` takes: a configuration (defaults for what is left out) and hooks. */
 export interface NodeStartOptions extends NodeConfigInput {
-  /** Where the node reports what it does, a line at a time. Default: nowhere. */
-  log?: (line: string) => void;
+  /**
+   * Where the node reports what it does: a `Log` (lib/util/log.ts: levels, events, fields), or
+   * a function taking each line's text. Default: nowhere.
+   */
+  log?: Log | ((line: string) => void);
   /** Outbound bytes queued per link before messages to it are dropped. Default 64 MiB (as NATS). */
   maxBacklog?: number;
 }
@@ -143,7 +199,8 @@ export class Node {
     readonly caDir: string | null,
     /** Dev realm: client credentials (`--creds`). */
     readonly credsDir: string | null,
-    private readonly log: (line: string) => void,
+    /** Where the node says what it does. */
+    readonly log: Log,
     readonly maxBacklog: number,
     revocation: Revocation,
     revocationHost: RevocationHost,
@@ -155,6 +212,8 @@ export class Node {
     interest: { signer: InterestSigner; verify: InterestVerifier },
     /** Client certificates refused for a while after misbehaving (checked at the handshake). */
     readonly holdDowns: HoldDowns,
+    /** Peers refused at the handshake, by cause. */
+    private readonly refusedPeers: RefusedPeers,
   ) {
     this.revocation = revocation;
     revocationHost.sessions = () => this.#sessions.all();
@@ -249,7 +308,11 @@ export class Node {
       onEvent: (e, m) => {
         this.#changed();
         if (e.kind === "alive" || e.kind === "dead" || e.kind === "left") {
-          log(`member ${e.kind === "alive" ? "up" : e.kind}: ${m.id.slice(0, 12)}… ${m.addr}`);
+          log.info(
+            `member.${e.kind === "alive" ? "up" : e.kind}`,
+            `member ${e.kind === "alive" ? "up" : e.kind}: ${m.id.slice(0, 12)}… ${m.addr}`,
+            { peer: m.id, addr: m.addr },
+          );
           this.#overlay.memberChanged(e.kind, m.id, m.addr);
           if (e.kind === "alive") this.#bus.router.memberUp(m.id);
           else this.#bus.router.memberDown(m.id);
@@ -373,7 +436,7 @@ export class Node {
   /** Starts a node: credentials, endpoint, seeds. Resolves once it listens. */
   static async start(o: NodeStartOptions = {}): Promise<Node> {
     const config = withDefaults(o);
-    const log = o.log ?? (() => {});
+    const log = typeof o.log === "function" ? lineLog(o.log) : o.log ?? SILENT;
     // A start that fails leaves nothing behind: the lock goes, and a data directory this start
     // made goes with it (docs/security.md, "Starting a node").
     const existed = existsSync(config.dataDir);
@@ -393,7 +456,7 @@ export class Node {
         key: `${config.dataDir}/node/node.key`,
       };
       const me = await checkIdentity(creds, config.realm, where, log);
-      for (const c of creds.created) log(`created ${c}`);
+      for (const c of creds.created) log.info("credentials.created", `created ${c}`);
       const verifier = await Verifier.create({ ca: creds.ca, realm: config.realm });
       // The node's sessions and routes are filled in once it exists (nothing is open before).
       const revocationHost: RevocationHost = {
@@ -406,13 +469,15 @@ export class Node {
       };
       const revocation = await Revocation.start(revocationHost);
       const holdDowns = new HoldDowns();
+      const refusedPeers: RefusedPeers = new Map();
       const nodeId = me.nodeId;
       try {
         endpoint = await QuicEndpoint.bind({
           host: bindHost,
           port: config.listen.port,
           tls: { ca: creds.ca, cert: creds.cert, key: creds.key },
-          checkPeer: heldDownOrChecked(verifier, holdDowns),
+          checkPeer: heldDownOrChecked(verifier, holdDowns, refusedPeers, log),
+          onHandshakeFailed: (c, info) => handshakeFailed(c.remote, info, refusedPeers, log),
           idleTimeoutMs: config.quic.idleTimeoutMs,
           keepAliveMs: config.quic.keepAliveMs,
         });
@@ -450,6 +515,7 @@ export class Node {
         derChainOf(creds.cert),
         { signer: interestSigner(creds.key), verify: interestVerifier() },
         holdDowns,
+        refusedPeers,
       );
       node.#release = release;
       return node;
@@ -521,6 +587,8 @@ export class Node {
       membership: this.membership,
       refusedRequests: this.#registry.refused,
       requestFloods: this.#registry.sessionsClosed,
+      refusedPeers: this.refusedPeers,
+      refusedSessions: this.#sessions.refused,
       holdDowns: this.holdDowns.stats(monoNow()),
       crl: { ...this.revocation.snapshot(), closedExpired: this.#sessions.expired },
     });
@@ -540,7 +608,8 @@ export class Node {
   /**
    * Applies what can change while running (SIGHUP: `macula node up` reads its config file again):
    * the permissions — later operations follow them, and subscriptions and registrations they no
-   * longer allow are withdrawn, their clients told. Returns a line per change for the log; keys
+   * longer allow are withdrawn, their clients told; the tags, announced to the realm at a new
+   * incarnation; the CRL (tls.crl) read again. Returns a line per change for the log; keys
    * that need a restart are named, not applied.
    */
   async reload(fresh: NodeConfig): Promise<string[]> {
@@ -555,8 +624,17 @@ export class Node {
         } groups, default ${fresh.permissions.default}; ${withdrawn} subscriptions or registrations withdrawn`,
       );
     }
+    if (JSON.stringify(fresh.tags) !== JSON.stringify(this.config.tags)) {
+      const meta = { realm: this.config.realm, tags: fresh.tags, version: VERSION };
+      if (this.membership.setMeta(meta)) {
+        this.config.tags = fresh.tags;
+        lines.push(`tags reloaded: ${fresh.tags.length > 0 ? fresh.tags.join(", ") : "none"}`);
+      }
+    }
+    // `log` is applied by whoever made the node's Log (macula node up); the rest needs a restart.
+    const live: (keyof NodeConfig)[] = ["permissions", "tags", "log"];
     const restart = (Object.keys(fresh) as (keyof NodeConfig)[]).filter((k) =>
-      k !== "permissions" && JSON.stringify(fresh[k]) !== JSON.stringify(this.config[k])
+      !live.includes(k) && JSON.stringify(fresh[k]) !== JSON.stringify(this.config[k])
     );
     if (fresh.tls?.crl) lines.push(await this.revocation.reload());
     if (restart.length > 0) lines.push(`changed, needs a restart: ${restart.join(", ")}`);
@@ -606,13 +684,13 @@ export class Node {
     await this.endpoint.close(reason);
     await this.#seeds.stop();
     this.#release();
-    this.log(`stopped: ${reason}`);
+    this.log.info("node.stopped", `stopped: ${reason}`);
   }
 
   /** Installs SIGINT/SIGTERM handlers that stop the node; returns a remover. */
   stopOnSignals(onStopped: () => void = () => process.exit(0)): () => void {
     const handler = (sig: string) => {
-      this.log(`${sig}: draining`);
+      this.log.info("node.draining", `${sig}: draining`);
       void this.stop(`node shutting down (${sig})`).then(onStopped);
     };
     const int = () => handler("SIGINT");
@@ -632,7 +710,8 @@ export class Node {
     this.#overlay.routeUp(s.peer.nodeId, link.dialed);
     this.revocation.routeUp(s);
     const via = this.traversal.viaOf(s);
-    this.log(
+    this.log.info(
+      "route.up",
       `route up: ${describe(s)} (${link.dialed ? "dialed" : "accepted"}, ${
         this.traversal.pathOf(s)
       }${via ? ` via ${via.slice(0, 12)}…` : ""})`,
@@ -651,7 +730,10 @@ export class Node {
       const why = replaced
         ? "replaced by another route"
         : link.session.conn.closeInfo?.message ?? "detached";
-      this.log(`route down: ${describe(link.session)} (${why})`);
+      this.log.info("route.down", `route down: ${describe(link.session)} (${why})`, {
+        peer: link.session.peer.nodeId,
+        cause: why,
+      });
     }
   }
 

@@ -10,7 +10,7 @@ import { nodeIdFromText, nodeIdText } from "../identity/mod.ts";
 import { Overlay, type OverlayPlan } from "../mesh/mod.ts";
 import { PING } from "../nat/mod.ts";
 import { ask, type PeerSession } from "../peer/mod.ts";
-import { Driver, monoNow } from "../util/mod.ts";
+import { Driver, type Log, monoNow } from "../util/mod.ts";
 import type { BusLink } from "./links.ts";
 import { RUNTIME } from "./defaults.ts";
 import type { RouteTable } from "./routes.ts";
@@ -29,7 +29,7 @@ export interface OverlayHost {
   retire(link: BusLink, reason: string): void;
   /** True when membership holds `id` dead or left. */
   gone(id: string): boolean;
-  log(line: string): void;
+  readonly log: Log;
 }
 
 /** The overlay of one node. */
@@ -54,7 +54,7 @@ export class OverlayGlue {
     this.#driver = new Driver(this.core, {
       act: (plan) => this.#carryOut(plan),
       coalesce: true,
-      onError: (e) => h.log(`overlay: ${(e as Error).message}`),
+      onError: (e) => h.log.error("overlay.error", `overlay: ${(e as Error).message}`),
     });
     this.#driver.poke();
   }
@@ -70,7 +70,12 @@ export class OverlayGlue {
       // If it does not answer, the route goes now (not at the idle timeout, 30 s later: what is
       // forwarded into it meanwhile is lost) and the overlay lets the member go.
       ask(route.session, PING, {}, { timeoutMs: RUNTIME.secondOpinionMs }).then(
-        () => this.h.log(`member ${id.slice(0, 12)}… declared dead answers on its route: kept`),
+        () =>
+          this.h.log.info(
+            "overlay.kept",
+            `member ${id.slice(0, 12)}… declared dead answers on its route: kept`,
+            { peer: id },
+          ),
         () => {
           this.core.memberDown(bytes);
           this.#driver.poke();
@@ -152,7 +157,11 @@ export class OverlayGlue {
       if (!link && !this.h.routes.has(id)) this.core.linkDown(nodeIdFromText(id));
     } catch (e) {
       if (!this.h.stopping()) {
-        this.h.log(`overlay: no route to ${id.slice(0, 12)}… ${addr}: ${(e as Error).message}`);
+        this.h.log.warn(
+          "overlay.dial_failed",
+          `overlay: no route to ${id.slice(0, 12)}… ${addr}: ${(e as Error).message}`,
+          { peer: id, cause: (e as Error).message },
+        );
         this.core.linkDown(nodeIdFromText(id));
       }
     } finally {

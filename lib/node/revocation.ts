@@ -28,7 +28,7 @@ import {
 } from "../identity/mod.ts";
 import { ask, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
 import { CRL_PUSH, MAX_CRL_BYTES } from "../policy/mod.ts";
-import { monoNow, RateLimiter } from "../util/mod.ts";
+import { type Log, monoNow, RateLimiter } from "../util/mod.ts";
 import { NodeError } from "./errors.ts";
 
 /** The file in the data directory that keeps the newest CRL across restarts. */
@@ -59,7 +59,7 @@ export interface RevocationHost {
   sessions(): Iterable<PeerSession>;
   /** Sessions to peer nodes with a route (to spread a CRL to). */
   routes(): PeerSession[];
-  log(line: string): void;
+  readonly log: Log;
 }
 
 /** Counters for `inspect node` → `crl`. */
@@ -111,13 +111,13 @@ export class Revocation {
       try {
         ders = dersOf(await readFile(kept));
       } catch (e) {
-        h.log(`crl: ignoring ${kept}: ${(e as Error).message}`);
+        h.log.warn("crl.ignored", `crl: ignoring ${kept}: ${(e as Error).message}`);
       }
       for (const der of ders) {
         try {
           await r.#take(der, `${kept} (kept from the mesh)`);
         } catch (e) {
-          h.log(`crl: ignoring a CRL in ${kept}: ${(e as Error).message}`);
+          h.log.warn("crl.ignored", `crl: ignoring a CRL in ${kept}: ${(e as Error).message}`);
         }
       }
     }
@@ -136,7 +136,7 @@ export class Revocation {
           );
         }
         try {
-          for (const line of await r.#takeFile(bytes, path)) h.log(line);
+          for (const line of await r.#takeFile(bytes, path)) h.log.info("crl.loaded", line);
         } catch (e) {
           throw new NodeError(`${what}: ${path}: ${(e as Error).message}`, { cause: e });
         }
@@ -153,7 +153,7 @@ export class Revocation {
       const stamp = this.#stamp(path);
       if (stamp === this.#fileStamp) return;
       this.#fileStamp = stamp;
-      void this.reload().then((l) => this.h.log(l));
+      void this.reload().then((l) => this.h.log.info("crl.reloaded", l));
     }, 1000);
     (this.#watch as { unref?: () => void }).unref?.();
   }
@@ -240,7 +240,11 @@ export class Revocation {
   enforce(s: PeerSession): boolean {
     if (s.closing || !this.h.verifier.isRevoked(s.peer)) return false;
     this.stats.closedRevoked++;
-    this.h.log(`closing session with ${s.peer.name} ${s.peer.nodeId.slice(0, 12)}…: revoked`);
+    this.h.log.warn(
+      "peer.revoked",
+      `closing session with ${s.peer.name} ${s.peer.nodeId.slice(0, 12)}…: revoked`,
+      { peer: s.peer.nodeId, cause: "revoked" },
+    );
     void s.close("certificate revoked by the realm CRL");
     return true;
   }
@@ -265,7 +269,8 @@ export class Revocation {
     this.#source = from;
     this.#held.set(got.ca, der);
     if (!quiet) {
-      this.h.log(
+      this.h.log.info(
+        "crl.loaded",
         `crl: loaded ${got.revoked} revoked from ${from} (number ${got.number ?? "none"})`,
       );
     }
@@ -288,7 +293,7 @@ export class Revocation {
       await writeFile(tmp, [...this.#held.values()].map((d) => `${pem(d)}\n`).join(""));
       await rename(tmp, path);
     } catch (e) {
-      this.h.log(`crl: cannot keep it in ${path}: ${(e as Error).message}`);
+      this.h.log.warn("crl.keep_failed", `crl: cannot keep it in ${path}: ${(e as Error).message}`);
     }
   }
 

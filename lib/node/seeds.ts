@@ -6,7 +6,7 @@
  * ours, the loop waits for the kept one to go first.
  */
 import { formatUrl, type PeerSession } from "../peer/mod.ts";
-import { Backoff, backoffDelay, Sleeper } from "../util/mod.ts";
+import { Backoff, backoffDelay, type Log, Sleeper } from "../util/mod.ts";
 import { RUNTIME } from "./defaults.ts";
 import type { RouteTable } from "./routes.ts";
 
@@ -18,7 +18,7 @@ export interface SeedHost {
   dial(seed: { host: string; port: number }): Promise<PeerSession>;
   /** Opens a route (marked as a seed's) on a session to a seed. */
   route(s: PeerSession): Promise<unknown>;
-  log(line: string): void;
+  readonly log: Log;
 }
 
 /** The dial loops of a node's seeds. */
@@ -51,15 +51,29 @@ export class Seeds {
     const backoff = new Backoff(Math.random, RUNTIME.seedBackoff);
     while (!this.h.stopping()) {
       let s: PeerSession;
+      // A seed that does not answer is said within seconds, not when the handshake gives up.
+      const silent = setTimeout(() => {
+        this.h.log.warn(
+          "seed.silent",
+          `join ${where}: no answer after ${RUNTIME.seedSilentMs} ms, still trying (is a node listening there, and does UDP reach it?)`,
+          { seed: where, cause: "silent" },
+        );
+      }, RUNTIME.seedSilentMs);
       try {
         s = await this.h.dial(seed);
       } catch (e) {
+        clearTimeout(silent);
         if (this.h.stopping()) return;
         const wait = backoff.next();
-        this.h.log(`join ${where}: ${(e as Error).message}; retrying in ${wait} ms`);
+        this.h.log.warn(
+          "seed.failed",
+          `join ${where}: ${(e as Error).message}; retrying in ${wait} ms`,
+          { seed: where, cause: (e as Error).message },
+        );
         await this.#sleeper.sleep(wait);
         continue;
       }
+      clearTimeout(silent);
       backoff.reset();
       await this.h.route(s);
       await s.closed;

@@ -9,7 +9,7 @@
  */
 import { parseUrl, PeerSession, type RequestRegistry, type SessionOptions } from "../peer/mod.ts";
 import type { QuicConnection, QuicEndpoint } from "../quic/mod.ts";
-import { monoNow } from "../util/mod.ts";
+import { type Log, monoNow } from "../util/mod.ts";
 import { RUNTIME } from "./defaults.ts";
 import { NodeError } from "./errors.ts";
 
@@ -29,7 +29,7 @@ export interface SessionsHost {
   onChannel(name: string, bodies: AsyncIterable<Uint8Array[]>, s: PeerSession): void;
   /** Reaches a node by id (traversal). */
   connect(id: string): Promise<{ path: string }>;
-  log(line: string): void;
+  readonly log: Log;
 }
 
 /** The sessions of one node. */
@@ -115,8 +115,17 @@ export class Sessions {
     }
     this.#reaching.add(id);
     this.h.connect(id).then(
-      (r) => this.h.log(`member ${id.slice(0, 12)}… reached ${r.path}`),
-      (e) => this.h.log(`member ${id.slice(0, 12)}… unreachable: ${(e as Error).message}`),
+      (r) =>
+        this.h.log.info("member.reached", `member ${id.slice(0, 12)}… reached ${r.path}`, {
+          peer: id,
+          path: r.path,
+        }),
+      (e) =>
+        this.h.log.info(
+          "member.unreachable",
+          `member ${id.slice(0, 12)}… unreachable: ${(e as Error).message}`,
+          { peer: id },
+        ),
     ).finally(() => this.#reaching.delete(id));
   }
 
@@ -130,10 +139,12 @@ export class Sessions {
       const left = s.peer.notAfter.getTime() - Date.now(); // certificate time is calendar time
       if (left <= 0) {
         this.expired++;
-        this.h.log(
+        this.h.log.warn(
+          "session.expired",
           `closing session with ${s.peer.name} ${
             s.peer.nodeId.slice(0, 12)
           }…: its certificate expired`,
+          { peer: s.peer.nodeId, cause: "expired" },
         );
         void s.close("certificate expired");
         return;
@@ -147,14 +158,19 @@ export class Sessions {
 
   /** Sessions closed because the peer's certificate expired. */
   expired = 0;
+  /** Connections whose session handshake failed (after TLS): a peer that is not one. */
+  refused = 0;
 
   async #accept(conn: QuicConnection): Promise<void> {
     let s: PeerSession;
     try {
       s = await PeerSession.accept(conn, this.options());
     } catch (e) {
-      this.h.log(
+      this.refused++;
+      this.h.log.warn(
+        "session.refused",
         `refused a session from ${conn.remote.host}:${conn.remote.port}: ${(e as Error).message}`,
+        { remote: `${conn.remote.host}:${conn.remote.port}`, cause: (e as Error).message },
       );
       return;
     }

@@ -84,6 +84,13 @@ export interface NodeSnapshot {
     /** Sessions closed for too many refused requests (lib/peer `RequestRegistry.REFUSALS`). */
     requestFloods: number;
     /**
+     * Peers refused at the handshake, by cause: `unknown-ca`, `wrong-realm`, `revoked`,
+     * `expired`, … (lib/identity `IdentityError` codes), `held-down`.
+     */
+    peers: Record<string, number>;
+    /** Connections whose session handshake failed after TLS (not a Macula peer, or too slow). */
+    sessions: number;
+    /**
      * Client certificates held down after one of their sessions was closed for misbehaving
      * (lib/node/holddown.ts): held now, strikes so far, sessions refused meanwhile.
      */
@@ -116,6 +123,10 @@ export interface SnapshotParts {
   refusedRequests: ReadonlyMap<string, number>;
   /** Sessions closed for too many refused requests. */
   requestFloods: number;
+  /** Peers refused at the handshake, by cause. */
+  refusedPeers: ReadonlyMap<string, number>;
+  /** Session handshakes that failed after TLS. */
+  refusedSessions: number;
   holdDowns: HoldDownStats;
   /** The realm's CRLs as this node holds them (revocation.ts). */
   crl: NodeSnapshot["crl"];
@@ -183,6 +194,8 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
       requests: Object.fromEntries(p.refusedRequests),
       frames: Object.fromEntries(p.bus.malformed),
       requestFloods: p.requestFloods,
+      peers: Object.fromEntries(p.refusedPeers),
+      sessions: p.refusedSessions,
       heldDown: p.holdDowns,
     },
     crl: p.crl,

@@ -16,11 +16,21 @@
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import {
+  CA_CERT_FILE,
   type Credentials,
   expiryWarnings,
   fileProblem,
@@ -31,7 +41,9 @@ import {
 import { INSPECT_MEMBERS } from "../observe/mod.ts";
 import { ask, PeerSession } from "../peer/mod.ts";
 import { bindProblem, type QuicEndpoint } from "../quic/mod.ts";
-import { withTimeout } from "../util/mod.ts";
+import { type Log, withTimeout } from "../util/mod.ts";
+import type { NodeConfig } from "./config.ts";
+import { nodeCredentials } from "./credentials.ts";
 import { NodeError, StartError } from "./errors.ts";
 
 /** The node's own certificate, checked as its peers will check it; its identity. */
@@ -39,7 +51,7 @@ export async function checkIdentity(
   creds: Credentials,
   realm: string,
   where: { cert: string; key: string; ca: string },
-  log: (line: string) => void,
+  log: Log,
   now = new Date(),
 ): Promise<PeerIdentity> {
   let cert: x509.X509Certificate;
@@ -77,7 +89,7 @@ export async function checkIdentity(
     );
   }
   for (const w of expiryWarnings(`this node's certificate ${where.cert}`, cert, now)) {
-    log(w);
+    log.warn("cert.expiring", w);
   }
   return id;
 }
@@ -92,7 +104,7 @@ export const LOCK_FILE = "macula.lock";
  * Takes `dir`'s lock (creating the directory): refuses when a running process holds it, naming
  * its pid; takes over a lock whose process is gone. Returns the release.
  */
-export function lockDataDir(dir: string, log: (line: string) => void): () => void {
+export function lockDataDir(dir: string, log: Log): () => void {
   const abs = resolve(dir);
   const path = join(abs, LOCK_FILE);
   if (held.has(abs)) {
@@ -127,7 +139,10 @@ export function lockDataDir(dir: string, log: (line: string) => void): () => voi
         `data directory ${abs} is in use by process ${pid} (${path}): stop that node, or give another --data-dir`,
       );
     }
-    log(`taking over ${path}: process ${pid || "?"} that held it is gone`);
+    log.info(
+      "datadir.taken_over",
+      `taking over ${path}: process ${pid || "?"} that held it is gone`,
+    );
     rmSync(path, { force: true });
   }
   throw new StartError(`cannot lock ${abs}: ${path} keeps coming back`);
@@ -247,4 +262,55 @@ export async function checkListen(address: string, port: number): Promise<void> 
       socket.close();
     } catch { /* never bound */ }
   }
+}
+
+/**
+ * `macula node up --check`: what a start would check of the configuration's credentials,
+ * without binding, locking or writing anything. Returns a line per finding (warnings
+ * included); throws a StartError or NodeError naming what is wrong.
+ */
+export async function checkNode(config: NodeConfig, now = new Date()): Promise<string[]> {
+  const lines: string[] = [];
+  const log: Log = {
+    debug() {},
+    info: (_e, t) => lines.push(t),
+    warn: (_e, t) => lines.push(`warning: ${t}`),
+    error: (_e, t) => lines.push(`error: ${t}`),
+  };
+  let where = config.tls;
+  if (where === null) {
+    const caDir = resolve(config.devCaDir ?? join(config.dataDir, "ca"));
+    const cert = join(resolve(config.dataDir), "node", "node.crt");
+    const ca = join(caDir, CA_CERT_FILE);
+    if (config.devCaDir !== null && !config.devCaCreate && !existsSync(ca)) {
+      throw new StartError(
+        `dev_ca_dir ${caDir}: no CA there (no ${CA_CERT_FILE}): check the path (it is the other node's <data-dir>/ca), or pass --create-dev-ca to make a new one`,
+      );
+    }
+    if (!existsSync(cert) || !existsSync(ca)) {
+      lines.push(
+        `credentials: dev realm; the CA and the node's certificate are made on first start (${caDir}, ${
+          dirname(cert)
+        })`,
+      );
+      return lines;
+    }
+    where = { ca, cert, key: join(dirname(cert), "node.key") };
+  }
+  const creds = await nodeCredentials({ ...config, tls: where });
+  const id = await checkIdentity(creds, config.realm, where, log, now);
+  lines.push(
+    `credentials: ${where.cert} is node ${id.nodeId} (${id.name}) of realm ${id.realm}, valid until ${id.notAfter.toISOString()}, issued by ${where.ca}`,
+  );
+  if (config.tls?.crl !== undefined) {
+    try {
+      await readFile(config.tls.crl);
+      lines.push(`crl: ${config.tls.crl} is readable`);
+    } catch (e) {
+      throw new StartError(`tls.crl: cannot read ${config.tls.crl}: ${fileProblem(e)}`, {
+        cause: e,
+      });
+    }
+  }
+  return lines;
 }

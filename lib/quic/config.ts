@@ -5,7 +5,7 @@
  */
 import type { ConnectionLimits, QuicConnection } from "./connection.ts";
 import { QUIC_DEFAULTS, TUNING } from "./defaults.ts";
-import { QuicError } from "./errors.ts";
+import { type CloseInfo, QuicError } from "./errors.ts";
 import { type Config, quiche } from "./native.ts";
 import type { PacketHandler, UdpSocketFactory } from "./udp.ts";
 
@@ -41,6 +41,11 @@ export interface QuicEndpointOptions {
    * error's message as reason.
    */
   checkPeer?: (chain: Uint8Array[], conn: QuicConnection) => void | Promise<void>;
+  /**
+   * An incoming connection ended before its handshake finished (the peer's certificate refused
+   * by TLS — `TLS alert unknown_ca` —, by `checkPeer`, or the peer went silent): for the log.
+   */
+  onHandshakeFailed?: (conn: QuicConnection, info: CloseInfo) => void;
   /** Close a connection after this long without packets from the peer. Default 30 000 ms. */
   idleTimeoutMs?: number;
   /** Send a PING after this long without packets from the peer; 0 disables. Default 10 000 ms. */
@@ -85,8 +90,10 @@ export interface QuicEndpointOptions {
 
 /** The options with every default filled in (the hooks stay optional). */
 export type ResolvedOptions =
-  & Required<Omit<QuicEndpointOptions, "checkPeer" | "socketFactory" | "onNonQuic">>
-  & Pick<QuicEndpointOptions, "checkPeer" | "socketFactory" | "onNonQuic">;
+  & Required<
+    Omit<QuicEndpointOptions, "checkPeer" | "socketFactory" | "onNonQuic" | "onHandshakeFailed">
+  >
+  & Pick<QuicEndpointOptions, "checkPeer" | "socketFactory" | "onNonQuic" | "onHandshakeFailed">;
 
 /** `o` over `QUIC_DEFAULTS`. */
 export function resolveOptions(o: QuicEndpointOptions): ResolvedOptions {
@@ -117,6 +124,7 @@ export function resolveOptions(o: QuicEndpointOptions): ResolvedOptions {
     checkPeer: o.checkPeer,
     socketFactory: o.socketFactory,
     onNonQuic: o.onNonQuic,
+    onHandshakeFailed: o.onHandshakeFailed,
   };
 }
 

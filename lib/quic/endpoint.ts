@@ -41,6 +41,8 @@ export interface EndpointStats extends DemuxStats {
   connections: number;
   connectionsAccepted: number;
   connectionsDialed: number;
+  /** Incoming connections that ended before their handshake finished (refused, or silent). */
+  handshakesFailed: number;
   /** Datagrams the socket could not hand to the kernel (send buffer full past our bound). */
   socketSendDropped: number;
   /** Sockets left by `rebind` and still open for packets in flight to them. */
@@ -71,6 +73,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
   #closing = false;
   #connectionsAccepted = 0;
   #connectionsDialed = 0;
+  #handshakesFailed = 0;
 
   private constructor(options: QuicEndpointOptions) {
     const opts = resolveOptions(options);
@@ -133,6 +136,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
       connections: this.#conns.size,
       connectionsAccepted: this.#connectionsAccepted,
       connectionsDialed: this.#connectionsDialed,
+      handshakesFailed: this.#handshakesFailed,
       socketSendDropped: s.active.stats.sendDropped,
       socketsRetiring: s.retiring,
     };
@@ -386,6 +390,12 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
 
   /** @internal */
   closed(c: QuicConnection): void {
+    if (!c.isClient && !c.checked) {
+      this.#handshakesFailed++;
+      try {
+        this.#opts.onHandshakeFailed?.(c, c.closeInfo!);
+      } catch { /* a hook's failure must not stop the endpoint */ }
+    }
     this.#conns.delete(c);
     this.#demux.handshakeOver(c);
     this.#sender.forget(c);

@@ -36,6 +36,7 @@ import {
 import type { PeerSession } from "../../lib/peer/mod.ts";
 import type { PeerIdentity } from "../../lib/identity/mod.ts";
 import { Simulator } from "../../lib/sim/sim.ts";
+import { lineLog } from "../../lib/util/mod.ts";
 import { WireError } from "../../lib/wire/mod.ts";
 import { until } from "../helpers/quic.ts";
 
@@ -429,7 +430,7 @@ async function edge(o: { onEvent?: (e: MemberEvent) => void } = {}) {
     },
     isPinned: () => true,
     onEvent: o.onEvent,
-    log: (l) => logs.push(l),
+    log: lineLog((l) => logs.push(l)),
   });
   const view = (k: Key) => glue.members().find((m) => m.id === k.id);
   const feed = async (s: PeerSession, bytes: Uint8Array) => {

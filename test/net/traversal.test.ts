@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { isPunch, punchConnect, PunchError, sendProbes } from "../../lib/nat/punch.ts";
 import { PeerSession } from "../../lib/peer/session.ts";
 import { Traversal } from "../../lib/nat/traversal.ts";
+import { SILENT } from "../../lib/util/mod.ts";
 import { endpoint, until } from "../helpers/quic.ts";
 import { type Mesh, mesh } from "../helpers/mesh.ts";
 
@@ -77,7 +78,7 @@ describe("reaching a node by id", () => {
       sessions: () => [],
       relay: null,
       upgradeAfterMs: 30_000,
-      log: () => {},
+      log: SILENT,
       rendezvous: () => [rendezvousSession],
       addressOf: () => undefined,
       isMember: () => Promise.resolve(true),

@@ -12,8 +12,10 @@ const err = (text: string) => {
 };
 
 describe("node configuration", () => {
-  test("empty means the embedded defaults: dev realm, port 4433", () => {
-    expect(parseConfig("")).toEqual(DEFAULTS);
+  test("empty means the embedded defaults: dev realm, port 4433, admin on 127.0.0.1:9433", () => {
+    // A node started from code has no admin listener (DEFAULTS.admin); a config file has one.
+    expect(DEFAULTS.admin).toBeNull();
+    expect(parseConfig("")).toEqual({ ...DEFAULTS, admin: { host: "127.0.0.1", port: 9433 } });
     expect(parseConfig("{}").listen).toEqual({ host: "0.0.0.0", port: 4433 });
   });
 
@@ -53,7 +55,66 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
       },
       membership: DEFAULTS.membership,
       permissions: DEFAULTS.permissions,
+      admin: { host: "127.0.0.1", port: 0 }, // the QUIC port is a free one: so is the admin's
+      log: { level: "info", format: "text" },
+      trace: null,
     });
+  });
+
+  test("admin, log and trace", () => {
+    expect(parseConfig("listen: { port: 4500 }").admin).toEqual({ host: "127.0.0.1", port: 9500 });
+    expect(parseConfig("listen: { port: 65000 }").admin).toEqual({ host: "127.0.0.1", port: 0 });
+    expect(parseConfig("admin: { listen: off }").admin).toBeNull();
+    expect(parseConfig("admin: { listen: 0.0.0.0:8080 }").admin).toEqual({
+      host: "0.0.0.0",
+      port: 8080,
+    });
+    expect(parseConfig(`admin: { listen: "[::1]:9000" }`).admin).toEqual({
+      host: "::1",
+      port: 9000,
+    });
+    expect(parseConfig("admin: { listen: 9100 }").admin).toEqual({ host: "127.0.0.1", port: 9100 });
+    expect(err("admin: { listen: nonsense }")).toBe(
+      `node.yaml: admin.listen: must be host:port (e.g. 127.0.0.1:9433, [::1]:9433), a port, or off (got "nonsense")`,
+    );
+    expect(err("admin: { port: 1 }")).toBe("node.yaml: admin.port: unknown key (known: listen)");
+    expect(parseConfig("log: { level: debug, format: json }").log).toEqual({
+      level: "debug",
+      format: "json",
+    });
+    expect(err("log: { level: loud }")).toBe(
+      `node.yaml: log.level: must be one of debug, info, warn, error (got "loud")`,
+    );
+    expect(err("log: { format: xml }")).toBe(
+      `node.yaml: log.format: must be one of text, json (got "xml")`,
+    );
+    expect(parseConfig("trace: { otlp: http://127.0.0.1:4318/v1/traces }").trace).toEqual({
+      otlp: "http://127.0.0.1:4318/v1/traces",
+    });
+    expect(err("trace: { otlp: ftp://x }")).toBe(
+      `node.yaml: trace.otlp: must be an http:// or https:// URL (OTLP/HTTP) (got "ftp://x")`,
+    );
+    expect(err("trace: {}")).toBe("node.yaml: trace.otlp: missing (the collector's URL)");
+  });
+
+  test("paths in a file are relative to its folder; absolute ones stay", () => {
+    const c = parseConfig(
+      `realm: acme
+data_dir: state
+tls: { ca: ../pki/ca.pem, cert: node.crt, key: /etc/macula/node.key, crl: crl.pem }`,
+      "/etc/macula/conf/node.yaml",
+      true,
+    );
+    expect(c.dataDir).toBe("/etc/macula/conf/state");
+    expect(c.tls).toEqual({
+      ca: "/etc/macula/pki/ca.pem",
+      cert: "/etc/macula/conf/node.crt",
+      key: "/etc/macula/node.key",
+      crl: "/etc/macula/conf/crl.pem",
+    });
+    expect(parseConfig("dev_ca_dir: ca", "/srv/n1/node.yaml", true).devCaDir).toBe("/srv/n1/ca");
+    // Without `file`, text given in code keeps its paths as they are.
+    expect(parseConfig("data_dir: state").dataDir).toBe("state");
   });
 
   test("membership: SWIM timing and the session pool, every knob checked", () => {
@@ -120,7 +181,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, dev_ca_create, advertise, overlay, tags, relay, membership, permissions)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, dev_ca_create, advertise, overlay, tags, relay, membership, permissions, admin, log, trace)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",

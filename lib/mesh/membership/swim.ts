@@ -282,7 +282,7 @@ export class Membership implements Core<Msg, MemberEvent> {
   /** Lifeguard's local health score, 0 (healthy) to `awarenessMax`. */
   awareness = 0;
   readonly #realm: string;
-  readonly #meta: MemberMeta;
+  #meta: MemberMeta;
   readonly #rng: Rng;
   #out: Outgoing<Msg>[] = [];
   #events: MemberEvent[] = [];
@@ -750,6 +750,24 @@ export class Membership implements Core<Msg, MemberEvent> {
   syncWith(now: number, member: number, to: Addr): void {
     if (member === this.self || this.#leaving) return;
     this.#digestSync(member, now, to);
+  }
+
+  /**
+   * Announces new metadata (its tags changed on a reload): a new incarnation carrying it,
+   * gossiped like a refutation (and reported as one, so the edge signs the new record). The
+   * realm cannot change. False when it cannot (leaving, or the incarnations are used up).
+   */
+  setMeta(meta: MemberMeta, now: number): boolean {
+    if (this.#leaving || this.incarnation >= MAX_INCARNATION || meta.realm !== this.#realm) {
+      return false;
+    }
+    this.#meta = meta;
+    this.incarnation++;
+    this.dir.learn(this.self, this.incarnation, this.addr, this.#meta);
+    this.#set(this.self, ALIVE, this.incarnation, now);
+    this.#enqueue(this.#aliveSelf());
+    this.#event("refute", this.self, this.incarnation);
+    return true;
   }
 
   /** Leaves gracefully: a `left` update about itself, gossiped; probing stops. */
