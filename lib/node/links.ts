@@ -101,6 +101,8 @@ export class BusLink implements Link {
     private readonly dropped: Dropped,
     /** Called when this link is backed up: the bus checks the node's budget over all links. */
     private readonly onCongested: () => void = () => {},
+    /** Called for each message or forward dropped because this link is backed up (the log). */
+    private readonly onDropped: (l: BusLink) => void = () => {},
   ) {
     this.attached = new Promise((r) => (this.markAttached = r));
   }
@@ -147,6 +149,7 @@ export class BusLink implements Link {
       }
       if (name === "FWD") this.dropped.forwards++;
       else if (name === "MSG") this.dropped.messages++;
+      if (name === "FWD" || name === "MSG") this.onDropped(this);
       return;
     }
     // Backed up: the bus checks the node's budget each time this queue grows by an eighth of
@@ -165,6 +168,7 @@ export class BusLink implements Link {
           this.dropped.messages++;
           this.#reportLost();
         } else this.dropped.forwards++;
+        this.onDropped(this);
         return;
       }
     }
@@ -352,6 +356,16 @@ export class Bus {
       this.maxBacklog,
       this.dropped,
       () => this.#checkBudget(),
+      (l) => {
+        const peer = l.session.peer.nodeId;
+        this.hooks.log.warn(
+          "message.dropped",
+          `dropping messages to ${
+            describe(l.session)
+          }: ${l.backlog()} bytes queued to it, over the ${this.maxBacklog} it may hold (it reads too slowly)`,
+          { peer, cause: `backed-up ${peer}` },
+        );
+      },
     );
     link.seed = seed;
     if (kind === "node" && !this.hooks.admit(link)) return undefined;

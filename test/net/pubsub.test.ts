@@ -1,6 +1,7 @@
 /** Pub/sub across three nodes over real QUIC on 127.0.0.1. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Client } from "../../lib/client/client.ts";
+import { Logger } from "../../lib/util/mod.ts";
 import { until } from "../helpers/quic.ts";
 import { type Mesh, mesh, take } from "../helpers/mesh.ts";
 
@@ -118,7 +119,9 @@ describe("pub/sub across three nodes", () => {
   });
 
   test("a blocked subscriber pushes back; what the node drops is reported, not lost silently", async () => {
-    const n = await m.add({ maxBacklog: 32 * 1024, join: [] });
+    const logged: { event: string; msg: string; repeated?: number }[] = [];
+    const log = new Logger({ format: "json", write: (l) => logged.push(JSON.parse(l)) });
+    const n = await m.add({ maxBacklog: 32 * 1024, join: [], log });
     const pub = await m.client(3);
     const sub = await m.client(3);
     const slow = sub.subscribe("bp.x", { maxMessages: 4, policy: "block" });
@@ -128,6 +131,14 @@ describe("pub/sub across three nodes", () => {
     for (let i = 0; i < total; i++) pub.publish("bp.x", payload);
     await pub.flush();
     expect(n.snapshot().dropped.messages).toBeGreaterThan(0);
+    // Said in the log: once, then the repeats summed up when the interval ends.
+    const drops = () => logged.filter((l) => l.event === "message.dropped");
+    expect(drops()).toHaveLength(1);
+    expect(drops()[0]!.msg).toMatch(
+      /^dropping messages to client [a-z2-7]{12}…: \d+ bytes queued to it, over the 32768 it may hold \(it reads too slowly\)$/,
+    );
+    log.close();
+    expect(1 + (drops()[1]?.repeated ?? 0)).toBe(n.snapshot().dropped.messages);
     let received = 0;
     const it = slow[Symbol.asyncIterator]();
     await until(() => {
