@@ -10,6 +10,8 @@
  *   chromium    the admin listener's topology page, loaded in headless Chromium (test/observe)
  *   promtool    recipes/prometheus checked, and Prometheus scraping a node (test/recipes)
  *   systemd-analyze  recipes/systemd's unit verified
+ *   curl        recipes/container's HEALTHCHECK command, run against a node
+ *   unshare     recipes/systemd's ProcSubset=pid, tried in a mount namespace
  *
  * What it does, when something is missing:
  * - as root with apt-get (Debian and its derivatives, like CI): installs the missing packages
@@ -41,6 +43,8 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { tool: "chromium", pkg: "chromium", why: "the topology page's browser test" },
   { tool: "promtool", pkg: "prometheus", why: "the Prometheus recipe and scrape test" },
   { tool: "systemd-analyze", pkg: "systemd", why: "the systemd unit recipe's check" },
+  { tool: "curl", pkg: "curl", why: "the container recipe's HEALTHCHECK, run against a node" },
+  { tool: "unshare", pkg: "util-linux", why: "the systemd recipe's ProcSubset check" },
 ];
 
 /** What provisioning needs to know about the machine. */

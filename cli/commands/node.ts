@@ -65,6 +65,7 @@ interface UpFlags {
   createDevCa?: boolean;
   /** False with --no-relay. */
   relay?: boolean;
+  advertise?: string;
   logLevel?: LogLevel;
   logFormat?: LogFormat;
   /** `host:port`, a port, or `off`. */
@@ -91,6 +92,9 @@ function adminArg(v: string): string {
 /** Reads the file (if any) and lays the flags over it. Throws ConfigError naming the key. */
 export function nodeConfig(flags: UpFlags): NodeConfig {
   let raw: Record<string, unknown> = {};
+  // The file's own mistakes are named with its line and key; one that the flags make good
+  // (a realm's tls left to --creds) is not one.
+  let fileMistake: ConfigError | undefined;
   if (flags.config !== undefined) {
     let text: string;
     try {
@@ -100,7 +104,12 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
         `--config ${flags.config}: cannot read it: ${fileProblem(e)}`,
       );
     }
-    parseConfig(text, flags.config, true); // validates the file alone, errors name file and key
+    try {
+      parseConfig(text, flags.config, true);
+    } catch (e) {
+      if (!(e instanceof ConfigError) || /:\d+:\d+: /.test(e.message)) throw e; // not YAML
+      fileMistake = e;
+    }
     // Paths in the file are the file's folder's; those of flags, the working directory's.
     raw = relativeTo(parse(text) ?? {}, dirname(resolve(flags.config))) as Record<string, unknown>;
   }
@@ -115,6 +124,7 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
     };
   }
   if (flags.join !== undefined) merged.join = flags.join;
+  if (flags.advertise !== undefined) merged.advertise = flags.advertise;
   if (flags.creds !== undefined) {
     merged.tls = {
       ...(raw.tls as Record<string, unknown> | undefined),
@@ -141,6 +151,7 @@ export function nodeConfig(flags: UpFlags): NodeConfig {
   try {
     return configFrom(merged);
   } catch (e) {
+    if (fileMistake) throw fileMistake;
     if (e instanceof ConfigError) {
       const from = flags.config !== undefined ? `${flags.config} with the flags` : "the flags";
       throw new ConfigError(`${from}: ${e.message}`);
@@ -203,6 +214,11 @@ function upCommand() {
       intArg(0, 65535),
     )
     .option("-j, --join <url>", "seed node quic://host:port to connect to (repeatable)", seedArg)
+    .option(
+      "--advertise <url>",
+      "where other nodes reach this one, quic://host:port (default: the listen address)",
+      (v: string) => seedArg(v, [])[0]!,
+    )
     .option(
       "--realm <realm>",
       "realm (default dev: a development CA made under the data dir)",

@@ -131,6 +131,35 @@ describe("macula node up --check", () => {
         }\\n`,
       ),
     );
+    // A file that leaves tls to --creds (a realm needs one): the flags make it whole.
+    const creds = join(cwd, "n2creds");
+    const n2 = spawnMacula(
+      ["certs", "issue", "--ca-dir", ca, "--realm", "acme", "--name", "n2", "--creds-dir", creds],
+      { cwd },
+    );
+    expect(await n2.code(), n2.err).toBe(0);
+    writeFileSync(join(cwd, "bare.yaml"), "realm: acme\n");
+    const bare = spawnMacula(
+      [
+        "node",
+        "up",
+        "-f",
+        "bare.yaml",
+        "--creds",
+        creds,
+        "--advertise",
+        "quic://10.0.0.5:4433",
+        "--check",
+      ],
+      { cwd },
+    );
+    expect(await bare.code(), bare.err).toBe(0);
+    expect(parseConfig(bare.out).advertise).toBe("quic://10.0.0.5:4433");
+    const none = spawnMacula(["node", "up", "-f", "bare.yaml", "--check"], { cwd });
+    expect(await none.code()).toBe(2);
+    expect(none.err).toBe(
+      "macula node up: bare.yaml: tls: required for realm acme (only the dev realm makes its own certificates)\n",
+    );
     // The wrong realm is what a start would refuse: so does --check.
     writeFileSync(
       join(cwd, "other.yaml"),

@@ -31,6 +31,8 @@ describe("plan: what is missing → what provisioning does", () => {
       "chromium:chromium",
       "promtool:prometheus",
       "systemd-analyze:systemd",
+      "curl:curl",
+      "unshare:util-linux",
     ]);
   });
 
