@@ -29,7 +29,9 @@ import { INSPECT_DHT, INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "..
 import { ask, type NodeUrl, parseUrl } from "../peer/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
 import { monoNow } from "../util/mod.ts";
+import { context as otelContext, trace as otelTrace } from "@opentelemetry/api";
 import { ClientError, deadline } from "./errors.ts";
+import { Message } from "./message.ts";
 import {
   type CallOptions,
   type ClientCredentials,
@@ -42,6 +44,7 @@ import { encode, ProtocolHandler } from "./protocol.ts";
 import { Caller } from "./request.ts";
 import { type Handler, Procedures, type Registration } from "./serve.ts";
 import { Subscription } from "./subscription.ts";
+import { ClientTracing, failSpan, remoteParent, SpanKind } from "./tracing.ts";
 
 export { ClientError } from "./errors.ts";
 export { Message } from "./message.ts";
@@ -70,6 +73,7 @@ export class Client {
   /** Subscription and ping ids (calls have theirs from the pending-call table). */
   #ids = 1;
   #lastTopic = "";
+  readonly #tracing: ClientTracing;
 
   private constructor(
     readonly url: string,
@@ -79,7 +83,10 @@ export class Client {
     private readonly self: { nodeId: string; realm: string },
     opts: ConnectOptions,
   ) {
-    this.#calls = new Caller((id) => this.#protocol.send(encode("CANCEL", { id }), false));
+    this.#tracing = new ClientTracing(opts.tracer, () => this.self.nodeId);
+    this.#calls = new Caller((id, expired) =>
+      this.#protocol.send(encode("CANCEL", expired ? { id, expired } : { id }), false)
+    );
     this.#protocol = new ProtocolHandler(url, target, endpoint, self, opts, {
       restore: (write) => {
         for (const s of this.#subs.values()) {
@@ -104,8 +111,12 @@ export class Client {
       },
       reply: (id, payload) => this.#calls.reply(id, payload),
       fail: (id, code, message) => this.#calls.fail(id, code, message),
-      call: (id, proc, payload) =>
-        void this.#procs.run(id, proc, payload, this.#protocol.writer, () => this.maxPayload),
+      call: (id, proc, payload, tp, ts) => {
+        if (tp == null && ts == null) {
+          void this.#procs.run(id, proc, payload, this.#protocol.writer, () => this.maxPayload);
+        } else this.#serveTraced(id, proc, payload, tp, ts);
+      },
+      traced: (sub, topic, payload, tp, ts) => this.#received(sub, topic, payload, tp, ts),
       cancel: (id) => this.#procs.cancel(id),
       pong: (id) => this.#pings.get(id)?.resolve(),
       disconnected: (why) => {
@@ -195,6 +206,14 @@ export class Client {
     return this.#protocol.maxPayload;
   }
 
+  /**
+   * Trace contexts the node sent that were not W3C (`traceparent`, `tracestate`): dropped, the
+   * message or call taken without them (docs/tracing.md).
+   */
+  get badTraceContexts(): number {
+    return this.#tracing.bad;
+  }
+
   // ------------------------------------------------------------------ pub/sub
 
   /**
@@ -214,7 +233,94 @@ export class Client {
         `publish ${topic}: ${bytes.length} bytes, over the node's limit of ${max}`,
       );
     }
-    this.#protocol.send(encode("PUB", { topic, payload: bytes }), true);
+    const tracer = this.#tracing.tracer();
+    if (tracer === null) {
+      this.#protocol.send(encode("PUB", { topic, payload: bytes }), true);
+      return;
+    }
+    const span = this.#tracing.start(tracer, `publish ${topic}`, SpanKind.PRODUCER, {
+      "messaging.operation.type": "send",
+      "messaging.operation.name": "publish",
+      "messaging.destination.name": topic,
+      "messaging.message.body.size": bytes.length,
+    });
+    try {
+      const w = this.#tracing.wire(span);
+      this.#protocol.send(encode("PUB", { topic, payload: bytes, ...w }), true);
+    } catch (e) {
+      failSpan(span, e instanceof ClientError ? e.code : (e as Error).name, (e as Error).message);
+      throw e;
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * A traced message for `sub`: its `receive` span (a child of the producer's context, linked
+   * to it), ended once the message is in the subscription's buffer.
+   */
+  #received(
+    sub: Subscription,
+    topic: string,
+    payload: Uint8Array,
+    tp: unknown,
+    ts: unknown,
+  ): { message: Message; done(result: string): void } {
+    const { traceparent, tracestate } = this.#tracing.check(tp, ts);
+    const message = new Message(topic, payload, traceparent, tracestate);
+    const tracer = traceparent === undefined ? null : this.#tracing.tracer();
+    if (tracer === null) return { message, done: () => {} };
+    const parent = remoteParent(traceparent, tracestate);
+    const span = this.#tracing.start(
+      tracer,
+      `receive ${topic}`,
+      SpanKind.CONSUMER,
+      {
+        "messaging.operation.type": "receive",
+        "messaging.operation.name": "receive",
+        "messaging.destination.name": topic,
+        "messaging.destination.subscription.name": sub.pattern,
+        "messaging.message.body.size": payload.length,
+      },
+      parent,
+      otelTrace.getSpanContext(parent),
+    );
+    return {
+      message,
+      done: (result) => {
+        if (result === "dropped" || result === "closed") failSpan(span, result);
+        else span.setAttribute("macula.buffer", result);
+        span.end();
+      },
+    };
+  }
+
+  /** A traced call to serve: its `process` span (a child of the caller's) around the handler. */
+  #serveTraced(id: number, proc: string, payload: Uint8Array, tp: unknown, ts: unknown): void {
+    const { traceparent, tracestate } = this.#tracing.check(tp, ts);
+    const tracer = traceparent === undefined ? null : this.#tracing.tracer();
+    const run = (ctxTp: string | undefined) =>
+      this.#procs.run(id, proc, payload, this.#protocol.writer, () => this.maxPayload, ctxTp);
+    if (tracer === null) return void run(traceparent);
+    const span = this.#tracing.start(
+      tracer,
+      `process ${proc}`,
+      SpanKind.SERVER,
+      {
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": proc,
+        "messaging.message.body.size": payload.length,
+      },
+      remoteParent(traceparent, tracestate),
+    );
+    const own = this.#tracing.wire(span).traceparent ?? traceparent;
+    void otelContext.with(otelTrace.setSpan(otelContext.active(), span), () => run(own)).then(
+      (outcome) => {
+        if (outcome !== "ok") failSpan(span, outcome);
+        span.end();
+      },
+    );
   }
 
   /** Publishes `value` as JSON. */
@@ -294,23 +400,58 @@ export class Client {
         );
       });
     }
-    return await this.#calls.start({
-      procedure,
-      startedAt,
-      timeoutMs,
-      signal: o.signal,
-      send: (id, remainingMs) =>
-        this.#protocol.send(
-          encode("CALL", {
-            id,
-            proc: procedure,
-            payload: bytes,
-            timeout_ms: remainingMs,
-            strategy: o.strategy,
-          }),
-          false,
-        ),
+    const tracer = this.#tracing.tracer();
+    if (tracer === null) {
+      return await this.#calls.start({
+        procedure,
+        startedAt,
+        timeoutMs,
+        signal: o.signal,
+        send: (id, remainingMs) =>
+          this.#protocol.send(
+            encode("CALL", {
+              id,
+              proc: procedure,
+              payload: bytes,
+              timeout_ms: remainingMs,
+              strategy: o.strategy,
+            }),
+            false,
+          ),
+      });
+    }
+    const span = this.#tracing.start(tracer, `call ${procedure}`, SpanKind.CLIENT, {
+      "messaging.operation.type": "send",
+      "messaging.operation.name": "call",
+      "messaging.destination.name": procedure,
+      "messaging.message.body.size": bytes.length,
     });
+    const w = this.#tracing.wire(span);
+    try {
+      return await this.#calls.start({
+        procedure,
+        startedAt,
+        timeoutMs,
+        signal: o.signal,
+        send: (id, remainingMs) =>
+          this.#protocol.send(
+            encode("CALL", {
+              id,
+              proc: procedure,
+              payload: bytes,
+              timeout_ms: remainingMs,
+              strategy: o.strategy,
+              ...w,
+            }),
+            false,
+          ),
+      });
+    } catch (e) {
+      failSpan(span, e instanceof RpcError ? e.code : (e as Error).name, (e as Error).message);
+      throw e;
+    } finally {
+      span.end();
+    }
   }
 
   /** Alias of `call`. */

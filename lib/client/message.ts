@@ -15,7 +15,16 @@ const utf8 = new TextDecoder();
  * ```
  */
 export class Message {
-  constructor(readonly topic: string, readonly payload: Uint8Array) {}
+  constructor(
+    readonly topic: string,
+    readonly payload: Uint8Array,
+    /**
+     * The W3C trace context the publisher sent (docs/tracing.md), when it was traced: start a
+     * `process` span of your own from it to follow the message into your code.
+     */
+    readonly traceparent?: string,
+    readonly tracestate?: string,
+  ) {}
   /** The payload as UTF-8 text. */
   text(): string {
     return utf8.decode(this.payload);

@@ -2,6 +2,7 @@
  * What an application can set on a client, and the defaults when it sets nothing: one object,
  * {@link DEFAULTS}, with the reason for each value. docs/client.md tabulates the options.
  */
+import type { Tracer } from "@opentelemetry/api";
 import type { Credentials } from "../identity/mod.ts";
 import type { BufferOptions, SelectionStrategy } from "../messaging/mod.ts";
 import { DEFAULT_PORT, formatUrl } from "../peer/mod.ts";
@@ -128,6 +129,12 @@ export interface ConnectOptions {
   onStatus?: (status: ClientStatus, detail: string) => void;
   /** Errors the node reported that belong to no call (e.g. a refused publish). */
   onError?: (error: ClientError) => void;
+  /**
+   * The OpenTelemetry tracer for this client's spans (docs/tracing.md). Default: the global
+   * tracer of `@opentelemetry/api`, which makes nothing until the application registers an SDK;
+   * null: never trace.
+   */
+  tracer?: Tracer | null;
 }
 
 /** Subscription options: a queue group and the buffer bounds and overflow policy. */

@@ -30,8 +30,25 @@ export interface ProtocolHooks {
   reply(id: number, payload: Uint8Array): void;
   /** `FAIL` of call `id`: the error's wire number and message. */
   fail(id: number, code: number, message: string): void;
-  /** `CALL`: run procedure `proc` for the node. */
-  call(id: number, proc: string, payload: Uint8Array): void;
+  /** `CALL`: run procedure `proc` for the node (with the caller's trace context, if traced). */
+  call(
+    id: number,
+    proc: string,
+    payload: Uint8Array,
+    traceparent: unknown,
+    tracestate: unknown,
+  ): void;
+  /**
+   * A `MSG` that carried a trace context (checked: the valid part, or none), for `sub`; returns
+   * the message to deliver and what to call once it is in the subscription's buffer.
+   */
+  traced(
+    sub: Subscription,
+    topic: string,
+    payload: Uint8Array,
+    traceparent: unknown,
+    tracestate: unknown,
+  ): { message: Message; done(result: string): void };
   /** `CANCEL` of a call the node handed this client. */
   cancel(id: number): void;
   /** `PONG` to `PING` `id`. */
@@ -273,20 +290,27 @@ export class ProtocolHandler {
           const f = busCodec.decodeBody(body);
           if ("unknown" in f) continue;
           if (f.name === "MSG") {
-            const { sid, topic, payload } = f.fields as {
+            const { sid, topic, payload, traceparent, tracestate } = f.fields as {
               sid: number;
               topic: string;
               payload: Uint8Array;
+              traceparent: string | null;
+              tracestate: string | null;
             };
             const sub = this.hooks.subscription(sid);
             if (!sub) continue; // unsubscribed meanwhile
-            const m = new Message(topic, payload);
+            // A traced message (rare): its receive span is the client's business.
+            const traced = traceparent === null && tracestate === null
+              ? undefined
+              : this.hooks.traced(sub, topic, payload, traceparent, tracestate);
+            const m = traced === undefined ? new Message(topic, payload) : traced.message;
             let r = sub.buffer.push(m);
             // `block`: stop reading, so QUIC flow control pushes back on the node.
             for (let i = 0; r === "full" && i < 1_000_000; i++) {
               await sub.buffer.writable();
               r = sub.buffer.push(m);
             }
+            traced?.done(r);
             if (sub.buffer.length > deepest) deepest = sub.buffer.length;
             continue;
           }
@@ -310,7 +334,13 @@ export class ProtocolHandler {
       case "FAIL":
         return this.hooks.fail(x.id as number, x.code as number, x.message as string);
       case "CALL":
-        return this.hooks.call(x.id as number, x.proc as string, x.payload as Uint8Array);
+        return this.hooks.call(
+          x.id as number,
+          x.proc as string,
+          x.payload as Uint8Array,
+          x.traceparent,
+          x.tracestate,
+        );
       case "CANCEL":
         return this.hooks.cancel(x.id as number);
       case "PONG":

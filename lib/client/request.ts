@@ -64,7 +64,8 @@ export class Caller {
   #expired: FailedCall<Waiter>[] = [];
   readonly #driver: Driver<FailedCall<Waiter>[]>;
 
-  constructor(private readonly cancel: (id: number) => void) {
+  /** `cancel`: sends the `CANCEL` of call `id`; `expired` when its deadline passed. */
+  constructor(private readonly cancel: (id: number, expired: boolean) => void) {
     const core: SansIoCore<FailedCall<Waiter>[]> = {
       tick: (now) => {
         for (const f of this.#table.tick(now)) this.#expired.push(f);
@@ -94,7 +95,7 @@ export class Caller {
       const onAbort = () => {
         const call = this.#table.complete(id);
         if (!call) return;
-        this.#end(call);
+        this.#end(call, false);
         reject(new RpcError("cancelled", `${procedure}: cancelled by the caller`));
       };
       const waiter: Waiter = {
@@ -149,7 +150,7 @@ export class Caller {
   }
 
   #timedOut(call: PendingCall<Waiter>): void {
-    this.#end(call);
+    this.#end(call, true);
     const { procedure, context } = call;
     context.reject(
       new RpcError("timeout", `${procedure}: no reply within ${context.timeoutMs} ms`),
@@ -157,8 +158,8 @@ export class Caller {
   }
 
   /** A call left the table without a reply: the node may still be working on it. */
-  #end(call: PendingCall<Waiter>): void {
+  #end(call: PendingCall<Waiter>, expired: boolean): void {
     call.context.detach();
-    this.cancel(call.id);
+    this.cancel(call.id, expired);
   }
 }

@@ -10,6 +10,11 @@ export interface CallContext {
   procedure: string;
   /** Aborted when the caller cancels or its deadline passes. */
   signal: AbortSignal;
+  /**
+   * The W3C trace context of this call (the client's `process` span when it traces, else the
+   * one the call came with), when traced: for work the handler hands on outside OpenTelemetry.
+   */
+  traceparent?: string;
 }
 
 /** A procedure handler: return the reply; throw to answer `handler_error` with the message. */
@@ -77,6 +82,7 @@ export class Procedures {
   /**
    * Runs call `id` of `procedure` and writes its `REPLY` or `FAIL` to `out` — unless the call was
    * cancelled meanwhile. A reply over `maxPayload()` bytes fails with `payload_too_large`.
+   * Resolves with how it ended: `"ok"`, the error code answered, or `"cancelled"`.
    */
   async run(
     id: number,
@@ -84,9 +90,10 @@ export class Procedures {
     payload: Uint8Array,
     out: Replies | null,
     maxPayload: () => number,
-  ): Promise<void> {
+    traceparent?: string,
+  ): Promise<string> {
     const handler = this.#handlers.get(procedure);
-    const fail = (code: keyof typeof RPC_ERROR_NUMBERS, message: string) =>
+    const fail = (code: keyof typeof RPC_ERROR_NUMBERS, message: string) => {
       out?.write(
         encode("FAIL", {
           id,
@@ -94,33 +101,38 @@ export class Procedures {
           message: message.slice(0, MAX_MESSAGE),
         }),
       );
-    if (!handler) return void fail("no_provider", `this client does not serve ${procedure}`);
+      return code;
+    };
+    if (!handler) return fail("no_provider", `this client does not serve ${procedure}`);
     const ac = new AbortController();
     this.#running.set(id, ac);
     let reply: Uint8Array;
     try {
-      reply = await handler(payload, { procedure, signal: ac.signal });
+      const ctx: CallContext = { procedure, signal: ac.signal };
+      if (traceparent !== undefined) ctx.traceparent = traceparent;
+      reply = await handler(payload, ctx);
     } catch (e) {
       if (this.#running.delete(id)) {
-        fail("handler_error", e instanceof Error ? e.message : String(e));
+        return fail("handler_error", e instanceof Error ? e.message : String(e));
       }
-      return;
+      return "cancelled";
     }
-    if (!this.#running.delete(id)) return; // cancelled meanwhile
+    if (!this.#running.delete(id)) return "cancelled"; // cancelled meanwhile
     if (!(reply instanceof Uint8Array)) {
-      return void fail(
+      return fail(
         "handler_error",
         `the handler of ${procedure} returned ${typeof reply}, not bytes`,
       );
     }
     const max = maxPayload();
     if (reply.length > max) {
-      return void fail(
+      return fail(
         "payload_too_large",
         `the reply of ${procedure} is ${reply.length} bytes, over the limit of ${max}`,
       );
     }
     out?.write(encode("REPLY", { id, payload: reply }));
+    return "ok";
   }
 
   /** The caller cancelled call `id` (or its deadline passed): its handler's signal aborts. */

@@ -6,6 +6,7 @@
  */
 import { Codec, type FrameSpec } from "../wire/mod.ts";
 import { MAX_TOPIC_BYTES } from "./topics.ts";
+import { MAX_TRACEPARENT_BYTES, MAX_TRACESTATE_BYTES } from "./tracecontext.ts";
 
 /** Largest payload the protocol can carry in one frame; a node's own limit may be lower. */
 export const MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024;
@@ -17,6 +18,15 @@ export const MAX_ID = Number.MAX_SAFE_INTEGER;
 const ID = { kind: "uint", max: MAX_ID } as const;
 const TOPIC = { kind: "str", max: MAX_TOPIC_BYTES } as const;
 const PAYLOAD = { kind: "bytes", max: MAX_PAYLOAD_LIMIT } as const;
+/**
+ * W3C trace context, last in the frames that carry a message or a call (docs/tracing.md): absent
+ * when not traced, so an untraced frame is the same bytes as before. Bounded here; the exact W3C
+ * format is checked where the frame is taken (lib/messaging/tracecontext.ts).
+ */
+const TRACE = [
+  { name: "traceparent", kind: "str", max: MAX_TRACEPARENT_BYTES, optional: true },
+  { name: "tracestate", kind: "str", max: MAX_TRACESTATE_BYTES, optional: true },
+] as const;
 
 /** Characters of a node id's text a FWD or CALL names its destination by (80 bits). */
 export const SHORT_ID_CHARS = 16;
@@ -61,12 +71,17 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
   {
     type: 35,
     name: "PUB",
-    fields: [{ name: "topic", ...TOPIC }, { name: "payload", ...PAYLOAD }],
+    fields: [{ name: "topic", ...TOPIC }, { name: "payload", ...PAYLOAD }, ...TRACE],
   },
   {
     type: 36,
     name: "MSG",
-    fields: [{ name: "sid", ...ID }, { name: "topic", ...TOPIC }, { name: "payload", ...PAYLOAD }],
+    fields: [
+      { name: "sid", ...ID },
+      { name: "topic", ...TOPIC },
+      { name: "payload", ...PAYLOAD },
+      ...TRACE,
+    ],
   },
   // N→N: a message on its way to the nodes in `dests` (docs/routing.md). Each is delivered once,
   // at that node, to its plain subscriptions and to the queue groups `groups` lists for it.
@@ -79,6 +94,7 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
       { name: "ttl", kind: "uint", max: 255 },
       { name: "dests", kind: "strs", max: MAX_DESTS, itemMax: SHORT_ID_CHARS },
       { name: "groups", kind: "records", max: MAX_GROUPS, fields: GROUP },
+      ...TRACE,
     ],
   },
   { type: 38, name: "REG", fields: [{ name: "proc", ...TOPIC }] },
@@ -95,6 +111,7 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
       // N→N: the node the call is for (its short id) and the hops left.
       { name: "to", kind: "str", max: SHORT_ID_CHARS, optional: true },
       { name: "ttl", kind: "uint", max: 255, optional: true },
+      ...TRACE,
     ],
   },
   {
@@ -111,7 +128,12 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
       { name: "message", kind: "str", max: 4096 },
     ],
   },
-  { type: 43, name: "CANCEL", fields: [{ name: "id", ...ID }] },
+  // `expired`: the caller cancels because its deadline passed (its node counts a timeout).
+  {
+    type: 43,
+    name: "CANCEL",
+    fields: [{ name: "id", ...ID }, { name: "expired", kind: "bool", max: 1, optional: true }],
+  },
   { type: 44, name: "PING", fields: [{ name: "id", ...ID }] },
   { type: 45, name: "PONG", fields: [{ name: "id", ...ID }] },
   {

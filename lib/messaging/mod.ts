@@ -41,10 +41,21 @@ export {
   type OriginSnapshot,
   Router,
   ROUTER_LIMITS,
+  type RouterObserver,
   type RouterOptions,
   type RouterSend,
   type RouterStats,
 } from "./router.ts";
+export {
+  isTraceparent,
+  isTracestate,
+  MAX_TRACEPARENT_BYTES,
+  MAX_TRACESTATE_BYTES,
+  MAX_TRACESTATE_MEMBERS,
+  spanContextOf,
+  traceparentOf,
+  tracestateOf,
+} from "./tracecontext.ts";
 export {
   isRpcErrorCode,
   JsonError,

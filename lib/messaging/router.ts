@@ -23,7 +23,17 @@
  *   answering `no_provider` (its provider left meanwhile, or no path was left) makes the node
  *   that chose it try the next provider within the same deadline.
  * - What cannot be delivered is counted where it was dropped (`noRoute`, `hopLimit`).
+ * - A message or call carrying a W3C `traceparent` keeps it on every frame it travels in; with
+ *   `tracer` set, each hop is a span (docs/tracing.md). Untraced frames cost one null check.
  */
+import {
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from "@opentelemetry/api";
 import { RateLimiter, type Rng, type SansIoCore } from "../util/mod.ts";
 import type { Frame } from "../wire/mod.ts";
 import { MAX_HOPS, PathTable } from "../mesh/mod.ts";
@@ -56,6 +66,7 @@ import {
   TopicError,
 } from "./topics.ts";
 import { checkQueueGroup, type QueueStrategy, SubscriptionTrie } from "./trie.ts";
+import { isTraceparent, isTracestate, spanContextOf, traceparentOf } from "./tracecontext.ts";
 
 /** The far end of a session as the router sees it. */
 export interface Link {
@@ -85,6 +96,19 @@ export { ProtocolError };
 
 /** What a client does on the bus, as the router asks `authorize` about it. */
 export type BusOperation = "publish" | "subscribe" | "serve" | "call";
+
+/**
+ * Told how each call of a client of this node ended (a latency histogram by outcome): once per
+ * call, at the node the calling client is attached to.
+ */
+export interface RouterObserver {
+  /**
+   * `outcome`: `"ok"`, or the RPC error code the caller got (`timeout`, `no_provider`,
+   * `cancelled`, `handler_error`, `unavailable`, …); `seconds` from the node taking the call to
+   * its end (0 for a call refused at once).
+   */
+  callSettled(outcome: string, seconds: number): void;
+}
 
 /** Router options. */
 export interface RouterOptions<L extends Link = Link> {
@@ -204,6 +228,11 @@ export interface RouterStats {
   refusedRecords: number;
   /** Own subscriptions or procedures left out of this node's record (`ownInterest` bounds). */
   interestOverflow: number;
+  /**
+   * `traceparent`/`tracestate` values that were not W3C trace context: dropped, the frame taken
+   * without them (docs/tracing.md).
+   */
+  badTraceContext: number;
 }
 
 /** What this node knows of one origin's interest (`inspect interest`). */
@@ -254,7 +283,14 @@ interface CallContext {
   readonly strategy: SelectionStrategy;
   readonly tried: Set<string>;
   /** The origin a peer node's call is for, when this node only passes it on; with the hops left. */
-  readonly pinned?: { to: string; ttl: number };
+  readonly pinned?: { to: string; ttl: number } | undefined;
+  /** When this node took the call (the router's clock, ms). */
+  readonly at: number;
+  /** The trace context the call goes on with (this hop's span's when traced here), if any. */
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  /** This hop's span (`tracer` set and the call traced). */
+  readonly span: Span | undefined;
 }
 
 interface Ping {
@@ -352,7 +388,16 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     forgedRecords: 0,
     refusedRecords: 0,
     interestOverflow: 0,
+    badTraceContext: 0,
   };
+  /**
+   * Spans for traced messages and calls, one per hop (docs/tracing.md); null: none, and nothing
+   * spent on them. Frames keep their trace context either way. Span times are the tracer's
+   * clock (the one thing here that reads one; leave it null in simulations).
+   */
+  tracer: Tracer | null = null;
+  /** Told how each call of this node's clients ended; null: nobody. */
+  observer: RouterObserver | null = null;
   readonly maxPayload: number;
   readonly #links = new Map<string, LinkState>();
   readonly #local: SubscriptionTrie<LocalSub>;
@@ -510,7 +555,10 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     for (const f of this.#calls.failProvider(link.id)) this.#answerFail(f.call, f.error);
     for (const ourId of st.calls.values()) {
       const call = this.#calls.cancel(ourId, "the caller went away");
-      if (call) this.#cancelDownstream(call.call);
+      if (call) {
+        this.#settled(call.call.context, "cancelled");
+        this.#cancelDownstream(call.call, false);
+      }
     }
     this.#links.delete(link.id);
     this.#refusals.forget(link.id);
@@ -534,10 +582,18 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const st = this.#links.get(link.id);
     if (!st) throw new RangeError(`frame from unknown link ${link.id}`);
     const f = frame.fields;
+    // A trace context is checked once, here: a value that is not W3C is dropped (and counted).
+    if (f.traceparent != null || f.tracestate != null) this.#checkTrace(f);
     switch (frame.name) {
       case "PUB":
         if (link.kind !== "client") break;
-        return this.#publish(link, f.topic as string, f.payload as Uint8Array);
+        return this.#publish(
+          link,
+          f.topic as string,
+          f.payload as Uint8Array,
+          (f.traceparent ?? undefined) as string | undefined,
+          (f.tracestate ?? undefined) as string | undefined,
+        );
       case "FWD":
         if (link.kind !== "node") break;
         return this.#forwarded(
@@ -547,6 +603,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
           f.ttl as number,
           f.dests as string[],
           f.groups as { node: string; queue: string }[],
+          (f.traceparent ?? undefined) as string | undefined,
+          (f.tracestate ?? undefined) as string | undefined,
         );
       case "INTEREST":
         if (link.kind !== "node") break;
@@ -586,13 +644,15 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
           (f.strategy ?? undefined) as string | undefined,
           (f.to ?? undefined) as string | undefined,
           (f.ttl ?? undefined) as number | undefined,
+          (f.traceparent ?? undefined) as string | undefined,
+          (f.tracestate ?? undefined) as string | undefined,
         );
       case "REPLY":
         return this.#reply(link, f.id as number, f.payload as Uint8Array);
       case "FAIL":
         return this.#failed(link, f.id as number, f.code as number, f.message as string);
       case "CANCEL":
-        return this.#cancel(st, f.id as number);
+        return this.#cancel(st, f.id as number, f.expired === true);
       case "PING":
         return this.#ping(link, f.id as number);
       case "PONG":
@@ -605,6 +665,70 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     throw new ProtocolError(`${frame.name}: not allowed from a ${link.kind} on the bus`);
   }
 
+  /**
+   * Drops a trace context that is not W3C from a frame's fields (the frame goes on without it):
+   * a bad `traceparent` takes its `tracestate` with it, and a `tracestate` means nothing alone.
+   */
+  #checkTrace(f: Record<string, unknown>): void {
+    const tp = f.traceparent;
+    if (tp != null && !(typeof tp === "string" && isTraceparent(tp))) {
+      this.stats.badTraceContext++;
+      f.traceparent = null;
+      f.tracestate = null;
+      return;
+    }
+    const ts = f.tracestate;
+    if (ts == null) return;
+    if (tp == null || !(typeof ts === "string" && isTracestate(ts))) {
+      this.stats.badTraceContext++;
+      f.tracestate = null;
+    }
+  }
+
+  /**
+   * This hop's span for a traced message or call (`tracer` set): a child of the context it came
+   * with, named `send <topic or procedure>` (docs/tracing.md, "Spans").
+   */
+  #hopSpan(
+    kind: SpanKind,
+    op: "publish" | "call",
+    dest: string,
+    tp: string,
+    ts: string | undefined,
+    hop: number,
+  ): Span {
+    return this.tracer!.startSpan(
+      `send ${dest}`,
+      {
+        kind,
+        attributes: {
+          "messaging.system": "macula",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": op,
+          "messaging.destination.name": dest,
+          "macula.node.id": this.#nodeId,
+          "macula.hop": hop,
+        },
+      },
+      trace.setSpanContext(ROOT_CONTEXT, spanContextOf(tp, ts)),
+    );
+  }
+
+  /** A call leaves this node's hands: its span ends, and its caller's node tells the observer. */
+  #settled(ctx: CallContext, outcome: string): void {
+    const span = ctx.span;
+    if (span !== undefined) {
+      if (outcome !== "ok") {
+        span.setAttribute("error.type", outcome);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+      }
+      span.end();
+    }
+    if (this.observer !== null && ctx.origin.kind === "client") {
+      this.observer.callSettled(outcome, Math.max(0, this.#now - ctx.at) / 1000);
+    }
+  }
+
   /** Expires calls and flushes whose deadline passed by `now`. */
   tick(now: number): void {
     this.#now = now;
@@ -612,7 +736,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (now >= this.#floodAt) this.#floodDirty();
     for (const f of this.#calls.tick(now)) {
       this.#answerFail(f.call, f.error);
-      this.#cancelDownstream(f.call);
+      this.#cancelDownstream(f.call, true);
     }
     for (const [id, p] of this.#pings) if (p.deadline <= now) this.#pingDone(id, p);
   }
@@ -766,7 +890,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     return n;
   }
 
-  #publish(link: Link, topic: string, payload: Uint8Array): void {
+  #publish(
+    link: Link,
+    topic: string,
+    payload: Uint8Array,
+    tp: string | undefined,
+    ts: string | undefined,
+  ): void {
     const why = this.#denied(link, "publish", topic);
     if (why !== null) {
       this.#refuse(link, { code: "permission_denied", message: why });
@@ -791,11 +921,50 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return;
     }
     this.stats.published++;
+    if (tp === undefined || this.tracer === null) return this.#publishTo(topic, payload, tp, ts);
+    const span = this.#hopSpan(SpanKind.PRODUCER, "publish", topic, tp, ts, 0);
+    const before = this.#counts();
+    try {
+      this.#publishTo(topic, payload, tp, ts);
+    } finally {
+      this.#endHop(span, before);
+    }
+  }
+
+  /** The counters a message's hop span reports, before the hop. */
+  #counts(): [number, number, number, number] {
+    const s = this.stats;
+    return [s.delivered, s.forwarded, s.noRoute, s.hopLimit];
+  }
+
+  /** Ends a message's hop span with what the hop did: deliveries, FWDs sent, destinations lost. */
+  #endHop(span: Span, before: [number, number, number, number]): void {
+    const s = this.stats;
+    span.setAttribute("macula.deliveries", s.delivered - before[0]);
+    span.setAttribute("macula.forwards", s.forwarded - before[1]);
+    const lost = s.noRoute - before[2] + s.hopLimit - before[3];
+    if (lost > 0) span.setAttribute("macula.undeliverable", lost);
+    span.end();
+  }
+
+  /** A client's publish, checked: to the local subscriptions and on toward every far one. */
+  #publishTo(
+    topic: string,
+    payload: Uint8Array,
+    tp: string | undefined,
+    ts: string | undefined,
+  ): void {
     const local = this.#local.match(topic);
     let served: Set<string> | undefined;
     for (const s of local) {
       if (s.queue !== undefined) (served ??= new Set()).add(s.queue);
-      this.#send(s.link, "MSG", { sid: s.sid, topic, payload });
+      this.#send(
+        s.link,
+        "MSG",
+        tp === undefined
+          ? { sid: s.sid, topic, payload }
+          : { sid: s.sid, topic, payload, traceparent: tp, tracestate: ts },
+      );
     }
     this.stats.delivered += local.length;
     const remote = this.#remote.match(topic);
@@ -812,7 +981,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       if (r.queue !== undefined) qs.push(r.queue);
     }
     if (local.length === 0 && dests.size === 0) this.stats.unrouted++;
-    this.#route(undefined, topic, payload, MAX_HOPS, dests);
+    this.#route(undefined, topic, payload, MAX_HOPS, dests, tp, ts);
   }
 
   /**
@@ -827,6 +996,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     payload: Uint8Array,
     ttl: number,
     dests: Map<string, string[]>,
+    tp: string | undefined,
+    ts: string | undefined,
   ): void {
     const byLink = new Map<string, [string, string[]][]>();
     for (const [node, queues] of dests) {
@@ -846,7 +1017,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       let names: string[] = [];
       let groups: { node: string; queue: string }[] = [];
       const send = () => {
-        this.#send(link, "FWD", { topic, payload, ttl, dests: names, groups });
+        this.#send(
+          link,
+          "FWD",
+          tp === undefined
+            ? { topic, payload, ttl, dests: names, groups }
+            : { topic, payload, ttl, dests: names, groups, traceparent: tp, tracestate: ts },
+        );
         this.stats.forwarded++;
         names = [];
         groups = [];
@@ -870,6 +1047,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     ttl: number,
     dests: string[],
     groups: { node: string; queue: string }[],
+    tp: string | undefined,
+    ts: string | undefined,
   ): void {
     try {
       checkTopic(topic);
@@ -877,6 +1056,29 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       this.stats.protocolErrors++;
       throw new ProtocolError(`FWD.topic: ${(e as Error).message}`, { cause: e });
     }
+    if (tp === undefined || this.tracer === null) {
+      return this.#forwardOn(from, topic, payload, ttl, dests, groups, tp, ts);
+    }
+    const span = this.#hopSpan(SpanKind.PRODUCER, "publish", topic, tp, ts, MAX_HOPS - ttl + 1);
+    const before = this.#counts();
+    try {
+      this.#forwardOn(from, topic, payload, ttl, dests, groups, tp, ts);
+    } finally {
+      this.#endHop(span, before);
+    }
+  }
+
+  /** A FWD, its topic checked: delivered here if this node is named, the rest passed on. */
+  #forwardOn(
+    from: Link,
+    topic: string,
+    payload: Uint8Array,
+    ttl: number,
+    dests: string[],
+    groups: { node: string; queue: string }[],
+    tp: string | undefined,
+    ts: string | undefined,
+  ): void {
     const named = new Map<string, string[]>();
     for (const d of dests) if (!named.has(d)) named.set(d, []);
     for (const g of groups) {
@@ -892,7 +1094,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       named.delete(this.#short);
       for (const s of this.#local.match(topic)) {
         if (s.queue !== undefined && !mine.includes(s.queue)) continue;
-        this.#send(s.link, "MSG", { sid: s.sid, topic, payload });
+        this.#send(
+          s.link,
+          "MSG",
+          tp === undefined
+            ? { sid: s.sid, topic, payload }
+            : { sid: s.sid, topic, payload, traceparent: tp, tracestate: ts },
+        );
         this.stats.delivered++;
       }
     }
@@ -901,7 +1109,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       this.stats.hopLimit += named.size;
       return;
     }
-    this.#route(from, topic, payload, ttl - 1, named);
+    this.#route(from, topic, payload, ttl - 1, named, tp, ts);
   }
 
   #sub(st: LinkState, sid: number, pattern: string, queue: string | undefined): void {
@@ -1023,9 +1231,12 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     strategyName: string | undefined,
     to: string | undefined,
     ttl: number | undefined,
+    tp: string | undefined,
+    ts: string | undefined,
   ): void {
     const link = st.link;
     const fail = (code: RpcErrorCode, message: string) => {
+      if (link.kind === "client") this.observer?.callSettled(code, 0);
       this.#spendRefusal(link);
       this.stats.failures++;
       this.#send(link, "FAIL", { id, code: RPC_ERROR_NUMBERS[code], message });
@@ -1083,8 +1294,25 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         return fail("unavailable", `CALL ${proc}: hop limit reached on the way to ${to}`);
       } else pinned = { to, ttl: ttl! - 1 };
     }
+    let span: Span | undefined;
+    if (tp !== undefined && this.tracer !== null) {
+      const hop = link.kind === "client" ? 0 : MAX_HOPS - (ttl ?? MAX_HOPS) + 1;
+      span = this.#hopSpan(SpanKind.CLIENT, "call", proc, tp, ts, hop);
+      tp = traceparentOf(span.spanContext()) ?? tp;
+    }
     this.#dispatch(
-      { origin: link, originId: id, payload, strategy, tried, pinned },
+      {
+        origin: link,
+        originId: id,
+        payload,
+        strategy,
+        tried,
+        pinned,
+        at: this.#now,
+        traceparent: tp,
+        tracestate: ts,
+        span,
+      },
       proc,
       this.#now + timeoutMs,
     );
@@ -1143,6 +1371,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         );
       }
       this.stats.failures++;
+      this.#settled(ctx, err.code);
       this.#send(ctx.origin, "FAIL", {
         id: ctx.originId,
         code: RPC_ERROR_NUMBERS[err.code],
@@ -1167,6 +1396,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (typeof next === "string") {
       this.stats.noRoute++;
       this.stats.failures++;
+      this.#settled(ctx, "no_provider");
       // no_provider: the node that chose this provider tries another.
       this.#send(ctx.origin, "FAIL", {
         id: ctx.originId,
@@ -1204,6 +1434,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       strategy: ctx.strategy,
       to,
       ttl: to === undefined ? undefined : ttl,
+      traceparent: ctx.traceparent,
+      tracestate: ctx.tracestate,
     });
   }
 
@@ -1214,6 +1446,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const ctx = call.context;
     this.#links.get(ctx.origin.id)?.calls.delete(ctx.originId);
     this.stats.replies++;
+    this.#settled(ctx, "ok");
     this.#send(ctx.origin, "REPLY", { id: ctx.originId, payload });
   }
 
@@ -1232,22 +1465,29 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#answerFail(call, new RpcError(rpcCode, message));
   }
 
-  #cancel(st: LinkState, originId: number): void {
+  /** CANCEL from the caller; `expired`: because its deadline passed (a timeout, not a cancel). */
+  #cancel(st: LinkState, originId: number, expired: boolean): void {
     const ourId = st.calls.get(originId);
     if (ourId === undefined) return;
     const f = this.#calls.cancel(ourId, "cancelled by the caller");
     st.calls.delete(originId);
-    if (f) this.#cancelDownstream(f.call);
+    if (f) {
+      this.#settled(f.call.context, expired ? "timeout" : "cancelled");
+      this.#cancelDownstream(f.call, expired);
+    }
   }
 
-  #cancelDownstream(call: PendingCall<CallContext>): void {
+  #cancelDownstream(call: PendingCall<CallContext>, expired: boolean): void {
     const provider = this.#links.get(call.provider);
-    if (provider) this.#send(provider.link, "CANCEL", { id: call.id });
+    if (provider) {
+      this.#send(provider.link, "CANCEL", expired ? { id: call.id, expired } : { id: call.id });
+    }
   }
 
   /** Tells the caller a call failed (the wire carries the detail; the code is the number). */
   #answerFail(call: PendingCall<CallContext>, error: RpcError): void {
     const ctx = call.context;
+    this.#settled(ctx, error.code);
     const st = this.#links.get(ctx.origin.id);
     if (!st) return;
     st.calls.delete(ctx.originId);

@@ -1,6 +1,15 @@
 /**
  * Layer 9, observation: what operators and scripts see of a node. Today the inspection requests
- * (`inspect.members`, `inspect.node`, `inspect.interest`); metrics, structured logs and traces come here too. Lower
- * layers expose plain snapshots and counters; nothing below imports this layer.
+ * (`inspect.members`, `inspect.node`, `inspect.interest`), and tracing: spans exported over
+ * OTLP/HTTP (`startTracing`, docs/tracing.md). Lower layers expose plain snapshots and counters;
+ * nothing below imports this layer.
  */
 export { INSPECT_DHT, INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "./inspect.ts";
+export {
+  otlpProblem,
+  startTracing,
+  type Tracing,
+  TRACING_DEFAULTS,
+  type TracingOptions,
+  type TracingStats,
+} from "./trace.ts";

@@ -6,8 +6,15 @@ import {
   Router,
   type RouterOptions,
 } from "../../lib/messaging/router.ts";
-import { RPC_ERROR_NUMBERS } from "../../lib/messaging/mod.ts";
+import { busCodec, RPC_ERROR_NUMBERS } from "../../lib/messaging/mod.ts";
 import type { Frame } from "../../lib/wire/codec.ts";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
+import { Decoder } from "cbor-x/decode";
 
 type Sent = [string, Record<string, unknown>];
 
@@ -405,7 +412,8 @@ describe("router: calls", () => {
     expect(caller.take()).toEqual([]);
     advance(1);
     expect(caller.take()[0]).toContain(`"code":${n.timeout}`);
-    expect(prov.take()).toEqual(['CANCEL {"id":1}']);
+    // The provider's handler is told the deadline passed (a timeout, not a cancel).
+    expect(prov.take()).toEqual(['CANCEL {"id":1,"expired":true}']);
   });
 
   test("cancel, provider loss and caller loss each end the call once", () => {
@@ -685,5 +693,230 @@ describe("router: refusal and churn budgets", () => {
       'ERROR {"code":"limit","message":"SUB z: too many subscription or registration changes (10000 at once, then 1000 a second)","sid":99999}',
     ]);
     expect(r.stats.limited).toBe(1);
+  });
+});
+
+describe("router: trace context (docs/tracing.md)", () => {
+  const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const TS = "congo=t61rcWkgMzE";
+  /** The items a drained frame has on the wire (type included). */
+  const wireItems = (name: string, fields: Record<string, unknown>) =>
+    (new Decoder({ useRecords: false, mapsAsObjects: true }).decode(
+      busCodec.encode(name, fields).subarray(4),
+    ) as unknown[]).length;
+
+  /** A router with a local subscriber, a far subscriber (node A behind n1) and a local provider. */
+  function traced() {
+    const s = setup();
+    const n1 = s.link("n1", "node");
+    const sub = s.link("sub", "client");
+    const prov = s.link("prov", "client");
+    const pub = s.link("pub", "client");
+    s.rx(sub, "SUB", { sid: 1, pattern: "t.>" });
+    s.rx(prov, "REG", { proc: "svc" });
+    s.rx(n1, "INTEREST", record(A, { subs: [{ pattern: "t.>" }], procs: ["far"] }));
+    n1.sent = [];
+    return { ...s, n1, sub, prov, pub };
+  }
+
+  test("untraced: no trace field on the wire, in MSG, FWD, CALL or CANCEL", () => {
+    const { rx, n1, sub, prov, pub, advance } = traced();
+    rx(pub, "PUB", { topic: "t.x", payload: b("hi") });
+    rx(n1, "FWD", { topic: "t.y", payload: b("on"), ttl: 9, ...to("local") });
+    rx(pub, "CALL", { id: 1, proc: "svc", payload: b(""), timeout_ms: 10 });
+    rx(pub, "CALL", { id: 2, proc: "far", payload: b(""), timeout_ms: 10 });
+    advance(20);
+    const frames = [...sub.sent, ...n1.sent, ...prov.sent].filter(([n]) => n !== "INTEREST");
+    expect(frames.map(([name]) => name).sort()).toEqual(
+      ["CALL", "CALL", "CANCEL", "CANCEL", "FWD", "MSG", "MSG"],
+    );
+    for (const [name, fields] of frames) {
+      expect(fields.traceparent ?? null).toBeNull();
+      expect(fields.tracestate ?? null).toBeNull();
+      // What the codec writes: only the fields that were there before trace context existed.
+      // (The CANCELs here are deadlines passing: they say so, `expired`.)
+      const before: Record<string, number> = { MSG: 4, FWD: 6, CANCEL: 3 };
+      const call = fields.to === undefined ? 6 : 8;
+      expect(wireItems(name, fields)).toBe(name === "CALL" ? call : before[name]!);
+    }
+  });
+
+  test("without a tracer, a traced message or call keeps its context on every frame", () => {
+    const { r, rx, n1, sub, prov, pub } = traced();
+    rx(pub, "PUB", { topic: "t.x", payload: b("hi"), traceparent: TP, tracestate: TS });
+    expect(sub.sent.map(([, f]) => [f.traceparent, f.tracestate])).toEqual([[TP, TS]]);
+    expect(n1.sent.map(([, f]) => [f.traceparent, f.tracestate])).toEqual([[TP, TS]]);
+    rx(n1, "FWD", { topic: "t.y", payload: b("on"), ttl: 9, ...to("local"), traceparent: TP });
+    expect(sub.sent[1]![1].traceparent).toBe(TP);
+    rx(pub, "CALL", { id: 1, proc: "svc", payload: b(""), timeout_ms: 10, traceparent: TP });
+    rx(pub, "CALL", { id: 2, proc: "far", payload: b(""), timeout_ms: 10, traceparent: TP });
+    expect(prov.sent.find(([n]) => n === "CALL")![1].traceparent).toBe(TP);
+    expect(n1.sent.find(([n]) => n === "CALL")![1].traceparent).toBe(TP);
+    expect(r.stats.badTraceContext).toBe(0);
+  });
+
+  test("a trace context that is not W3C is dropped and counted; the message or call goes on", () => {
+    const { r, rx, n1, sub, prov, pub } = traced();
+    const bad = [
+      "garbage",
+      TP.toUpperCase(),
+      "00-00000000000000000000000000000000-00f067aa0ba902b7-01", // zero trace id
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", // zero parent id
+      "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version ff
+      `${TP}-extra`, // version 00 is exactly 55 characters
+    ];
+    for (const tp of bad) {
+      rx(pub, "PUB", { topic: "t.x", payload: b("m"), traceparent: tp, tracestate: TS });
+    }
+    expect(r.stats.badTraceContext).toBe(bad.length);
+    expect(sub.sent).toHaveLength(bad.length);
+    expect(n1.sent).toHaveLength(bad.length);
+    for (const [, f] of [...sub.sent, ...n1.sent]) {
+      expect([f.traceparent, f.tracestate]).toEqual([undefined, undefined]);
+    }
+    // A later version's traceparent (longer, `-` after the flags) is valid and kept.
+    const v1 = `01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later`;
+    rx(pub, "PUB", { topic: "t.x", payload: b("m"), traceparent: v1 });
+    expect(sub.sent.at(-1)![1].traceparent).toBe(v1);
+    // A bad tracestate goes alone (the traceparent stays); a tracestate alone means nothing.
+    rx(pub, "PUB", { topic: "t.x", payload: b("m"), traceparent: TP, tracestate: "A=1" });
+    expect([sub.sent.at(-1)![1].traceparent, sub.sent.at(-1)![1].tracestate]).toEqual([
+      TP,
+      undefined,
+    ]);
+    rx(pub, "PUB", { topic: "t.x", payload: b("m"), tracestate: TS });
+    expect(sub.sent.at(-1)![1].tracestate).toBeUndefined();
+    // From a peer node: dropped and counted too, never a protocol error.
+    rx(n1, "FWD", { topic: "t.y", payload: b("on"), ttl: 9, ...to("local"), traceparent: "x" });
+    rx(n1, "CALL", {
+      id: 5,
+      proc: "svc",
+      payload: b(""),
+      timeout_ms: 10,
+      to: "local",
+      ttl: 3,
+      traceparent: "00-zz",
+    });
+    expect(sub.sent.at(-1)![1].payload).toEqual(b("on"));
+    expect(prov.sent.filter(([n]) => n === "CALL")).toHaveLength(1);
+    expect(r.stats.badTraceContext).toBe(bad.length + 4);
+    expect(r.stats.protocolErrors).toBe(0);
+  });
+
+  test("with a tracer: a span per hop, parented on the context each frame came with", () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    const { r, rx, n1, sub, prov, pub, advance } = traced();
+    r.tracer = provider.getTracer("test");
+    const spans = () => exporter.getFinishedSpans();
+    // Untraced traffic makes no span.
+    rx(pub, "PUB", { topic: "t.x", payload: b("m") });
+    expect(spans()).toHaveLength(0);
+    // A message: one span; the context it came with goes on unchanged (the creation context).
+    rx(pub, "PUB", { topic: "t.x", payload: b("m"), traceparent: TP, tracestate: TS });
+    const [pubSpan] = spans();
+    expect(pubSpan!.name).toBe("send t.x");
+    expect(pubSpan!.kind).toBe(SpanKind.PRODUCER);
+    expect(pubSpan!.spanContext().traceId).toBe(TP.slice(3, 35));
+    expect(pubSpan!.parentSpanContext?.spanId).toBe(TP.slice(36, 52));
+    expect(pubSpan!.attributes).toMatchObject({
+      "messaging.system": "macula",
+      "messaging.destination.name": "t.x",
+      "messaging.operation.type": "send",
+      "macula.node.id": "local",
+      "macula.hop": 0,
+      "macula.deliveries": 1,
+      "macula.forwards": 1,
+    });
+    expect(sub.sent.at(-1)![1].traceparent).toBe(TP);
+    expect(n1.sent.at(-1)![1].traceparent).toBe(TP);
+    // A FWD from a peer: the hop it is at.
+    rx(n1, "FWD", { topic: "t.y", payload: b("on"), ttl: 30, ...to("local"), traceparent: TP });
+    expect(spans()[1]!.attributes["macula.hop"]).toBe(3);
+    // A call: the hop's own span goes on as the CALL's parent, and ends when the call does.
+    rx(pub, "CALL", { id: 1, proc: "svc", payload: b(""), timeout_ms: 50, traceparent: TP });
+    const call = prov.sent.find(([n]) => n === "CALL")![1];
+    expect(spans()).toHaveLength(2); // still open
+    rx(prov, "REPLY", { id: call.id, payload: b("ok") });
+    const callSpan = spans()[2]!;
+    expect([callSpan.name, callSpan.kind]).toEqual(["send svc", SpanKind.CLIENT]);
+    expect(callSpan.parentSpanContext?.spanId).toBe(TP.slice(36, 52));
+    expect(call.traceparent).toBe(
+      `00-${TP.slice(3, 35)}-${callSpan.spanContext().spanId}-01`,
+    );
+    expect(callSpan.status.code).toBe(SpanStatusCode.UNSET);
+    // A call that times out: its span ends failed.
+    rx(pub, "CALL", { id: 2, proc: "far", payload: b(""), timeout_ms: 50, traceparent: TP });
+    advance(60);
+    const failed = spans()[3]!;
+    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+    expect(failed.attributes["error.type"]).toBe("timeout");
+    expect(n1.sent.filter(([n]) => n === "CANCEL").map(([, f]) => f.expired)).toEqual([true]);
+  });
+});
+
+describe("router: observer (callSettled)", () => {
+  const n = RPC_ERROR_NUMBERS;
+  test("once per call of a client, at its node, with the outcome and the time it took", () => {
+    const { r, link, rx, advance, detach } = setup();
+    const got: [string, number][] = [];
+    r.observer = { callSettled: (outcome, seconds) => got.push([outcome, seconds]) };
+    const caller = link("c", "client");
+    const prov = link("p", "client");
+    const n1 = link("n1", "node");
+    rx(prov, "REG", { proc: "svc" });
+    const callTo = (id: number, proc = "svc", timeout_ms = 1000) =>
+      rx(caller, "CALL", { id, proc, payload: b(""), timeout_ms });
+    const lastCall = () => prov.sent.filter(([n]) => n === "CALL").at(-1)![1].id as number;
+    // ok, after 25 ms.
+    callTo(1);
+    advance(25);
+    rx(prov, "REPLY", { id: lastCall(), payload: b("") });
+    // The provider's error.
+    callTo(2);
+    rx(prov, "FAIL", { id: lastCall(), code: n.handler_error, message: "boom" });
+    // The node's deadline.
+    callTo(3, "svc", 100);
+    advance(100);
+    // The caller cancels; the caller's deadline passed (CANCEL expired).
+    callTo(4);
+    rx(caller, "CANCEL", { id: 4 });
+    callTo(5);
+    advance(10);
+    rx(caller, "CANCEL", { id: 5, expired: true });
+    // Refused at once, and no provider at all.
+    callTo(6, "BAD NAME");
+    callTo(7, "nobody");
+    // The provider goes away.
+    callTo(8);
+    detach(prov);
+    expect(got).toEqual([
+      ["ok", 0.025],
+      ["handler_error", 0],
+      ["timeout", 0.1],
+      ["cancelled", 0],
+      ["timeout", 0.01],
+      ["bad_request", 0],
+      ["no_provider", 0],
+      ["unavailable", 0],
+    ]);
+    // The caller going away settles its calls as cancelled.
+    const prov2 = link("p2", "client");
+    rx(prov2, "REG", { proc: "svc" });
+    callTo(9);
+    detach(caller);
+    expect(got.at(-1)).toEqual(["cancelled", 0]);
+    // A call from a peer node is settled at the caller's node, not here.
+    const before = got.length;
+    rx(n1, "CALL", { id: 1, proc: "svc", payload: b(""), timeout_ms: 100, to: "local", ttl: 3 });
+    rx(prov2, "REPLY", {
+      id: prov2.sent.filter(([n]) => n === "CALL").at(-1)![1].id,
+      payload: b(""),
+    });
+    rx(n1, "CALL", { id: 2, proc: "nope", payload: b(""), timeout_ms: 100, to: "local", ttl: 3 });
+    expect(n1.sent.filter(([name]) => name === "REPLY" || name === "FAIL")).toHaveLength(2);
+    expect(got.length).toBe(before);
   });
 });

@@ -31,19 +31,25 @@ function wireError(fn: () => unknown): WireError {
   throw new Error("expected a WireError");
 }
 
+/** A W3C trace context (docs/tracing.md), as the frames that carry a message or a call hold it. */
+const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TS = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+
 /** One valid example of every bus frame, every field present. */
 const EXAMPLES: Record<string, Record<string, unknown>> = {
   INFO: { node: "n".repeat(52), max_payload: 1024 * 1024 },
   SUB: { sid: 1, pattern: "orders.*.>", queue: "workers" },
   UNSUB: { sid: 1 },
-  PUB: { topic: "orders.eu.new", payload: bytes(10) },
-  MSG: { sid: 7, topic: "orders.eu.new", payload: bytes(0) },
+  PUB: { topic: "orders.eu.new", payload: bytes(10), traceparent: TP, tracestate: TS },
+  MSG: { sid: 7, topic: "orders.eu.new", payload: bytes(0), traceparent: TP, tracestate: TS },
   FWD: {
     topic: "a.b",
     payload: bytes(300),
     ttl: 31,
     dests: ["nodeAAAAAAAAAAAA", "nodeBBBBBBBBBBBB"],
     groups: [{ node: "nodeBBBBBBBBBBBB", queue: "workers" }],
+    traceparent: TP,
+    tracestate: TS,
   },
   REG: { proc: "svc.echo" },
   UNREG: { proc: "svc.echo" },
@@ -55,10 +61,12 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
     strategy: "round-robin",
     to: "nodeAAAAAAAAAAAA",
     ttl: 32,
+    traceparent: TP,
+    tracestate: TS,
   },
   REPLY: { id: 65536, payload: bytes(3) },
   FAIL: { id: 4, code: 255, message: "handler: é😀" },
-  CANCEL: { id: 4 },
+  CANCEL: { id: 4, expired: true },
   PING: { id: 2 ** 32 - 1 },
   PONG: { id: 0 },
   LOST: { sid: 3, count: 1000 },
@@ -159,6 +167,24 @@ describe("bus frames", () => {
       ["SUB", { sid: 9, pattern: ">" }, "queue"],
       ["CALL", { id: 1, proc: "p", payload: bytes(1), timeout_ms: 0, strategy: "nearest" }, "to"],
       ["ERROR", { code: "bad_topic", message: "x", sid: 4 }, "proc"],
+      // Untraced: a message or call is the same bytes as before the trace context existed.
+      ["PUB", { topic: "t", payload: bytes(1) }, "traceparent"],
+      ["MSG", { sid: 1, topic: "t", payload: bytes(1) }, "traceparent"],
+      ["FWD", { topic: "t", payload: bytes(1), ttl: 3, dests: ["d"], groups: [] }, "traceparent"],
+      [
+        "CALL",
+        {
+          id: 1,
+          proc: "p",
+          payload: bytes(1),
+          timeout_ms: 0,
+          strategy: "nearest",
+          to: "n",
+          ttl: 2,
+        },
+        "traceparent",
+      ],
+      ["CANCEL", { id: 1 }, "expired"],
     ];
     for (const [name, fields, optional] of cases) {
       for (const absent of [undefined, null]) {
