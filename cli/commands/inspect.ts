@@ -1,35 +1,49 @@
 /**
- * `macula inspect` — what a running node sees, as text or JSON for scripts (`--json | jq`).
+ * `macula inspect` — what a running node sees, as text or JSON for scripts (`--json | jq`), once
+ * or redrawn with `--watch`. Node ids are shown whole everywhere (any unique prefix of one is
+ * accepted where a command takes an id).
  */
-import { Command } from "@commander-js/extra-typings";
+import { Command, Option } from "@commander-js/extra-typings";
 import process from "node:process";
 import {
   connectTo,
   guarded,
   intArg,
+  type MemberRow,
+  out,
   target,
   TARGET_HELP,
   type TargetOptions,
+  usage,
+  watch,
   withTarget,
 } from "./shared.ts";
 
-interface MemberRow {
-  id: string;
-  addr: string;
-  state: string;
-  inc: number;
-  sinceMs: number;
-  lastSeenMs: number | null;
-  self: boolean;
-  meta: { tags: string[]; version: string };
-}
-
-function ago(ms: number): string {
+/** `1234 ms` as `1.2 s`, `3 min`, … */
+export function ago(ms: number): string {
   return ms < 1000
     ? `${ms} ms`
     : ms < 120_000
     ? `${(ms / 1000).toFixed(1)} s`
     : `${Math.round(ms / 60_000)} min`;
+}
+
+/** `macula inspect members` as text: one line per member (by address), then the count. */
+export function membersText(members: readonly MemberRow[]): string {
+  const rows = [...members].sort((a, b) => a.addr.localeCompare(b.addr));
+  const lines = rows.map((r) =>
+    `${r.id}  ${r.addr.padEnd(28)} ${r.state.padEnd(8)} inc ${String(r.inc).padEnd(4)} ` +
+    `since ${ago(r.sinceMs).padStart(8)}  ` +
+    `heard ${
+      r.self
+        ? "-".padStart(8)
+        : r.lastSeenMs === null
+        ? "never".padStart(8)
+        : `${ago(r.lastSeenMs)} ago`
+    }` +
+    `${r.meta.tags.length ? `  [${r.meta.tags.join(",")}]` : ""}${r.self ? "  (this node)" : ""}`
+  );
+  return `${lines.join("\n")}${lines.length ? "\n" : ""}${rows.length} members`;
 }
 
 interface InterestDoc {
@@ -51,10 +65,10 @@ function interestText(d: InterestDoc): string {
       ? "(this node)"
       : o.path
       ? `${o.path.hops} hop${o.path.hops === 1 ? "" : "s"}, ${o.path.rttMs.toFixed(1)} ms, via ${
-        o.path.via ? `${o.path.via.slice(0, 16)}…` : "?"
+        o.path.via ?? "?"
       }`
       : "(no path)";
-    lines.push(`${o.node.slice(0, 16)}…  v${o.version}  ${where}`);
+    lines.push(`${o.node}  v${o.version}  ${where}`);
     for (const s of o.subs) {
       lines.push(`    sub   ${s.pattern}${s.queue ? `  (queue ${s.queue})` : ""}`);
     }
@@ -85,23 +99,22 @@ interface DhtDoc {
 
 function dhtText(d: DhtDoc): string {
   const lines = [
-    `${
-      d.nodeId.slice(0, 16)
-    }…  ${d.mode} mode, ${d.contacts} contacts in ${d.buckets.length} buckets; ` +
+    `${d.nodeId}  ${d.mode} mode, ${d.contacts} contacts in ${d.buckets.length} buckets; ` +
     `holds ${d.heldCount} records, publishes ${d.published.length}`,
   ];
   for (const b of d.buckets) {
     lines.push(`bucket ${b.index}  (${b.contacts.length})`);
     for (const c of b.contacts) {
-      lines.push(`    ${c.id.slice(0, 16)}…  ${c.addr.padEnd(28)} heard ${ago(c.lastSeenMs)} ago`);
+      lines.push(`    ${c.id}  ${c.addr.padEnd(28)} heard ${ago(c.lastSeenMs)} ago`);
     }
   }
   if (d.held.length > 0) {
     lines.push(`held for others${d.held.length < d.heldCount ? ` (first ${d.held.length})` : ""}:`);
   }
+  // Record keys are hashes, not node ids: their first 16 characters tell them apart.
   for (const r of d.held) {
     lines.push(
-      `    key ${r.key.slice(0, 16)}…  from ${r.publisher.slice(0, 16)}…  seq ${r.seq}  ` +
+      `    key ${r.key.slice(0, 16)}…  from ${r.publisher}  seq ${r.seq}  ` +
         `${r.bytes} B  expires in ${ago(r.expiresInMs)}`,
     );
   }
@@ -118,27 +131,23 @@ function dhtText(d: DhtDoc): string {
   return lines.join("\n");
 }
 
-interface NodeDoc {
+/** A session or route as `inspect node` has it. */
+export interface SessionRow {
+  nodeId: string;
+  path: string;
+  via?: string;
+  remote: string;
+  rttMs: number;
+}
+
+/** What `inspect node` answers (the text view reads these; the rest are counter sections). */
+export interface NodeDoc {
   nodeId: string;
   realm: string;
   url: string;
   clients: number;
-  routes: {
-    nodeId: string;
-    dialed: boolean;
-    path: string;
-    via?: string;
-    remote: string;
-    rttMs: number;
-  }[];
-  peers: {
-    nodeId: string;
-    role: string;
-    path: string;
-    via?: string;
-    remote: string;
-    rttMs: number;
-  }[];
+  routes: (SessionRow & { name?: string; dialed: boolean })[];
+  peers: (SessionRow & { role: string })[];
   procedures: string[];
   [section: string]: unknown;
 }
@@ -170,32 +179,42 @@ function wrapped(head: string, items: string[]): string[] {
   return lines;
 }
 
+/** A path as text: `direct`, `punched`, `relayed via <relay id>`. */
+export const pathText = (p: { path: string; via?: string }) =>
+  p.via ? `${p.path} via ${p.via}` : p.path;
+
+/** Rows of cells as lines, each column as wide as its widest cell (the last one unpadded). */
+export function columns(rows: readonly string[][], indent = ""): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) =>
+    indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")
+  );
+}
+
 /** `macula inspect node` as text: who, the routes and sessions, then each counter section. */
 export function nodeText(d: NodeDoc): string {
-  const path = (p: { path: string; via?: string }) =>
-    p.via ? `${p.path} via ${p.via.slice(0, 12)}…` : p.path;
   const lines = [
     `node ${d.nodeId}  realm ${d.realm}  ${d.url}`,
     `${d.routes.length} route${d.routes.length === 1 ? "" : "s"}, ${d.clients} client${
       d.clients === 1 ? "" : "s"
     }, ${d.peers.length} session${d.peers.length === 1 ? "" : "s"}`,
   ];
-  if (d.routes.length > 0) lines.push("routes:");
-  for (const r of d.routes) {
-    lines.push(
-      `    ${r.nodeId.slice(0, 16)}…  ${r.dialed ? "dialed  " : "accepted"}  ${
-        path(r).padEnd(10)
-      }  ${r.remote.padEnd(24)} rtt ${r.rttMs} ms`,
-    );
+  const row = (s: SessionRow, kind: string) => [
+    s.nodeId,
+    kind,
+    pathText(s),
+    s.remote,
+    `rtt ${s.rttMs} ms`,
+  ];
+  if (d.routes.length > 0) {
+    lines.push("routes:");
+    lines.push(...columns(d.routes.map((r) => row(r, r.dialed ? "dialed" : "accepted")), "    "));
   }
   const others = d.peers.filter((p) => p.role !== "route");
-  if (others.length > 0) lines.push("other sessions:");
-  for (const p of others) {
-    lines.push(
-      `    ${p.nodeId.slice(0, 16)}…  ${p.role.padEnd(8)}  ${path(p).padEnd(10)}  ${
-        p.remote.padEnd(24)
-      } rtt ${p.rttMs} ms`,
-    );
+  if (others.length > 0) {
+    lines.push("other sessions:");
+    lines.push(...columns(others.map((p) => row(p, p.role)), "    "));
   }
   if (d.procedures.length > 0) lines.push(`serves: ${d.procedures.join(", ")}`);
   const shown = new Set(["nodeId", "realm", "url", "clients", "routes", "peers", "procedures"]);
@@ -217,36 +236,86 @@ export const TIMEOUT = [
   5000,
 ] as const;
 
-async function fetch(
-  what: "members" | "node" | "interest" | "dht",
-  o: TargetOptions & { timeout: number },
-): Promise<unknown> {
-  const client = await connectTo(`macula inspect ${what}`, target(o), o);
-  try {
-    return await client.inspect(what, o.timeout);
-  } finally {
-    await client.close();
-  }
+/** The options of every inspect subcommand. */
+interface ViewOptions extends TargetOptions {
+  json?: true;
+  timeout: number;
+  watch?: true;
+  interval: number;
+  count?: number;
+}
+
+/** Adds --json, --timeout and the --watch options to an inspect subcommand. */
+function viewOptions(c: Command, json: string) {
+  return withTarget(
+    c
+      .option("--json", json)
+      .option(...TIMEOUT)
+      .option("--watch", "take the view again every --interval until Ctrl-C")
+      .addOption(
+        new Option("--interval <ms>", "with --watch: time between views").argParser(
+          intArg(100, 3_600_000),
+        ).default(1000),
+      )
+      .addOption(
+        new Option("-n, --count <n>", "with --watch: stop after n views (default: Ctrl-C)")
+          .argParser(intArg(1, 1_000_000)),
+      ),
+  );
+}
+
+const WATCH_HELP = `
+--watch takes the view again every --interval ms (default 1000) over one connection, until
+Ctrl-C (exit 130) or --count views. On a terminal the screen is cleared and redrawn; otherwise
+each view follows the last after a line '--- <ISO time>', and with --json each is one JSON
+document on its own line. A view that fails is said on stderr and the watch goes on.`;
+
+/** The action of `inspect <what>`: one view, or `--watch`. */
+function view<T>(what: "members" | "node" | "interest" | "dht", text: (doc: T) => string) {
+  const prefix = `macula inspect ${what}`;
+  return guarded(prefix, async (o: ViewOptions) => {
+    if (o.count !== undefined && !o.watch) throw usage("--count is for --watch");
+    const client = await connectTo(prefix, target(o), o);
+    try {
+      const take = async () => {
+        const doc = (await client.inspect(what, o.timeout)) as T;
+        return o.json ? JSON.stringify(doc) : text(doc);
+      };
+      if (!o.watch) {
+        await out(`${await take()}\n`);
+        return;
+      }
+      await watch({
+        prefix,
+        intervalMs: o.interval,
+        ...(o.count !== undefined ? { count: o.count } : {}),
+        json: o.json === true,
+        tty: process.stdout.isTTY === true,
+      }, take);
+    } finally {
+      await client.close();
+    }
+  });
 }
 
 /** Builds `macula inspect`. */
 export function inspectCommand(): Command {
   const inspect = new Command("inspect").description(
-    "show what a running node sees (text or --json)",
+    "show what a running node sees (text or --json, once or --watch)",
   ).addHelpText(
     "after",
     `
 For operators: the client certificate needs the operator group (the dev realm's client
-credentials have it), or the node answers permission_denied (macula docs security).`,
+credentials have it), or the node answers permission_denied (macula docs security).
+'macula status' puts the node, its members and its paths on one page.`,
   );
   inspect.addCommand(
-    withTarget(
+    viewOptions(
       new Command("members")
         .description(
           "the realm's members the node knows: state, incarnation, last change, last heard",
-        )
-        .option("--json", "print one JSON array (for jq)")
-        .option(...TIMEOUT),
+        ),
+      "print one JSON array (for jq; with --watch, one per line)",
     )
       .addHelpText(
         "after",
@@ -254,65 +323,40 @@ credentials have it), or the node answers permission_denied (macula docs securit
 
 States: alive, suspect (failed a probe; refuted or declared dead soon), dead, left. The
 incarnation is raised only by the member itself, to refute a suspicion or after a restart.
+${WATCH_HELP}
 
 Examples:
   $ macula inspect members
+  $ macula inspect members --watch
   $ macula inspect members --json | jq -r '.[] | select(.state != "alive") | .addr'`,
       )
-      .action(guarded("macula inspect members", async (o) => {
-        const rows = (await fetch("members", o)) as MemberRow[];
-        if (o.json) {
-          process.stdout.write(`${JSON.stringify(rows)}\n`);
-          return;
-        }
-        rows.sort((a, b) => a.addr.localeCompare(b.addr));
-        const lines = rows.map((r) =>
-          `${r.id.slice(0, 16)}…  ${r.addr.padEnd(28)} ${r.state.padEnd(8)} inc ${
-            String(r.inc).padEnd(4)
-          } ` +
-          `since ${ago(r.sinceMs).padStart(8)}  ` +
-          `heard ${
-            r.self
-              ? "-".padStart(8)
-              : r.lastSeenMs === null
-              ? "never".padStart(8)
-              : `${ago(r.lastSeenMs)} ago`
-          }` +
-          `${r.meta.tags.length ? `  [${r.meta.tags.join(",")}]` : ""}${
-            r.self ? "  (this node)" : ""
-          }`
-        );
-        process.stdout.write(`${lines.join("\n")}\n${rows.length} members\n`);
-      })),
+      .action(view("members", membersText)),
   );
   inspect.addCommand(
-    withTarget(
+    viewOptions(
       new Command("node")
-        .description("the node's snapshot: id, url, routes, clients, members, router counters")
-        .option("--json", "print one JSON object (for jq)")
-        .option(...TIMEOUT),
+        .description("the node's snapshot: id, url, routes, clients, members, router counters"),
+      "print one JSON object (for jq; with --watch, one per line)",
     )
       .addHelpText(
         "after",
         `${TARGET_HELP}
+${WATCH_HELP}
 
 Examples:
   $ macula inspect node
+  $ macula inspect node --watch --interval 500
   $ macula inspect node --json | jq .router.published`,
       )
-      .action(guarded("macula inspect node", async (o) => {
-        const snap = await fetch("node", o);
-        process.stdout.write(`${o.json ? JSON.stringify(snap) : nodeText(snap as NodeDoc)}\n`);
-      })),
+      .action(view("node", nodeText)),
   );
   inspect.addCommand(
-    withTarget(
+    viewOptions(
       new Command("interest")
         .description(
           "who subscribes to and serves what, mesh-wide, as this node knows it, and its path to each",
-        )
-        .option("--json", "print one JSON object (for jq)")
-        .option(...TIMEOUT),
+        ),
+      "print one JSON object (for jq; with --watch, one per line)",
     )
       .addHelpText(
         "after",
@@ -323,22 +367,21 @@ groups and procedures); records flood over the overlay's routes. This lists the 
 record first, then every other node's it holds, nearest first: the version, the path (hops, RTT
 sum, next hop), and what it lists. A node missing here gets no messages from this node.
 Guide: macula docs routing.
+${WATCH_HELP}
 
 Examples:
   $ macula inspect interest
   $ macula inspect interest --json | jq '.origins[] | select(.procs | index("svc.echo")) | .node'`,
       )
-      .action(guarded("macula inspect interest", async (o) => {
-        const doc = (await fetch("interest", o)) as InterestDoc;
-        process.stdout.write(o.json ? `${JSON.stringify(doc)}\n` : `${interestText(doc)}\n`);
-      })),
+      .action(view("interest", interestText)),
   );
   inspect.addCommand(
-    withTarget(
+    viewOptions(
       new Command("dht")
-        .description("the node's DHT: its contacts by bucket, records held and published, counters")
-        .option("--json", "print one JSON object (for jq)")
-        .option(...TIMEOUT),
+        .description(
+          "the node's DHT: its contacts by bucket, records held and published, counters",
+        ),
+      "print one JSON object (for jq; with --watch, one per line)",
     )
       .addHelpText(
         "after",
@@ -349,22 +392,22 @@ of the id prefix a contact shares with this node), each with its address (as mem
 signed by that node) and when it last spoke; the records this node stores for others (key,
 publisher, sequence, size, time left) and those it publishes itself; and what it counted
 (requests, lookups, refusals). Guide: macula docs dht.
+${WATCH_HELP}
 
 Examples:
   $ macula inspect dht
   $ macula inspect dht --json | jq '.buckets[].contacts[].addr'
-  $ macula inspect dht --json | jq .counters.limited`,
+  $ macula inspect dht --json --watch --count 10 | jq -c .counters`,
       )
-      .action(guarded("macula inspect dht", async (o) => {
-        const doc = (await fetch("dht", o)) as DhtDoc;
-        process.stdout.write(o.json ? `${JSON.stringify(doc)}\n` : `${dhtText(doc)}\n`);
-      })),
+      .action(view("dht", dhtText)),
   );
   for (const c of inspect.commands) {
     c.addHelpText(
       "after",
       `
-Exit codes: 0 printed, 1 cannot connect or the node refused (permission_denied), 2 usage error.`,
+Exit codes: 0 printed (--watch: --count views, the last one taken), 1 cannot connect or the
+node refused (permission_denied; --watch: the last view failed), 2 usage error, 130 --watch
+stopped by Ctrl-C.`,
     );
   }
   return inspect;

@@ -505,3 +505,175 @@ export async function* stdinLines(
     input.destroy();
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Node ids: a unique prefix stands for the whole id
+
+/** A member as the node's `inspect.members` answers it (`macula inspect members --json`). */
+export interface MemberRow {
+  id: string;
+  /** `quic://host:port`, as the member signed it. */
+  addr: string;
+  state: "alive" | "suspect" | "dead" | "left";
+  inc: number;
+  /** How long ago the state last changed. */
+  sinceMs: number;
+  /** How long ago the node last heard from it (null: never; 0 for itself). */
+  lastSeenMs: number | null;
+  self: boolean;
+  meta: { realm?: string; tags: string[]; version: string };
+}
+
+const NODE_ID_LENGTH = 52;
+/** How many candidates an ambiguous prefix names (the rest are counted). */
+export const MAX_CANDIDATES = 10;
+
+/**
+ * The argument parser of every `<node-id>`: a node id (52 characters of a-z and 2-7) or a
+ * prefix of one, which `resolveNodeId` completes against the members the node knows.
+ * Upper case is taken as lower case (base32 has one case).
+ */
+export function nodeIdArg(v: string): string {
+  const text = v.trim().toLowerCase();
+  if (!new RegExp(`^[a-z2-7]{1,${NODE_ID_LENGTH}}$`).test(text)) {
+    throw new InvalidArgumentError(
+      `give a node id or a unique prefix of one: up to ${NODE_ID_LENGTH} characters of a-z and ` +
+        `2-7 (see 'macula inspect members')`,
+    );
+  }
+  return text;
+}
+
+/** The failure of an id or prefix that no member the node knows has (exit 1). */
+export function notAMember(text: string): CliFailure {
+  return new CliFailure(
+    `${text} is not a member the node knows\n` +
+      `  ('macula inspect members' lists the members it knows)`,
+  );
+}
+
+/**
+ * The one member whose id starts with `text` (a whole id is its own prefix). None: "not a member
+ * the node knows" (exit 1). Several: a usage error (exit 2) naming them (the first
+ * `MAX_CANDIDATES`, by id, with address and state), so that the user can give more of the id.
+ */
+export function matchNodeId(text: string, members: readonly MemberRow[]): string {
+  const hits = members.filter((m) => m.id.startsWith(text)).sort((a, b) =>
+    a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+  );
+  if (hits.length === 0) throw notAMember(text);
+  if (hits.length === 1) return hits[0]!.id;
+  const shown = hits.slice(0, MAX_CANDIDATES).map((m) =>
+    `  ${m.id}  ${m.addr.replace(/^quic:\/\//, "")}  ${m.state}`
+  );
+  const more = hits.length - shown.length;
+  throw usage(
+    `node id prefix "${text}" is ambiguous: ${hits.length} members the node knows start with it\n` +
+      `${shown.join("\n")}${more > 0 ? `\n  … and ${more} more` : ""}\n` +
+      `  give more characters of the id`,
+  );
+}
+
+/**
+ * Completes a node id given as a prefix (`nodeIdArg`) against the members the attached node
+ * knows (one `inspect.members` request). A whole id goes as it is: the node itself says
+ * whether it knows it, without the list.
+ */
+export async function resolveNodeId(
+  client: Client,
+  text: string,
+  timeoutMs?: number,
+): Promise<string> {
+  if (text.length === NODE_ID_LENGTH) return text;
+  const rows = (await client.inspect("members", timeoutMs)) as MemberRow[];
+  return matchNodeId(text, rows);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching: one view redrawn until Ctrl-C
+
+/**
+ * Ends a command with `code` and nothing on stderr (what it had to say is on stdout): a watch
+ * or a ping stopped by Ctrl-C exits 130 this way.
+ */
+export function quietExit(code: number): CommanderError {
+  return new CommanderError(code, "macula.stopped", "");
+}
+
+/** Waits `ms`, or less when `signal` aborts first. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Clears a terminal and puts the cursor top left (ECMA-48: CUP, then ED 2). */
+export const CLEAR_SCREEN = "\x1b[H\x1b[2J";
+
+/** How `watch` shows its snapshots. */
+export interface WatchOptions {
+  /** The command path, for errors and the terminal's header line. */
+  prefix: string;
+  intervalMs: number;
+  /** Stop after this many snapshots (tries); default: until a signal. */
+  count?: number;
+  /** One JSON document per line, whatever stdout is. */
+  json: boolean;
+  /** stdout is a terminal: clear and redraw (not with `json`). */
+  tty: boolean;
+}
+
+/**
+ * Takes a snapshot every `intervalMs` (from the start of one to the start of the next) with
+ * `take`, and shows it: on a terminal, the screen is cleared and redrawn under a header line
+ * (`Every 1000 ms: <prefix>  <time>`); otherwise each snapshot follows the last, after a line
+ * `--- <ISO time>` (with `json`: one document per line, nothing else). A snapshot that fails
+ * is said on stderr (once until one succeeds again) and the watch goes on. Ends after `count`
+ * snapshots (exit 1 when the last one failed), or at the first stop signal: exit 128 + its
+ * number (130 for Ctrl-C), with nothing more said. Each `take` is bounded by its own deadline.
+ */
+export async function watch(o: WatchOptions, take: () => Promise<string>): Promise<void> {
+  const signal = untilSignal({ prefix: o.prefix, exitCode: signalExitCode });
+  const stop = new AbortController();
+  void signal.done.then(() => stop.abort());
+  const stopped = new Promise<"stopped">((r) => void signal.done.then(() => r("stopped")));
+  let lastError: string | null = null;
+  try {
+    for (let i = 1; o.count === undefined || i <= o.count; i++) {
+      const started = performance.now();
+      let text: string | "stopped";
+      try {
+        text = await Promise.race([take(), stopped]);
+        lastError = null;
+      } catch (e) {
+        if (e instanceof CommanderError) throw e;
+        const message = (e as Error).message;
+        if (message !== lastError) process.stderr.write(`${o.prefix}: ${message}\n`);
+        lastError = message;
+        text = "";
+      }
+      if (text === "stopped" || signal.received) break;
+      if (lastError === null) {
+        if (o.json) await out(`${text}\n`);
+        else if (o.tty) {
+          const when = new Date().toLocaleTimeString();
+          await out(`${CLEAR_SCREEN}Every ${o.intervalMs} ms: ${o.prefix}  ${when}\n\n${text}\n`);
+        } else await out(`--- ${new Date().toISOString()}\n${text}\n`);
+      }
+      if (o.count !== undefined && i === o.count) break;
+      await pause(o.intervalMs - (performance.now() - started), stop.signal);
+      if (signal.received) break;
+    }
+  } finally {
+    signal.cancel();
+  }
+  if (signal.received) throw quietExit(signalExitCode(signal.received));
+  if (lastError !== null) throw quietExit(FAILED);
+}

@@ -16,6 +16,7 @@ import { type Client, connect } from "../../lib/client/client.ts";
 import { issueCert, loadCa, writeCredsDir } from "../../lib/identity/mod.ts";
 import { Node } from "../../lib/node/node.ts";
 import { run } from "../helpers/run.ts";
+import { prepareNodeId } from "./twins.ts";
 
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
 const PAGE = readFileSync(join(import.meta.dir, "../../docs/troubleshooting.md"), "utf8");
@@ -25,6 +26,7 @@ let node: Node; // the realm the clients belong to
 let stranger: Node; // a node of another dev CA
 let silent: dgram.Socket; // a UDP port that never answers
 let strict: Node; // the same realm, permissions deny by default, a 1 KiB payload limit
+let twins: Node[] = []; // two nodes of the realm, joined, whose ids share the first character
 let provider: Client; // serves fail.op (throws) and slow.op (answers when the test ends)
 let release = () => {};
 let vars: Record<string, string>;
@@ -69,6 +71,24 @@ beforeAll(async () => {
   cpSync(join(node.credsDir!, "ca.pem"), join(mixed, "ca.pem"));
   cpSync(join(stranger.credsDir!, "cert.pem"), join(mixed, "cert.pem"));
   cpSync(join(stranger.credsDir!, "key.pem"), join(mixed, "key.pem"));
+  // Two members whose ids start alike, for an ambiguous prefix (their keys drawn for it).
+  const twin = await Node.start({
+    dataDir: join(dir, "twin-a"),
+    listen: at,
+    devCaDir: node.caDir!,
+  });
+  await prepareNodeId(join(dir, "twin-b"), node.caDir!, (id) => id[0] === twin.nodeId[0]);
+  twins = [
+    twin,
+    await Node.start({
+      dataDir: join(dir, "twin-b"),
+      listen: at,
+      devCaDir: node.caDir!,
+      join: [{ host: "127.0.0.1", port: twin.endpoint.address.port }],
+    }),
+  ];
+  await Promise.all(twins.map((t) => t.waitForMembers(2)));
+  const [t1, t2] = [...twins].sort((x, y) => (x.nodeId < y.nodeId ? -1 : 1));
   writeFileSync(join(dir, "unknown-key.yaml"), "listen: { prot: 4433 }\n");
   writeFileSync(join(dir, "duplicate.yaml"), "realm: dev\nrealm: acme\n");
   writeFileSync(join(dir, "afile"), "not a directory\n");
@@ -85,6 +105,12 @@ beforeAll(async () => {
     "node-dir": node.dataDir,
     pid: String(process.pid),
     dir,
+    "twin-url": twin.url,
+    prefix: twin.nodeId[0]!,
+    "id-1": t1!.nodeId,
+    "port-1": String(t1!.endpoint.address.port),
+    "id-2": t2!.nodeId,
+    "port-2": String(t2!.endpoint.address.port),
   };
 });
 
@@ -92,7 +118,12 @@ afterAll(async () => {
   silent?.close();
   release();
   await provider?.close();
-  await Promise.allSettled([node.stop(), stranger.stop(), strict.stop()]);
+  await Promise.allSettled([
+    node.stop(),
+    stranger.stop(),
+    strict.stop(),
+    ...twins.map((t) => t.stop()),
+  ]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -252,6 +283,17 @@ const CASES: Case[] = [
     more: ["  ('macula inspect members' lists the members it knows)"],
     argv: ["ping", "<id>", ...target],
     code: 1,
+  },
+  {
+    message:
+      'macula ping: node id prefix "<prefix>" is ambiguous: <n> members the node knows start with it',
+    more: [
+      "  <id-1>  127.0.0.1:<port-1>  alive",
+      "  <id-2>  127.0.0.1:<port-2>  alive",
+      "  give more characters of the id",
+    ],
+    argv: ["ping", "<prefix>", "--server", "<twin-url>", "--creds", "<creds>"],
+    code: 2,
   },
   {
     message:

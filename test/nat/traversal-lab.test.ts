@@ -95,7 +95,10 @@ describe("NAT traversal in the lab", () => {
       // The overlay wants a route between them; nothing but a relay can carry it.
       await routeUp(a!, b!.id, "relayed");
       const relayed = await cli(a!.host.ns, ["ping", b!.id, "--count", "1", "--json"]);
-      expect(JSON.parse(relayed.stdout)).toMatchObject({ path: "relayed", via: rendezvousId });
+      expect(JSON.parse(relayed.stdout.split("\n")[0]!)).toMatchObject({
+        path: "relayed",
+        via: rendezvousId,
+      });
       const [p1, p2] = prs();
       for (const [x, y] of [[p1, p2], [p2, p1]]) {
         expect((await lab.exec(lab.internet.ns, dropRule("-D", x!, y!))).code).toBe(0);
@@ -103,7 +106,7 @@ describe("NAT traversal in the lab", () => {
       const logged = [a!.proc.err.length, b!.proc.err.length];
       // --until-direct asks for the move now (the node would try on its own within a minute).
       const r = await cli(a!.host.ns, ["ping", b!.id, "--until-direct", "--count", "3", "--json"]);
-      const last = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+      const last = JSON.parse(r.stdout.trim().split("\n").at(-2)!); // the last attempt, then the summary
       expect(last.path).toBe("punched");
       expect(r.code).toBe(0);
       // Both ends saw the same session move (the dialer moves it, the other follows).
@@ -133,7 +136,7 @@ describe("NAT traversal in the lab", () => {
     for (const n of nodes) {
       const r = await cli(n.host.ns, ["ping", rendezvousId, "--count", "1", "--json"]);
       expect(r.stderr).toBe("");
-      expect(JSON.parse(r.stdout).path).toBe("direct");
+      expect(JSON.parse(r.stdout.split("\n")[0]!).path).toBe("direct");
     }
   }, 120_000);
 
@@ -291,7 +294,7 @@ describe("NAT traversal in the lab", () => {
       const proc = n.proc;
       const before = await cli(n.host.ns, ["ping", rendezvousId, "--count", "1", "--json"]);
       const logged = proc.err.length;
-      expect(JSON.parse(before.stdout).path).toBe("direct");
+      expect(JSON.parse(before.stdout.split("\n")[0]!).path).toBe("direct");
       // The router forgets its mappings and will map to other ports from now on.
       const rule = ["-t", "nat", "-R", "POSTROUTING", "1", "-o", "wan", "-p", "udp", "-j"];
       let r = await lab.exec(router.ns, [
@@ -305,7 +308,9 @@ describe("NAT traversal in the lab", () => {
       r = await lab.exec(router.ns, ["conntrack", "-F"]);
       expect(r.code).toBe(0);
       const after = await cli(n.host.ns, ["ping", rendezvousId, "--count", "2", "--json"]);
-      const attempts = after.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      const attempts = after.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((o) =>
+        o.attempt !== undefined
+      );
       expect(attempts.map((a) => a.path)).toEqual(["direct", "direct"]);
       // The rendezvous saw the node come from a new port on the same session: its route to the
       // rendezvous did not go down.

@@ -126,11 +126,11 @@ describe("the DHT on 12 real nodes", () => {
     const text = await cli();
     expect(text.stderr).toBe("");
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain(`${holder.nodeId.slice(0, 16)}…  server mode, `);
+    expect(text.stdout).toContain(`${holder.nodeId}  server mode, `);
     expect(text.stdout).toContain(
       `held for others:\n    key ${
         Buffer.from(key("svc/printer")).toString("hex").slice(0, 16)
-      }…  from ${nodes[0]!.nodeId.slice(0, 16)}…  seq 1  6 B  expires in`,
+      }…  from ${nodes[0]!.nodeId}  seq 1  6 B  expires in`,
     );
     const json = await cli("--json");
     expect(json.code).toBe(0);
