@@ -24,6 +24,7 @@ import routing from "../../docs/routing.md" with { type: "text" };
 import security from "../../docs/security.md" with { type: "text" };
 import simulator from "../../docs/simulator.md" with { type: "text" };
 import troubleshooting from "../../docs/troubleshooting.md" with { type: "text" };
+import tracing from "../../docs/tracing.md" with { type: "text" };
 import tuning from "../../docs/tuning.md" with { type: "text" };
 import tutorial from "../../docs/tutorial.md" with { type: "text" };
 import wire_protocol from "../../docs/wire-protocol.md" with { type: "text" };
@@ -52,6 +53,7 @@ export const PAGES: Readonly<Record<string, string>> = {
   "security": security,
   "simulator": simulator,
   "troubleshooting": troubleshooting,
+  "tracing": tracing,
   "tuning": tuning,
   "tutorial": tutorial,
   "wire-protocol": wire_protocol,

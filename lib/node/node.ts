@@ -63,6 +63,7 @@ import {
   lockDataDir,
 } from "./startup.ts";
 import { interestOf, type NodeSnapshot, snapshotOf } from "./snapshot.ts";
+import { startTracing, type Tracing } from "../observe/mod.ts";
 
 export { PROTOCOL_VIOLATION } from "./links.ts";
 export { DUPLICATE_ROUTE } from "./routes.ts";
@@ -188,6 +189,10 @@ export class Node {
   readonly #seeds: Seeds;
   readonly #relaySweep: ReturnType<typeof setInterval> | undefined;
   #stopping = false;
+  /** The OTLP export, when `trace` is configured. */
+  #tracing: Tracing | null = null;
+  /** When the node started (monotonic ms), for its uptime. */
+  readonly #startedAt = monoNow();
   /** `waitForRoutes`/`waitForMembers` callers, told when a route or a member changes. */
   readonly #watch = new Set<() => void>();
 
@@ -518,6 +523,11 @@ export class Node {
         refusedPeers,
       );
       node.#release = release;
+      if (config.trace) {
+        // Spans of what arrives traced, exported over OTLP/HTTP (docs/tracing.md).
+        node.#tracing = startTracing({ otlp: config.trace.otlp, nodeId, realm: config.realm });
+        node.router.tracer = node.#tracing.tracer;
+      }
       return node;
     } catch (e) {
       await endpoint?.close("start failed");
@@ -589,6 +599,8 @@ export class Node {
       requestFloods: this.#registry.sessionsClosed,
       refusedPeers: this.refusedPeers,
       refusedSessions: this.#sessions.refused,
+      startedAt: this.#startedAt,
+      tracing: this.#tracing?.stats() ?? null,
       holdDowns: this.holdDowns.stats(monoNow()),
       crl: { ...this.revocation.snapshot(), closedExpired: this.#sessions.expired },
     });
@@ -683,6 +695,7 @@ export class Node {
     await Promise.allSettled([...this.#sessions.all()].map((s) => s.close(reason)));
     await this.endpoint.close(reason);
     await this.#seeds.stop();
+    await this.#tracing?.shutdown();
     this.#release();
     this.log.info("node.stopped", `stopped: ${reason}`);
   }

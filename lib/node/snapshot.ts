@@ -13,6 +13,8 @@ import type {
 } from "../nat/mod.ts";
 import type { OriginSnapshot, RouterStats } from "../messaging/mod.ts";
 import { formatUrl, type PeerSession } from "../peer/mod.ts";
+import type { TracingStats } from "../observe/mod.ts";
+import { monoNow, VERSION } from "../util/mod.ts";
 import type { NodeConfig } from "./config.ts";
 import type { Bus, Dropped } from "./links.ts";
 import type { Revocation } from "./revocation.ts";
@@ -23,6 +25,10 @@ export interface NodeSnapshot {
   nodeId: string;
   realm: string;
   url: string;
+  /** Macula's version on this node. */
+  version: string;
+  /** How long the node has run (ms). */
+  uptimeMs: number;
   clients: number;
   /**
    * Every open session: a route, a client, or a plain session (membership, …); its path (for a
@@ -106,6 +112,8 @@ export interface NodeSnapshot {
    * failures, signatures checked and made, and the protocol's own (probes, suspicions, …).
    */
   membership: MembershipCounters;
+  /** The OTLP export of spans (`trace` configured), or null: spans exported, dropped, pending. */
+  tracing: TracingStats | null;
 }
 
 /** What a snapshot is made of. */
@@ -130,6 +138,9 @@ export interface SnapshotParts {
   holdDowns: HoldDownStats;
   /** The realm's CRLs as this node holds them (revocation.ts). */
   crl: NodeSnapshot["crl"];
+  /** When the node started (monotonic ms). */
+  startedAt: number;
+  tracing: NodeSnapshot["tracing"];
 }
 
 /** The node's snapshot now. */
@@ -151,6 +162,8 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
     nodeId: p.nodeId,
     realm: p.config.realm,
     url: p.url,
+    version: VERSION,
+    uptimeMs: Math.round(monoNow() - p.startedAt),
     clients: r.links.clients,
     routes: [...p.routes.values()].map((l) => ({
       nodeId: l.session.peer.nodeId,
@@ -201,6 +214,7 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
     crl: p.crl,
     members,
     membership: p.membership.counters(),
+    tracing: p.tracing,
   };
 }
 

@@ -7,10 +7,13 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "../../lib/client/client.ts";
 import { Node } from "../../lib/node/node.ts";
+import { startTracing } from "../../lib/observe/mod.ts";
 import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { Logger } from "../../lib/util/mod.ts";
 import { mesh } from "../helpers/mesh.ts";
+import { otlpReceiver } from "../helpers/otlp.ts";
 import { until } from "../helpers/quic.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "macula-ops-"));
@@ -94,6 +97,44 @@ describe("reload", () => {
       expect(await a.reload({ ...a.config })).toEqual(["reloaded: nothing changed"]);
     } finally {
       await m.close();
+    }
+  });
+});
+
+describe("trace", () => {
+  test("a node with trace.otlp exports the spans of what arrives traced; counted in its snapshot", async () => {
+    const rx = await otlpReceiver();
+    const node = await Node.start({
+      dataDir: join(dir, "traced"),
+      listen: { host: "127.0.0.1", port: 0 },
+      trace: { otlp: rx.url },
+    });
+    const app = startTracing({ otlp: rx.url, nodeId: "app", realm: "dev", serviceName: "app" });
+    const c = await connect({ url: node.url, creds: node.credsDir!, tracer: app.tracer });
+    try {
+      expect(node.snapshot().tracing).toEqual({
+        exported: 0,
+        dropped: 0,
+        pending: 0,
+        failedExports: 0,
+      });
+      c.publish("ops.traced", "x");
+      await c.flush();
+      await app.flush();
+      await node.stop(); // the export is flushed at stop
+      await rx.waitFor(
+        (spans) => spans.some((x) => x.resource["service.instance.id"] === node.nodeId),
+        "a span from the node",
+      );
+      const mine = rx.spans.filter((x) => x.resource["service.instance.id"] === node.nodeId);
+      const producer = rx.spans.find((x) => x.resource["service.name"] === "app")!;
+      expect(mine[0]!.traceId).toBe(producer.traceId);
+      expect(node.snapshot().tracing!.exported).toBeGreaterThan(0);
+    } finally {
+      await c.close();
+      await app.shutdown();
+      await node.stop();
+      await rx.close();
     }
   });
 });
