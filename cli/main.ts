@@ -4,13 +4,14 @@
  *
  * Builds the command tree and maps every outcome to an exit code:
  * 0 success (including `--help` and `--version`), 1 a command failed at run time,
- * 2 a usage error (unknown command or option, missing argument) or a group not built yet.
+ * 2 a usage error (unknown command or option, missing argument).
  *
  * Each command lives in `cli/commands/` and is a thin shell over `lib/`.
  */
 import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import process from "node:process";
 import { fileProblem } from "../lib/identity/mod.ts";
+import { benchCommand } from "./commands/bench.ts";
 import { certsCommand } from "./commands/certs.ts";
 import { configCommand } from "./commands/config.ts";
 import { contextCommand } from "./commands/context.ts";
@@ -23,7 +24,6 @@ import { docsCommand } from "./commands/docs.ts";
 import { messagingCommands } from "./commands/messaging.ts";
 import { netcheckCommand } from "./commands/netcheck.ts";
 import { nodeCommand } from "./commands/node.ts";
-import { plannedCommands } from "./commands/planned.ts";
 import { relayCommand } from "./commands/relay.ts";
 import { statusCommand } from "./commands/status.ts";
 import { VERSION, versionCommand } from "./commands/version.ts";
@@ -70,10 +70,9 @@ export function buildProgram(): CommandUnknownOpts {
   program.addCommand(netcheckCommand().helpGroup("Network:"));
   program.addCommand(stunCommand().helpGroup("Network:"));
   program.addCommand(relayCommand().helpGroup("Network:"));
-  // Planned groups answer "not implemented yet" but are not advertised in the help.
-  for (const planned of plannedCommands()) program.addCommand(planned, { hidden: true });
   program.addCommand(contextCommand().helpGroup("Tools:"));
   program.addCommand(simCommand().helpGroup("Tools:"));
+  program.addCommand(benchCommand().helpGroup("Tools:"));
   program.addCommand(docsCommand().helpGroup("Tools:"));
   program.addCommand(inspectCommand().helpGroup("Node:"));
   program.addCommand(statusCommand().helpGroup("Node:"));
@@ -137,7 +136,7 @@ function plainText(text: string): string {
 function exitCodeOf(error: CommanderError): number {
   if (error.exitCode === 0) return 0; // --help, --version
   // Commander's own errors (codes "commander.*", exit code 1) are all usage errors. Errors a
-  // command raises itself keep their exit code (e.g. 2 for "macula.notImplemented").
+  // command raises itself keep their exit code (e.g. 3 for a `macula bench` that lost messages).
   return error.code.startsWith("commander.") ? USAGE_EXIT_CODE : error.exitCode;
 }
 

@@ -8,8 +8,16 @@
 import { announceAndServe } from "../lib/serve.ts";
 import { type MsgClient, openClient } from "./adapter.ts";
 import {
+  Arrivals,
+  type CallFn,
+  callLoop,
+  payloads,
+  publishLoop,
+  sameBytes,
+  untilCallable,
+} from "../lib/load.ts";
+import {
   type CallResult,
-  checkPayload,
   DATA_TOPIC,
   describeError,
   flagMap,
@@ -26,24 +34,7 @@ import {
 } from "./protocol.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const macrotask = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** Calls `proc` until it answers (the server side is in place), or throws after `limitMs`. */
-async function untilCallable(c: MsgClient, proc: string, limitMs: number): Promise<void> {
-  const deadline = performance.now() + limitMs;
-  const ping = new Uint8Array([1, 2, 3, 4]);
-  let last: unknown;
-  while (performance.now() < deadline) {
-    try {
-      await c.call(proc, ping, 500);
-      return;
-    } catch (e) {
-      last = e;
-      await sleep(50);
-    }
-  }
-  throw new Error(`${proc} did not answer within ${limitMs} ms: ${describeError(last)}`);
-}
+const callOf = (c: MsgClient): CallFn => (proc, payload, ms) => c.call(proc, payload, ms);
 
 async function runSub(c: MsgClient, m: Map<string, string>): Promise<SubResult> {
   const id = intFlag(m, "id", 0);
@@ -51,52 +42,34 @@ async function runSub(c: MsgClient, m: Map<string, string>): Promise<SubResult> 
   const size = intFlag(m, "size");
   const idleMs = intFlag(m, "idle-ms", 2000);
   const startMs = intFlag(m, "start-ms", 60_000);
-  const seen = new Uint8Array(count);
-  const r: SubResult = {
-    role: "sub",
-    id,
-    size,
-    count,
-    received: 0,
-    unique: 0,
-    duplicates: 0,
-    bad: 0,
-    reordered: 0,
-    first_ms: 0,
-    last_ms: 0,
-  };
-  let maxSeq = -1;
+  const got = new Arrivals(count, size);
   let finish: () => void = () => {};
   const finished = new Promise<void>((res) => (finish = res));
-  const consumer = await c.consume(DATA_TOPIC, (p) => {
-    const t = nowMs();
-    if (r.received === 0) r.first_ms = t;
-    r.last_ms = t;
-    r.received++;
-    const seq = checkPayload(p, size);
-    if (typeof seq === "string" || seq >= count) {
-      r.bad++;
-      r.firstBad ??= typeof seq === "string" ? seq : `sequence number ${seq} ≥ ${count}`;
-      return;
-    }
-    if (seen[seq] === 1) {
-      r.duplicates++;
-      return;
-    }
-    seen[seq] = 1;
-    if (seq < maxSeq) r.reordered++;
-    else maxSeq = seq;
-    if (++r.unique === count) finish();
-  });
+  got.onComplete(() => finish());
+  const consumer = await c.consume(DATA_TOPIC, (p) => void got.record(p, nowMs()));
   // Only now may the publisher start: it waits for this probe to answer.
   const probe = await c.serve(probeProc(id), (p) => p);
   const started = nowMs();
   const timer = setInterval(() => {
     const t = nowMs();
-    if (r.received === 0 ? t - started > startMs : t - r.last_ms > idleMs) finish();
+    if (got.received === 0 ? t - started > startMs : t - got.lastMs > idleMs) finish();
   }, 50);
   await Promise.race([finished, consumer.done]);
   clearInterval(timer);
+  const r: SubResult = {
+    role: "sub",
+    id,
+    size,
+    count,
+    received: got.received,
+    unique: got.unique,
+    duplicates: got.duplicates,
+    bad: got.bad,
+    reordered: got.reordered,
+    first_ms: got.firstMs,
+    last_ms: got.lastMs,
+  };
+  if (got.firstBad !== undefined) r.firstBad = got.firstBad;
   const dropped = consumer.dropped();
   if (dropped !== undefined) r.client_dropped = dropped;
   consumer.stop();
@@ -109,31 +82,23 @@ async function runPub(c: MsgClient, m: Map<string, string>): Promise<PubResult> 
   const count = intFlag(m, "count");
   const size = intFlag(m, "size");
   const subs = intFlag(m, "subs", 1);
-  const batch = Math.max(1, intFlag(m, "batch", 256));
   const readyMs = intFlag(m, "ready-ms", 60_000);
-  const payloads: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) payloads.push(makePayload(i, size));
-  for (let i = 0; i < subs; i++) await untilCallable(c, probeProc(i), readyMs);
-  const start_ms = nowMs();
-  for (let i = 0; i < count; i++) {
-    c.publish(DATA_TOPIC, payloads[i] as Uint8Array);
-    if ((i + 1) % batch === 0) await macrotask(); // let the library's I/O run
-  }
+  const payload = payloads(0, count, size);
+  for (let i = 0; i < subs; i++) await untilCallable(callOf(c), probeProc(i), readyMs);
+  const { startMs } = await publishLoop({
+    count,
+    batch: intFlag(m, "batch", 256),
+    send: (i) => c.publish(DATA_TOPIC, payload(i)),
+  });
   await c.flush();
-  return { role: "pub", size, count, start_ms, end_ms: nowMs() };
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return { role: "pub", size, count, start_ms: startMs, end_ms: nowMs() };
 }
 
 async function runCall(c: MsgClient, m: Map<string, string>): Promise<CallResult> {
   const mode = strFlag(m, "mode");
   const size = intFlag(m, "size");
   const timeoutMs = intFlag(m, "call-timeout-ms", 5000);
-  await untilCallable(c, RPC_PROC, intFlag(m, "ready-ms", 60_000));
+  await untilCallable(callOf(c), RPC_PROC, intFlag(m, "ready-ms", 60_000));
   const callChecked = async (i: number): Promise<void> => {
     const req = makePayload(i, size);
     const reply = await c.call(RPC_PROC, req, timeoutMs);
@@ -141,36 +106,23 @@ async function runCall(c: MsgClient, m: Map<string, string>): Promise<CallResult
       throw new Error(`call ${i}: reply of ${reply.length} bytes differs from the request`);
     }
   };
+  const warmup = intFlag(m, "warmup", 0);
+  const count = intFlag(m, "count");
   if (mode === "seq") {
-    const warmup = intFlag(m, "warmup");
-    const count = intFlag(m, "count");
     const rtt_ns: number[] = [];
-    for (let i = 0; i < warmup + count; i++) {
-      const t0 = process.hrtime.bigint();
-      await callChecked(i);
-      const t1 = process.hrtime.bigint();
-      if (i >= warmup) rtt_ns.push(Number(t1 - t0));
-    }
+    await callLoop({
+      warmup,
+      count,
+      concurrency: 1,
+      call: callChecked,
+      onRtt: (ns) => rtt_ns.push(ns),
+    });
     return { role: "call", mode, size, warmup, count, rtt_ns };
   }
   if (mode !== "par") throw new Error(`--mode must be seq or par, got ${mode}`);
-  const calls = intFlag(m, "count");
   const concurrency = Math.max(1, intFlag(m, "concurrency", 8));
-  // A short warm-up at the same concurrency, not timed.
-  const warm = intFlag(m, "warmup", 0);
-  let next = 0;
-  const worker = async (limit: number): Promise<void> => {
-    while (next < limit) await callChecked(next++);
-  };
-  const burst = async (limit: number): Promise<void> => {
-    await Promise.all(Array.from({ length: concurrency }, () => worker(limit)));
-  };
-  await burst(warm);
-  next = 0;
-  const t0 = process.hrtime.bigint();
-  await burst(calls);
-  const elapsed_ns = Number(process.hrtime.bigint() - t0);
-  return { role: "call", mode, size, concurrency, calls, elapsed_ns };
+  const { elapsedNs } = await callLoop({ warmup, count, concurrency, call: callChecked });
+  return { role: "call", mode, size, concurrency, calls: count, elapsed_ns: elapsedNs };
 }
 
 async function main(): Promise<void> {

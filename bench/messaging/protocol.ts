@@ -2,8 +2,9 @@
  * What the messaging bench's processes share: topic names, the payload pattern, the client's
  * result lines and argument parsing. Process protocol: bench/messaging/README.md.
  */
-import { fillPing } from "../quic/protocol.ts";
 export { flagMap, intFlag, strFlag } from "../lib/flags.ts";
+/** The payloads, their check and the clock: the method `macula bench` shares (bench/lib/load.ts). */
+export { checkPayload, makePayload, nowMs } from "../lib/load.ts";
 
 /** The systems this bench knows; each has `<system>-node.ts` and `<system>-adapter.ts`. */
 export type SystemName = "nats" | "macula";
@@ -15,29 +16,6 @@ export const DATA_TOPIC = "bench.data";
 export const probeProc = (i: number): string => `bench.probe.${i}`;
 /** The RPC procedure the responder serves: it echoes the payload. */
 export const RPC_PROC = "bench.rpc";
-
-/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
-export function nowMs(): number {
-  return performance.timeOrigin + performance.now();
-}
-
-/** Message `seq` of `size` bytes (≥ 4): bytes 0–3 = seq u32 BE, byte j ≥ 4 = (seq·31 + j·7) & 0xff. */
-export function makePayload(seq: number, size: number): Uint8Array {
-  const b = new Uint8Array(size);
-  fillPing(b, seq);
-  return b;
-}
-
-/** The sequence number of a well-formed payload of `size` bytes, or a description of the fault. */
-export function checkPayload(p: Uint8Array, size: number): number | string {
-  if (p.length !== size) return `payload is ${p.length} bytes, expected ${size}`;
-  const seq = ((p[0] as number) * 2 ** 24) + (((p[1] as number) << 16) | ((p[2] as number) << 8) |
-    (p[3] as number));
-  for (let j = 4; j < size; j++) {
-    if (p[j] !== ((seq * 31 + j * 7) & 0xff)) return `message ${seq}: byte ${j} is wrong`;
-  }
-  return seq;
-}
 
 /** Subscriber result: what arrived, checked message by message. */
 export interface SubResult {

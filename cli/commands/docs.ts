@@ -13,6 +13,7 @@ import contexts from "../../docs/contexts.md" with { type: "text" };
 import dht from "../../docs/dht.md" with { type: "text" };
 import faq from "../../docs/faq.md" with { type: "text" };
 import glossary from "../../docs/glossary.md" with { type: "text" };
+import load_testing from "../../docs/load-testing.md" with { type: "text" };
 import membership from "../../docs/membership.md" with { type: "text" };
 import messaging from "../../docs/messaging.md" with { type: "text" };
 import nat_traversal from "../../docs/nat-traversal.md" with { type: "text" };
@@ -42,6 +43,7 @@ export const PAGES: Readonly<Record<string, string>> = {
   "dht": dht,
   "faq": faq,
   "glossary": glossary,
+  "load-testing": load_testing,
   "membership": membership,
   "messaging": messaging,
   "nat-traversal": nat_traversal,

@@ -1,12 +1,11 @@
 /**
  * The `macula` command tree, run from source (`bun cli/main.ts`): help, version, exit codes,
- * the not-implemented groups and usage errors. The compiled binary has its own test
+ * and usage errors. The compiled binary has its own test
  * (binary.test.ts).
  */
 import { describe, expect, test } from "bun:test";
 import { fileURLToPath } from "node:url";
 import pkg from "../../package.json" with { type: "json" };
-import { notImplementedMessage, PLANNED_GROUPS } from "../../cli/commands/planned.ts";
 import { formatQuicVersion } from "../../cli/commands/version.ts";
 import { buildProgram } from "../../cli/main.ts";
 import { quiche } from "../../lib/quic/native.ts";
@@ -28,17 +27,14 @@ describe("macula (from source)", () => {
   test("--help lists every command group with its description, and examples", async () => {
     const result = await macula("--help");
     expect(result.code).toBe(0);
-    for (const group of PLANNED_GROUPS) { // answered, but not advertised
-      expect(result.stdout).not.toMatch(new RegExp(`^  ${group.name} `, "m"));
-    }
-    expect(result.stdout).not.toContain("planned");
+    expect(result.stdout).toMatch(/^ {2}bench +load your mesh/m);
     expect(result.stdout).toMatch(/^ {2}demo( \[options\])? +run a local demo/m);
     expect(result.stdout).toContain("Examples:");
     expect(result.stdout).toContain("Exit codes:");
     expect(result.stdout).not.toMatch(/^ {2}version/m); // hidden diagnostic command
   });
 
-  test("the tree holds every planned group exactly once, plus demo and certs", () => {
+  test("the tree holds every command group exactly once", () => {
     const names = buildProgram().commands.map((command) => command.name());
     const expected = [
       "demo",
@@ -58,45 +54,6 @@ describe("macula (from source)", () => {
       "context",
     ];
     for (const name of expected) expect(names.filter((n) => n === name)).toEqual([name]);
-    expect(PLANNED_GROUPS.map((group) => group.name).sort()).toEqual(
-      expected.filter((name) =>
-        ![
-          "demo",
-          "certs",
-          "context",
-          "node",
-          "pub",
-          "sub",
-          "call",
-          "serve",
-          "sim",
-          "inspect",
-          "ping",
-          "stun",
-          "netcheck",
-          "relay",
-        ]
-          .includes(name)
-      ).sort(),
-    );
-  });
-
-  test.each(PLANNED_GROUPS.map((group) => [group.name, group] as const))(
-    "%s: not implemented yet, exit 2, whatever the arguments",
-    async (_name, group) => {
-      const result = await macula(group.name, "some", "args", "--unknown-flag", "-x", "--k=v");
-      expect(result.code).toBe(2);
-      expect(result.stdout).toBe("");
-      expect(result.stderr).toBe(`${notImplementedMessage(group)}\n`);
-      expect(result.stderr).toContain(`macula ${group.name}: not implemented yet (planned: `);
-    },
-  );
-
-  test("a planned group's --help explains the plan and exits 0", async () => {
-    const result = await macula("bench", "--help");
-    expect(result.code).toBe(0);
-    expect(result.stdout).toContain("Usage: macula bench");
-    expect(result.stdout).toContain("Not implemented yet. Planned:");
   });
 
   test("help <command> works like <command> --help", async () => {

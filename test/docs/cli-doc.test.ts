@@ -136,7 +136,7 @@ describe("the checks bite", () => {
       ["pub", "a.*", "x"], // a bad value (wildcards are for patterns)
       ["sub", "a.>", "--count", "x"],
       ["node", "up", "--port", "1", "--listen", "127.0.0.1:2"], // options that conflict
-      ["bench"], // planned, not built
+      ["bench", "pubsub", "--size", "4"], // a bad value of a command's own parser
     ];
     for (const args of refused) {
       expect([args, typeof (await parseProblem(args))]).toEqual([args, "string"]);

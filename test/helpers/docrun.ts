@@ -229,28 +229,22 @@ export function maculaCommands(line: string): string[][] {
 
 /**
  * Why `macula <args>` would be refused by the CLI's parser (unknown command or option, bad
- * value, missing argument, a planned command that is not built), or null when it is accepted.
+ * value, missing argument), or null when it is accepted.
  * Nothing runs: the actions of the command tree are replaced by no-ops.
  */
 export async function parseProblem(args: readonly string[]): Promise<string | null> {
   const { buildProgram } = await import("../../cli/main.ts");
-  const { PLANNED_GROUPS } = await import("../../cli/commands/planned.ts");
   const { CommanderError } = await import("@commander-js/extra-typings");
   const program = buildProgram();
   let said = "";
-  const planned = new Set(PLANNED_GROUPS.map((g) => g.name));
   type Node = (typeof program.commands)[number];
-  const walk = (c: Node, depth: number) => {
+  const walk = (c: Node) => {
     c.configureOutput({ writeOut: () => {}, writeErr: (s) => void (said += s) });
     const has = (c as unknown as { _actionHandler: unknown })._actionHandler !== null;
-    if (depth === 1 && planned.has(c.name())) {
-      c.action(() => {
-        throw new Error(`macula ${c.name()} is planned, not built`);
-      });
-    } else if (has) c.action(() => {});
-    for (const sub of c.commands) walk(sub, depth + 1);
+    if (has) c.action(() => {});
+    for (const sub of c.commands) walk(sub);
   };
-  walk(program, 0);
+  walk(program);
   let argv = [...args];
   if (argv[0] === "help" && argv.length > 1) argv = [...argv.slice(1), "--help"];
   try {
