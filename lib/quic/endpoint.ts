@@ -49,6 +49,19 @@ export interface EndpointStats extends DemuxStats {
   socketsRetiring: number;
 }
 
+/**
+ * Traffic totals over every connection the endpoint has had (open ones and closed ones), as QUIC
+ * counts it: UDP payload bytes, packets declared lost and retransmitted. Read at any time (for
+ * metrics); a closed connection's numbers are added once, when it closes.
+ */
+export interface EndpointTraffic {
+  bytesSent: number;
+  bytesReceived: number;
+  bytesLost: number;
+  packetsLost: number;
+  packetsRetransmitted: number;
+}
+
 /** Application close code used when `checkPeer` refuses a peer. */
 export const PEER_REJECTED = 0x1;
 
@@ -74,6 +87,14 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
   #connectionsAccepted = 0;
   #connectionsDialed = 0;
   #handshakesFailed = 0;
+  /** The traffic of connections that have closed (`traffic` adds the open ones'). */
+  readonly #closedTraffic: EndpointTraffic = {
+    bytesSent: 0,
+    bytesReceived: 0,
+    bytesLost: 0,
+    packetsLost: 0,
+    packetsRetransmitted: 0,
+  };
 
   private constructor(options: QuicEndpointOptions) {
     const opts = resolveOptions(options);
@@ -140,6 +161,16 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
       socketSendDropped: s.active.stats.sendDropped,
       socketsRetiring: s.retiring,
     };
+  }
+
+  /**
+   * Bytes, losses and retransmissions over every connection this endpoint has had: those that
+   * closed (added up as each closed) and those open now (read from quiche on each call).
+   */
+  get traffic(): EndpointTraffic {
+    const t = { ...this.#closedTraffic };
+    for (const c of this.#conns) addTraffic(t, c);
+    return t;
   }
 
   /** Connections currently known (any state). */
@@ -396,7 +427,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
         this.#opts.onHandshakeFailed?.(c, c.closeInfo!);
       } catch { /* a hook's failure must not stop the endpoint */ }
     }
-    this.#conns.delete(c);
+    if (this.#conns.delete(c)) addTraffic(this.#closedTraffic, c);
     this.#demux.handshakeOver(c);
     this.#sender.forget(c);
     const p = this.#pendingConnects.get(c);
@@ -474,4 +505,19 @@ function resolveProblem(e: unknown): string {
     return "the name servers did not answer (try again, or use an IP address)";
   }
   return (e as Error).message;
+}
+
+/** Adds `c`'s traffic counters to `t` (nothing when quiche cannot say: a connection torn down). */
+function addTraffic(t: EndpointTraffic, c: QuicConnection): void {
+  let s;
+  try {
+    s = c.native.stats();
+  } catch {
+    return;
+  }
+  t.bytesSent += s.sentBytes;
+  t.bytesReceived += s.recvBytes;
+  t.bytesLost += s.lostBytes;
+  t.packetsLost += s.lost;
+  t.packetsRetransmitted += s.retrans;
 }

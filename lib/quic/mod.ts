@@ -12,7 +12,7 @@
  */
 export { bindProblem } from "./bind.ts";
 export { PEER_REJECTED, QuicEndpoint } from "./endpoint.ts";
-export type { EndpointStats } from "./endpoint.ts";
+export type { EndpointStats, EndpointTraffic } from "./endpoint.ts";
 export type { QuicEndpointOptions, TlsOptions } from "./config.ts";
 export { QUIC_DEFAULTS } from "./defaults.ts";
 export { TUNNEL_HOST } from "./tunnels.ts";
