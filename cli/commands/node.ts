@@ -170,6 +170,11 @@ function banner(node: Node, listen: NodeConfig["listen"]): void {
   line(`  realm    ${node.realm}`);
   line(`  url      ${node.url}   (udp ${listen.host}:${node.endpoint.address.port})`);
   line(`  data     ${resolve(node.dataDir)}`);
+  line(
+    `  admin    ${
+      node.adminUrl ? `${node.adminUrl}  (/metrics, /healthz, /readyz, topology page at /)` : "off"
+    }`,
+  );
   const seeds = node.config.join.map((s) =>
     s.host.includes(":") ? `quic://[${s.host}]:${s.port}` : `quic://${s.host}:${s.port}`
   );
@@ -255,7 +260,7 @@ function upCommand() {
     )
     .option(
       "--ready-json",
-      "print one JSON line {ready,nodeId,realm,url,port,dataDir,credsDir,caDir} instead of the banner",
+      "print one JSON line {ready,nodeId,realm,url,port,admin,dataDir,credsDir,caDir} instead of the banner",
     )
     .addHelpText(
       "after",
@@ -405,6 +410,7 @@ check (or --check) failed.`,
           realm: node.realm,
           url: node.url,
           port: node.endpoint.address.port,
+          admin: node.adminUrl,
           dataDir: resolve(node.dataDir),
           credsDir: node.credsDir,
           caDir: node.caDir,

@@ -63,7 +63,7 @@ import {
   lockDataDir,
 } from "./startup.ts";
 import { interestOf, type NodeSnapshot, snapshotOf } from "./snapshot.ts";
-import { startTracing, type Tracing } from "../observe/mod.ts";
+import { type Admin, startAdmin, startTracing, type Tracing } from "../observe/mod.ts";
 
 export { PROTOCOL_VIOLATION } from "./links.ts";
 export { DUPLICATE_ROUTE } from "./routes.ts";
@@ -189,6 +189,8 @@ export class Node {
   readonly #seeds: Seeds;
   readonly #relaySweep: ReturnType<typeof setInterval> | undefined;
   #stopping = false;
+  /** The admin listener, when `admin` is configured. */
+  #admin: Admin | null = null;
   /** The OTLP export, when `trace` is configured. */
   #tracing: Tracing | null = null;
   /** When the node started (monotonic ms), for its uptime. */
@@ -451,6 +453,7 @@ export class Node {
       if (!existed) rmSync(config.dataDir, { recursive: true, force: true });
     };
     let endpoint: QuicEndpoint | undefined;
+    let node: Node | undefined;
     try {
       const bindHost = await listenAddress(config.listen.host, config.listen.port);
       if (config.listen.port !== 0) await checkListen(bindHost, config.listen.port);
@@ -506,7 +509,7 @@ export class Node {
           );
         }
       }
-      const node = new Node(
+      node = new Node(
         config,
         endpoint,
         nodeId,
@@ -523,6 +526,15 @@ export class Node {
         refusedPeers,
       );
       node.#release = release;
+      if (config.admin) {
+        // /metrics, /healthz, /readyz and the topology page (docs/operations.md).
+        try {
+          node.#admin = await startAdmin(node, config.admin);
+        } catch (e) {
+          throw new NodeError((e as Error).message, { cause: e });
+        }
+        node.router.observer = node.#admin.metrics;
+      }
       if (config.trace) {
         // Spans of what arrives traced, exported over OTLP/HTTP (docs/tracing.md).
         node.#tracing = startTracing({ otlp: config.trace.otlp, nodeId, realm: config.realm });
@@ -530,10 +542,19 @@ export class Node {
       }
       return node;
     } catch (e) {
+      // A node that exists already runs timers and loops: its own stop ends them.
+      if (node) await node.stop("start failed").catch(() => {});
       await endpoint?.close("start failed");
       undo();
       throw e;
     }
+  }
+
+  /**
+   * The admin listener's address (`http://127.0.0.1:9433`), or null when `admin` is off.
+   */
+  get adminUrl(): string | null {
+    return this.#admin?.url ?? null;
   }
 
   /**
@@ -696,6 +717,7 @@ export class Node {
     await this.endpoint.close(reason);
     await this.#seeds.stop();
     await this.#tracing?.shutdown();
+    await this.#admin?.close();
     this.#release();
     this.log.info("node.stopped", `stopped: ${reason}`);
   }

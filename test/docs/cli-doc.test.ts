@@ -47,6 +47,8 @@ const run = new PageRun({
     ],
     [/--port (4433|4434)\b/g, "--listen 127.0.0.1:$1"],
     ["udp 0.0.0.0:", "udp 127.0.0.1:"],
+    // The admin listener is on the QUIC port + 5000: here a free port's, not 9433.
+    ["http://127.0.0.1:9433", "http://127.0.0.1:…"],
     ["/home/me", dir],
   ],
   cwd: dir,

@@ -29,6 +29,8 @@ const run = new PageRun({
     // Only 127.0.0.1: `--port` alone binds 0.0.0.0.
     [/--port (4433|4434|4435)\b/g, "--listen 127.0.0.1:$1"],
     ["(udp 0.0.0.0:", "(udp 127.0.0.1:"],
+    // The admin listener is on the QUIC port + 5000: here a free port's, not 9433.
+    ["http://127.0.0.1:9433", "http://127.0.0.1:…"],
   ],
   cwd: dir,
   env: { HOME: dir, XDG_CONFIG_HOME: "", MACULA_CONFIG_DIR: "" },
