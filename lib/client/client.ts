@@ -44,7 +44,7 @@ import { encode, ProtocolHandler } from "./protocol.ts";
 import { Caller } from "./request.ts";
 import { type Handler, Procedures, type Registration } from "./serve.ts";
 import { Subscription } from "./subscription.ts";
-import { ClientTracing, failSpan, remoteParent, SpanKind } from "./tracing.ts";
+import { ClientTracing, failSpan, remoteParent, SpanKind, type WireContext } from "./tracing.ts";
 
 export { ClientError } from "./errors.ts";
 export { Message } from "./message.ts";
@@ -400,35 +400,9 @@ export class Client {
         );
       });
     }
-    const tracer = this.#tracing.tracer();
-    if (tracer === null) {
-      return await this.#calls.start({
-        procedure,
-        startedAt,
-        timeoutMs,
-        signal: o.signal,
-        send: (id, remainingMs) =>
-          this.#protocol.send(
-            encode("CALL", {
-              id,
-              proc: procedure,
-              payload: bytes,
-              timeout_ms: remainingMs,
-              strategy: o.strategy,
-            }),
-            false,
-          ),
-      });
-    }
-    const span = this.#tracing.start(tracer, `call ${procedure}`, SpanKind.CLIENT, {
-      "messaging.operation.type": "send",
-      "messaging.operation.name": "call",
-      "messaging.destination.name": procedure,
-      "messaging.message.body.size": bytes.length,
-    });
-    const w = this.#tracing.wire(span);
-    try {
-      return await this.#calls.start({
+    // The CALL, with the span's trace context when traced (none on the wire otherwise).
+    const start = (w?: WireContext) =>
+      this.#calls.start({
         procedure,
         startedAt,
         timeoutMs,
@@ -446,6 +420,16 @@ export class Client {
             false,
           ),
       });
+    const tracer = this.#tracing.tracer();
+    if (tracer === null) return await start();
+    const span = this.#tracing.start(tracer, `call ${procedure}`, SpanKind.CLIENT, {
+      "messaging.operation.type": "send",
+      "messaging.operation.name": "call",
+      "messaging.destination.name": procedure,
+      "messaging.message.body.size": bytes.length,
+    });
+    try {
+      return await start(this.#tracing.wire(span));
     } catch (e) {
       failSpan(span, e instanceof RpcError ? e.code : (e as Error).name, (e as Error).message);
       throw e;

@@ -116,6 +116,24 @@ function by(label: string, pairs: readonly (readonly [string, number])[]): Sampl
   return pairs.map(([k, v]) => [{ [label]: k }, v]);
 }
 
+/** How many `rows` there are of each combination of two labels' values. */
+function tally<T>(
+  rows: Iterable<T>,
+  labels: readonly [string, string],
+  of: (x: T) => readonly [unknown, unknown],
+): Sample[] {
+  const n = new Map<string, number>();
+  for (const x of rows) {
+    const [a, b] = of(x);
+    const k = `${a}\u0000${b}`;
+    n.set(k, (n.get(k) ?? 0) + 1);
+  }
+  return [...n].map(([k, v]) => {
+    const [a, b] = k.split("\u0000");
+    return [{ [labels[0]]: a!, [labels[1]]: b! }, v] as const;
+  });
+}
+
 const counter = (
   name: string,
   help: string,
@@ -257,17 +275,7 @@ export const METRICS: readonly MetricDef[] = [
   gauge(
     "macula_sessions",
     "Open sessions by path (direct, punched, relayed) and role (route, client, session).",
-    (r) => {
-      const n = new Map<string, number>();
-      for (const p of r.snapshot.peers) {
-        const k = `${p.path}\u0000${p.role}`;
-        n.set(k, (n.get(k) ?? 0) + 1);
-      }
-      return [...n].map(([k, v]) => {
-        const [path, role] = k.split("\u0000");
-        return [{ path: path!, role: role! }, v] as const;
-      });
-    },
+    (r) => tally(r.snapshot.peers, ["path", "role"], (p) => [p.path, p.role]),
     ["path", "role"],
   ),
   gauge(
@@ -517,17 +525,7 @@ export const METRICS: readonly MetricDef[] = [
   gauge(
     "macula_overlay_neighbours",
     "Neighbours the overlay chose, by role, and whether a route to each is up.",
-    (r) => {
-      const n = new Map<string, number>();
-      for (const x of r.overlay.neighbours) {
-        const k = `${x.role}\u0000${x.linked}`;
-        n.set(k, (n.get(k) ?? 0) + 1);
-      }
-      return [...n].map(([k, v]) => {
-        const [role, linked] = k.split("\u0000");
-        return [{ role: role!, linked: linked! }, v] as const;
-      });
-    },
+    (r) => tally(r.overlay.neighbours, ["role", "linked"], (x) => [x.role, x.linked]),
     ["role", "linked"],
   ),
   gauge(

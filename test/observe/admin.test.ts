@@ -627,8 +627,8 @@ describe("the listener's bounds", () => {
       expect(e).toBeInstanceOf(AdminError);
       expect((e as Error).message).toBe(
         `admin listener: cannot listen on tcp 127.0.0.1:${port}: the port is in use (another ` +
-          `node or program has it; choose another with admin.listen, or port 0 for a free one, ` +
-          `or admin: null to turn it off)`,
+          `node or program has it; choose another with admin.listen or --admin, or port 0 for a ` +
+          `free one, or off to turn it off)`,
       );
     } finally {
       busy.close();
