@@ -109,7 +109,7 @@ describe("macula node up", () => {
       readFileSync(join(import.meta.dir, "../../docs/cli.md"), "utf8"),
     )![1]!;
     expect(Object.keys(JSON.parse(documented))).toEqual(Object.keys(ready));
-    expect(proc.err).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO  created dev realm CA in /m);
+    expect(proc.err).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO {2}created dev realm CA in /m);
 
     const target = ["--server", ready.url, "--creds", ready.credsDir];
     const sub = macula(["sub", "up.test", "--count", "1", ...target]);
