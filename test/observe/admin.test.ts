@@ -275,6 +275,8 @@ let otlp: OtlpReceiver;
 beforeAll(async () => {
   otlp = await otlpReceiver();
   m = await mesh(3, { admin: null, trace: { otlp: otlp.url } });
+  // mesh() waits for routes; the counts below also need every member known alive.
+  await Promise.all(m.nodes.map((n) => n.waitForMembers(3)));
   admin = await startAdmin(m.nodes[0]!, { host: "127.0.0.1", port: 0 });
   admin1 = await startAdmin(m.nodes[1]!, { host: "127.0.0.1", port: 0 });
 }, 60_000);

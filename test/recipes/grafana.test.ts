@@ -184,6 +184,8 @@ let metricsText = "";
 describe("the dashboard against a real mesh", () => {
   beforeAll(async () => {
     m = await mesh(2, { admin: null });
+    // mesh() waits for routes; "members alive" below also needs each member known alive.
+    await Promise.all(m.nodes.map((n) => n.waitForMembers(2)));
     admins = await Promise.all(
       m.nodes.map((n) => startAdmin(n, { host: "127.0.0.1", port: 0 })),
     );
