@@ -71,6 +71,20 @@ async function stillGood(caPem: string, certPem: string, client = false): Promis
   }
 }
 
+/**
+ * The dev realm's CA directory (`dev_ca_dir`, else `<data_dir>/ca`), absolute. A `dev_ca_dir`
+ * that holds no CA is refused unless `dev_ca_create`: a typo must not start a realm of one.
+ */
+export function devCaDir(config: NodeConfig): string {
+  const caDir = resolve(config.devCaDir ?? join(config.dataDir, "ca"));
+  if (config.devCaDir !== null && !config.devCaCreate && !existsSync(join(caDir, CA_CERT_FILE))) {
+    throw new StartError(
+      `dev_ca_dir ${caDir}: no CA there (no ${CA_CERT_FILE}): check the path (it is the other node's <data-dir>/ca), or pass --create-dev-ca to make a new one`,
+    );
+  }
+  return caDir;
+}
+
 /** Loads (real realm) or makes and reuses (dev realm) the node's credentials. */
 export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentials> {
   if (config.tls) {
@@ -94,12 +108,7 @@ export async function nodeCredentials(config: NodeConfig): Promise<NodeCredentia
     };
   }
   const created: string[] = [];
-  const caDir = resolve(config.devCaDir ?? join(config.dataDir, "ca"));
-  if (config.devCaDir !== null && !config.devCaCreate && !existsSync(join(caDir, CA_CERT_FILE))) {
-    throw new StartError(
-      `dev_ca_dir ${caDir}: no CA there (no ${CA_CERT_FILE}): check the path (it is the other node's <data-dir>/ca), or pass --create-dev-ca to make a new one`,
-    );
-  }
+  const caDir = devCaDir(config);
   await mkdir(caDir, { recursive: true, mode: 0o700 });
   const ca = existsSync(join(caDir, CA_CERT_FILE))
     ? await loadCa(caDir)

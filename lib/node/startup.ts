@@ -43,7 +43,7 @@ import { ask, PeerSession } from "../peer/mod.ts";
 import { bindProblem, type QuicEndpoint } from "../quic/mod.ts";
 import { type Log, withTimeout } from "../util/mod.ts";
 import type { NodeConfig } from "./config.ts";
-import { nodeCredentials } from "./credentials.ts";
+import { devCaDir, nodeCredentials } from "./credentials.ts";
 import { NodeError, StartError } from "./errors.ts";
 
 /** The node's own certificate, checked as its peers will check it; its identity. */
@@ -279,14 +279,9 @@ export async function checkNode(config: NodeConfig, now = new Date()): Promise<s
   };
   let where = config.tls;
   if (where === null) {
-    const caDir = resolve(config.devCaDir ?? join(config.dataDir, "ca"));
+    const caDir = devCaDir(config);
     const cert = join(resolve(config.dataDir), "node", "node.crt");
     const ca = join(caDir, CA_CERT_FILE);
-    if (config.devCaDir !== null && !config.devCaCreate && !existsSync(ca)) {
-      throw new StartError(
-        `dev_ca_dir ${caDir}: no CA there (no ${CA_CERT_FILE}): check the path (it is the other node's <data-dir>/ca), or pass --create-dev-ca to make a new one`,
-      );
-    }
     if (!existsSync(cert) || !existsSync(ca)) {
       lines.push(
         `credentials: dev realm; the CA and the node's certificate are made on first start (${caDir}, ${

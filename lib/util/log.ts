@@ -101,16 +101,16 @@ export class Logger implements Log {
   }
 
   debug(event: string, text: string, fields?: LogFields): void {
-    this.#emit("debug", event, text, fields);
+    this.#log("debug", event, text, fields);
   }
   info(event: string, text: string, fields?: LogFields): void {
-    this.#emit("info", event, text, fields);
+    this.#log("info", event, text, fields);
   }
   warn(event: string, text: string, fields?: LogFields): void {
-    this.#limited("warn", event, text, fields);
+    this.#log("warn", event, text, fields);
   }
   error(event: string, text: string, fields?: LogFields): void {
-    this.#limited("error", event, text, fields);
+    this.#log("error", event, text, fields);
   }
 
   /** Writes the pending summaries now and stops the interval timer (the node stops). */
@@ -120,12 +120,13 @@ export class Logger implements Log {
     this.#timer = undefined;
   }
 
-  #limited(level: LogLevel, event: string, text: string, fields?: LogFields): void {
+  /** A line at `level`: dropped below the log's level; warnings and errors rate-limited. */
+  #log(level: LogLevel, event: string, text: string, fields?: LogFields): void {
     if (RANK[level] < RANK[this.level]) {
       this.stats.suppressed++;
       return;
     }
-    if (this.#interval === 0) {
+    if (RANK[level] < RANK.warn || this.#interval === 0) {
       this.#line(level, event, text, fields);
       return;
     }
@@ -163,14 +164,6 @@ export class Logger implements Log {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
-  }
-
-  #emit(level: LogLevel, event: string, text: string, fields?: LogFields): void {
-    if (RANK[level] < RANK[this.level]) {
-      this.stats.suppressed++;
-      return;
-    }
-    this.#line(level, event, text, fields);
   }
 
   #line(level: LogLevel, event: string, text: string, fields?: LogFields): void {

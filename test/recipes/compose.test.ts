@@ -12,7 +12,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
-import { FakeRoot, macula, maculaShim, RECIPES, REPO, tool } from "./helpers.ts";
+import { FakeRoot, macula, maculaShim, RECIPES, REPO, subjectAltName, tool } from "./helpers.ts";
 
 interface Service {
   image: string;
@@ -77,15 +77,7 @@ describe("recipes/compose", () => {
       expect(statSync(join(work, "certs", node, "key.pem")).mode & 0o077).toBe(0);
       expect(statSync(join(work, "data", node)).isDirectory()).toBe(true);
       // The name the other containers dial is in the node's certificate.
-      const san = await tool([
-        "openssl",
-        "x509",
-        "-noout",
-        "-ext",
-        "subjectAltName",
-        "-in",
-        join(work, "certs", node, "cert.pem"),
-      ]);
+      const san = await subjectAltName(join(work, "certs", node, "cert.pem"));
       expect(san.stdout).toContain(`DNS:${services[node]!.hostname}`);
     }
     const uid = process.getuid!();

@@ -128,6 +128,11 @@ export function tool(cmd: string[], o: { cwd?: string; env?: Record<string, stri
   return run(cmd, { ...o, timeoutMs: 60_000 });
 }
 
+/** A certificate file's subjectAltName, as `openssl x509 -ext subjectAltName` prints it. */
+export function subjectAltName(cert: string) {
+  return tool(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", cert]);
+}
+
 export type { Result };
 
 /** The first line matching `re` in `text`, or a failure showing the text. */

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { execForm, instructions } from "./containerfile.ts";
-import { FakeRoot, maculaShim, recipe, RECIPES, tool } from "./helpers.ts";
+import { FakeRoot, maculaShim, recipe, RECIPES, subjectAltName, tool } from "./helpers.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = any;
@@ -189,15 +189,7 @@ describe("recipes/kubernetes: make-certs.sh and its Secrets", () => {
         const file = readFileSync(join(work, "certs", pod, k));
         expect(Buffer.from(v as string, "base64").equals(file)).toBe(true);
       }
-      const san = await tool([
-        "openssl",
-        "x509",
-        "-noout",
-        "-ext",
-        "subjectAltName",
-        "-in",
-        join(work, "certs", pod, "cert.pem"),
-      ]);
+      const san = await subjectAltName(join(work, "certs", pod, "cert.pem"));
       expect(san.code).toBe(0);
       expect(san.stdout).toContain(`DNS:${pod}.macula.${NAMESPACE}.svc.cluster.local`);
     }
