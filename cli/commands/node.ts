@@ -277,7 +277,7 @@ Configuration: flags, over the --config file, over the defaults (dev realm, ./ma
                                           # per client; also max_procedures, max_call_timeout_ms
   dev_ca_dir: ./n1/ca                                     # dev realm only
   advertise: quic://203.0.113.7:4433      # where other nodes reach this one (default: listen)
-  overlay: { k: 8 }                       # routes kept to neighbours from membership
+  overlay: { k: 8, shortcuts: 128 }       # routes to neighbours; direct links while used
   tags: [gpu]                             # announced to the realm's members
   relay: { enabled: true, sessions_per_peer: 16, bytes_per_second: 1048576 }
                                           # relaying for peers that cannot reach each other

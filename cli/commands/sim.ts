@@ -12,6 +12,7 @@ import {
   runMembershipSim,
   runRoutingSim,
 } from "../../lib/sim/mod.ts";
+import { SHORTCUTS } from "../../lib/messaging/mod.ts";
 import { guarded, intArg } from "./shared.ts";
 
 /** A fraction from 0 to below 1 (`what` names it in the error). */
@@ -88,6 +89,14 @@ function routingText(r: RoutingReport, rerun: string): string {
     `${d.duplicates} duplicates, ${d.publishes} publishes`,
     `  transmissions/delivery:  ${d.transmissionsPerDelivery.toFixed(2)} FWDs ` +
     `(${pct(d.forwarderShare)} of nodes forwarded for others)`,
+    `  streams (shortcuts):     ${r.streams.delivered} of ${r.streams.expected} delivered, ` +
+    `${r.streams.duplicates} duplicates, ${r.streams.outOfOrder} out of order; ` +
+    `${r.streams.publishers} publishers × ${r.streams.length} messages`,
+    `                           ${
+      r.streams.transmissionsPerDelivery.toFixed(2)
+    } FWDs per delivery ` +
+    `(${r.streams.steadyTransmissionsPerDelivery.toFixed(2)} once warm), ` +
+    `${r.streams.shortcuts} shortcuts dialed, at most ${r.streams.maxShortcutsPerNode} at one node`,
     `  queue group:             ${r.queue.delivered} of ${r.queue.publishes} delivered once, ` +
     `${r.queue.duplicates} duplicates`,
     `  calls to a far provider: ${r.rpc.ok} of ${r.rpc.calls} answered, ${r.rpc.failed} failed`,
@@ -244,6 +253,12 @@ Examples:
       )
       .option("--k <k>", "overlay degree (overlay.k)", intArg(2, 64), 8)
       .option(
+        "--shortcuts <n>",
+        "shortcuts a node may hold (overlay.shortcuts; 0: none)",
+        intArg(0, 1024),
+        SHORTCUTS.max,
+      )
+      .option(
         "--churn <p>",
         "fraction of nodes crashed at once after the steady phase",
         fractionArg("a fraction of nodes", "0.1"),
@@ -258,7 +273,9 @@ Real routers (the code nodes run) on the simulator, one per node, joined by the 
 overlay's routes, each with a latency of 0.5–5 ms. Subscribing nodes subscribe to sim.> (every
 third also in queue group g), one node serves sim.p. Then: how long until every node knows every
 record, how fast a new subscription is seen, 50 publishes and 25 queue-group publishes from
-random nodes (each subscription should get each once), 50 calls from random nodes, and a crash
+random nodes (each subscription should get each once), 50 calls from random nodes, streams from
+10 random nodes (20 messages 10 ms apart each: shortcuts to far subscribers' nodes from the
+third message on; the second halves measured alone), and a crash
 of --churn of the nodes at once (neighbours notice after 1.5 s, the overlay repairs itself,
 probe publishes every 100 ms say when delivery is whole again). The same seed gives the same
 report. Guide: macula docs routing.
@@ -271,10 +288,17 @@ Examples:
       .action(guarded("macula sim routing", (o) => {
         const subscribers = Math.min(o.nodes, o.subscribers ?? 100);
         const rerun = `macula sim routing --nodes ${o.nodes} --subscribers ${subscribers} ` +
-          `--k ${o.k} --churn ${o.churn} --seed ${o.seed}`;
+          `--k ${o.k} --shortcuts ${o.shortcuts} --churn ${o.churn} --seed ${o.seed}`;
         let r: RoutingReport;
         try {
-          r = runRoutingSim({ nodes: o.nodes, subscribers, k: o.k, churn: o.churn, seed: o.seed });
+          r = runRoutingSim({
+            nodes: o.nodes,
+            subscribers,
+            k: o.k,
+            shortcuts: o.shortcuts,
+            churn: o.churn,
+            seed: o.seed,
+          });
         } catch (e) {
           throw new Error(`the simulation failed (reproduce: ${rerun}): ${(e as Error).message}`);
         }

@@ -83,7 +83,9 @@ export function statusOf(rows: readonly MemberRow[], snap: NodeDoc): StatusDoc {
   const routes = new Map(snap.routes.map((r) => [r.nodeId, r]));
   const sessions = new Map<string, NodeDoc["peers"][number]>();
   for (const p of snap.peers) {
-    if (p.role === "session" && !sessions.has(p.nodeId)) sessions.set(p.nodeId, p);
+    if ((p.role === "session" || p.role === "shortcut") && !sessions.has(p.nodeId)) {
+      sessions.set(p.nodeId, p);
+    }
   }
   const self = rows.find((r) => r.self);
   const members = [...rows].sort((a, b) =>
@@ -130,7 +132,7 @@ export function statusOf(rows: readonly MemberRow[], snap: NodeDoc): StatusDoc {
     summary: {
       members: { total: rows.length, ...byState },
       routes: { total: snap.routes.length, ...byPath },
-      sessions: snap.peers.filter((p) => p.role === "session").length,
+      sessions: snap.peers.filter((p) => p.role === "session" || p.role === "shortcut").length,
       clients: snap.clients,
     },
   };

@@ -177,6 +177,11 @@ export const BUS_FRAMES: readonly FrameSpec[] = [
 /** The bus codec: frames up to the payload limit plus room for the other fields (a FWD's queues). */
 export const busCodec = new Codec(BUS_FRAMES, MAX_PAYLOAD_LIMIT + 64 * 1024);
 
-/** The channel a client opens to its node, and the one a node opens to a peer node. */
+/**
+ * The channel a client opens to its node, the one a node opens to a peer node it routes with
+ * (an overlay route), and the one it opens to a far node its own traffic goes to directly (a
+ * shortcut, docs/routing.md "Shortcuts": no interest travels on it).
+ */
 export const CLIENT_CHANNEL = "client";
 export const ROUTE_CHANNEL = "route";
+export const SHORTCUT_CHANNEL = "shortcut";

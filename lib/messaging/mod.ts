@@ -23,6 +23,7 @@ export {
   MAX_RECORD_SUBS,
   ROUTE_CHANNEL,
   SHORT_ID_CHARS,
+  SHORTCUT_CHANNEL,
 } from "./frames.ts";
 export {
   INTEREST_DOMAIN,
@@ -45,6 +46,9 @@ export {
   type RouterOptions,
   type RouterSend,
   type RouterStats,
+  type ShortcutOptions,
+  type ShortcutPlan,
+  SHORTCUTS,
 } from "./router.ts";
 export {
   isTraceparent,

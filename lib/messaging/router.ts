@@ -83,6 +83,12 @@ export interface Link {
   backlog?(): number;
   /** A node link's round-trip time, ms (path costs). Default: 1. */
   rtt?(): number;
+  /**
+   * Set on a shortcut (a node link that is not an overlay route, docs/routing.md "Shortcuts"):
+   * the short id (`SHORT_ID_CHARS`) of the node at its far end, as its certificate proved. No
+   * interest travels on a shortcut; this node's own messages and calls to that node do.
+   */
+  readonly shortcut?: string | undefined;
 }
 
 /** One bus frame for the driver to send to a link (the router's only kind of action). */
@@ -156,6 +162,56 @@ export interface RouterOptions<L extends Link = Link> {
   announceDelayMs?: number;
   /** How long changed records and paths of others are gathered before they are passed on. Default 2 ms (0: at once). */
   floodDelayMs?: number;
+  /** When to ask for shortcuts and when to let them go (`SHORTCUTS`); `max: 0` turns them off. */
+  shortcuts?: Partial<ShortcutOptions>;
+}
+
+/** When a node asks for a shortcut to a far node, and when it lets one go (docs/routing.md, "Shortcuts"). */
+export interface ShortcutOptions {
+  /** Shortcuts in use or asked for at once (the node's `overlay.shortcuts`); 0: none. */
+  max: number;
+  /** Messages and calls of this node's clients to one node 2+ hops away, within `windowMs`, that earn a shortcut. */
+  after: number;
+  windowMs: number;
+  /** A shortcut nothing went over (either way) for this long is let go. */
+  idleMs: number;
+  /** A node asked for (a dial that did not come up) is not asked for again sooner. */
+  retryMs: number;
+  /** Far nodes whose demand is counted at once (the oldest is forgotten past it). */
+  maxTracked: number;
+  /** Messages held while a new shortcut waits out the path before it (order); past it they go at once. */
+  maxHeld: number;
+}
+
+/**
+ * Shortcut defaults, each with its reason:
+ * - `max` 128: a session costs a node tens of KiB, and a shortcut exists only while used; 128
+ *   covers a publisher streaming to subscribers on 128 nodes (the simulated scenario has 100),
+ *   and past that the least recently used gives way, so the busiest pairs keep theirs. A node
+ *   takes at most twice `max` shortcuts in all (its own and its peers'; lib/node/links.ts).
+ * - `after` 3 in 10 s: one-off messages (a flush, a rare event) never cost a handshake; a stream
+ *   earns its shortcut on its third message.
+ * - `idleMs` 30 s: the QUIC idle timeout's scale; a stream that pauses for less keeps its shortcut.
+ * - `retryMs` 30 s: a node that cannot be reached directly (a relay only) is not dialed over and
+ *   over.
+ * - `maxTracked` 4,096 far nodes, `maxHeld` 1,024 messages: bounded memory whatever the traffic.
+ */
+export const SHORTCUTS: ShortcutOptions = {
+  max: 128,
+  after: 3,
+  windowMs: 10_000,
+  idleMs: 30_000,
+  retryMs: 30_000,
+  maxTracked: 4096,
+  maxHeld: 1024,
+};
+
+/** What the driver does about shortcuts (`Router.shortcutPlan`). */
+export interface ShortcutPlan<L extends Link = Link> {
+  /** Node ids (full) to open a shortcut to: a session, direct or punched, and its shortcut channel. */
+  readonly open: string[];
+  /** Shortcuts this router no longer uses: let them go (drained, then the channel ended). */
+  readonly close: L[];
 }
 
 /**
@@ -233,6 +289,10 @@ export interface RouterStats {
    * without them (docs/tracing.md).
    */
   badTraceContext: number;
+  /** Shortcuts taken into use (either end's), let go (idle, or a route to the node came up), and FWDs sent over them. */
+  shortcutsOpened: number;
+  shortcutsClosed: number;
+  viaShortcut: number;
 }
 
 /** What this node knows of one origin's interest (`inspect interest`). */
@@ -291,6 +351,39 @@ interface CallContext {
   readonly tracestate: string | undefined;
   /** This hop's span (`tracer` set and the call traced). */
   readonly span: Span | undefined;
+}
+
+/** A shortcut link (docs/routing.md, "Shortcuts"). */
+interface ShortcutLink {
+  readonly link: Link;
+  /** The far node's short id. */
+  readonly short: string;
+  /** When a frame last went over it, either way. */
+  usedAt: number;
+  /** Let go: no longer used; it stays attached until the driver detaches it (drained). */
+  closing: boolean;
+  /** Until then this node's messages to the far node wait (`held`): the path before may still carry some. */
+  readyAt: number;
+  held: HeldForward[];
+}
+
+/** A message held for a shortcut that is not ready yet (order), to one node. */
+interface HeldForward {
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  readonly ttl: number;
+  readonly queues: string[];
+  readonly tp: string | undefined;
+  readonly ts: string | undefined;
+}
+
+/** This node's messages and calls to one far node over paths of 2+ hops. */
+interface Demand {
+  n: number;
+  since: number;
+  /** When the last went over the path, and that path's RTT sum (when a shortcut may overtake it). */
+  lastPathAt: number;
+  pathRtt: number;
 }
 
 interface Ping {
@@ -389,6 +482,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     refusedRecords: 0,
     interestOverflow: 0,
     badTraceContext: 0,
+    shortcutsOpened: 0,
+    shortcutsClosed: 0,
+    viaShortcut: 0,
   };
   /**
    * Spans for traced messages and calls, one per hop (docs/tracing.md); null: none, and nothing
@@ -450,6 +546,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       | "admit"
       | "announceDelayMs"
       | "floodDelayMs"
+      | "shortcuts"
     >
   >;
   readonly #refusals = new RateLimiter<string>({ ...ROUTER_LIMITS.refusals, maxKeys: 1 << 20 });
@@ -458,6 +555,21 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   /** The `now` of the latest input (the router reads no clock). */
   #now = 0;
   #out: RouterSend<L>[] = [];
+  readonly #sc: ShortcutOptions;
+  /** Shortcut links by link id. */
+  readonly #scLinks = new Map<string, ShortcutLink>();
+  /** Far node (short id) → the shortcut this node's own messages and calls to it take. */
+  readonly #scTo = new Map<string, ShortcutLink>();
+  /** Far nodes (short id) a shortcut was asked for, and when (until it comes up or `retryMs`). */
+  readonly #scAsked = new Map<string, number>();
+  /** Far nodes whose shortcut the peer let go or refused, and when: not asked for within `retryMs`. */
+  readonly #scRested = new Map<string, number>();
+  readonly #demand = new Map<string, Demand>();
+  #scOpen: string[] = [];
+  #scClose: L[] = [];
+  /** When idle shortcuts and stale asks are next looked at, and when held messages are next due. */
+  #scSweepAt = Infinity;
+  #scReleaseAt = Infinity;
 
   constructor(options: RouterOptions<L>) {
     const {
@@ -470,8 +582,10 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       admit,
       announceDelayMs,
       floodDelayMs,
+      shortcuts,
       ...rest
     } = options;
+    this.#sc = { ...SHORTCUTS, ...shortcuts };
     this.#authorize = authorize;
     this.#opts = {
       maxPayload: 1024 * 1024,
@@ -516,9 +630,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   }
 
   /** A session became usable. A peer node learns this node's interest and procedures. */
-  attach(link: L): void {
+  attach(link: L, now: number = this.#now): void {
     if (this.#links.has(link.id)) throw new RangeError(`link ${link.id} is already attached`);
     this.#links.set(link.id, { link, subs: new Map(), provides: new Set(), calls: new Map() });
+    if (link.kind === "node" && link.shortcut !== undefined) {
+      this.#now = Math.max(this.#now, now);
+      return this.#shortcutUp(link);
+    }
     if (link.kind === "node") {
       // What this node knows goes to the new route: its own record, and every origin it reaches.
       if (this.#own && this.#announceAt === Infinity) this.#sendRecord(link, this.#own, 0, 0);
@@ -536,6 +654,10 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    */
   retire(link: Link): void {
     if (link.kind !== "node" || !this.#links.has(link.id)) return;
+    // A shortcut let go by the driver (its peer let it go, or refused it): not used from now on,
+    // and not asked for again within `retryMs`.
+    const sc = this.#scLinks.get(link.id);
+    if (sc) return this.#letGo(sc, true);
     for (const short of this.#paths.retire(link.id)) this.#changedPath(short);
   }
 
@@ -560,6 +682,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         this.#cancelDownstream(call.call, false);
       }
     }
+    const sc = this.#scLinks.get(link.id);
+    if (sc) this.#shortcutDown(sc);
     this.#links.delete(link.id);
     this.#refusals.forget(link.id);
     this.#churn.forget(link.id);
@@ -582,6 +706,10 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const st = this.#links.get(link.id);
     if (!st) throw new RangeError(`frame from unknown link ${link.id}`);
     const f = frame.fields;
+    if (link.shortcut !== undefined) {
+      const sc = this.#scLinks.get(link.id);
+      if (sc) sc.usedAt = now;
+    }
     // A trace context is checked once, here: a value that is not W3C is dropped (and counted).
     if (f.traceparent != null || f.tracestate != null) this.#checkTrace(f);
     switch (frame.name) {
@@ -608,6 +736,12 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         );
       case "INTEREST":
         if (link.kind !== "node") break;
+        if (link.shortcut !== undefined) {
+          this.stats.protocolErrors++;
+          throw new ProtocolError(
+            "INTEREST: not allowed on a shortcut (only routes carry interest)",
+          );
+        }
         return this.#interestIn(link, f);
       case "SUB":
         if (link.kind !== "client") break;
@@ -734,6 +868,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#now = now;
     if (now >= this.#announceAt) this.#announce();
     if (now >= this.#floodAt) this.#floodDirty();
+    if (now >= this.#scSweepAt || now >= this.#scReleaseAt) this.#shortcutTick(now);
     for (const f of this.#calls.tick(now)) {
       this.#answerFail(f.call, f.error);
       this.#cancelDownstream(f.call, true);
@@ -743,7 +878,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
 
   /** When `tick` must next run (the clock of `now`), or `Infinity`. */
   nextWake(): number {
-    let d = Math.min(this.#calls.nextWake(), this.#announceAt, this.#floodAt);
+    let d = Math.min(
+      this.#calls.nextWake(),
+      this.#announceAt,
+      this.#floodAt,
+      this.#scSweepAt,
+      this.#scReleaseAt,
+    );
     for (const p of this.#pings.values()) if (p.deadline < d) d = p.deadline;
     return d;
   }
@@ -767,6 +908,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     procedures: string[];
     pendingCalls: number;
     origins: number;
+    /** Shortcut links attached (either end's, docs/routing.md "Shortcuts"). */
+    shortcuts: number;
     stats: RouterStats;
   } {
     let clients = 0;
@@ -779,6 +922,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       procedures: this.#registry.procedures(),
       pendingCalls: this.#calls.size,
       origins: this.#origins.size,
+      shortcuts: this.#scLinks.size,
       stats: { ...this.stats },
     };
   }
@@ -1000,12 +1144,22 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     ts: string | undefined,
   ): void {
     const byLink = new Map<string, [string, string[]][]>();
+    // This node's own messages: over a shortcut to their node when it has one.
+    const own = from === undefined;
     for (const [node, queues] of dests) {
+      if (own && this.#scTo.size > 0) {
+        const sc = this.#scTo.get(node);
+        if (sc !== undefined) {
+          this.#overShortcut(sc, { topic, payload, ttl, queues, tp, ts });
+          continue;
+        }
+      }
       const p = this.#paths.nextHop(node, from?.id);
       if (!p) {
         this.stats.noRoute++;
         continue;
       }
+      if (own && p.hops >= 2) this.#demanded(node, p.rtt);
       let list = byLink.get(p.link);
       if (!list) byLink.set(p.link, list = []);
       list.push([node, queues]);
@@ -1016,28 +1170,40 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       // (node, queue group) pairs.
       let names: string[] = [];
       let groups: { node: string; queue: string }[] = [];
-      const send = () => {
-        this.#send(
-          link,
-          "FWD",
-          tp === undefined
-            ? { topic, payload, ttl, dests: names, groups }
-            : { topic, payload, ttl, dests: names, groups, traceparent: tp, tracestate: ts },
-        );
-        this.stats.forwarded++;
-        names = [];
-        groups = [];
-      };
       for (const [node, queues] of list) {
         if (
           names.length > 0 &&
           (names.length >= MAX_DESTS || groups.length + queues.length > MAX_GROUPS)
-        ) send();
+        ) {
+          this.#sendForward(link, topic, payload, ttl, names, groups, tp, ts);
+          names = [];
+          groups = [];
+        }
         names.push(node);
         for (const queue of queues) groups.push({ node, queue });
       }
-      if (names.length > 0) send();
+      if (names.length > 0) this.#sendForward(link, topic, payload, ttl, names, groups, tp, ts);
     }
+  }
+
+  #sendForward(
+    link: Link,
+    topic: string,
+    payload: Uint8Array,
+    ttl: number,
+    dests: string[],
+    groups: { node: string; queue: string }[],
+    tp: string | undefined,
+    ts: string | undefined,
+  ): void {
+    this.#send(
+      link,
+      "FWD",
+      tp === undefined
+        ? { topic, payload, ttl, dests, groups }
+        : { topic, payload, ttl, dests, groups, traceparent: tp, tracestate: ts },
+    );
+    this.stats.forwarded++;
   }
 
   #forwarded(
@@ -1327,6 +1493,21 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     return (p && this.#links.get(p.link)) ?? `no path to node ${short}`;
   }
 
+  /**
+   * The link a call this node chose a far provider for goes out on: a shortcut to the provider's
+   * node when there is one (calls need no order kept), else the path (counted as demand).
+   */
+  #ownHopToward(short: string, from: Link): LinkState | string {
+    const sc = this.#scTo.get(short);
+    if (sc !== undefined && sc.link !== from) {
+      sc.usedAt = this.#now;
+      return this.#links.get(sc.link.id)!;
+    }
+    const p = this.#paths.nextHop(short, from.id);
+    if (p && p.hops >= 2) this.#demanded(short, p.rtt);
+    return (p && this.#links.get(p.link)) ?? `no path to node ${short}`;
+  }
+
   /** Picks a provider and sends the call; answers `no_provider` when none is left. */
   #dispatch(ctx: CallContext, proc: string, deadline: number): void {
     const origin = this.#links.get(ctx.origin.id);
@@ -1346,7 +1527,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
           cost: (p) => this.#cost(p),
         }).id;
         const st = providerId.startsWith(REMOTE)
-          ? this.#hopToward(providerId.slice(REMOTE.length), ctx.origin)
+          ? this.#ownHopToward(providerId.slice(REMOTE.length), ctx.origin)
           : this.#links.get(providerId);
         if (st === undefined || typeof st === "string") {
           skip.add(providerId);
@@ -1538,7 +1719,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     };
     this.#own = record;
     for (const st of this.#links.values()) {
-      if (st.link.kind === "node") this.#sendRecord(st.link, record, 0, 0);
+      if (st.link.kind === "node" && st.link.shortcut === undefined) {
+        this.#sendRecord(st.link, record, 0, 0);
+      }
     }
   }
 
@@ -1684,12 +1867,14 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (!best) {
       this.#uninstall(o, true);
       for (const st of this.#links.values()) {
-        if (st.link.kind === "node") this.#sendWithdraw(st.link, o.record.origin, o.record.version);
+        if (st.link.kind === "node" && st.link.shortcut === undefined) {
+          this.#sendWithdraw(st.link, o.record.origin, o.record.version);
+        }
       }
       return;
     }
     for (const st of this.#links.values()) {
-      if (st.link.kind !== "node") continue;
+      if (st.link.kind !== "node" || st.link.shortcut !== undefined) continue;
       if (st.link.id === best.link) this.#sendWithdraw(st.link, o.record.origin, o.record.version);
       else this.#sendRecord(st.link, o.record, best.hops, best.rtt);
     }
@@ -1729,11 +1914,204 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    */
   memberDown(origin: string): void {
     this.#pending.delete(origin);
-    const o = this.#origins.get(origin.slice(0, SHORT_ID_CHARS));
+    const short = origin.slice(0, SHORT_ID_CHARS);
+    for (const sc of [...this.#scLinks.values()]) {
+      if (sc.short === short && origin.startsWith(short)) this.#letGo(sc);
+    }
+    const o = this.#origins.get(short);
     if (!o || o.record.origin !== origin) return;
     // No withdrawals: every node hears of the death from membership, and routes that led
     // through the dead node withdraw themselves when they close.
     this.#uninstall(o, true);
+  }
+
+  // ------------------------------------------------------------------ shortcuts
+
+  /** Shortcuts this node may have in use or asked for at once (`ShortcutOptions.max`). */
+  get shortcutLimit(): number {
+    return this.#sc.max;
+  }
+
+  /**
+   * What the driver should do about shortcuts since the last call (docs/routing.md,
+   * "Shortcuts"): nodes to open one to, and shortcuts to let go. The driver reports what came
+   * of it by attaching and detaching links; a dial that fails needs no answer (the node is not
+   * asked for again within `retryMs`).
+   */
+  shortcutPlan(): ShortcutPlan<L> {
+    const plan = { open: this.#scOpen, close: this.#scClose };
+    this.#scOpen = [];
+    this.#scClose = [];
+    return plan;
+  }
+
+  /** A shortcut link came up: this node's own traffic to its node takes it (unless another does). */
+  #shortcutUp(link: Link): void {
+    const short = link.shortcut!;
+    const now = this.#now;
+    const sc: ShortcutLink = { link, short, usedAt: now, closing: false, readyAt: now, held: [] };
+    this.#scLinks.set(link.id, sc);
+    this.#scAsked.delete(short);
+    this.stats.shortcutsOpened++;
+    if (short !== this.#short && !this.#scTo.has(short)) this.#take(sc);
+    this.#armSweep();
+  }
+
+  /**
+   * Makes `sc` the way to its node. Messages sent the old way may still be on the path: new ones
+   * wait (`held`) until the path's RTT sum has passed since the last, so none overtakes them.
+   */
+  #take(sc: ShortcutLink): void {
+    const d = this.#demand.get(sc.short);
+    sc.readyAt = d ? Math.max(this.#now, d.lastPathAt + d.pathRtt) : this.#now;
+    this.#scTo.set(sc.short, sc);
+  }
+
+  /** A shortcut link left the router: what it held goes the other way; a duplicate takes over. */
+  #shortcutDown(sc: ShortcutLink): void {
+    this.#scLinks.delete(sc.link.id);
+    if (this.#scTo.get(sc.short) !== sc) return;
+    this.#scTo.delete(sc.short);
+    for (const other of this.#scLinks.values()) {
+      if (other.short === sc.short && !other.closing) {
+        this.#take(other);
+        break;
+      }
+    }
+    this.#resend(sc);
+  }
+
+  /** One of this node's messages for `sc`'s node: over it now, or held until it is ready. */
+  #overShortcut(sc: ShortcutLink, m: HeldForward): void {
+    sc.usedAt = this.#now;
+    if (sc.readyAt > this.#now || sc.held.length > 0) {
+      if (sc.held.length < this.#sc.maxHeld) {
+        sc.held.push(m);
+        if (sc.readyAt < this.#scReleaseAt) this.#scReleaseAt = sc.readyAt;
+        return;
+      }
+      this.#release(sc); // past the bound: order yields to memory
+    }
+    this.#sendShortcut(sc, m);
+  }
+
+  #sendShortcut(sc: ShortcutLink, m: HeldForward): void {
+    const groups = m.queues.map((queue) => ({ node: sc.short, queue }));
+    this.#sendForward(sc.link, m.topic, m.payload, m.ttl, [sc.short], groups, m.tp, m.ts);
+    this.stats.viaShortcut++;
+  }
+
+  /** Sends what `sc` held, in order. */
+  #release(sc: ShortcutLink): void {
+    const held = sc.held;
+    sc.held = [];
+    for (const m of held) this.#sendShortcut(sc, m);
+  }
+
+  /** What a shortcut no longer used held goes by the paths, in order. */
+  #resend(sc: ShortcutLink): void {
+    const held = sc.held;
+    sc.held = [];
+    for (const m of held) {
+      this.#route(
+        undefined,
+        m.topic,
+        m.payload,
+        m.ttl,
+        new Map([[sc.short, m.queues]]),
+        m.tp,
+        m.ts,
+      );
+    }
+  }
+
+  /**
+   * One of this node's messages or calls went to `short` over a path of 2+ hops: past `after`
+   * of them within `windowMs`, a shortcut is asked for (at most `max` in use or asked; the one
+   * used longest ago gives way when it has been idle for a second).
+   */
+  #demanded(short: string, pathRtt: number): void {
+    if (this.#sc.max <= 0) return;
+    const now = this.#now;
+    let d = this.#demand.get(short);
+    if (d === undefined) {
+      if (this.#demand.size >= this.#sc.maxTracked) {
+        this.#demand.delete(this.#demand.keys().next().value!);
+      }
+      d = { n: 0, since: now, lastPathAt: now, pathRtt };
+      this.#demand.set(short, d);
+    }
+    d.lastPathAt = now;
+    d.pathRtt = pathRtt;
+    if (now - d.since > this.#sc.windowMs) {
+      d.n = 0;
+      d.since = now;
+    }
+    if (++d.n < this.#sc.after || this.#scAsked.has(short) || this.#scTo.has(short)) return;
+    if (this.#scRested.has(short)) return;
+    const o = this.#origins.get(short);
+    if (!o) return;
+    for (const sc of this.#scLinks.values()) if (sc.short === short) return; // one is going
+    if (this.#scTo.size + this.#scAsked.size >= this.#sc.max && !this.#evict(now)) return;
+    this.#scAsked.set(short, now);
+    this.#scOpen.push(o.record.origin);
+    this.#armSweep();
+  }
+
+  /** Lets the least recently used shortcut go if it has been idle for a second; true if one went. */
+  #evict(now: number): boolean {
+    let lru: ShortcutLink | undefined;
+    for (const sc of this.#scTo.values()) if (!lru || sc.usedAt < lru.usedAt) lru = sc;
+    if (!lru || now - lru.usedAt < 1000) return false;
+    this.#letGo(lru);
+    return true;
+  }
+
+  /** Stops using `sc` and asks the driver to let it go (`rest`: not asked for again within `retryMs`). */
+  #letGo(sc: ShortcutLink, rest = false): void {
+    if (rest) {
+      if (this.#scRested.size >= this.#sc.maxTracked) {
+        this.#scRested.delete(this.#scRested.keys().next().value!);
+      }
+      this.#scRested.set(sc.short, this.#now);
+      this.#armSweep();
+    }
+    if (sc.closing) return;
+    sc.closing = true;
+    this.stats.shortcutsClosed++;
+    if (this.#scTo.get(sc.short) === sc) {
+      this.#scTo.delete(sc.short);
+      this.#resend(sc);
+    }
+    this.#scClose.push(sc.link as L);
+  }
+
+  #armSweep(): void {
+    if (this.#scSweepAt !== Infinity) return;
+    if (this.#scLinks.size === 0 && this.#scAsked.size === 0 && this.#scRested.size === 0) return;
+    this.#scSweepAt = this.#now + Math.max(1, Math.min(this.#sc.idleMs, this.#sc.retryMs) / 4);
+  }
+
+  /** Held messages that are due go; idle shortcuts, and those to nodes now one hop away, go. */
+  #shortcutTick(now: number): void {
+    this.#scReleaseAt = Infinity;
+    for (const sc of this.#scLinks.values()) {
+      if (sc.held.length === 0) continue;
+      if (sc.readyAt <= now) this.#release(sc);
+      else if (sc.readyAt < this.#scReleaseAt) this.#scReleaseAt = sc.readyAt;
+    }
+    if (now < this.#scSweepAt) return;
+    this.#scSweepAt = Infinity;
+    for (const sc of [...this.#scLinks.values()]) {
+      if (sc.closing) continue;
+      if (now - sc.usedAt >= this.#sc.idleMs || this.#paths.best(sc.short)?.hops === 1) {
+        this.#letGo(sc);
+      }
+    }
+    for (const asked of [this.#scAsked, this.#scRested]) {
+      for (const [short, at] of asked) if (now - at >= this.#sc.retryMs) asked.delete(short);
+    }
+    this.#armSweep();
   }
 
   // ------------------------------------------------------------------ flush

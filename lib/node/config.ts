@@ -19,7 +19,7 @@
  * # where other nodes reach this one (default: the listen address)
  * advertise: quic://10.0.0.5:4433
  * # routes kept to neighbours chosen from membership (default 8)
- * overlay: { k: 8 }
+ * overlay: { k: 8, shortcuts: 128 }
  * # roles this node announces to the realm's members
  * tags: [gpu]
  * # relaying for peers that cannot reach each other (docs/nat-traversal.md); on by default
@@ -93,8 +93,12 @@ export interface NodeConfig {
    * (127.0.0.1 when listening on all interfaces, fine on one host; set it on a real network).
    */
   advertise: string | null;
-  /** The overlay: `k` long-lived routes to neighbours chosen from membership (docs/overlay.md). */
-  overlay: { k: number };
+  /**
+   * The overlay: `k` long-lived routes to neighbours chosen from membership (docs/overlay.md),
+   * and at most `shortcuts` direct links to far nodes this node's clients keep sending to, each
+   * only while used (docs/routing.md, "Shortcuts"; 0: none).
+   */
+  overlay: { k: number; shortcuts: number };
   /** Roles/tags this node announces in its membership metadata, e.g. `[gpu]`. */
   tags: string[];
   /**
@@ -309,7 +313,7 @@ export function configFrom(raw: unknown): NodeConfig {
     });
   }
   if (top.overlay !== undefined) {
-    const ov = object(top.overlay, "overlay", ["k"]);
+    const ov = object(top.overlay, "overlay", ["k", "shortcuts"]);
     if (ov.k !== undefined) {
       // One neighbour each splits any mesh past a handful of nodes (docs/overlay.md).
       if (ov.k === 1) {
@@ -320,6 +324,9 @@ export function configFrom(raw: unknown): NodeConfig {
         );
       }
       c.overlay.k = int(ov.k, "overlay.k", 2, 64);
+    }
+    if (ov.shortcuts !== undefined) {
+      c.overlay.shortcuts = int(ov.shortcuts, "overlay.shortcuts", 0, 1024);
     }
   }
   if (top.relay !== undefined) {
@@ -649,8 +656,9 @@ limits:
   max_unread_bytes: ${d.limits.maxUnreadBytes}      # replies queued to a caller that does not read
   max_queued_bytes: ${d.limits.maxQueuedBytes}    # all links together, before the largest are shed
 
-# Long-lived routes kept to neighbours chosen from membership (macula docs overlay).
-overlay: { k: ${d.overlay.k} }
+# Long-lived routes kept to neighbours chosen from membership (macula docs overlay), and direct
+# shortcuts to far nodes this node's clients keep sending to, while used (macula docs routing).
+overlay: { k: ${d.overlay.k}, shortcuts: ${d.overlay.shortcuts} }
 
 # Relaying for peers that cannot reach each other (macula docs nat-traversal).
 relay:

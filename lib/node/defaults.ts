@@ -47,8 +47,9 @@ export const DEFAULTS: NodeConfig = {
   devCaCreate: false,
   advertise: null,
   // 8 long-lived routes: a diameter of about log_8(N) hops with a bounded session count
-  // (docs/overlay.md has the simulations).
-  overlay: { k: 8 },
+  // (docs/overlay.md has the simulations). Up to 128 shortcuts: direct links to far nodes this
+  // node's clients keep sending to, each only while used (docs/routing.md, "Shortcuts").
+  overlay: { k: 8, shortcuts: 128 },
   tags: [],
   relay: {
     // Every node relays, so two NATed peers always find a relay in common (their rendezvous).

@@ -19,6 +19,12 @@
  *   answers RETIRE (after confirming what it took). Once the answer is in, every FWD written to
  *   the route is confirmed and no call is in flight over it, the node closes the session. Past
  *   `RUNTIME.retireMs` it closes anyway, and what was unconfirmed is counted lost.
+ * - Shortcuts (docs/routing.md, "Shortcuts"): the router asks for a direct link to a far node
+ *   its clients keep sending to; the node reaches it (direct or punched, not relayed), opens
+ *   channel `shortcut` on that session, and the peer answers with its own. A shortcut is let go
+ *   like a route (RETIRE, drained), but only its channels end: the session may carry membership
+ *   and a route. A node holds at most twice `overlay.shortcuts` of them; one past that is taken
+ *   and let go at once (its dialer's messages on the way still arrive).
  * - A frame that breaks the protocol closes the session (PROTOCOL_VIOLATION) with the reason.
  * - Only a node's certificate may open `route`: a client's is closed (FORBIDDEN) with the reason.
  *   What a client may do on `client` is the router's `authorize` (the node's permissions).
@@ -33,6 +39,8 @@ import {
   Router,
   type RouterOptions,
   type RouterSend,
+  SHORT_ID_CHARS,
+  SHORTCUT_CHANNEL,
 } from "../messaging/mod.ts";
 import { ChannelWriter, type PeerSession } from "../peer/mod.ts";
 import { WireError } from "../wire/mod.ts";
@@ -69,6 +77,8 @@ export class BusLink implements Link {
   writer: ChannelWriter | null = null;
   /** A route to a configured seed (`join`): kept whatever the overlay prefers. */
   seed = false;
+  /** On a shortcut: the far node's short id (the router's `Link.shortcut`). */
+  shortcut: string | undefined = undefined;
   /** Resolves once the router has the link (frames are read only after that). */
   readonly attached: Promise<void>;
   markAttached!: () => void;
@@ -240,6 +250,11 @@ export interface BusHooks {
   authorize(link: BusLink, op: BusOperation, subject: string, queue?: string): string | null;
   /** The bus closes `s` for a protocol violation (a malformed frame, too many refusals). */
   misbehaved(s: PeerSession, why: string): void;
+  /**
+   * A session to node `id` for a shortcut: direct or punched (never relayed: a relay would carry
+   * what the overlay's paths carry now, at its own cost), or undefined when there is none.
+   */
+  reach(id: string): Promise<PeerSession | undefined>;
   readonly log: Log;
 }
 
@@ -263,7 +278,11 @@ export class Bus {
   /** Sessions closed for a malformed or misplaced bus frame, by frame (`frame`: the framing). */
   readonly malformed = new Map<string, number>();
   readonly #links = new Map<PeerSession, BusLink>();
-  /** Routes this node is letting go, waiting to drain. */
+  /** Shortcut links, by session (a session may carry a route or client link as well). */
+  readonly #shortcuts = new Map<PeerSession, BusLink>();
+  /** Shortcuts dialed (`made`), and dials that found no session or no direct one (`failed`). */
+  readonly shortcutDials = { made: 0, failed: 0 };
+  /** Routes and shortcuts this node is letting go, waiting to drain. */
   readonly #retiring = new Set<BusLink>();
   readonly #driver: Driver<RouterSend<BusLink>[]>;
   #ids = 1;
@@ -274,7 +293,8 @@ export class Bus {
     private readonly selfId: string,
     private readonly hooks: BusHooks,
     /** Mesh-wide routing: the realm, this node's signer, the check of others' records, admission. */
-    routing: Pick<RouterOptions<BusLink>, "realm" | "signer" | "verify" | "admit"> = {},
+    routing: Pick<RouterOptions<BusLink>, "realm" | "signer" | "verify" | "admit" | "shortcuts"> =
+      {},
   ) {
     this.router = new Router<BusLink>({
       random: Math.random,
@@ -287,6 +307,9 @@ export class Bus {
     this.#driver = new Driver(this.router, {
       act: (sends) => {
         for (const s of sends) s.to.send(s.name, s.fields);
+        const plan = this.router.shortcutPlan();
+        for (const id of plan.open) void this.#dialShortcut(id);
+        for (const l of plan.close) this.retire(l, "shortcut no longer used");
         for (const l of this.#retiring) this.#retireDone(l);
       },
       unref: false,
@@ -294,22 +317,89 @@ export class Bus {
     });
   }
 
-  /** The link of `s`, if it has one. */
+  /** The route or client link of `s`, if it has one. */
   linkOf(s: PeerSession): BusLink | undefined {
     return this.#links.get(s);
   }
 
-  /** Every link. */
-  links(): IterableIterator<BusLink> {
-    return this.#links.values();
+  /** The shortcut link of `s`, if it has one. */
+  shortcutOf(s: PeerSession): BusLink | undefined {
+    return this.#shortcuts.get(s);
+  }
+
+  /** Every link (routes, clients, shortcuts). */
+  *links(): IterableIterator<BusLink> {
+    yield* this.#links.values();
+    yield* this.#shortcuts.values();
+  }
+
+  /** Every shortcut link. */
+  shortcuts(): IterableIterator<BusLink> {
+    return this.#shortcuts.values();
   }
 
   /** Queued outbound bytes over all links. */
   backlog(): number {
     let n = 0;
-    for (const l of this.#links.values()) n += l.writer?.backlog ?? 0;
+    for (const l of this.links()) n += l.writer?.backlog ?? 0;
     return n;
   }
+
+  /** `s` closed: its links leave the router. */
+  closed(s: PeerSession): void {
+    const link = this.#links.get(s);
+    if (link) this.detach(link);
+    const sc = this.#shortcuts.get(s);
+    if (sc) this.detach(sc);
+  }
+
+  /** The router asked for a shortcut to node `id`: a direct or punched session, and its channel. */
+  async #dialShortcut(id: string): Promise<void> {
+    let s: PeerSession | undefined;
+    try {
+      s = await this.hooks.reach(id);
+    } catch (e) {
+      this.hooks.log.debug(
+        "shortcut.unreachable",
+        `no shortcut to ${id.slice(0, 12)}…: ${(e as Error).message}`,
+        { peer: id },
+      );
+    }
+    if (!s || !s.conn.isOpen || s.closing || s.peer.nodeId !== id) {
+      this.shortcutDials.failed++;
+      return;
+    }
+    if (this.#shortcuts.has(s)) return; // the peer opened one meanwhile
+    this.shortcutDials.made++;
+    await this.#openShortcut(s, true);
+  }
+
+  /** Opens our shortcut channel on `s` and attaches it; past the node's bound, lets it go at once. */
+  async #openShortcut(s: PeerSession, dialed: boolean): Promise<BusLink | undefined> {
+    const link = this.#newLink(s, "node", dialed);
+    link.shortcut = s.peer.nodeId.slice(0, SHORT_ID_CHARS);
+    this.#shortcuts.set(s, link);
+    let stream;
+    try {
+      stream = await s.openChannel(SHORTCUT_CHANNEL);
+    } catch {
+      this.detach(link);
+      return undefined;
+    }
+    link.writer = new ChannelWriter(stream, () => void s.conn.close(0, "bus stream failed"));
+    this.router.attach(link, monoNow());
+    this.#driver.poke();
+    link.markAttached();
+    const max = 2 * this.router.shortcutLimit;
+    if (!dialed && this.#shortcuts.size > max) {
+      this.refusedShortcuts++;
+      this.retire(link, `this node holds ${max} shortcuts, its bound (twice overlay.shortcuts)`);
+    }
+    return link;
+  }
+
+  /** Shortcuts peers opened past this node's bound (taken, and let go at once). */
+  refusedShortcuts = 0;
 
   /** The peer opened its bus channel `name` on `s`: answer it, attach, and read its frames. */
   async onChannel(
@@ -317,6 +407,7 @@ export class Bus {
     bodies: AsyncIterable<Uint8Array[]>,
     s: PeerSession,
   ): Promise<void> {
+    if (name === SHORTCUT_CHANNEL) return await this.#onShortcut(bodies, s);
     let link = this.#links.get(s);
     if (!link) {
       if (name !== CLIENT_CHANNEL && name !== ROUTE_CHANNEL) {
@@ -339,16 +430,55 @@ export class Bus {
     }
     await link.attached;
     await this.#read(link, bodies);
+    // The peer ended its channel (it let a route go whose session a shortcut still uses): ours ends.
+    if (this.#holds(link) && link.session.conn.isOpen) this.#endChannel(link);
   }
 
-  /** Opens our channel on `s` and attaches the link to the router (a route: if admitted). */
-  async open(
-    s: PeerSession,
-    kind: "client" | "node",
-    dialed: boolean,
-    seed = false,
-  ): Promise<BusLink | undefined> {
-    const link = new BusLink(
+  /** The peer opened its shortcut channel: our answer to one of ours, or its own (answered). */
+  async #onShortcut(bodies: AsyncIterable<Uint8Array[]>, s: PeerSession): Promise<void> {
+    let link = this.#shortcuts.get(s);
+    if (!link) {
+      if (s.peer.role !== "node") {
+        this.refusedChannels++;
+        const why =
+          `channel ${SHORTCUT_CHANNEL}: only nodes may open shortcuts (this certificate is a ${s.peer.role}'s)`;
+        this.hooks.log.warn("session.closed", `closing session with ${describe(s)}: ${why}`, {
+          peer: s.peer.nodeId,
+          cause: why,
+        });
+        void s.conn.close(FORBIDDEN, why);
+        return;
+      }
+      link = await this.#openShortcut(s, false);
+      if (!link) return;
+    }
+    await link.attached;
+    await this.#read(link, bodies);
+    // The peer ended its channel (it let the shortcut go, or answered our letting go): ours ends.
+    if (this.#shortcuts.get(s) === link) this.#endChannel(link);
+  }
+
+  /** Ends a link's channel (not the session, which may carry more) and takes it off the bus. */
+  #endChannel(link: BusLink): void {
+    if (link.writer && !link.session.conn.closeInfo) link.writer.end();
+    this.detach(link);
+  }
+
+  /**
+   * Closes a link this node let go: a shortcut's channel; a route's session, unless the session
+   * carries this node's other link as well (a route and a shortcut to the same peer), then its
+   * channel only.
+   */
+  #close(link: BusLink, reason: string): void {
+    const other = link.shortcut !== undefined
+      ? this.#links.get(link.session)
+      : this.#shortcuts.get(link.session);
+    if (link.shortcut !== undefined || other !== undefined) this.#endChannel(link);
+    else void link.session.close(reason).catch(() => {});
+  }
+
+  #newLink(s: PeerSession, kind: "client" | "node", dialed: boolean): BusLink {
+    return new BusLink(
       `${kind}:${this.#ids++}`,
       kind,
       s,
@@ -367,6 +497,16 @@ export class Bus {
         );
       },
     );
+  }
+
+  /** Opens our channel on `s` and attaches the link to the router (a route: if admitted). */
+  async open(
+    s: PeerSession,
+    kind: "client" | "node",
+    dialed: boolean,
+    seed = false,
+  ): Promise<BusLink | undefined> {
+    const link = this.#newLink(s, kind, dialed);
     link.seed = seed;
     if (kind === "node" && !this.hooks.admit(link)) return undefined;
     this.#links.set(s, link);
@@ -393,7 +533,7 @@ export class Bus {
    * the session closes with `reason` once both ends have drained, or after `RUNTIME.retireMs`.
    */
   retire(link: BusLink, reason: string): void {
-    if (link.kind !== "node" || link.retiring || this.#links.get(link.session) !== link) return;
+    if (link.kind !== "node" || link.retiring || !this.#holds(link)) return;
     this.#startRetiring(link, true, reason);
   }
 
@@ -421,7 +561,7 @@ export class Bus {
           describe(link.session)
         } let go (${reason}): not drained within ${RUNTIME.retireMs} ms, closed`,
       );
-      void link.session.close(reason).catch(() => {});
+      this.#close(link, reason);
     }, mine ? RUNTIME.retireMs : 2 * RUNTIME.retireMs);
     (timer as { unref?: () => void }).unref?.();
     link.retiring = { reason, answered: false, timer };
@@ -450,13 +590,14 @@ export class Bus {
     if (link.session.conn.closeInfo) return;
     this.retired.clean++;
     link.confirmTaken();
-    void link.session.close(r.reason).catch(() => {});
+    this.#close(link, r.reason);
   }
 
   /** Takes a link from the router. `replaced`: another route to the same peer took its place. */
   detach(link: BusLink, replaced = false): void {
-    if (this.#links.get(link.session) !== link) return;
-    this.#links.delete(link.session);
+    if (!this.#holds(link)) return;
+    if (link.shortcut !== undefined) this.#shortcuts.delete(link.session);
+    else this.#links.delete(link.session);
     this.#retiring.delete(link);
     // A route we let go while its session is open: confirm what we took (its peer counts the rest).
     if (link.kind === "node") link.confirmTaken();
@@ -471,9 +612,14 @@ export class Bus {
         } went down with ${lost} forwarded messages its node never confirmed: counted as lost`,
       );
     }
-    this.hooks.detached(link, replaced);
+    if (link.shortcut === undefined) this.hooks.detached(link, replaced);
     this.router.detach(link);
     this.#driver.poke();
+  }
+
+  /** Whether `link` is the bus's link of its session (its route, client or shortcut link). */
+  #holds(link: BusLink): boolean {
+    return (link.shortcut !== undefined ? this.#shortcuts : this.#links).get(link.session) === link;
   }
 
   /**
@@ -482,7 +628,7 @@ export class Bus {
    * backed-up link's queue grows (BusLink.send).
    */
   #checkBudget(): void {
-    const links = [...this.#links.values()].filter((l) => !l.session.conn.closeInfo);
+    const links = [...this.links()].filter((l) => !l.session.conn.closeInfo);
     let total = 0;
     for (const l of links) total += l.writer?.backlog ?? 0;
     if (total <= this.limits.maxQueuedBytes) return;
@@ -514,7 +660,7 @@ export class Bus {
 
   /** Confirms what every route took, then stops the timers (LOST, RCVD) and the router's. */
   stop(): void {
-    for (const link of this.#links.values()) {
+    for (const link of this.links()) {
       if (link.kind === "node") link.confirmTaken();
       link.stop();
     }
@@ -524,7 +670,7 @@ export class Bus {
   async #read(link: BusLink, bodies: AsyncIterable<Uint8Array[]>): Promise<void> {
     try {
       for await (const batch of bodies) {
-        if (this.#links.get(link.session) !== link) return;
+        if (!this.#holds(link)) return;
         try {
           for (const body of batch) {
             const f = busCodec.decodeBody(body);

@@ -251,9 +251,14 @@ export class Node {
         return d ? d.message : null;
       },
       misbehaved: (s, why) => this.#misbehaved(s, why),
+      reach: async (id) => {
+        const r = await this.traversal.connect(id);
+        return r.path === "relayed" ? undefined : r.session;
+      },
       log,
     }, {
       realm: config.realm,
+      shortcuts: { max: config.overlay.shortcuts },
       signer: interest.signer,
       verify: interest.verify,
       // Records of members only: a node that is not (yet, or any more) one is not routed to.
@@ -277,10 +282,7 @@ export class Node {
         this.membership.attach(s);
         this.traversal.sessionOpened(s);
       },
-      closed: (s) => {
-        const link = this.#bus.linkOf(s);
-        if (link) this.#bus.detach(link);
-      },
+      closed: (s) => this.#bus.closed(s),
       onChannel: (name, bodies, s) => void this.#bus.onChannel(name, bodies, s),
       connect: (id) => this.traversal.connect(id),
       log,
@@ -311,7 +313,9 @@ export class Node {
         return p;
       },
       // Routes, clients, and what traversal made (the pool did not dial those).
-      isPinned: (s) => this.#bus.linkOf(s) !== undefined || this.traversal.pathOf(s) !== "direct",
+      isPinned: (s) =>
+        this.#bus.linkOf(s) !== undefined || this.#bus.shortcutOf(s) !== undefined ||
+        this.traversal.pathOf(s) !== "direct",
       onEvent: (e, m) => {
         this.#changed();
         if (e.kind === "alive" || e.kind === "dead" || e.kind === "left") {

@@ -31,12 +31,12 @@ export interface NodeSnapshot {
   uptimeMs: number;
   clients: number;
   /**
-   * Every open session: a route, a client, or a plain session (membership, …); its path (for a
+   * Every open session: a route, a client, a shortcut, or a plain session (membership, …); its path (for a
    * relayed one, `via` is the relay and `remote` the tunnel), where the peer is, the current RTT.
    */
   peers: {
     nodeId: string;
-    role: "route" | "client" | "session";
+    role: "route" | "client" | "shortcut" | "session";
     path: PathKind;
     via?: string;
     remote: string;
@@ -76,6 +76,12 @@ export interface NodeSnapshot {
    * peer has answered, calls over the route are still in flight.
    */
   retired: { clean: number; cut: number; draining: number };
+  /**
+   * Shortcuts (docs/routing.md, "Shortcuts"): attached now (this node's and its peers'), dials
+   * made and failed (no session, or only a relayed one), and peers' past this node's bound (let
+   * go at once). Opened, closed and FWDs over them: `router.shortcuts…`, `router.viaShortcut`.
+   */
+  shortcuts: { open: number; dialed: number; failed: number; refused: number };
   /**
    * Refusals of what a certificate does not allow (docs/security.md): bus operations refused by
    * the permissions (also `router.denied`), sessions closed for opening a channel of nodes,
@@ -177,6 +183,8 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
         nodeId: x.peer.nodeId,
         role: link
           ? (link.kind === "client" ? "client" as const : "route" as const)
+          : p.bus.shortcutOf(x)
+          ? "shortcut" as const
           : "session" as const,
         ...pathInfo(x),
       };
@@ -201,6 +209,12 @@ export function snapshotOf(p: SnapshotParts): NodeSnapshot {
     router: r.stats,
     dropped: { ...p.bus.dropped },
     retired: { ...p.bus.retired, draining: p.bus.draining },
+    shortcuts: {
+      open: r.shortcuts,
+      dialed: p.bus.shortcutDials.made,
+      failed: p.bus.shortcutDials.failed,
+      refused: p.bus.refusedShortcuts,
+    },
     refused: {
       operations: r.stats.denied,
       channels: p.bus.refusedChannels,

@@ -309,6 +309,26 @@ export const METRICS: readonly MetricDef[] = [
     "Routes being let go whose calls are still in flight.",
     (r) => r.snapshot.retired.draining,
   ),
+  gauge(
+    "macula_shortcuts_open",
+    "Shortcuts attached now: direct links to far nodes, this node's and its peers'.",
+    (r) => r.snapshot.shortcuts.open,
+  ),
+  counter(
+    "macula_shortcuts_total",
+    "Shortcuts by event: opened (taken into use), closed (let go: idle, a route came up, or " +
+      "room for a busier one), dial_failed (no direct or punched session), refused (a peer's " +
+      "past this node's bound).",
+    (r) =>
+      by("event", [
+        ["opened", r.snapshot.router.shortcutsOpened],
+        ["closed", r.snapshot.router.shortcutsClosed],
+        ["dialed", r.snapshot.shortcuts.dialed],
+        ["dial_failed", r.snapshot.shortcuts.failed],
+        ["refused", r.snapshot.shortcuts.refused],
+      ]),
+    ["event"],
+  ),
   counter(
     "macula_sessions_closed_total",
     "Sessions this node closed, by reason: request_flood, backed_up, revoked, expired.",
@@ -626,6 +646,7 @@ export const METRICS: readonly MetricDef[] = [
       return [
         [op("publish", "send"), s.published],
         [op("forward", "send"), s.forwarded],
+        [op("shortcut", "send"), s.viaShortcut],
         [op("call", "send"), s.calls],
         [op("reply", "send"), s.replies],
       ];

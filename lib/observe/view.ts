@@ -61,7 +61,7 @@ export interface SnapshotView {
   version?: string;
   uptimeMs?: number;
   clients: number;
-  peers: (PathRow & { role: "route" | "client" | "session" })[];
+  peers: (PathRow & { role: "route" | "client" | "shortcut" | "session" })[];
   routes: (PathRow & { name: string; dialed: boolean })[];
   relay: (RelayStats & { sessions: readonly unknown[] }) | null;
   traversal: Traversal["stats"] & { tunnels: number };
@@ -78,6 +78,7 @@ export interface SnapshotView {
     lostInRoute?: number;
   };
   retired: { clean: number; cut: number; draining: number };
+  shortcuts: { open: number; dialed: number; failed: number; refused: number };
   refused: {
     operations: number;
     channels: number;

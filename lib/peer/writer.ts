@@ -30,6 +30,14 @@ export class ChannelWriter {
     return true;
   }
 
+  /** Writes what is queued and ends the stream (the peer reads to its end). No writes after. */
+  end(): void {
+    this.#doFlush();
+    if (this.#error) return;
+    this.#error = new Error("stream ended");
+    this.stream.end().catch(() => {});
+  }
+
   /** Bytes queued here or in the stream and not yet taken by QUIC. */
   get backlog(): number {
     return this.#bytes + this.stream.writableBytes;

@@ -19,23 +19,31 @@ import {
   type RouterStats,
 } from "../messaging/mod.ts";
 import { nodeIdText } from "../identity/mod.ts";
+import { SHORT_ID_CHARS } from "../messaging/mod.ts";
 import { OverlayMesh, randomId } from "./overlay.ts";
 import { Simulator } from "./sim.ts";
 import { SimError } from "./errors.ts";
 
-/** A bus frame between two simulated nodes. */
+/** A bus frame between two simulated nodes (`shortcut`: on their shortcut, not their route). */
 export interface BusFrame {
   readonly name: string;
   readonly fields: Record<string, unknown>;
+  readonly shortcut?: true;
 }
 
 /** What one node hands its route to a peer at once (one stream write): frames in order. */
 export type RouterMsg = readonly BusFrame[];
 
-/** A route to a peer node, as the router sees it: its id is the peer's address. */
+/**
+ * A route to a peer node, as the router sees it: its id is the peer's address; a shortcut's is
+ * `sc:` and the address, and it names the peer's short id.
+ */
 class RouteLink implements Link {
   readonly kind = "node" as const;
-  constructor(readonly id: string, readonly rttMs: number) {}
+  readonly id: string;
+  constructor(readonly peer: Addr, readonly rttMs: number, readonly shortcut?: string) {
+    this.id = shortcut === undefined ? peer : `sc:${peer}`;
+  }
   rtt(): number {
     return this.rttMs;
   }
@@ -78,7 +86,10 @@ function estimateSize(name: string, f: Record<string, unknown>): number {
 export class RouterNode implements Core<RouterMsg, never> {
   readonly router: Router<Link>;
   readonly #routes = new Map<Addr, RouteLink>();
+  readonly #shortcuts = new Map<Addr, RouteLink>();
   #out: Outgoing<RouterMsg>[] = [];
+  /** What to do about the router's shortcut plan (the mesh dials and lets go). */
+  onShortcuts: ((now: number, open: string[], close: Addr[]) => void) | undefined;
   #clients = 0;
   /** Frames from addresses it holds no route to (a route closed while they were in flight). */
   strays = 0;
@@ -127,6 +138,29 @@ export class RouterNode implements Core<RouterMsg, never> {
     this.#flush();
   }
 
+  /** A shortcut to `peer` (whose short id is `short`) came up at `now`. */
+  shortcutUp(now: number, peer: Addr, short: string, rttMs: number): void {
+    if (this.#shortcuts.has(peer)) return;
+    const l = new RouteLink(peer, rttMs, short);
+    this.#shortcuts.set(peer, l);
+    this.router.attach(l, now);
+    this.#flush(now);
+  }
+
+  /** The shortcut to `peer` is gone. */
+  shortcutDown(now: number, peer: Addr): void {
+    const l = this.#shortcuts.get(peer);
+    if (!l) return;
+    this.#shortcuts.delete(peer);
+    this.router.detach(l);
+    this.#flush(now);
+  }
+
+  /** Peers it holds a shortcut to. */
+  shortcutPeers(): Addr[] {
+    return [...this.#shortcuts.keys()];
+  }
+
   /** Whether calls are in flight over the route to `peer` (`Router.busy`). */
   busy(peer: Addr): boolean {
     const l = this.#routes.get(peer);
@@ -148,7 +182,7 @@ export class RouterNode implements Core<RouterMsg, never> {
   }
 
   receive(now: number, from: Addr, msg: RouterMsg): void {
-    const l = this.#routes.get(from);
+    const l = msg[0]?.shortcut ? this.#shortcuts.get(from) : this.#routes.get(from);
     if (!l) {
       this.strays++;
       return;
@@ -160,7 +194,8 @@ export class RouterNode implements Core<RouterMsg, never> {
       } catch (e) {
         if (!(e instanceof ProtocolError)) throw e;
         this.closed.push({ peer: from, error: e.message });
-        this.disconnect(from);
+        if (l.shortcut === undefined) this.disconnect(from);
+        else this.shortcutDown(now, from);
         break;
       }
     }
@@ -184,9 +219,15 @@ export class RouterNode implements Core<RouterMsg, never> {
 
   #flush(now = 0): void {
     const sends = this.router.drain();
+    if (this.onShortcuts) {
+      const plan = this.router.shortcutPlan();
+      if (plan.open.length > 0 || plan.close.length > 0) {
+        this.onShortcuts(now, plan.open, plan.close.map((l) => (l as RouteLink).peer));
+      }
+    }
     if (sends.length === 0) return;
-    // Frames to one peer go as one message, in order (one stream write).
-    let batch: Map<string, { frames: BusFrame[]; size: number }> | undefined;
+    // Frames to one peer go as one message, in order (one stream write): one per link.
+    let batch: Map<RouteLink, { frames: BusFrame[]; size: number }> | undefined;
     for (const s of sends) {
       if (s.to.kind === "client") {
         const c = s.to as SimClient;
@@ -196,12 +237,19 @@ export class RouterNode implements Core<RouterMsg, never> {
         continue;
       }
       batch ??= new Map();
-      let b = batch.get(s.to.id);
-      if (!b) batch.set(s.to.id, b = { frames: [], size: 0 });
-      b.frames.push({ name: s.name, fields: s.fields });
+      const to = s.to as RouteLink;
+      let b = batch.get(to);
+      if (!b) batch.set(to, b = { frames: [], size: 0 });
+      b.frames.push(
+        to.shortcut === undefined
+          ? { name: s.name, fields: s.fields }
+          : { name: s.name, fields: s.fields, shortcut: true },
+      );
       b.size += estimateSize(s.name, s.fields);
     }
-    if (batch) { for (const [to, b] of batch) this.#out.push({ to, msg: b.frames, size: b.size }); }
+    if (batch) {
+      for (const [to, b] of batch) this.#out.push({ to: to.peer, msg: b.frames, size: b.size });
+    }
   }
 }
 
@@ -223,6 +271,12 @@ export class RoutedMesh {
   readonly #rng: Rng;
   readonly #lat: { min: number; max: number };
   readonly #opts: RoutedMeshOptions;
+  /** Short id → node index (where a shortcut asked for goes). */
+  readonly #byShort = new Map<string, number>();
+  /** One-way latency between two nodes that have a route or a shortcut, by `a b` (a < b). */
+  readonly #oneWay = new Map<string, number>();
+  /** Shortcuts dialed, and dials that found their node down. */
+  readonly shortcutDials = { made: 0, failed: 0 };
 
   constructor(o: RoutedMeshOptions) {
     this.#opts = o;
@@ -236,23 +290,85 @@ export class RoutedMesh {
     const i = this.nodes.length;
     const addr = `n${i}`;
     const id = nodeId ?? nodeIdText(randomId(seededRng(this.#opts.seed, "id", i)));
+    this.#byShort.set(id.slice(0, SHORT_ID_CHARS), i);
     this.sim.add(addr, (a, rng) => {
       const n = new RouterNode(a, id, rng, { epochMs: 1, ...this.#opts.router });
+      n.onShortcuts = (_now, open, close) => {
+        for (const peer of open) this.#dialShortcut(i, peer);
+        for (const peer of close) this.#closeShortcut(i, Number(peer.slice(1)));
+      };
       this.nodes[i] = n;
       return n;
     });
     return i;
   }
 
+  /** The one-way latency between `a` and `b` (drawn once per pair, ms). */
+  #latency(a: number, b: number): number {
+    const key = a < b ? `${a} ${b}` : `${b} ${a}`;
+    let oneWay = this.#oneWay.get(key);
+    if (oneWay === undefined) {
+      const { min, max } = this.#lat;
+      oneWay = min + (max - min) * this.#rng();
+      this.#oneWay.set(key, oneWay);
+      const [x, y] = [`n${a}`, `n${b}`];
+      this.sim.setLinkLatency(x, y, { baseMs: oneWay });
+      this.sim.setLinkLatency(y, x, { baseMs: oneWay });
+    }
+    return oneWay;
+  }
+
   /** A route between nodes `a` and `b` comes up now. */
   link(a: number, b: number): void {
-    const { min, max } = this.#lat;
-    const oneWay = min + (max - min) * this.#rng();
+    const oneWay = this.#latency(a, b);
     const [x, y] = [`n${a}`, `n${b}`];
-    this.sim.setLinkLatency(x, y, { baseMs: oneWay });
-    this.sim.setLinkLatency(y, x, { baseMs: oneWay });
     this.sim.call(x, (c) => (c as RouterNode).connect(y, 2 * oneWay));
     this.sim.call(y, (c) => (c as RouterNode).connect(x, 2 * oneWay));
+  }
+
+  /**
+   * Node `a` asked for a shortcut to the node with id `peer`: a QUIC handshake (one round trip)
+   * later it has one; the peer once the channel's opening frame arrives (one way more).
+   */
+  #dialShortcut(a: number, peer: string): void {
+    const b = this.#byShort.get(peer.slice(0, SHORT_ID_CHARS));
+    if (b === undefined || b === a) return;
+    const oneWay = this.#latency(a, b);
+    const [x, y] = [`n${a}`, `n${b}`];
+    const shortOf = (i: number) => this.nodes[i]!.nodeId.slice(0, SHORT_ID_CHARS);
+    this.sim.after(2 * oneWay, () => {
+      if (!this.sim.isUp(x)) return;
+      if (!this.sim.isUp(y)) {
+        this.shortcutDials.failed++;
+        return;
+      }
+      this.shortcutDials.made++;
+      // The peer takes the channel just before the dialer's first frames can reach it.
+      this.sim.after(oneWay * 0.999, () => {
+        if (this.sim.isUp(y) && this.sim.isUp(x)) {
+          this.sim.call(
+            y,
+            (c, now) => (c as RouterNode).shortcutUp(now, x, shortOf(a), 2 * oneWay),
+          );
+        }
+      });
+      this.sim.call(x, (c, now) => (c as RouterNode).shortcutUp(now, y, shortOf(b), 2 * oneWay));
+    });
+  }
+
+  /**
+   * Node `a` lets its shortcut to `b` go: `b` hears it one way later and stops sending on it;
+   * `a` drops it once what `b` sent before that has arrived.
+   */
+  #closeShortcut(a: number, b: number): void {
+    const oneWay = this.#latency(a, b);
+    const [x, y] = [`n${a}`, `n${b}`];
+    this.sim.after(oneWay, () => {
+      if (this.sim.isUp(y)) this.sim.call(y, (c, now) => (c as RouterNode).shortcutDown(now, x));
+    });
+    this.sim.after(2 * oneWay * 1.001, () => {
+      if (this.sim.isUp(x)) this.sim.call(x, (c, now) => (c as RouterNode).shortcutDown(now, y));
+    });
   }
 
   /** The route between `a` and `b` goes down now (both ends notice). */
@@ -315,6 +431,12 @@ export interface RoutingSimOptions {
   publishes?: number;
   /** Calls measured, each from a random node to the one provider. Default 50. */
   calls?: number;
+  /** Publishers of a stream each (10 ms apart, `streamLength` messages): shortcuts at work. Default 10. */
+  streams?: number;
+  /** Shortcuts a node may hold (`overlay.shortcuts`; 0: none). Default `SHORTCUTS.max`. */
+  shortcuts?: number;
+  /** Messages per stream: the first half warms up, the second is measured alone. Default 20. */
+  streamLength?: number;
   /** Fraction of nodes crashed at once after the steady phase (0: none). Default 0.1. */
   churn?: number;
   /** How long a crashed node's neighbours take to notice, ms (route idle timeout). Default 1500. */
@@ -351,6 +473,25 @@ export interface RoutingReport {
     transmissionsPerDelivery: number;
     /** Nodes that got a FWD without a subscription of their own (forwarders on a path). */
     forwarderShare: number;
+  };
+  /**
+   * Streams: each of `publishers` nodes publishes `length` messages 10 ms apart. A node asks for
+   * a shortcut to a far subscriber's node on its third message (docs/routing.md, "Shortcuts").
+   */
+  streams: {
+    publishers: number;
+    length: number;
+    expected: number;
+    delivered: number;
+    duplicates: number;
+    /** Messages a subscription got after a later one of the same stream. */
+    outOfOrder: number;
+    /** FWD frames per delivery to another node: the whole streams, and their second halves alone. */
+    transmissionsPerDelivery: number;
+    steadyTransmissionsPerDelivery: number;
+    /** Shortcuts dialed, and the most one node held at once. */
+    shortcuts: number;
+    maxShortcutsPerNode: number;
   };
   queue: { publishes: number; delivered: number; duplicates: number };
   rpc: { calls: number; ok: number; failed: number };
@@ -399,7 +540,10 @@ export function runRoutingSim(o: RoutingSimOptions): RoutingReport {
   const ids = Array.from({ length: n }, (_, i) => randomId(seededRng(o.seed, "id", i)));
   const overlay = new OverlayMesh(ids, o.seed, true, { k });
   overlay.settle();
-  const mesh = new RoutedMesh({ seed: o.seed });
+  const mesh = new RoutedMesh({
+    seed: o.seed,
+    router: o.shortcuts === undefined ? {} : { shortcuts: { max: o.shortcuts } },
+  });
   for (let i = 0; i < n; i++) mesh.add(nodeIdText(ids[i]!));
   for (let i = 0; i < n; i++) for (const j of overlay.adj[i]!) if (j > i) mesh.link(i, j);
   const meanPathHops = overlay.graph().diameter({ samples: 16 }).meanDistance;
@@ -539,6 +683,77 @@ export function runRoutingSim(o: RoutingSimOptions): RoutingReport {
     c.frames.length = 0;
   }
 
+  // Streams: shortcuts at work. Each publisher sends `length` messages 10 ms apart; the second
+  // halves are measured alone (the shortcuts are up by then).
+  const nStreams = Math.min(n, o.streams ?? 10);
+  const streamLength = Math.max(2, o.streamLength ?? 20);
+  const streamFrom = Array.from({ length: nStreams }, () => pick(n));
+  const half = Math.floor(streamLength / 2);
+  let remoteStream = 0;
+  let remoteSteady = 0;
+  for (const s of subs) s.c.frames.length = 0;
+  let maxShortcuts = 0;
+  const publishStream = (from: number, p: number, first: number, last: number) => {
+    for (let m = first; m < last; m++) {
+      mesh.sim.after((m - first) * 10, () => {
+        mesh.send(publisher(from), "PUB", { topic: "sim.t", payload: enc.encode(`s${p}.${m}`) });
+      });
+    }
+  };
+  const dialsBefore = mesh.shortcutDials.made;
+  const streamStart = mesh.stats().forwarded;
+  streamFrom.forEach((from, p) => publishStream(from, p, 0, half));
+  mesh.sim.runFor(half * 10 + 1000);
+  const steadyStart = mesh.stats().forwarded;
+  streamFrom.forEach((from, p) => publishStream(from, p, half, streamLength));
+  mesh.sim.runFor((streamLength - half) * 10 + 1000);
+  const streamEnd = mesh.stats().forwarded;
+  for (const node of mesh.nodes) {
+    maxShortcuts = Math.max(maxShortcuts, node.router.snapshot().shortcuts);
+  }
+  for (const from of streamFrom) {
+    const far = subs.filter((s) => s.node !== from).length;
+    remoteStream += far * streamLength;
+    remoteSteady += far * (streamLength - half);
+  }
+  let sDelivered = 0;
+  let sDup = 0;
+  let outOfOrder = 0;
+  for (const s of subs) {
+    const last = new Map<number, number>();
+    const seenHere = new Set<string>();
+    for (const f of s.c.frames) {
+      if (f.name !== "MSG" || f.fields.sid !== 1) continue;
+      const m = new TextDecoder().decode(f.fields.payload as Uint8Array);
+      if (!m.startsWith("s")) continue;
+      if (seenHere.has(m)) {
+        sDup++;
+        continue;
+      }
+      seenHere.add(m);
+      sDelivered++;
+      const [p, i] = m.slice(1).split(".").map(Number) as [number, number];
+      if ((last.get(p) ?? -1) > i) outOfOrder++;
+      else last.set(p, i);
+    }
+    s.c.frames.length = 0;
+  }
+  mesh.settle();
+  const streams: RoutingReport["streams"] = {
+    publishers: nStreams,
+    length: streamLength,
+    expected: subscribers * nStreams * streamLength,
+    delivered: sDelivered,
+    duplicates: sDup,
+    outOfOrder,
+    transmissionsPerDelivery: remoteStream === 0 ? 0 : (streamEnd - streamStart) / remoteStream,
+    steadyTransmissionsPerDelivery: remoteSteady === 0
+      ? 0
+      : (streamEnd - steadyStart) / remoteSteady,
+    shortcuts: mesh.shortcutDials.made - dialsBefore,
+    maxShortcutsPerNode: maxShortcuts,
+  };
+
   // Churn: crash a fraction at once; neighbours notice after detectMs, membership tells every
   // node, the overlay replaces the lost routes.
   let churn: RoutingReport["churn"];
@@ -640,6 +855,7 @@ export function runRoutingSim(o: RoutingSimOptions): RoutingReport {
       transmissionsPerDelivery: remoteExpected === 0 ? 0 : fwd / remoteExpected,
       forwarderShare: forwarders / n,
     },
+    streams,
     queue: { publishes: qPublishes, delivered: qDelivered, duplicates: qDup },
     rpc: { calls: ncalls, ok, failed },
     churn,

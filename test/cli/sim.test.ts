@@ -69,10 +69,14 @@ describe("macula sim routing", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
-      "rerun:                   macula sim routing --nodes 150 --subscribers 30 --k 8 --churn 0.1 --seed 3",
+      "rerun:                   macula sim routing --nodes 150 --subscribers 30 --k 8 --shortcuts 128 --churn 0.1 --seed 3",
     );
     expect(r.stdout).toMatch(/delivery: +\d+ of \d+ \(100%\), 0 duplicates/);
     expect(r.stdout).toMatch(/calls to a far provider: 50 of 50 answered, 0 failed/);
+    expect(r.stdout).toMatch(
+      /streams \(shortcuts\): +6000 of 6000 delivered, 0 duplicates, 0 out of order/,
+    );
+    expect(r.stdout).toMatch(/FWDs per delivery \(1\.00 once warm\)/);
   });
 
   test("--k 1 is refused: one neighbour each splits the mesh", async () => {

@@ -250,6 +250,19 @@ describe("macula sim routing", () => {
     expect(r.churn!.recoveredMs).not.toBeNull();
     expect(r.protocolErrors).toBe(0);
     expect(r.perNode.origins.max).toBeLessThanOrEqual(32); // 30 subscribers, a provider, the late one
+    // Streams: every message once and in order; once warm, each far subscriber's node is reached
+    // over its shortcut, one FWD per delivery.
+    expect(r.streams).toMatchObject({ expected: 30 * 10 * 20, duplicates: 0, outOfOrder: 0 });
+    expect(r.streams.delivered).toBe(r.streams.expected);
+    expect(r.streams.steadyTransmissionsPerDelivery).toBe(1);
+    expect(r.streams.maxShortcutsPerNode).toBeLessThanOrEqual(2 * 128);
+  });
+
+  test("with shortcuts off, streams go the overlay's paths (more than one FWD per delivery)", () => {
+    const r = runRoutingSim({ nodes: 300, seed: 7, subscribers: 30, k: 4, shortcuts: 0, churn: 0 });
+    expect(r.streams.delivered).toBe(r.streams.expected);
+    expect(r.streams.shortcuts).toBe(0);
+    expect(r.streams.steadyTransmissionsPerDelivery).toBeGreaterThan(1);
   });
 
   test("the same seed gives the same run", () => {

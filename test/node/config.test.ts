@@ -43,7 +43,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
       devCaDir: null,
       devCaCreate: false,
       advertise: "quic://10.0.0.5:4433",
-      overlay: { k: 8 },
+      overlay: { k: 8, shortcuts: 128 },
       tags: ["relay", "gpu"],
       relay: {
         enabled: false,

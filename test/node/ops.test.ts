@@ -87,7 +87,11 @@ describe("reload", () => {
     const m = await mesh(2);
     try {
       const [a, b] = m.nodes as [Node, Node];
-      const lines = await a.reload({ ...a.config, tags: ["gpu", "edge"], overlay: { k: 3 } });
+      const lines = await a.reload({
+        ...a.config,
+        tags: ["gpu", "edge"],
+        overlay: { k: 3, shortcuts: 128 },
+      });
       expect(lines).toEqual([
         "tags reloaded: gpu, edge",
         "changed, needs a restart: overlay",

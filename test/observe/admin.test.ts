@@ -165,6 +165,13 @@ const LEAF_METRICS: Record<string, string> = {
   "retired.clean": "macula_routes_retired_total",
   "retired.cut": "macula_routes_retired_total",
   "retired.draining": "macula_routes_draining",
+  "shortcuts.open": "macula_shortcuts_open",
+  "shortcuts.dialed": "macula_shortcuts_total",
+  "shortcuts.failed": "macula_shortcuts_total",
+  "shortcuts.refused": "macula_shortcuts_total",
+  "router.shortcutsOpened": "macula_shortcuts_total",
+  "router.shortcutsClosed": "macula_shortcuts_total",
+  "router.viaShortcut": "macula_messaging_client_sent_messages_total",
   // Refusals.
   "refused.operations": "macula_messaging_refused_operations_total", // = router.denied
   "refused.channels": "macula_refused_channels_total",

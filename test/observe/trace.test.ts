@@ -1,7 +1,7 @@
 /**
  * Tracing across the mesh (docs/tracing.md), over real QUIC on 127.0.0.1: three nodes A, B, C
  * where A's route to C was let go (the overlay then avoids it for 30 s), so whatever goes from A
- * to C is forwarded by B. Each node and each application exports its spans over OTLP/HTTP
+ * to C is forwarded by B (and no shortcut is made: `overlay.shortcuts: 0`). Each node and each application exports its spans over OTLP/HTTP
  * (lib/observe/trace.ts) to a small receiver on 127.0.0.1 (test/helpers/otlp.ts). Checked: one
  * call's spans on the caller, A, B, C and the provider share one trace id, each the child of the
  * one before; a publish's consumer span is linked to its producer and every hop's span hangs off
@@ -73,6 +73,8 @@ beforeAll(async () => {
       devCaDir: seed?.caDir,
       listen: { host: "127.0.0.1", port: 0 },
       join: seed ? [{ host: "127.0.0.1", port: seed.endpoint.address.port }] : [],
+      // Hop by hop through B, whatever A sends C: the spans of each hop are what is checked.
+      overlay: { shortcuts: 0 },
       log: () => {},
     });
   a = await start("a");
