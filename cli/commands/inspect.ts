@@ -54,6 +54,7 @@ interface InterestDoc {
     subs: { pattern: string; queue?: string }[];
     procs: string[];
     path?: { via?: string; hops: number; rttMs: number };
+    shortcut?: boolean;
   }[];
   counters: Record<string, number>;
 }
@@ -68,7 +69,8 @@ function interestText(d: InterestDoc): string {
         o.path.via ?? "?"
       }`
       : "(no path)";
-    lines.push(`${o.node}  v${o.version}  ${where}`);
+    const direct = o.shortcut ? "; this node's traffic to it: over a shortcut" : "";
+    lines.push(`${o.node}  v${o.version}  ${where}${direct}`);
     for (const s of o.subs) {
       lines.push(`    sub   ${s.pattern}${s.queue ? `  (queue ${s.queue})` : ""}`);
     }

@@ -303,6 +303,8 @@ export interface OriginSnapshot {
   readonly procs: readonly string[];
   /** The next hop's node id, hops and RTT sum; absent for this node itself. */
   readonly path?: { via: string | undefined; hops: number; rttMs: number };
+  /** Set when this node's own messages and calls to it go over a shortcut now (docs/routing.md). */
+  readonly shortcut?: true;
 }
 
 interface LocalSub {
@@ -946,6 +948,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         path: p
           ? { via: via ? peerOf(via as L) : undefined, hops: p.hops, rttMs: p.rtt }
           : undefined,
+        ...(this.#scTo.has(o.short) ? { shortcut: true as const } : {}),
       });
     }
     return out;

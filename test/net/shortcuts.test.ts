@@ -128,6 +128,7 @@ describe("shortcuts on real nodes", () => {
       expect(a.routes).not.toContain(b.nodeId);
       expect(sa.peers.find((p) => p.nodeId === b.nodeId)?.role).toBe("shortcut");
       expect(hops(a, b)).toBeGreaterThanOrEqual(2);
+      expect(a.router.interest().find((o) => o.node === b.nodeId)?.shortcut).toBe(true);
       stop();
     },
     60_000,
