@@ -414,17 +414,7 @@ export class Bus {
         void s.conn.close(PROTOCOL_VIOLATION, `unknown channel ${name}`);
         return;
       }
-      if (name === ROUTE_CHANNEL && s.peer.role !== "node") {
-        this.refusedChannels++;
-        const why =
-          `channel ${name}: only nodes may open routes (this certificate is a ${s.peer.role}'s)`;
-        this.hooks.log.warn("session.closed", `closing session with ${describe(s)}: ${why}`, {
-          peer: s.peer.nodeId,
-          cause: why,
-        });
-        void s.conn.close(FORBIDDEN, why);
-        return;
-      }
+      if (name === ROUTE_CHANNEL && s.peer.role !== "node") return this.#forbid(s, name, "routes");
       link = await this.open(s, name === CLIENT_CHANNEL ? "client" : "node", false);
       if (!link) return;
     }
@@ -434,21 +424,23 @@ export class Bus {
     if (this.#holds(link) && link.session.conn.isOpen) this.#endChannel(link);
   }
 
+  /** Closes a session whose certificate is not a node's for opening channel `name` (FORBIDDEN). */
+  #forbid(s: PeerSession, name: string, what: string): void {
+    this.refusedChannels++;
+    const why =
+      `channel ${name}: only nodes may open ${what} (this certificate is a ${s.peer.role}'s)`;
+    this.hooks.log.warn("session.closed", `closing session with ${describe(s)}: ${why}`, {
+      peer: s.peer.nodeId,
+      cause: why,
+    });
+    void s.conn.close(FORBIDDEN, why);
+  }
+
   /** The peer opened its shortcut channel: our answer to one of ours, or its own (answered). */
   async #onShortcut(bodies: AsyncIterable<Uint8Array[]>, s: PeerSession): Promise<void> {
     let link = this.#shortcuts.get(s);
     if (!link) {
-      if (s.peer.role !== "node") {
-        this.refusedChannels++;
-        const why =
-          `channel ${SHORTCUT_CHANNEL}: only nodes may open shortcuts (this certificate is a ${s.peer.role}'s)`;
-        this.hooks.log.warn("session.closed", `closing session with ${describe(s)}: ${why}`, {
-          peer: s.peer.nodeId,
-          cause: why,
-        });
-        void s.conn.close(FORBIDDEN, why);
-        return;
-      }
+      if (s.peer.role !== "node") return this.#forbid(s, SHORTCUT_CHANNEL, "shortcuts");
       link = await this.#openShortcut(s, false);
       if (!link) return;
     }
