@@ -2107,7 +2107,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#scSweepAt = Infinity;
     for (const sc of [...this.#scLinks.values()]) {
       if (sc.closing) continue;
-      if (now - sc.usedAt >= this.#sc.idleMs || this.#paths.best(sc.short)?.hops === 1) {
+      // A call in flight over it is use: a long call must not lose its shortcut to the idle rule.
+      const idle = now - sc.usedAt >= this.#sc.idleMs && !this.busy(sc.link);
+      if (idle || this.#paths.best(sc.short)?.hops === 1) {
         this.#letGo(sc);
       }
     }

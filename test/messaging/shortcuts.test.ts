@@ -180,6 +180,34 @@ describe("shortcuts", () => {
     expect(m.nodes[1]!.router.stats.calls).toBeLessThanOrEqual(5);
   });
 
+  test("a call in flight keeps its shortcut past the idle bound: answered after 40 s over it", () => {
+    const m = mesh(4, line(4));
+    const provider = m.client(3);
+    m.send(provider, "REG", { proc: "p" });
+    let slow = false;
+    provider.onFrame = (f) => {
+      if (f.name !== "CALL") return;
+      const wait = slow ? 40_000 : 0.1;
+      m.sim.after(wait, () => m.send(provider, "REPLY", { id: f.fields.id, payload: b("ok") }));
+    };
+    m.settle();
+    const caller = m.client(0);
+    for (let i = 0; i < 5; i++) {
+      m.sim.after(
+        i * 20,
+        () => m.send(caller, "CALL", { id: i + 1, proc: "p", payload: b(""), timeout_ms: 5000 }),
+      );
+    }
+    m.sim.runFor(200);
+    expect(m.nodes[0]!.router.snapshot().shortcuts).toBe(1);
+    slow = true;
+    m.send(caller, "CALL", { id: 99, proc: "p", payload: b(""), timeout_ms: 60_000 });
+    expect(m.settle()).toBe(true);
+    expect(caller.got("FAIL")).toEqual([]);
+    expect(caller.got("REPLY").map((f) => f.fields.id)).toContain(99);
+    expect(m.nodes[0]!.router.stats.shortcutsOpened).toBe(1);
+  });
+
   test("a shortcut that goes down while it holds messages sends them the long way, in order", () => {
     const m = mesh(5, line(5), {}, { min: 5, max: 5 });
     const sub = m.client(4);
