@@ -333,11 +333,6 @@ export class Bus {
     yield* this.#shortcuts.values();
   }
 
-  /** Every shortcut link. */
-  shortcuts(): IterableIterator<BusLink> {
-    return this.#shortcuts.values();
-  }
-
   /** Queued outbound bytes over all links. */
   backlog(): number {
     let n = 0;

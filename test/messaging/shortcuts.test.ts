@@ -33,14 +33,19 @@ function stream(m: RoutedMesh, c: SimClient, topic: string, count: number, gapMs
     m.sim.after(i * gapMs, () => m.send(c, "PUB", { topic, payload: b(`${i}`) }));
   }
 }
+/** A client of node `i` subscribed to `pattern`, once the mesh has taken the subscription. */
+function subscriber(m: RoutedMesh, i: number, pattern: string): SimClient {
+  const c = m.client(i);
+  m.send(c, "SUB", { sid: 1, pattern });
+  expect(m.settle()).toBe(true);
+  return c;
+}
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => `${i}`);
 
 describe("shortcuts", () => {
   test("a stream to a far node takes a shortcut from its third message: every message once, in order, the forwarders left out", () => {
     const m = mesh(5, line(5));
-    const sub = m.client(4);
-    m.send(sub, "SUB", { sid: 1, pattern: "s" });
-    expect(m.settle()).toBe(true);
+    const sub = subscriber(m, 4, "s");
     const pub = m.client(0);
     stream(m, pub, "s", 30, 10);
     m.sim.runFor(30 * 10 + 100);
@@ -62,9 +67,7 @@ describe("shortcuts", () => {
     // Every link 5 ms one way: the path is 20 ms, the shortcut 5 ms, and messages go 1 ms apart.
     // Without the hold, messages over the shortcut would arrive before the ones on the path.
     const m = mesh(5, line(5), {}, { min: 5, max: 5 });
-    const sub = m.client(4);
-    m.send(sub, "SUB", { sid: 1, pattern: "s" });
-    expect(m.settle()).toBe(true);
+    const sub = subscriber(m, 4, "s");
     stream(m, m.client(0), "s", 200, 1);
     expect(m.settle()).toBe(true);
     expect(msgs(sub)).toEqual(upTo(200));
@@ -73,9 +76,7 @@ describe("shortcuts", () => {
 
   test("one-off messages never cost a shortcut", () => {
     const m = mesh(4, line(4));
-    const sub = m.client(3);
-    m.send(sub, "SUB", { sid: 1, pattern: "s" });
-    m.settle();
+    const sub = subscriber(m, 3, "s");
     const pub = m.client(0);
     // Two messages in each 10 s window: under the three that earn a shortcut.
     for (let w = 0; w < 3; w++) {
@@ -91,9 +92,7 @@ describe("shortcuts", () => {
 
   test("an idle shortcut is let go at both ends; the next stream earns a new one", () => {
     const m = mesh(4, line(4), { shortcuts: { idleMs: 2000 } });
-    const sub = m.client(3);
-    m.send(sub, "SUB", { sid: 1, pattern: "s" });
-    m.settle();
+    const sub = subscriber(m, 3, "s");
     const pub = m.client(0);
     stream(m, pub, "s", 10, 10);
     m.sim.runFor(200);
@@ -112,9 +111,7 @@ describe("shortcuts", () => {
 
   test("a shortcut goes once a route to its node comes up", () => {
     const m = mesh(4, line(4));
-    const sub = m.client(3);
-    m.send(sub, "SUB", { sid: 1, pattern: "s" });
-    m.settle();
+    const sub = subscriber(m, 3, "s");
     const pub = m.client(0);
     stream(m, pub, "s", 10, 10);
     m.sim.runFor(200);
@@ -210,9 +207,7 @@ describe("shortcuts", () => {
 
   test("a shortcut that goes down while it holds messages sends them the long way, in order", () => {
     const m = mesh(5, line(5), {}, { min: 5, max: 5 });
-    const sub = m.client(4);
-    m.send(sub, "SUB", { sid: 1, pattern: "s" });
-    m.settle();
+    const sub = subscriber(m, 4, "s");
     stream(m, m.client(0), "s", 40, 1);
     // The shortcut comes up 10 ms after the third message asked, then holds for the path's 40 ms
     // RTT sum: cut it at 25 ms, while it holds.
