@@ -326,6 +326,8 @@ interface Origin {
   record: InterestRecord;
   /** queue ("" for plain) → the interned interest object. */
   readonly entries: Map<string, Remote>;
+  /** Its place in the path table (offers without a lookup). */
+  readonly path: ReturnType<PathTable["slot"]>;
 }
 
 interface LinkState {
@@ -460,6 +462,24 @@ function checkRecord(f: Record<string, unknown>): InterestRecord {
     key: f.key as Uint8Array,
     sig: f.sig as Uint8Array,
   };
+}
+
+/** Short ids of the node ids seen lately (a frame's origin is mostly one of a few strings). */
+const SHORT_IDS = new Map<string, string>();
+
+/**
+ * `origin`'s short id (its first `SHORT_ID_CHARS`), the same string for the same node id: no
+ * new string per frame (each one allocated and hashed again, and each a different key to compare
+ * in every table it is looked up in).
+ */
+function shortId(origin: string): string {
+  let short = SHORT_IDS.get(origin);
+  if (short === undefined) {
+    if (SHORT_IDS.size >= 1 << 16) SHORT_IDS.clear();
+    short = origin.slice(0, SHORT_ID_CHARS);
+    SHORT_IDS.set(origin, short);
+  }
+  return short;
 }
 
 /** The message router of one node. */
@@ -1784,7 +1804,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       }
       return;
     }
-    const short = origin.slice(0, SHORT_ID_CHARS);
+    const short = shortId(origin);
     if (hops >= WITHDRAW) {
       if (this.#paths.withdraw(short, link.id)) this.#changedPath(short);
       return;
@@ -1798,7 +1818,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const rtt = (f.rtt_us as number) / 1000 + Math.max(0, link.rtt?.() ?? 1);
     if (o && version <= o.record.version) {
       // A copy (or an older version) of what we hold: only the path it offers counts.
-      if (this.#paths.offer(short, link.id, hops + 1, rtt)) this.#changedPath(short);
+      if (this.#paths.offerTo(o.path, link.id, hops + 1, rtt)) this.#changedPath(short);
       return;
     }
     if (!o) {
@@ -1833,10 +1853,15 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#pending.delete(origin);
     this.stats.records++;
     if (o) this.#uninstall(o, false);
-    else this.#origins.set(short, o = { short, record, entries: new Map() });
+    else {
+      this.#origins.set(
+        short,
+        o = { short, record, entries: new Map(), path: this.#paths.slot(short) },
+      );
+    }
     o.record = record;
     this.#install(o);
-    this.#paths.offer(short, link.id, hops + 1, rtt);
+    this.#paths.offerTo(o.path, link.id, hops + 1, rtt);
     this.#changedPath(short);
   }
 

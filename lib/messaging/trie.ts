@@ -108,8 +108,12 @@ export const MATCH_CACHE_SIZE = 8192;
 export class SubscriptionTrie<S> {
   private readonly root: Node<S> = node<S>(undefined, "");
   private readonly strategy: QueueStrategy<S>;
-  /** subscriber → key (`pattern` or `pattern queue`) → subscription, for removeSubscriber. */
-  private readonly bySubscriber = new Map<S, Map<string, Subscription<S>>>();
+  /**
+   * subscriber → its subscription, or key (`pattern` or `pattern queue`) → subscription once it
+   * has more than one, for removeSubscriber. Most subscribers (a far node's record entry, say)
+   * hold one: no map for them.
+   */
+  private readonly bySubscriber = new Map<S, Subscription<S> | Map<string, Subscription<S>>>();
   /** group name → subscriptions in that group, across patterns. */
   private readonly groupSizes = new Map<string, number>();
   private subs = 0;
@@ -157,19 +161,18 @@ export class SubscriptionTrie<S> {
     if (wasEmpty) this.pats++;
     this.subs++;
     this.cache.clear();
-    let mine = this.bySubscriber.get(subscriber);
-    if (mine === undefined) {
-      mine = new Map();
-      this.bySubscriber.set(subscriber, mine);
+    const sub: Subscription<S> = queue === undefined
+      ? { pattern, subscriber }
+      : { pattern, subscriber, queue };
+    const mine = this.bySubscriber.get(subscriber);
+    if (mine === undefined) this.bySubscriber.set(subscriber, sub);
+    else if (mine instanceof Map) mine.set(key(pattern, queue), sub);
+    else if (isSub(mine, pattern, queue)) this.bySubscriber.set(subscriber, sub);
+    else {
+      const many = new Map<string, Subscription<S>>([[key(mine.pattern, mine.queue), mine]]);
+      many.set(key(pattern, queue), sub);
+      this.bySubscriber.set(subscriber, many);
     }
-    mine.set(
-      key(pattern, queue),
-      queue === undefined ? { pattern, subscriber } : {
-        pattern,
-        subscriber,
-        queue,
-      },
-    );
     return true;
   }
 
@@ -198,8 +201,12 @@ export class SubscriptionTrie<S> {
     this.subs--;
     this.cache.clear();
     const mine = this.bySubscriber.get(subscriber);
-    mine?.delete(key(pattern, queue));
-    if (mine !== undefined && mine.size === 0) this.bySubscriber.delete(subscriber);
+    if (mine instanceof Map) {
+      mine.delete(key(pattern, queue));
+      if (mine.size === 0) this.bySubscriber.delete(subscriber);
+    } else if (mine !== undefined && isSub(mine, pattern, queue)) {
+      this.bySubscriber.delete(subscriber);
+    }
     if (isEmptyLeaf(n)) {
       this.pats--;
       this.prune(n);
@@ -212,7 +219,7 @@ export class SubscriptionTrie<S> {
     const mine = this.bySubscriber.get(subscriber);
     if (mine === undefined) return 0;
     let removed = 0;
-    for (const sub of [...mine.values()]) {
+    for (const sub of mine instanceof Map ? [...mine.values()] : [mine]) {
       if (this.remove(sub.pattern, subscriber, sub.queue)) removed++;
     }
     return removed;
@@ -220,12 +227,16 @@ export class SubscriptionTrie<S> {
 
   /** The subscriptions of `subscriber`, in the order they were added. */
   subscriptionsOf(subscriber: S): Subscription<S>[] {
-    return [...(this.bySubscriber.get(subscriber)?.values() ?? [])];
+    const mine = this.bySubscriber.get(subscriber);
+    if (mine === undefined) return [];
+    return mine instanceof Map ? [...mine.values()] : [mine];
   }
 
   /** True when `(pattern, subscriber, queue)` is present. */
   has(pattern: string, subscriber: S, queue?: string): boolean {
-    return this.bySubscriber.get(subscriber)?.has(key(pattern, queue)) ?? false;
+    const mine = this.bySubscriber.get(subscriber);
+    if (mine === undefined) return false;
+    return mine instanceof Map ? mine.has(key(pattern, queue)) : isSub(mine, pattern, queue);
   }
 
   /**
@@ -315,6 +326,11 @@ export class SubscriptionTrie<S> {
 
 function key(pattern: string, queue: string | undefined): string {
   return queue === undefined ? pattern : `${pattern} ${queue}`;
+}
+
+/** Whether `s` is the subscription `(pattern, queue)` (the same `key`). */
+function isSub<S>(s: Subscription<S>, pattern: string, queue: string | undefined): boolean {
+  return key(s.pattern, s.queue) === key(pattern, queue);
 }
 
 function isEmptyLeaf<S>(n: Node<S>): boolean {

@@ -72,12 +72,43 @@ export class SimClient implements Link {
 
 function estimateSize(name: string, f: Record<string, unknown>): number {
   let n = 8 + name.length;
-  for (const v of Object.values(f)) {
+  for (const k in f) {
+    const v = f[k];
     if (typeof v === "string") n += v.length + 1;
     else if (v instanceof Uint8Array) n += v.length + 2;
     else if (Array.isArray(v)) {
-      for (const x of v) n += typeof x === "string" ? x.length + 1 : JSON.stringify(x).length;
+      for (const x of v) n += typeof x === "string" ? x.length + 1 : jsonLength(x);
     } else n += 5;
+  }
+  return n;
+}
+
+/** Whether `s` is written by JSON.stringify as itself between quotes (no escapes). */
+function plainJson(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+/**
+ * `JSON.stringify(x).length` without building the text, for a plain object of string fields (a
+ * record's subscription, a FWD's group); anything else is stringified.
+ */
+function jsonLength(x: unknown): number {
+  if (x === null || typeof x !== "object" || Object.getPrototypeOf(x) !== Object.prototype) {
+    return JSON.stringify(x).length;
+  }
+  const o = x as Record<string, unknown>;
+  let n = 2;
+  let fields = 0;
+  for (const k in o) {
+    if (!Object.hasOwn(o, k)) return JSON.stringify(x).length;
+    const v = o[k];
+    if (v === undefined) continue;
+    if (typeof v !== "string" || !plainJson(k) || !plainJson(v)) return JSON.stringify(x).length;
+    n += k.length + v.length + 5 + (fields++ > 0 ? 1 : 0);
   }
   return n;
 }

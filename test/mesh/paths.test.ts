@@ -62,3 +62,41 @@ test("a link being let go offers a last resort: any other path wins, an origin o
   t.offer("far", "r1", 1, 1);
   expect(t.best("far")?.link).toBe("r1");
 });
+test("a slot offers without a lookup and stays valid when its origin's offers come and go", () => {
+  const t = new PathTable();
+  const s = t.slot("far");
+  expect(t.size).toBe(0); // a slot alone is no origin
+  expect(t.offerTo(s, "r1", 2, 1)).toBe(true);
+  expect(t.best("far")).toEqual({ link: "r1", hops: 2, rtt: 1 });
+  expect(t.offerTo(s, "r2", 2, 0.5)).toBe(true);
+  expect(t.offers("far")).toBe(2);
+  t.withdraw("far", "r1");
+  t.withdraw("far", "r2");
+  expect(t.size).toBe(0);
+  // Emptied, then offered again through the same slot: a fresh entry, no stale best.
+  expect(t.offerTo(s, "r3", 5, 9)).toBe(true);
+  expect(t.best("far")).toEqual({ link: "r3", hops: 5, rtt: 9 });
+  t.forget("far");
+  expect(t.best("far")).toBeUndefined();
+  expect(t.offerTo(s, "r4", 3, 3)).toBe(true);
+  expect(t.best("far")?.link).toBe("r4");
+  // A stale slot whose origin another entry holds now offers to that entry.
+  t.forget("far");
+  t.offer("far", "r5", 1, 1);
+  expect(t.offerTo(s, "r6", 4, 4)).toBe(false);
+  expect(t.offers("far")).toBe(2);
+  expect(t.best("far")?.link).toBe("r5");
+});
+
+test("dropLink and retire report origins in the order the link started offering them", () => {
+  const t = new PathTable();
+  t.offer("b", "r1", 1, 1);
+  t.offer("a", "r1", 1, 1);
+  t.offer("c", "r1", 1, 1);
+  t.withdraw("b", "r1");
+  t.offer("b", "r1", 1, 1); // started again: now last
+  t.offer("a", "r2", 3, 3);
+  expect(t.retire("r1")).toEqual(["a"]);
+  expect(t.dropLink("r1")).toEqual(["c", "b"]);
+  expect(t.size).toBe(1);
+});

@@ -42,21 +42,57 @@ export interface Path {
   readonly rtt: number;
 }
 
-/** One origin's offers, in parallel arrays (a table per node × origins: kept small). */
+/**
+ * One origin's offers, `STRIDE` slots each in one array: link, hops, RTT sum, and `since`, which
+ * orders the offers links started (what `dropLink` and `retire` go by); and the best of them.
+ * One array per origin and no per-link index: a node holds an entry per origin it reaches (a
+ * simulated 10,000-node mesh holds a million), and each offer touches as little memory as can be.
+ */
 interface Entry {
-  readonly links: string[];
-  readonly hops: number[];
-  readonly rtt: number[];
-  best: Path | undefined;
+  /** The origin, as first offered (the one string the table keeps of it). */
+  readonly origin: string;
+  readonly offers: (string | number)[];
+  /** The best offer: its link (undefined: none), hops and RTT sum. */
+  link: string | undefined;
+  hops: number;
+  rtt: number;
+  /** The best as `best` hands it out: made when first asked for after a change. */
+  path: Path | undefined;
+}
+
+/** An origin's place in a `PathTable` (`slot`, `offerTo`); opaque. */
+export interface PathSlot {
+  readonly origin: string;
+}
+
+/** Slots per offer in `Entry.offers`: link, hops, rtt, since. */
+const STRIDE = 4;
+
+function entry(origin: string): Entry {
+  return { origin, offers: [], link: undefined, hops: 0, rtt: 0, path: undefined };
+}
+
+/** The index of `link`'s offer in `e.offers`, or -1. */
+function find(e: Entry, link: string): number {
+  const o = e.offers;
+  for (let i = 0; i < o.length; i += STRIDE) if (o[i] === link) return i;
+  return -1;
+}
+
+/** The best path of `e`, or undefined. */
+function bestOf(e: Entry): Path | undefined {
+  const link = e.link;
+  if (link === undefined) return undefined;
+  return e.path ??= { link, hops: e.hops, rtt: e.rtt };
 }
 
 /** Origin id → the offers of each neighbour, and the best of them. */
 export class PathTable {
   readonly #origins = new Map<string, Entry>();
-  /** link → origins it offers (for `dropLink`). */
-  readonly #byLink = new Map<string, Set<string>>();
   /** Links being let go: their offers lose to any other (`retire`). */
   readonly #retiring = new Set<string>();
+  /** Stamps offers as links start them (the `since` slot of `Entry.offers`). */
+  #since = 0;
 
   /** Origins with at least one offer. */
   get size(): number {
@@ -65,7 +101,8 @@ export class PathTable {
 
   /** The next hop toward `origin`, if any neighbour offers a path. */
   best(origin: string): Path | undefined {
-    return this.#origins.get(origin)?.best;
+    const e = this.#origins.get(origin);
+    return e === undefined ? undefined : bestOf(e);
   }
 
   /**
@@ -76,18 +113,22 @@ export class PathTable {
    */
   nextHop(origin: string, from: string | undefined): Path | undefined {
     const e = this.#origins.get(origin);
-    if (!e?.best || e.best.link !== from) return e?.best;
+    if (e === undefined) return undefined;
+    if (e.link === undefined || e.link !== from) return bestOf(e);
     let alt: Path | undefined;
-    for (let i = 0; i < e.links.length; i++) {
-      const link = e.links[i]!, hops = e.hops[i]!, rtt = e.rtt[i]!;
-      if (link !== from && (!alt || this.#better(link, hops, rtt, alt))) alt = { link, hops, rtt };
+    const o = e.offers;
+    for (let i = 0; i < o.length; i += STRIDE) {
+      const link = o[i] as string, hops = o[i + 1] as number, rtt = o[i + 2] as number;
+      if (link !== from && (!alt || this.#better(link, hops, rtt, alt.link, alt.hops, alt.rtt))) {
+        alt = { link, hops, rtt };
+      }
     }
-    return alt ?? e.best;
+    return alt ?? bestOf(e);
   }
 
   /** How many neighbours offer a path to `origin`. */
   offers(origin: string): number {
-    return this.#origins.get(origin)?.links.length ?? 0;
+    return (this.#origins.get(origin)?.offers.length ?? 0) / STRIDE;
   }
 
   /**
@@ -97,24 +138,49 @@ export class PathTable {
   offer(origin: string, link: string, hops: number, rtt: number): boolean {
     if (hops >= MAX_HOPS) return this.withdraw(origin, link);
     let e = this.#origins.get(origin);
-    if (!e) this.#origins.set(origin, e = { links: [], hops: [], rtt: [], best: undefined });
-    const i = e.links.indexOf(link);
-    if (i >= 0) {
-      if (e.hops[i] === hops && e.rtt[i] === rtt) return false;
-      e.hops[i] = hops;
-      e.rtt[i] = rtt;
-    } else {
-      e.links.push(link);
-      e.hops.push(hops);
-      e.rtt.push(rtt);
-      let mine = this.#byLink.get(link);
-      if (!mine) this.#byLink.set(link, mine = new Set());
-      mine.add(origin);
+    if (!e) this.#origins.set(origin, e = entry(origin));
+    return this.#offer(e, link, hops, rtt);
+  }
+
+  /**
+   * `origin`'s slot, for a caller that keeps a record per origin anyway: `offerTo` with it is
+   * `offer` without looking the origin up (the cost of an offer in a large mesh, where every
+   * origin's entry is cold). A slot stays valid whatever happens to the origin's offers.
+   */
+  slot(origin: string): PathSlot {
+    return this.#origins.get(origin) ?? entry(origin);
+  }
+
+  /** `offer`, for the origin of `slot`. */
+  offerTo(slot: PathSlot, link: string, hops: number, rtt: number): boolean {
+    const e = slot as Entry;
+    if (hops >= MAX_HOPS) return this.withdraw(e.origin, link);
+    if (e.offers.length === 0) {
+      // Not in the table (no offer yet, or none left): entered again, unless the origin's offers
+      // went to another entry meanwhile.
+      const cur = this.#origins.get(e.origin);
+      if (cur !== undefined && cur !== e) return this.#offer(cur, link, hops, rtt);
+      if (cur === undefined) this.#origins.set(e.origin, e);
     }
-    const b = e.best;
+    return this.#offer(e, link, hops, rtt);
+  }
+
+  #offer(e: Entry, link: string, hops: number, rtt: number): boolean {
+    const o = e.offers;
+    const i = find(e, link);
+    if (i >= 0) {
+      if (o[i + 1] === hops && o[i + 2] === rtt) return false;
+      o[i + 1] = hops;
+      o[i + 2] = rtt;
+    } else {
+      o.push(link, hops, rtt, this.#since++);
+    }
     // Better than the best: the new best. The best itself got worse: look again. Else no change.
-    if (!b || this.#better(link, hops, rtt, b)) return this.#set(e, { link, hops, rtt });
-    if (b.link === link) return this.#rebest(e);
+    const b = e.link;
+    if (b === undefined || this.#better(link, hops, rtt, b, e.hops, e.rtt)) {
+      return this.#set(e, link, hops, rtt);
+    }
+    if (b === link) return this.#rebest(e);
     return false;
   }
 
@@ -122,12 +188,11 @@ export class PathTable {
   withdraw(origin: string, link: string): boolean {
     const e = this.#origins.get(origin);
     if (!e || !remove(e, link)) return false;
-    this.#byLink.get(link)?.delete(origin);
-    if (e.links.length === 0) {
-      this.#origins.delete(origin);
+    if (e.offers.length === 0) {
+      this.#empty(e);
       return true;
     }
-    return e.best?.link === link ? this.#rebest(e) : false;
+    return e.link === link ? this.#rebest(e) : false;
   }
 
   /**
@@ -138,26 +203,26 @@ export class PathTable {
     if (this.#retiring.has(link)) return [];
     this.#retiring.add(link);
     const changed: string[] = [];
-    for (const origin of this.#byLink.get(link) ?? []) {
-      const e = this.#origins.get(origin);
-      if (e?.best?.link === link && this.#rebest(e)) changed.push(origin);
+    for (const e of this.#offeredBy(link)) {
+      if (e.link === link && this.#rebest(e)) changed.push(e.origin);
     }
     return changed;
   }
 
-  /** A neighbour went: the origins whose best changed (some maybe now unreachable). */
+  /**
+   * A neighbour went: the origins whose best changed (some maybe now unreachable). A scan of the
+   * table (origins × offers each): routes close seldom, offers arrive all the time, so no per-link
+   * index is kept up to date on every offer for it.
+   */
   dropLink(link: string): string[] {
-    const mine = this.#byLink.get(link);
-    this.#byLink.delete(link);
     this.#retiring.delete(link);
     const changed: string[] = [];
-    for (const origin of mine ?? []) {
-      const e = this.#origins.get(origin);
-      if (!e || !remove(e, link)) continue;
-      if (e.links.length === 0) {
-        this.#origins.delete(origin);
-        changed.push(origin);
-      } else if (e.best?.link === link && this.#rebest(e)) changed.push(origin);
+    for (const e of this.#offeredBy(link)) {
+      remove(e, link);
+      if (e.offers.length === 0) {
+        this.#empty(e);
+        changed.push(e.origin);
+      } else if (e.link === link && this.#rebest(e)) changed.push(e.origin);
     }
     return changed;
   }
@@ -166,51 +231,76 @@ export class PathTable {
   forget(origin: string): void {
     const e = this.#origins.get(origin);
     if (!e) return;
-    for (const link of e.links) this.#byLink.get(link)?.delete(origin);
-    this.#origins.delete(origin);
+    e.offers.length = 0;
+    this.#empty(e);
   }
 
-  #rebest(e: Entry): boolean {
-    let best: Path | undefined;
-    for (let i = 0; i < e.links.length; i++) {
-      const link = e.links[i]!, hops = e.hops[i]!, rtt = e.rtt[i]!;
-      if (!best || this.#better(link, hops, rtt, best)) best = { link, hops, rtt };
+  /** `e` has no offer left: out of the table, and a slot held for it reads as a new one. */
+  #empty(e: Entry): void {
+    this.#origins.delete(e.origin);
+    e.link = undefined;
+    e.path = undefined;
+  }
+
+  /** The entries `link` offers, in the order it started offering them. */
+  #offeredBy(link: string): Entry[] {
+    const found: Entry[] = [];
+    const since: number[] = [];
+    for (const e of this.#origins.values()) {
+      const i = find(e, link);
+      if (i < 0) continue;
+      found.push(e);
+      since.push(e.offers[i + 3] as number);
     }
-    return this.#set(e, best);
+    if (found.length < 2) return found;
+    const order = found.map((_, i) => i).sort((a, b) => since[a]! - since[b]!);
+    return order.map((i) => found[i]!);
   }
 
-  /** Whether an offer beats `b`: not being let go, then fewer hops, a lower RTT sum, the lower link id. */
-  #better(link: string, hops: number, rtt: number, b: Path): boolean {
+  /** Looks for the best of `e`'s offers again (it has at least one). */
+  #rebest(e: Entry): boolean {
+    const o = e.offers;
+    let bi = 0;
+    for (let i = STRIDE; i < o.length; i += STRIDE) {
+      const link = o[i] as string, hops = o[i + 1] as number, rtt = o[i + 2] as number;
+      if (
+        this.#better(link, hops, rtt, o[bi] as string, o[bi + 1] as number, o[bi + 2] as number)
+      ) {
+        bi = i;
+      }
+    }
+    return this.#set(e, o[bi] as string, o[bi + 1] as number, o[bi + 2] as number);
+  }
+
+  /** Whether an offer beats the one of link `bl`: not being let go, then fewer hops, a lower RTT sum, the lower link id. */
+  #better(link: string, hops: number, rtt: number, bl: string, bh: number, br: number): boolean {
     if (this.#retiring.size > 0) {
-      const r = this.#retiring.has(link), rb = this.#retiring.has(b.link);
+      const r = this.#retiring.has(link), rb = this.#retiring.has(bl);
       if (r !== rb) return rb;
     }
-    return better(link, hops, rtt, b);
+    return hops < bh || (hops === bh && (rtt < br || (rtt === br && link < bl)));
   }
 
   /** Sets the best; true when its link or hop count changed (what neighbours must hear). */
-  #set(e: Entry, best: Path | undefined): boolean {
-    const old = e.best;
-    e.best = best;
-    return !old || !best || old.link !== best.link || old.hops !== best.hops;
+  #set(e: Entry, link: string, hops: number, rtt: number): boolean {
+    const changed = e.link === undefined || e.link !== link || e.hops !== hops;
+    if (changed || e.rtt !== rtt) {
+      e.link = link;
+      e.hops = hops;
+      e.rtt = rtt;
+      e.path = undefined;
+    }
+    return changed;
   }
 }
 
-/** Removes `link`'s offer from `e`; false when it had none. */
+/** Removes `link`'s offer from `e` (the last offer takes its place); false when it had none. */
 function remove(e: Entry, link: string): boolean {
-  const i = e.links.indexOf(link);
+  const i = find(e, link);
   if (i < 0) return false;
-  const last = e.links.length - 1;
-  e.links[i] = e.links[last]!;
-  e.hops[i] = e.hops[last]!;
-  e.rtt[i] = e.rtt[last]!;
-  e.links.pop();
-  e.hops.pop();
-  e.rtt.pop();
+  const o = e.offers;
+  const last = o.length - STRIDE;
+  for (let j = 0; j < STRIDE; j++) o[i + j] = o[last + j]!;
+  o.length = last;
   return true;
-}
-
-/** Whether an offer beats `b`: fewer hops, then a lower RTT sum, then the lower link id. */
-function better(link: string, hops: number, rtt: number, b: Path): boolean {
-  return hops < b.hops || (hops === b.hops && (rtt < b.rtt || (rtt === b.rtt && link < b.link)));
 }
