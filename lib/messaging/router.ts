@@ -179,8 +179,14 @@ export interface ShortcutOptions {
   retryMs: number;
   /** Far nodes whose demand is counted at once (the oldest is forgotten past it). */
   maxTracked: number;
-  /** Messages held while a new shortcut waits out the path before it (order); past it they go at once. */
+  /**
+   * Messages to one far node held while its way changes (path to shortcut, or back), and bytes
+   * held in all: past either they go at once (order yields to memory; `shortcutHoldOverflow`).
+   */
   maxHeld: number;
+  maxHeldBytes: number;
+  /** Added to the old way's RTT sum before the new way is used (queueing at forwarders). */
+  holdMarginMs: number;
 }
 
 /**
@@ -194,7 +200,11 @@ export interface ShortcutOptions {
  * - `idleMs` 30 s: the QUIC idle timeout's scale; a stream that pauses for less keeps its shortcut.
  * - `retryMs` 30 s: a node that cannot be reached directly (a relay only) is not dialed over and
  *   over.
- * - `maxTracked` 4,096 far nodes, `maxHeld` 1,024 messages: bounded memory whatever the traffic.
+ * - `maxTracked` 4,096 far nodes, `maxHeld` 1,024 messages a far node and `maxHeldBytes` 8 MiB
+ *   in all: bounded memory whatever the traffic (held bytes are the node's, on top of what its
+ *   sessions queue).
+ * - `holdMarginMs` 25: the RTT sum is what the path measured lately; a forwarder's queue adds to
+ *   it (15 ms seen on one hop in a review's test). The wait is paid once per switch.
  */
 export const SHORTCUTS: ShortcutOptions = {
   max: 128,
@@ -204,6 +214,8 @@ export const SHORTCUTS: ShortcutOptions = {
   retryMs: 30_000,
   maxTracked: 4096,
   maxHeld: 1024,
+  maxHeldBytes: 8 << 20,
+  holdMarginMs: 25,
 };
 
 /** What the driver does about shortcuts (`Router.shortcutPlan`). */
@@ -293,6 +305,13 @@ export interface RouterStats {
   shortcutsOpened: number;
   shortcutsClosed: number;
   viaShortcut: number;
+  /**
+   * This node's messages that waited while the way to their node changed (path and shortcut, so
+   * that none overtakes one sent the old way), and those sent before their time because the
+   * hold was full (`maxHeld`, `maxHeldBytes`: order yields to memory).
+   */
+  shortcutHeld: number;
+  shortcutHoldOverflow: number;
 }
 
 /** What this node knows of one origin's interest (`inspect interest`). */
@@ -366,9 +385,28 @@ interface ShortcutLink {
   usedAt: number;
   /** Let go: no longer used; it stays attached until the driver detaches it (drained). */
   closing: boolean;
-  /** Until then this node's messages to the far node wait (`held`): the path before may still carry some. */
+  /** Asked for by this node (counts against its `max`), not opened by the far node. */
+  readonly mine: boolean;
+  /** When this node's own last message went over it (-Infinity: none yet). */
+  sentAt: number;
+}
+
+/**
+ * This node's own messages to one far node, held while the way there changes (path to shortcut,
+ * or back): what went the old way may still be on it, and none of these may overtake it.
+ */
+interface Wait {
+  readonly short: string;
   readyAt: number;
-  held: HeldForward[];
+  readonly held: HeldForward[];
+  bytes: number;
+}
+
+/** A client's PING that waits for held messages to go first (a PONG means they went). */
+interface ParkedPing {
+  readonly link: Link;
+  readonly id: number;
+  readonly waits: Set<Wait>;
 }
 
 /** A message held for a shortcut that is not ready yet (order), to one node. */
@@ -381,7 +419,7 @@ interface HeldForward {
   readonly ts: string | undefined;
 }
 
-/** This node's messages and calls to one far node over paths of 2+ hops. */
+/** This node's messages and calls to one far node over paths of 2+ hops (kept in LRU order). */
 interface Demand {
   n: number;
   since: number;
@@ -506,6 +544,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     badTraceContext: 0,
     shortcutsOpened: 0,
     shortcutsClosed: 0,
+    shortcutHeld: 0,
+    shortcutHoldOverflow: 0,
     viaShortcut: 0,
   };
   /**
@@ -587,6 +627,12 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   /** Far nodes whose shortcut the peer let go or refused, and when: not asked for within `retryMs`. */
   readonly #scRested = new Map<string, number>();
   readonly #demand = new Map<string, Demand>();
+  /** Shortcuts this node asked for that are in use (`#scTo`, `mine`): with `#scAsked`, at most `max`. */
+  #scOwn = 0;
+  /** Far node (short id) → this node's messages to it waiting while the way changes. */
+  readonly #waits = new Map<string, Wait>();
+  #heldBytes = 0;
+  #parkedPings: ParkedPing[] = [];
   #scOpen: string[] = [];
   #scClose: L[] = [];
   /** When idle shortcuts and stale asks are next looked at, and when held messages are next due. */
@@ -674,12 +720,18 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    * last resort (any other path to an origin beats them), so what is published and called moves
    * to other routes while it drains. Calls already over it finish over it.
    */
-  retire(link: Link): void {
+  retire(link: Link, now: number = this.#now): void {
     if (link.kind !== "node" || !this.#links.has(link.id)) return;
-    // A shortcut let go by the driver (its peer let it go, or refused it): not used from now on,
-    // and not asked for again within `retryMs`.
+    this.#now = Math.max(this.#now, now);
+    // A shortcut let go by the driver (its peer let it go, or refused it): not used from now on.
+    // Not asked for again within `retryMs` if this node asked for it and still uses it (the peer
+    // had no room for it); an idle one, one the peer opened, or the answer to this node's own
+    // letting go is no refusal.
     const sc = this.#scLinks.get(link.id);
-    if (sc) return this.#letGo(sc, true);
+    if (sc) {
+      if (!sc.closing) this.#letGo(sc, sc.mine && this.#now - sc.usedAt < this.#sc.idleMs);
+      return;
+    }
     for (const short of this.#paths.retire(link.id)) this.#changedPath(short);
   }
 
@@ -746,6 +798,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         );
       case "FWD":
         if (link.kind !== "node") break;
+        if (link.shortcut !== undefined) this.#onlyForMe("FWD", f.dests as string[]);
         return this.#forwarded(
           link,
           f.topic as string,
@@ -791,6 +844,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         this.#unreg(st, f.proc as string);
         return;
       case "CALL":
+        if (link.shortcut !== undefined) this.#onlyForMe("CALL", [(f.to ?? "") as string]);
         return this.#call(
           st,
           f.id as number,
@@ -819,6 +873,20 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     }
     this.stats.protocolErrors++;
     throw new ProtocolError(`${frame.name}: not allowed from a ${link.kind} on the bus`);
+  }
+
+  /** A shortcut carries only its two ends' own traffic: a frame for any other node closes it. */
+  #onlyForMe(name: string, nodes: string[]): void {
+    for (const n of nodes) {
+      if (n !== this.#short) {
+        this.stats.protocolErrors++;
+        throw new ProtocolError(
+          `${name}: names node ${
+            JSON.stringify(n)
+          } on a shortcut, which carries only what is for its far end`,
+        );
+      }
+    }
   }
 
   /**
@@ -1170,10 +1238,12 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     // This node's own messages: over a shortcut to their node when it has one.
     const own = from === undefined;
     for (const [node, queues] of dests) {
-      if (own && this.#scTo.size > 0) {
+      if (own && (this.#scTo.size > 0 || this.#waits.size > 0)) {
+        const w = this.#waits.get(node);
+        if (w !== undefined && this.#hold(w, { topic, payload, ttl, queues, tp, ts })) continue;
         const sc = this.#scTo.get(node);
         if (sc !== undefined) {
-          this.#overShortcut(sc, { topic, payload, ttl, queues, tp, ts });
+          this.#sendShortcut(sc, { topic, payload, ttl, queues, tp, ts });
           continue;
         }
       }
@@ -1940,7 +2010,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    * A member died or left: its record and paths are dropped now (not when withdrawals arrive),
    * and records of it are held back until it joins again (`admit`).
    */
-  memberDown(origin: string): void {
+  memberDown(origin: string, now: number = this.#now): void {
+    this.#now = Math.max(this.#now, now);
     this.#pending.delete(origin);
     const short = origin.slice(0, SHORT_ID_CHARS);
     for (const sc of [...this.#scLinks.values()]) {
@@ -1977,86 +2048,127 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   #shortcutUp(link: Link): void {
     const short = link.shortcut!;
     const now = this.#now;
-    const sc: ShortcutLink = { link, short, usedAt: now, closing: false, readyAt: now, held: [] };
+    const mine = this.#scAsked.delete(short);
+    const sc: ShortcutLink = { link, short, usedAt: now, closing: false, mine, sentAt: -Infinity };
     this.#scLinks.set(link.id, sc);
-    this.#scAsked.delete(short);
     this.stats.shortcutsOpened++;
     if (short !== this.#short && !this.#scTo.has(short)) this.#take(sc);
     this.#armSweep();
   }
 
   /**
-   * Makes `sc` the way to its node. Messages sent the old way may still be on the path: new ones
-   * wait (`held`) until the path's RTT sum has passed since the last, so none overtakes them.
+   * Makes `sc` the way to its node. Messages sent the long way may still be on the path: new ones
+   * wait until the path's RTT sum (and a margin) has passed since the last, so none overtakes them.
    */
   #take(sc: ShortcutLink): void {
-    const d = this.#demand.get(sc.short);
-    sc.readyAt = d ? Math.max(this.#now, d.lastPathAt + d.pathRtt) : this.#now;
     this.#scTo.set(sc.short, sc);
+    if (sc.mine) this.#scOwn++;
+    const d = this.#demand.get(sc.short);
+    if (d) this.#waitUntil(sc.short, d.lastPathAt + d.pathRtt + this.#sc.holdMarginMs);
+    else if (sc.mine) {
+      // Asked for, so this node sent the long way lately, but its demand was forgotten since
+      // (4,096 other far nodes sent to): as if the last went just now.
+      const rtt = this.#paths.best(sc.short)?.rtt ?? 0;
+      this.#waitUntil(sc.short, this.#now + rtt + this.#sc.holdMarginMs);
+    }
   }
 
-  /** A shortcut link left the router: what it held goes the other way; a duplicate takes over. */
-  #shortcutDown(sc: ShortcutLink): void {
-    this.#scLinks.delete(sc.link.id);
+  /**
+   * Stops using `sc` for this node's traffic. What went over it may still be on it when `drains`
+   * (it was let go, not lost): messages sent from now on wait out its RTT (and a margin).
+   */
+  #untake(sc: ShortcutLink, drains: boolean): void {
     if (this.#scTo.get(sc.short) !== sc) return;
     this.#scTo.delete(sc.short);
+    if (sc.mine) this.#scOwn--;
+    if (drains && sc.sentAt > -Infinity) {
+      this.#waitUntil(sc.short, sc.sentAt + (sc.link.rtt?.() ?? 0) + this.#sc.holdMarginMs);
+    } else {
+      const w = this.#waits.get(sc.short);
+      if (w) w.readyAt = this.#now; // it held messages for `sc`: they go the long way now
+    }
     for (const other of this.#scLinks.values()) {
-      if (other.short === sc.short && !other.closing) {
+      if (other !== sc && other.short === sc.short && !other.closing) {
         this.#take(other);
         break;
       }
     }
-    this.#resend(sc);
+    const w = this.#waits.get(sc.short);
+    if (w && w.readyAt <= this.#now) this.#releaseWait(w);
   }
 
-  /** One of this node's messages for `sc`'s node: over it now, or held until it is ready. */
-  #overShortcut(sc: ShortcutLink, m: HeldForward): void {
-    sc.usedAt = this.#now;
-    if (sc.readyAt > this.#now || sc.held.length > 0) {
-      if (sc.held.length < this.#sc.maxHeld) {
-        sc.held.push(m);
-        if (sc.readyAt < this.#scReleaseAt) this.#scReleaseAt = sc.readyAt;
-        return;
-      }
-      this.#release(sc); // past the bound: order yields to memory
+  /** This node's messages to `short` wait until `readyAt` (the latest asked for wins). */
+  #waitUntil(short: string, readyAt: number): void {
+    const w = this.#waits.get(short);
+    if (w) w.readyAt = Math.max(w.readyAt, readyAt);
+    else if (readyAt > this.#now) this.#waits.set(short, { short, readyAt, held: [], bytes: 0 });
+    else return;
+    if (readyAt < this.#scReleaseAt) this.#scReleaseAt = readyAt;
+  }
+
+  /** A shortcut link left the router (its session or channel ended): its node is reached the long way. */
+  #shortcutDown(sc: ShortcutLink): void {
+    this.#scLinks.delete(sc.link.id);
+    if (!sc.closing) this.stats.shortcutsClosed++;
+    this.#untake(sc, false);
+  }
+
+  /**
+   * Holds one of this node's messages while the way to its node changes; false if it must go now
+   * (the hold is full: what it held goes first, in order, and so does this one).
+   */
+  #hold(w: Wait, m: HeldForward): boolean {
+    const size = m.payload.length + m.topic.length + 64;
+    if (w.held.length >= this.#sc.maxHeld || this.#heldBytes + size > this.#sc.maxHeldBytes) {
+      this.stats.shortcutHoldOverflow += w.held.length + 1;
+      this.#releaseWait(w);
+      return false;
     }
-    this.#sendShortcut(sc, m);
+    w.held.push(m);
+    w.bytes += size;
+    this.#heldBytes += size;
+    this.stats.shortcutHeld++;
+    return true;
+  }
+
+  /** What `w` held goes, in order, the way its node is reached now; flushes waiting on it go on. */
+  #releaseWait(w: Wait): void {
+    this.#waits.delete(w.short);
+    this.#heldBytes -= w.bytes;
+    for (const m of w.held) {
+      const sc = this.#scTo.get(w.short);
+      if (sc) this.#sendShortcut(sc, m);
+      else {this.#route(
+          undefined,
+          m.topic,
+          m.payload,
+          m.ttl,
+          new Map([[w.short, m.queues]]),
+          m.tp,
+          m.ts,
+        );}
+    }
+    if (this.#parkedPings.length === 0) return;
+    const still: ParkedPing[] = [];
+    for (const p of this.#parkedPings) {
+      p.waits.delete(w);
+      if (p.waits.size > 0) still.push(p);
+      else if (this.#links.has(p.link.id)) this.#pingNow(p.link, p.id);
+    }
+    this.#parkedPings = still;
   }
 
   #sendShortcut(sc: ShortcutLink, m: HeldForward): void {
+    sc.usedAt = sc.sentAt = this.#now;
     const groups = m.queues.map((queue) => ({ node: sc.short, queue }));
     this.#sendForward(sc.link, m.topic, m.payload, m.ttl, [sc.short], groups, m.tp, m.ts);
     this.stats.viaShortcut++;
   }
 
-  /** Sends what `sc` held, in order. */
-  #release(sc: ShortcutLink): void {
-    const held = sc.held;
-    sc.held = [];
-    for (const m of held) this.#sendShortcut(sc, m);
-  }
-
-  /** What a shortcut no longer used held goes by the paths, in order. */
-  #resend(sc: ShortcutLink): void {
-    const held = sc.held;
-    sc.held = [];
-    for (const m of held) {
-      this.#route(
-        undefined,
-        m.topic,
-        m.payload,
-        m.ttl,
-        new Map([[sc.short, m.queues]]),
-        m.tp,
-        m.ts,
-      );
-    }
-  }
-
   /**
    * One of this node's messages or calls went to `short` over a path of 2+ hops: past `after`
-   * of them within `windowMs`, a shortcut is asked for (at most `max` in use or asked; the one
-   * used longest ago gives way when it has been idle for a second).
+   * of them within `windowMs`, a shortcut is asked for (at most `max` of this node's own in use
+   * or asked; the one used longest ago gives way when it has been idle for a second).
    */
   #demanded(short: string, pathRtt: number): void {
     if (this.#sc.max <= 0) return;
@@ -2067,8 +2179,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         this.#demand.delete(this.#demand.keys().next().value!);
       }
       d = { n: 0, since: now, lastPathAt: now, pathRtt };
-      this.#demand.set(short, d);
-    }
+    } else this.#demand.delete(short); // to the end: least recently used first
+    this.#demand.set(short, d);
     d.lastPathAt = now;
     d.pathRtt = pathRtt;
     if (now - d.since > this.#sc.windowMs) {
@@ -2076,20 +2188,26 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       d.since = now;
     }
     if (++d.n < this.#sc.after || this.#scAsked.has(short) || this.#scTo.has(short)) return;
-    if (this.#scRested.has(short)) return;
+    const rested = this.#scRested.get(short);
+    if (rested !== undefined) {
+      if (now - rested < this.#sc.retryMs) return;
+      this.#scRested.delete(short); // looked at here, not swept: no timer runs for it
+    }
     const o = this.#origins.get(short);
     if (!o) return;
     for (const sc of this.#scLinks.values()) if (sc.short === short) return; // one is going
-    if (this.#scTo.size + this.#scAsked.size >= this.#sc.max && !this.#evict(now)) return;
+    if (this.#scOwn + this.#scAsked.size >= this.#sc.max && !this.#evict(now)) return;
     this.#scAsked.set(short, now);
     this.#scOpen.push(o.record.origin);
     this.#armSweep();
   }
 
-  /** Lets the least recently used shortcut go if it has been idle for a second; true if one went. */
+  /** Lets this node's least recently used shortcut go if idle for a second; true if one went. */
   #evict(now: number): boolean {
     let lru: ShortcutLink | undefined;
-    for (const sc of this.#scTo.values()) if (!lru || sc.usedAt < lru.usedAt) lru = sc;
+    for (const sc of this.#scTo.values()) {
+      if (sc.mine && (!lru || sc.usedAt < lru.usedAt)) lru = sc;
+    }
     if (!lru || now - lru.usedAt < 1000) return false;
     this.#letGo(lru);
     return true;
@@ -2102,31 +2220,29 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
         this.#scRested.delete(this.#scRested.keys().next().value!);
       }
       this.#scRested.set(sc.short, this.#now);
-      this.#armSweep();
     }
     if (sc.closing) return;
     sc.closing = true;
     this.stats.shortcutsClosed++;
-    if (this.#scTo.get(sc.short) === sc) {
-      this.#scTo.delete(sc.short);
-      this.#resend(sc);
-    }
+    this.#untake(sc, true);
     this.#scClose.push(sc.link as L);
   }
 
   #armSweep(): void {
     if (this.#scSweepAt !== Infinity) return;
-    if (this.#scLinks.size === 0 && this.#scAsked.size === 0 && this.#scRested.size === 0) return;
+    if (this.#scLinks.size === 0 && this.#scAsked.size === 0) return;
     this.#scSweepAt = this.#now + Math.max(1, Math.min(this.#sc.idleMs, this.#sc.retryMs) / 4);
   }
 
-  /** Held messages that are due go; idle shortcuts, and those to nodes now one hop away, go. */
+  /**
+   * Held messages that are due go; idle shortcuts go, and so do those to nodes now one hop away
+   * and those slower than twice the path (kept from being asked for again within `retryMs`).
+   */
   #shortcutTick(now: number): void {
     this.#scReleaseAt = Infinity;
-    for (const sc of this.#scLinks.values()) {
-      if (sc.held.length === 0) continue;
-      if (sc.readyAt <= now) this.#release(sc);
-      else if (sc.readyAt < this.#scReleaseAt) this.#scReleaseAt = sc.readyAt;
+    for (const w of [...this.#waits.values()]) {
+      if (w.readyAt <= now) this.#releaseWait(w);
+      else if (w.readyAt < this.#scReleaseAt) this.#scReleaseAt = w.readyAt;
     }
     if (now < this.#scSweepAt) return;
     this.#scSweepAt = Infinity;
@@ -2134,12 +2250,14 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       if (sc.closing) continue;
       // A call in flight over it is use: a long call must not lose its shortcut to the idle rule.
       const idle = now - sc.usedAt >= this.#sc.idleMs && !this.busy(sc.link);
-      if (idle || this.#paths.best(sc.short)?.hops === 1) {
-        this.#letGo(sc);
+      const path = this.#paths.best(sc.short);
+      if (idle || path?.hops === 1) this.#letGo(sc);
+      else if (path && (sc.link.rtt?.() ?? 0) > 2 * path.rtt + this.#sc.holdMarginMs) {
+        this.#letGo(sc, true);
       }
     }
-    for (const asked of [this.#scAsked, this.#scRested]) {
-      for (const [short, at] of asked) if (now - at >= this.#sc.retryMs) asked.delete(short);
+    for (const [short, at] of this.#scAsked) {
+      if (now - at >= this.#sc.retryMs) this.#scAsked.delete(short);
     }
     this.#armSweep();
   }
@@ -2152,6 +2270,15 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    * node is answered at once (it does not travel further).
    */
   #ping(link: Link, id: number): void {
+    // Messages the client sent before, held while the way to their node changes, go first.
+    if (link.kind === "client" && this.#waits.size > 0 && this.#parkedPings.length < 4096) {
+      this.#parkedPings.push({ link, id, waits: new Set(this.#waits.values()) });
+      return;
+    }
+    this.#pingNow(link, id);
+  }
+
+  #pingNow(link: Link, id: number): void {
     // Interest changes the client made before its PING reach the peer nodes before our PINGs.
     if (this.#announceAt !== Infinity) this.#announce();
     const waiting = new Set<Link>();

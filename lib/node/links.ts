@@ -79,6 +79,8 @@ export class BusLink implements Link {
   seed = false;
   /** On a shortcut: the far node's short id (the router's `Link.shortcut`). */
   shortcut: string | undefined = undefined;
+  /** On a shortcut: the peer's channel is being read (a second one is a protocol violation). */
+  reading = false;
   /** Resolves once the router has the link (frames are read only after that). */
   readonly attached: Promise<void>;
   markAttached!: () => void;
@@ -438,7 +440,11 @@ export class Bus {
       if (s.peer.role !== "node") return this.#forbid(s, SHORTCUT_CHANNEL, "shortcuts");
       link = await this.#openShortcut(s, false);
       if (!link) return;
+    } else if (link.reading) {
+      void s.conn.close(PROTOCOL_VIOLATION, `a second ${SHORTCUT_CHANNEL} channel on one session`);
+      return;
     }
+    link.reading = true;
     await link.attached;
     await this.#read(link, bodies);
     // The peer ended its channel (it let the shortcut go, or answered our letting go): ours ends.
@@ -552,7 +558,7 @@ export class Bus {
     }, mine ? RUNTIME.retireMs : 2 * RUNTIME.retireMs);
     (timer as { unref?: () => void }).unref?.();
     link.retiring = { reason, answered: false, timer };
-    this.router.retire(link);
+    this.router.retire(link, monoNow());
     this.#driver.poke(); // what the router queued goes out now, before RETIRE
     if (mine) {
       link.send("RETIRE", {});

@@ -326,7 +326,7 @@ export class Node {
           );
           this.#overlay.memberChanged(e.kind, m.id, m.addr);
           if (e.kind === "alive") this.#bus.router.memberUp(m.id);
-          else this.#bus.router.memberDown(m.id);
+          else this.#bus.router.memberDown(m.id, monoNow());
           if (e.kind !== "alive") this.dht.memberGone(nodeIdFromText(m.id));
           this.#bus.flush();
         }

@@ -317,12 +317,16 @@ export const METRICS: readonly MetricDef[] = [
   counter(
     "macula_shortcuts_total",
     "Shortcuts by event: opened (taken into use), closed (let go: idle, a route came up, or " +
-      "room for a busier one), dial_failed (no direct or punched session), refused (a peer's " +
-      "past this node's bound).",
+      "room for a busier one, or slower than the path), dial_failed (no direct or punched " +
+      "session), refused (a peer's past this node's bound); held (this node's messages that " +
+      "waited while the way to their node changed, so that none overtakes one sent before), " +
+      "hold_overflow (sent before their time: the hold was full).",
     (r) =>
       by("event", [
         ["opened", r.snapshot.router.shortcutsOpened],
         ["closed", r.snapshot.router.shortcutsClosed],
+        ["held", r.snapshot.router.shortcutHeld],
+        ["hold_overflow", r.snapshot.router.shortcutHoldOverflow],
         ["dialed", r.snapshot.shortcuts.dialed],
         ["dial_failed", r.snapshot.shortcuts.failed],
         ["refused", r.snapshot.shortcuts.refused],

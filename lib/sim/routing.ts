@@ -178,6 +178,14 @@ export class RouterNode implements Core<RouterMsg, never> {
     this.#flush(now);
   }
 
+  /** `peer` lets its shortcut to this node go (its RETIRE arrived): not used from now on. */
+  shortcutRetire(now: number, peer: Addr): void {
+    const l = this.#shortcuts.get(peer);
+    if (!l) return;
+    this.router.retire(l, now);
+    this.#flush(now);
+  }
+
   /** The shortcut to `peer` is gone. */
   shortcutDown(now: number, peer: Addr): void {
     const l = this.#shortcuts.get(peer);
@@ -334,6 +342,13 @@ export class RoutedMesh {
     return i;
   }
 
+  /** Sets the one-way latency between `a` and `b` (ms), for a route or shortcut made after. */
+  setLatency(a: number, b: number, oneWayMs: number): void {
+    this.#oneWay.set(a < b ? `${a} ${b}` : `${b} ${a}`, oneWayMs);
+    this.sim.setLinkLatency(`n${a}`, `n${b}`, { baseMs: oneWayMs });
+    this.sim.setLinkLatency(`n${b}`, `n${a}`, { baseMs: oneWayMs });
+  }
+
   /** The one-way latency between `a` and `b` (drawn once per pair, ms). */
   #latency(a: number, b: number): number {
     const key = a < b ? `${a} ${b}` : `${b} ${a}`;
@@ -388,13 +403,17 @@ export class RoutedMesh {
   }
 
   /**
-   * Node `a` lets its shortcut to `b` go: `b` hears it one way later and stops sending on it;
-   * `a` drops it once what `b` sent before that has arrived.
+   * Node `a` lets its shortcut to `b` go: `b` hears it one way later and stops sending on it (as
+   * a RETIRE would: what it sends from then on waits out what it sent on it), and drops it once
+   * what `a` sent before has arrived; `a` drops it once what `b` sent before that has arrived.
    */
   #closeShortcut(a: number, b: number): void {
     const oneWay = this.#latency(a, b);
     const [x, y] = [`n${a}`, `n${b}`];
     this.sim.after(oneWay, () => {
+      if (this.sim.isUp(y)) this.sim.call(y, (c, now) => (c as RouterNode).shortcutRetire(now, x));
+    });
+    this.sim.after(oneWay * 1.001, () => {
       if (this.sim.isUp(y)) this.sim.call(y, (c, now) => (c as RouterNode).shortcutDown(now, x));
     });
     this.sim.after(2 * oneWay * 1.001, () => {
@@ -805,8 +824,8 @@ export function runRoutingSim(o: RoutingSimOptions): RoutingReport {
         for (const j of overlay.adj[v]!) if (!victimSet.has(j)) mesh.unlink(v, j);
       }
       for (const i of alive) {
-        mesh.sim.call(`n${i}`, (c) => {
-          for (const v of victims) (c as RouterNode).router.memberDown(mesh.nodes[v]!.nodeId);
+        mesh.sim.call(`n${i}`, (c, now) => {
+          for (const v of victims) (c as RouterNode).router.memberDown(mesh.nodes[v]!.nodeId, now);
         });
       }
       const old = overlay.adj.map((s) => new Set(s));

@@ -107,6 +107,14 @@ describe("shortcuts", () => {
     m.sim.runFor(200);
     expect(m.nodes[0]!.router.stats.shortcutsOpened).toBe(2);
     expect(msgs(sub)).toEqual([...upTo(10), ...upTo(10)]);
+    // The far end was let go of an idle shortcut: no refusal, so it may ask for its own at once.
+    expect(m.settle()).toBe(true);
+    const back = subscriber(m, 0, "back");
+    const opened = m.nodes[3]!.router.stats.shortcutsOpened;
+    stream(m, m.client(3), "back", 10, 10);
+    m.sim.runFor(200);
+    expect(m.nodes[3]!.router.stats.shortcutsOpened).toBe(opened + 1);
+    expect(msgs(back)).toEqual(upTo(10));
   });
 
   test("a shortcut goes once a route to its node comes up", () => {
@@ -216,6 +224,115 @@ describe("shortcuts", () => {
     });
     expect(m.settle()).toBe(true);
     expect(msgs(sub)).toEqual(upTo(40));
+    // Every one opened is counted closed by the end, the one cut (no one let it go) too.
+    const { shortcutsOpened, shortcutsClosed } = m.nodes[0]!.router.stats;
+    expect(shortcutsOpened).toBeGreaterThanOrEqual(1);
+    expect(shortcutsClosed).toBe(shortcutsOpened);
+  });
+
+  test("a shortcut slower than the path is let go, and messages after it wait out what it carries", () => {
+    // 1 ms links: the path is 4 ms one way; the shortcut 30 ms. Sweeps every 100 ms (idleMs / 4).
+    const m = mesh(5, line(5), { shortcuts: { idleMs: 400 } }, { min: 1, max: 1 });
+    m.setLatency(0, 4, 30);
+    const sub = subscriber(m, 4, "s");
+    stream(m, m.client(0), "s", 600, 1);
+    expect(m.settle()).toBe(true);
+    // Without the wait at the let-go, messages sent the long way overtake the shortcut's by 26 ms.
+    expect(msgs(sub)).toEqual(upTo(600));
+    const r0 = m.nodes[0]!.router;
+    // Up after its 60 ms handshake, let go at the next sweep (100 ms): most went the long way.
+    expect(r0.stats.viaShortcut).toBeGreaterThan(0);
+    expect(r0.stats.viaShortcut).toBeLessThan(300);
+    expect(r0.stats.shortcutsClosed).toBe(1);
+    expect(r0.stats.shortcutsOpened).toBe(1); // not asked for again within retryMs
+    expect(r0.stats.shortcutHeld).toBeGreaterThan(0);
+  });
+
+  test("held messages are bounded in bytes: past the bound they go at once, none lost, counted", () => {
+    const m = mesh(5, line(5), { shortcuts: { maxHeldBytes: 2000 } }, { min: 5, max: 5 });
+    const sub = subscriber(m, 4, "s");
+    const pub = m.client(0);
+    for (let i = 0; i < 100; i++) {
+      m.sim.after(i, () => m.send(pub, "PUB", { topic: "s", payload: b(`${i}`.padEnd(500)) }));
+    }
+    expect(m.settle()).toBe(true);
+    const got = msgs(sub).map((s) => s.trim());
+    expect(got.length).toBe(100);
+    expect(new Set(got)).toEqual(new Set(upTo(100)));
+    const r0 = m.nodes[0]!.router;
+    expect(r0.stats.shortcutHoldOverflow).toBeGreaterThan(0);
+    // 2,000 bytes hold three of these at a time (500 B payloads and their topic and framing).
+    expect(r0.stats.shortcutHeld).toBeLessThan(100);
+  });
+
+  test("a flush waits for held messages: its PONG means they went", () => {
+    // The shortcut is up 10 ms after the third message asks, and holds for the path's 40 ms RTT
+    // sum and the margin: a PING at 30 ms finds messages held.
+    const m = mesh(5, line(5), {}, { min: 5, max: 5 });
+    const sub = subscriber(m, 4, "s");
+    const pub = m.client(0);
+    stream(m, pub, "s", 30, 1);
+    let seenAtPong = -1;
+    pub.onFrame = (f) => {
+      if (f.name === "PONG") seenAtPong = msgs(sub).length;
+    };
+    m.sim.after(30, () => m.send(pub, "PING", { id: 7 }));
+    expect(m.settle()).toBe(true);
+    expect(m.nodes[0]!.router.stats.shortcutHeld).toBeGreaterThan(0);
+    // Everything published before the PING went before its PONG: the far node had it.
+    expect(seenAtPong).toBe(30);
+    expect(msgs(sub)).toEqual(upTo(30));
+  });
+
+  test("peers' shortcuts do not take this node's own room", () => {
+    // max 1 everywhere. Node 0 streams to node 4 (a shortcut node 4 did not ask for); meanwhile
+    // node 4 streams to node 1, three hops away: it still gets one of its own.
+    const m = mesh(5, line(5), { shortcuts: { max: 1 } });
+    const at4 = subscriber(m, 4, "to4");
+    const at1 = subscriber(m, 1, "to1");
+    stream(m, m.client(0), "to4", 100, 5);
+    m.sim.after(100, () => stream(m, m.client(4), "to1", 50, 5));
+    expect(m.settle()).toBe(true);
+    expect(msgs(at4)).toEqual(upTo(100));
+    expect(msgs(at1)).toEqual(upTo(50));
+    const r4 = m.nodes[4]!.router;
+    expect(r4.stats.shortcutsOpened).toBe(2); // node 0's, and its own to node 1
+    expect(r4.stats.viaShortcut).toBeGreaterThan(0);
+    // Node 0's stream was not cut for it: one shortcut, let go only when idle at the end.
+    expect(m.nodes[0]!.router.stats.shortcutsOpened).toBe(1);
+  });
+
+  test("a shortcut carries only what is for its far end: FWD or CALL for another node closes it", () => {
+    const me = "a".repeat(52);
+    const fwd = (dests: string[]) => ({
+      type: 0,
+      name: "FWD",
+      fields: { topic: "t", payload: b("x"), ttl: 8, dests, groups: [] },
+    });
+    const call = (to: string) => ({
+      type: 0,
+      name: "CALL",
+      fields: { id: 1, proc: "p", payload: b(""), timeout_ms: 1000, to, ttl: 8 },
+    });
+    for (
+      const frame of [
+        fwd(["c".repeat(16)]),
+        fwd([me.slice(0, 16), "c".repeat(16)]),
+        call("c".repeat(16)),
+      ]
+    ) {
+      const r = new Router({ random: () => 0.5, nodeId: me });
+      const sc = { id: "sc:1", kind: "node" as const, shortcut: "b".repeat(16) };
+      r.attach(sc);
+      expect(() => r.receive(0, sc, frame)).toThrow(/on a shortcut, which carries only/);
+      expect(r.stats.protocolErrors).toBe(1);
+    }
+    // One for this node is taken.
+    const r = new Router({ random: () => 0.5, nodeId: me });
+    const sc = { id: "sc:1", kind: "node" as const, shortcut: "b".repeat(16) };
+    r.attach(sc);
+    r.receive(0, sc, fwd([me.slice(0, 16)]));
+    expect(r.stats.protocolErrors).toBe(0);
   });
 
   test("interest is refused on a shortcut (only routes carry it)", () => {

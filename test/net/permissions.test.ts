@@ -17,6 +17,7 @@ import { Node } from "../../lib/node/node.ts";
 import { PeerSession, SessionError } from "../../lib/peer/mod.ts";
 import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { take } from "../helpers/mesh.ts";
+import { until } from "../helpers/quic.ts";
 import { Proc } from "../helpers/proc.ts";
 
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
@@ -202,6 +203,59 @@ describe("roles", () => {
       );
       expect(node.snapshot().refused.channels).toBe(before + 1);
       expect(node.routes).toEqual([]);
+    } finally {
+      await ep.close();
+    }
+  });
+
+  test("a client's certificate on the shortcut channel is closed with the reason", async () => {
+    const c = await creds(node.caDir!, "shortcutter");
+    const verifier = await Verifier.create({ ca: c.ca });
+    const id = await verifier.verify(c.cert);
+    const ep = await QuicEndpoint.bind({
+      host: "127.0.0.1",
+      port: 0,
+      tls: c,
+      checkPeer: verifier.checkPeer(),
+    });
+    try {
+      const conn = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port });
+      const s = await PeerSession.dial(conn, { self: { nodeId: id.nodeId, realm: "dev" } });
+      const before = node.snapshot().refused.channels;
+      await s.openChannel("shortcut");
+      expect((await s.closed).message).toBe(
+        "connection closed by peer: application code 19 (channel shortcut: only nodes may open shortcuts (this certificate is a client's))",
+      );
+      expect(node.snapshot().refused.channels).toBe(before + 1);
+      expect(node.snapshot().shortcuts.open).toBe(0);
+    } finally {
+      await ep.close();
+    }
+  });
+
+  test("a node that opens a second shortcut channel on one session is closed with the reason", async () => {
+    const c = await creds(node.caDir!, "twice", { role: "node" });
+    const verifier = await Verifier.create({ ca: c.ca });
+    const id = await verifier.verify(c.cert);
+    const ep = await QuicEndpoint.bind({
+      host: "127.0.0.1",
+      port: 0,
+      tls: c,
+      checkPeer: verifier.checkPeer(),
+    });
+    try {
+      const conn = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port });
+      const s = await PeerSession.dial(conn, { self: { nodeId: id.nodeId, realm: "dev" } });
+      await s.openChannel("shortcut");
+      await until(
+        () => node.snapshot().shortcuts.open === 1,
+        "the first shortcut is taken",
+        10_000,
+      );
+      await s.openChannel("shortcut");
+      expect((await s.closed).message).toBe(
+        "connection closed by peer: application code 18 (a second shortcut channel on one session)",
+      );
     } finally {
       await ep.close();
     }

@@ -171,6 +171,8 @@ const LEAF_METRICS: Record<string, string> = {
   "shortcuts.refused": "macula_shortcuts_total",
   "router.shortcutsOpened": "macula_shortcuts_total",
   "router.shortcutsClosed": "macula_shortcuts_total",
+  "router.shortcutHeld": "macula_shortcuts_total",
+  "router.shortcutHoldOverflow": "macula_shortcuts_total",
   "router.viaShortcut": "macula_messaging_client_sent_messages_total",
   // Refusals.
   "refused.operations": "macula_messaging_refused_operations_total", // = router.denied
