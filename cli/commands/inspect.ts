@@ -90,6 +90,7 @@ function interestText(d: InterestDoc): string {
 interface DhtDoc {
   nodeId: string;
   mode: string;
+  reachability: string;
   contacts: number;
   buckets: { index: number; contacts: { id: string; addr: string; lastSeenMs: number }[] }[];
   held: { key: string; publisher: string; seq: number; bytes: number; expiresInMs: number }[];
@@ -99,9 +100,18 @@ interface DhtDoc {
   counters: Record<string, number>;
 }
 
+/** `inspect dht`'s reachability, in words (docs/dht.md, "Client mode, on real nodes"). */
+const REACH_TEXT: Record<string, string> = {
+  unknown: "reachability not checked yet",
+  reachable: "others can dial it",
+  unreachable: "others cannot dial it",
+  fixed: "set by dht.mode",
+};
+
 function dhtText(d: DhtDoc): string {
   const lines = [
-    `${d.nodeId}  ${d.mode} mode, ${d.contacts} contacts in ${d.buckets.length} buckets; ` +
+    `${d.nodeId}  ${d.mode} mode (${REACH_TEXT[d.reachability] ?? d.reachability}), ` +
+    `${d.contacts} contacts in ${d.buckets.length} buckets; ` +
     `holds ${d.heldCount} records, publishes ${d.published.length}`,
   ];
   for (const b of d.buckets) {

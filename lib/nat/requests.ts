@@ -87,6 +87,11 @@ export const NAT_DIALBACK = defineRequest<{ target: string }, Ok>(
   [nodeId("target")],
   [ok],
 );
+/**
+ * To a peer node: dial me back, on a new connection, at the address my membership record gives;
+ * `ok` says whether that worked (docs/dht.md, "Client mode": whether others can dial this node).
+ */
+export const NAT_REACHABLE = defineRequest<Empty, Ok>("nat.reachable", [], [ok]);
 /** From a rendezvous to the target: dial `peer` at host:port (probes first). */
 export const NAT_DIAL = defineRequest<{ peer: string } & HostPortBody, Ok>(
   "nat.dial",

@@ -27,6 +27,7 @@ import {
   NAT_OBSERVED,
   NAT_PUNCH,
   NAT_PUNCHED,
+  NAT_REACHABLE,
   NAT_UPGRADE,
   PING,
   RELAY_ACCEPT,
@@ -92,6 +93,9 @@ export interface TraversalHost {
 
 /** How long a direct dial runs alone before the traversal through a rendezvous joins it. */
 const DIRECT_HEAD_START_MS = 250;
+/** A reachability check's dial-back: its deadline, and how many peers are asked. */
+const REACH_DIAL_MS = 3000;
+const REACH_ASK = 3;
 /** Tunnels one relay may have announced here whose session has not come yet. */
 const MAX_WAITING_TUNNELS = 64;
 
@@ -114,6 +118,8 @@ export class Traversal {
     punchedOk: 0,
     punchFailed: 0,
     dialbacks: 0,
+    /** Reachability checks: this node dialed a peer back at its address, and how that went. */
+    reachChecks: { reached: 0, unreached: 0 },
     relayedSessions: 0,
     upgraded: 0,
     upgradeFailed: 0,
@@ -219,6 +225,15 @@ export class Traversal {
       await this.#admit(s, q.target, null);
       return this.#dialback(q.target, s);
     });
+    r.on(NAT_REACHABLE, async (_, s) => {
+      const addr = this.h.addressOf(s.peer.nodeId);
+      await this.#admit(s, s.peer.nodeId, addr ?? null);
+      if (addr === undefined) {
+        this.stats.refused++;
+        throw new TraversalError("no address of yours is known here (not an alive member)");
+      }
+      return { ok: await this.#reaches(addr, s.peer.nodeId) };
+    });
     r.on(NAT_DIAL, async (p, s) => {
       await this.#admit(s, p.peer, `${p.host}:${p.port}`);
       return this.#dial(p);
@@ -300,6 +315,51 @@ export class Traversal {
       { peer: requester.peer.nodeId, ...hostPort(requester) },
       { timeoutMs: 9000 },
     );
+  }
+
+  /**
+   * For a reachability check: a new connection to `addr` (never a pooled one, so what answers is
+   * the address itself), which must be node `id`; closed at once.
+   */
+  async #reaches(addr: string, id: string): Promise<boolean> {
+    try {
+      const s = await this.h.dial(addr, REACH_DIAL_MS);
+      void s.close("reachability checked");
+      const ok = s.peer.nodeId === id;
+      this.stats.reachChecks[ok ? "reached" : "unreached"]++;
+      return ok;
+    } catch {
+      this.stats.reachChecks.unreached++;
+      return false;
+    }
+  }
+
+  /**
+   * Whether other nodes can dial this node at its address: a peer with a direct session dials it
+   * back on a new connection; if that fails, two more try (one peer's word does not make this
+   * node a client). `reachable` if one got through, `unreachable` if some answered and none did,
+   * `unknown` if none answered (docs/dht.md, "Client mode").
+   */
+  async reachability(): Promise<"reachable" | "unreachable" | "unknown"> {
+    const peers = this.h.rendezvous().filter((s) => live(s) && this.pathOf(s) !== "relayed");
+    for (let i = peers.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [peers[i], peers[j]] = [peers[j]!, peers[i]!];
+    }
+    const asked = (some: PeerSession[]) =>
+      Promise.all(
+        some.map((s) =>
+          ask(s, NAT_REACHABLE, {}, { timeoutMs: REACH_DIAL_MS + 2000 }).then(
+            (a) => a.ok,
+            () => null,
+          )
+        ),
+      );
+    const first = await asked(peers.slice(0, 1));
+    if (first[0] === true) return "reachable";
+    const answers = [...first, ...(await asked(peers.slice(1, REACH_ASK)))];
+    if (answers.includes(true)) return "reachable";
+    return answers.includes(false) ? "unreachable" : "unknown";
   }
 
   /** At the target: dial the asker's public address (probes first), as told by the rendezvous. */

@@ -99,6 +99,12 @@ export interface NodeConfig {
    * only while used (docs/routing.md, "Shortcuts"; 0: none).
    */
   overlay: { k: number; shortcuts: number };
+  /**
+   * The DHT's mode (docs/dht.md, "Client mode"): `auto` finds out whether other nodes can dial
+   * this one at its address and runs as a client (in no other node's table) when they cannot;
+   * `server` or `client` fixes it.
+   */
+  dht: { mode: DhtModeSetting };
   /** Roles/tags this node announces in its membership metadata, e.g. `[gpu]`. */
   tags: string[];
   /**
@@ -154,6 +160,10 @@ const MEMBERSHIP_KEYS: Record<string, [keyof NodeConfig["membership"], number, n
 };
 
 type Obj = Record<string, unknown>;
+
+/** `dht.mode` values. */
+export const DHT_MODES = ["auto", "server", "client"] as const;
+export type DhtModeSetting = (typeof DHT_MODES)[number];
 
 /** What was found instead, shortly: a value's kind, and its start when it is text. */
 function shown(got: unknown): string {
@@ -218,6 +228,7 @@ export function configFrom(raw: unknown): NodeConfig {
     "dev_ca_create",
     "advertise",
     "overlay",
+    "dht",
     "tags",
     "relay",
     "membership",
@@ -327,6 +338,15 @@ export function configFrom(raw: unknown): NodeConfig {
     }
     if (ov.shortcuts !== undefined) {
       c.overlay.shortcuts = int(ov.shortcuts, "overlay.shortcuts", 0, 1024);
+    }
+  }
+  if (top.dht !== undefined) {
+    const dh = object(top.dht, "dht", ["mode"]);
+    if (dh.mode !== undefined) {
+      if (!DHT_MODES.includes(dh.mode as DhtModeSetting)) {
+        fail("dht.mode", `must be one of ${DHT_MODES.join(", ")}`, dh.mode);
+      }
+      c.dht.mode = dh.mode as DhtModeSetting;
     }
   }
   if (top.relay !== undefined) {
@@ -530,12 +550,16 @@ export function parseConfig(text: string, source = "config", file = false): Node
 /** A configuration given in code (`Node.start`): any part of it; defaults fill in the rest. */
 export interface NodeConfigInput extends
   Partial<
-    Omit<NodeConfig, "listen" | "quic" | "limits" | "relay" | "overlay" | "membership" | "log">
+    Omit<
+      NodeConfig,
+      "listen" | "quic" | "limits" | "relay" | "overlay" | "dht" | "membership" | "log"
+    >
   > {
   listen?: Partial<NodeConfig["listen"]>;
   quic?: Partial<NodeConfig["quic"]>;
   limits?: Partial<NodeConfig["limits"]>;
   overlay?: Partial<NodeConfig["overlay"]>;
+  dht?: Partial<NodeConfig["dht"]>;
   relay?: Partial<NodeConfig["relay"]>;
   membership?: Partial<NodeConfig["membership"]>;
 }
@@ -559,6 +583,7 @@ export function withDefaults(o: NodeConfigInput): NodeConfig {
     devCaCreate: o.devCaCreate ?? d.devCaCreate,
     advertise: o.advertise ?? d.advertise,
     overlay: pick(d.overlay, o.overlay),
+    dht: pick(d.dht, o.dht),
     tags: o.tags ?? d.tags,
     relay: pick(d.relay, o.relay),
     membership: pick(d.membership, o.membership),
@@ -592,6 +617,7 @@ export function configToFile(c: NodeConfig): Record<string, unknown> {
     dev_ca_create: c.devCaCreate,
     advertise: c.advertise ?? undefined,
     overlay: c.overlay,
+    dht: c.dht,
     tags: c.tags,
     relay: snakeKeys(c.relay),
     membership: snakeKeys(c.membership),
@@ -659,6 +685,10 @@ limits:
 # Long-lived routes kept to neighbours chosen from membership (macula docs overlay), and direct
 # shortcuts to far nodes this node's clients keep sending to, while used (macula docs routing).
 overlay: { k: ${d.overlay.k}, shortcuts: ${d.overlay.shortcuts} }
+
+# The DHT: auto runs it as a client (in no other node's table) when other nodes cannot dial this
+# one at its address; server or client fixes it (macula docs dht).
+dht: { mode: ${d.dht.mode} }
 
 # Relaying for peers that cannot reach each other (macula docs nat-traversal).
 relay:

@@ -50,6 +50,8 @@ export const DEFAULTS: NodeConfig = {
   // (docs/overlay.md has the simulations). Up to 128 shortcuts: direct links to far nodes this
   // node's clients keep sending to, each only while used (docs/routing.md, "Shortcuts").
   overlay: { k: 8, shortcuts: 128 },
+  // The DHT finds out whether others can dial this node, and is a client if not (docs/dht.md).
+  dht: { mode: "auto" },
   tags: [],
   relay: {
     // Every node relays, so two NATed peers always find a relay in common (their rendezvous).
@@ -123,6 +125,14 @@ export const RUNTIME = {
   relayUnusedMs: 10_000,
   relayIdleMs: 60_000,
   relaySweepMs: 5_000,
+  /**
+   * dht.mode auto (docs/dht.md, "Client mode"): the first reachability check 2 s after the start
+   * (routes are up by then on a LAN), again every 10 min (an address or a NAT can change), and
+   * every 15 s while nothing is known (no peer yet, or none answered).
+   */
+  reachCheckFirstMs: 2_000,
+  reachCheckEveryMs: 600_000,
+  reachCheckRetryMs: 15_000,
   /**
    * Before its first lookups the DHT bootstraps from membership, while its table holds fewer
    * contacts than this (a lookup needs a few to start from; the table fills itself from then

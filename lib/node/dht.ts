@@ -106,6 +106,11 @@ export class DhtGlue {
   /** The bootstrap under way, which lookups wait for. */
   #booting: Promise<void> | null = null;
   #stopped = false;
+  /**
+   * What the last reachability check found (docs/dht.md, "Client mode"): `unknown` until one
+   * has answered, or when the mode is set by configuration (`fixed`).
+   */
+  reachability: "unknown" | "reachable" | "unreachable" | "fixed" = "unknown";
 
   constructor(private readonly o: DhtGlueOptions) {
     this.core = new Dht({
@@ -153,6 +158,20 @@ export class DhtGlue {
     return await this.#run(() => this.core.put(key, value, monoNow()));
   }
 
+  /**
+   * A reachability check's finding: unreachable makes this node a client (it leaves every table
+   * as it next speaks to each peer), reachable a server; unknown changes nothing.
+   */
+  reached(r: "reachable" | "unreachable" | "unknown"): void {
+    if (r === "unknown") return;
+    const mode = r === "reachable" ? "server" : "client";
+    if (mode !== this.core.mode) {
+      this.o.log.info("dht.mode", `DHT mode ${mode}: ${r} at ${this.o.addr}`, { mode });
+    }
+    this.reachability = r;
+    this.core.setMode(mode);
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#driver.stop();
@@ -166,6 +185,7 @@ export class DhtGlue {
     return {
       nodeId: nodeIdText(this.core.id),
       mode: this.core.mode,
+      reachability: this.reachability,
       contacts: this.core.table.size,
       buckets: this.core.table.buckets().map((b) => ({
         index: b.index,

@@ -188,6 +188,7 @@ export class Node {
   readonly #overlay: OverlayGlue;
   readonly #seeds: Seeds;
   readonly #relaySweep: ReturnType<typeof setInterval> | undefined;
+  #reachTimer: ReturnType<typeof setTimeout> | undefined;
   #stopping = false;
   /** The admin listener, when `admin` is configured. */
   #admin: Admin | null = null;
@@ -336,9 +337,9 @@ export class Node {
       id: nodeIdFromText(nodeId),
       addr: this.url,
       realm: config.realm,
-      // Every node answers queries: a node reached only through a relay still takes part as a
-      // server here (docs/dht.md, "On real nodes": choosing client mode by itself is left).
-      mode: "server",
+      // `auto`: a server until a reachability check finds that others cannot dial this node
+      // (#checkReach; docs/dht.md, "Client mode").
+      mode: config.dht.mode === "client" ? "client" : "server",
       signer: interest.signer,
       verify: (publisher, pub, bytes, sig) =>
         interest.verify(nodeIdText(publisher), pub, bytes, sig),
@@ -434,6 +435,8 @@ export class Node {
       this.#relaySweep = setInterval(() => relay.sweep(), RUNTIME.relaySweepMs);
       (this.#relaySweep as { unref?: () => void }).unref?.();
     }
+    if (config.dht.mode === "auto") this.#reachLater(RUNTIME.reachCheckFirstMs);
+    else this.dht.reachability = "fixed";
     this.#sessions.acceptLoop();
     this.#seeds = new Seeds({
       routes: this.#routes,
@@ -442,6 +445,30 @@ export class Node {
       route: (s) => this.#bus.open(s, "node", true, true),
       log,
     }, config.join);
+  }
+
+  /** The next reachability check in `ms` (dht.mode auto). */
+  #reachLater(ms: number): void {
+    if (this.#stopping) return;
+    this.#reachTimer = setTimeout(() => void this.#checkReach(), ms);
+    (this.#reachTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Whether other nodes can dial this one at its address (peers dial it back on a new
+   * connection): the DHT runs as a client when they cannot. Again every `reachCheckEveryMs`, sooner
+   * while nothing is known (no peer yet, or none answered).
+   */
+  async #checkReach(): Promise<void> {
+    let r: "reachable" | "unreachable" | "unknown" = "unknown";
+    try {
+      r = await this.traversal.reachability();
+    } catch (e) {
+      this.log.debug("dht.reach", `reachability check failed: ${(e as Error).message}`);
+    }
+    if (this.#stopping) return;
+    this.dht.reached(r);
+    this.#reachLater(r === "unknown" ? RUNTIME.reachCheckRetryMs : RUNTIME.reachCheckEveryMs);
   }
 
   /** Starts a node: credentials, endpoint, seeds. Resolves once it listens. */
@@ -706,6 +733,7 @@ export class Node {
     this.membership.leave(); // others learn "left" now, not by timing out
     this.#stopping = true;
     clearInterval(this.#relaySweep);
+    clearTimeout(this.#reachTimer);
     this.revocation.stop();
     this.dht.stop();
     this.#overlay.stop();

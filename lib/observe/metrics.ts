@@ -616,6 +616,16 @@ export const METRICS: readonly MetricDef[] = [
     (r) => r.dht.core.stats.republishes,
   ),
   counter(
+    "macula_dht_left_as_clients_total",
+    "Contacts taken out of the table because they now speak in client mode.",
+    (r) => r.dht.core.stats.leftAsClients,
+  ),
+  gauge(
+    "macula_dht_client_mode",
+    "1 while this node runs its DHT in client mode (others cannot dial it), else 0.",
+    (r) => r.dht.core.mode === "client" ? 1 : 0,
+  ),
+  counter(
     "macula_dht_expired_records_total",
     "Held records that expired.",
     (r) => r.dht.core.stats.expired,
@@ -816,6 +826,16 @@ export const METRICS: readonly MetricDef[] = [
     "macula_traversal_dialbacks_total",
     "Dial-backs made.",
     (r) => r.snapshot.traversal.dialbacks,
+  ),
+  counter(
+    "macula_traversal_reach_checks_total",
+    "Reachability checks made for peers (dialed back at their address), by result.",
+    (r) =>
+      by("result", [
+        ["reached", r.snapshot.traversal.reachChecks.reached],
+        ["unreached", r.snapshot.traversal.reachChecks.unreached],
+      ]),
+    ["result"],
   ),
   counter(
     "macula_traversal_relayed_sessions_total",

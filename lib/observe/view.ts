@@ -126,7 +126,9 @@ export interface DhtView {
       refreshes: number;
       republishes: number;
       expired: number;
+      leftAsClients: number;
     };
+    readonly mode: "server" | "client";
     readonly table: { readonly size: number };
     readonly store: { readonly size: number };
     readonly running: number;

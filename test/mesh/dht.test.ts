@@ -201,6 +201,29 @@ describe("Dht on the simulator", () => {
     expect(net.run(3, (d, now) => d.findValue(key, now)).records.length).toBe(1);
   });
 
+  test("a server that turns client leaves the tables of the nodes it speaks to next", () => {
+    const net = network(30);
+    const inTables = (k: string) =>
+      Array.from({ length: 30 }, (_, i) => net.core(i)).filter((d) =>
+        d.table.buckets().some((b) => b.contacts.some((c) => c.key === k))
+      );
+    const me = idHex(net.ids[12]!);
+    const before = inTables(me);
+    expect(before.length).toBeGreaterThan(0);
+    net.sim.call("n12", (c) => (c as Dht).setMode("client"));
+    expect(net.core(12).mode).toBe("client");
+    // It speaks to many nodes: a lookup of its own id (each node asked takes it out).
+    net.run(12, (d, now) => d.findNode(net.ids[12]!, now));
+    const after = inTables(me);
+    expect(after.length).toBeLessThan(before.length);
+    const left = before.reduce((n, d) => n + d.stats.leftAsClients, 0);
+    expect(left).toBe(before.length - after.length);
+    // And back: a server again enters the tables of those it speaks to.
+    net.sim.call("n12", (c) => (c as Dht).setMode("server"));
+    net.run(12, (d, now) => d.findNode(net.ids[12]!, now));
+    expect(inTables(me).length).toBeGreaterThan(after.length);
+  });
+
   test("one table per realm: nothing of another realm's DHT gets in", () => {
     // Nodes 0–9 in dev, 10–19 in acme, all bootstrapped through node 0.
     const net = network(20, { realmOf: (i) => (i < 10 ? "dev" : "acme") });

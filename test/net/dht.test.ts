@@ -126,7 +126,12 @@ describe("the DHT on 12 real nodes", () => {
     const text = await cli();
     expect(text.stderr).toBe("");
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain(`${holder.nodeId}  server mode, `);
+    // Its reachability check may not have answered yet (docs/dht.md, "Client mode").
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `${holder.nodeId}  server mode \\((others can dial it|reachability not checked yet)\\), \\d+ contacts`,
+      ),
+    );
     expect(text.stdout).toContain(
       `held for others:\n    key ${
         Buffer.from(key("svc/printer")).toString("hex").slice(0, 16)

@@ -44,6 +44,7 @@ relay: { enabled: false, sessions_per_peer: 4, bytes_per_second: 65536, upgrade_
       devCaCreate: false,
       advertise: "quic://10.0.0.5:4433",
       overlay: { k: 8, shortcuts: 128 },
+      dht: { mode: "auto" },
       tags: ["relay", "gpu"],
       relay: {
         enabled: false,
@@ -169,6 +170,16 @@ tls: { ca: ../pki/ca.pem, cert: node.crt, key: /etc/macula/node.key, crl: crl.pe
     expect(err("relay: {rate: 1}")).toContain("relay.rate: unknown key (known: enabled,");
   });
 
+  test("dht.mode: auto by default; server or client fix it; anything else is named", () => {
+    expect(parseConfig("realm: dev").dht.mode).toBe("auto");
+    expect(parseConfig("dht: {mode: client}").dht.mode).toBe("client");
+    expect(parseConfig("dht: {mode: server}").dht.mode).toBe("server");
+    expect(err("dht: {mode: public}")).toBe(
+      'node.yaml: dht.mode: must be one of auto, server, client (got "public")',
+    );
+    expect(err("dht: {k: 20}")).toBe("node.yaml: dht.k: unknown key (known: mode)");
+  });
+
   test("overlay.k: 2 at least, because one neighbour each splits the mesh", () => {
     expect(parseConfig("overlay: {k: 2}").overlay.k).toBe(2);
     expect(err("overlay: {k: 1}")).toBe(
@@ -181,7 +192,7 @@ tls: { ca: ../pki/ca.pem, cert: node.crt, key: /etc/macula/node.key, crl: crl.pe
 
   test("every mistake names the key and what was wrong", () => {
     expect(err("lisen: {port: 1}")).toBe(
-      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, dev_ca_create, advertise, overlay, tags, relay, membership, permissions, admin, log, trace)",
+      "node.yaml: lisen: unknown key (known: realm, data_dir, listen, join, tls, quic, limits, dev_ca_dir, dev_ca_create, advertise, overlay, dht, tags, relay, membership, permissions, admin, log, trace)",
     );
     expect(err("listen: {port: 70000}")).toBe(
       "node.yaml: listen.port: must be an integer from 0 to 65535 (got 70000)",

@@ -127,6 +127,8 @@ const LEAF_METRICS: Record<string, string> = {
   "traversal.punchedOk": "macula_traversal_punches_total",
   "traversal.punchFailed": "macula_traversal_punches_total",
   "traversal.dialbacks": "macula_traversal_dialbacks_total",
+  "traversal.reachChecks.reached": "macula_traversal_reach_checks_total",
+  "traversal.reachChecks.unreached": "macula_traversal_reach_checks_total",
   "traversal.relayedSessions": "macula_traversal_relayed_sessions_total",
   "traversal.upgraded": "macula_traversal_upgrades_total",
   "traversal.upgradeFailed": "macula_traversal_upgrades_total",

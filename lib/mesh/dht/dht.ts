@@ -130,6 +130,8 @@ export interface DhtStats {
   refreshes: number;
   republishes: number;
   expired: number;
+  /** Contacts taken out of the table because they spoke in client mode (unreachable directly). */
+  leftAsClients: number;
 }
 
 /** Options of a DHT core. */
@@ -209,7 +211,11 @@ function estimate(m: DhtMsg): number {
 export class Dht implements Core<DhtMsg, DhtEvent> {
   readonly addr: Addr;
   readonly id: Uint8Array;
-  readonly mode: "server" | "client";
+  /** Server: in others' tables. Client: reachable only through others, so in no table. */
+  get mode(): "server" | "client" {
+    return this.#mode;
+  }
+  #mode: "server" | "client";
   readonly table: RoutingTable;
   readonly store: RecordStore;
   readonly cfg: DhtConfig;
@@ -241,7 +247,7 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
   constructor(o: DhtOptions) {
     this.addr = o.addr;
     this.id = o.id.slice();
-    this.mode = o.mode ?? "server";
+    this.#mode = o.mode ?? "server";
     this.cfg = { ...DHT_DEFAULTS, ...o.config };
     if (!(this.cfg.k >= 1 && this.cfg.alpha >= 1 && this.cfg.alpha <= this.cfg.k)) {
       throw new RangeError(
@@ -279,6 +285,7 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
       refreshes: 0,
       republishes: 0,
       expired: 0,
+      leftAsClients: 0,
     };
   }
 
@@ -427,7 +434,7 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
         this.stats.limited++;
         return;
       }
-      if (m.mode === "server") this.#heard(m.from, from, now);
+      this.#heardFrom(m, from, now);
       this.#answer(from, m);
       return;
     }
@@ -435,7 +442,7 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
     if (!p || p.to !== key) return; // not asked, or late after a timeout
     this.#pending.delete(m.rid);
     this.stats.answersIn++;
-    if (m.mode === "server") this.#heard(m.from, from, now);
+    this.#heardFrom(m, from, now);
     if (p.evictCheck) {
       // The oldest answered: it stays (#heard moved it to the end); the newcomer waits.
       this.#checking.delete(this.table.bucketOf(p.id!));
@@ -483,6 +490,24 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
     const id = ++this.#lookupId;
     this.#events.push({ kind: "error", id, message });
     return id;
+  }
+
+  /**
+   * From now on this node says it is in `mode` (docs/dht.md, "Client mode": a node finds out
+   * whether others can dial it). Its table and records stay; peers take it out of theirs as it
+   * speaks to them in client mode.
+   */
+  setMode(mode: "server" | "client"): void {
+    this.#mode = mode;
+  }
+
+  /**
+   * A message from a peer: in server mode, it enters the table; in client mode it leaves it (a
+   * node may say of itself only that it cannot be reached: `from` is the sender's own id).
+   */
+  #heardFrom(m: DhtMsg, from: Addr, now: number): void {
+    if (m.mode === "server") this.#heard(m.from, from, now);
+    else if (this.table.remove(idHex(m.from))) this.stats.leftAsClients++;
   }
 
   /** A peer in server mode spoke to this node: into the table (or its bucket's oldest checked). */
