@@ -197,6 +197,15 @@ export class Client {
     return this.#protocol.nodeId;
   }
 
+  /**
+   * Messages published on sessions that dropped before a `flush` confirmed the node had them:
+   * they may be lost (delivery is at most once). The `reconnecting` or `closed` status says how
+   * many each time (docs/client.md, "Reconnecting").
+   */
+  get publishesMaybeLost(): number {
+    return this.#protocol.maybeLost;
+  }
+
   get status(): ClientStatus {
     return this.#protocol.status;
   }
@@ -359,9 +368,11 @@ export class Client {
     }
     const id = this.#ids++;
     const pong = new Promise<void>((resolve, reject) => this.#pings.set(id, { resolve, reject }));
+    const mark = this.#protocol.mark();
     this.#protocol.send(encode("PING", { id }), false);
     try {
       await deadline(pong, Math.max(0, end - monoNow()), "flush");
+      this.#protocol.confirm(mark);
     } finally {
       this.#pings.delete(id);
     }

@@ -87,6 +87,15 @@ export class ProtocolHandler {
   readonly #sleeper = new Sleeper();
   /** Connection attempts started; only the newest may become the session. */
   #dials = 0;
+  /**
+   * Publishes written on the current session, and how many of them a PONG has confirmed the
+   * node processed (`mark`, `confirm`): the rest may be lost if the session drops.
+   */
+  #written = 0;
+  #confirmed = 0;
+  #epoch = 0;
+  /** Publishes written on sessions that then dropped before a flush confirmed them. */
+  maybeLost = 0;
 
   constructor(
     readonly url: string,
@@ -146,6 +155,7 @@ export class ProtocolHandler {
     const w = this.#writer;
     if (w && this.#status === "connected" && !w.error) {
       w.write(frame);
+      if (isPublish) this.#written++;
       return;
     }
     if (!isPublish) return; // SUB/REG are restored from state; CALL/PING wait for `connected`
@@ -204,6 +214,9 @@ export class ProtocolHandler {
     // Restore: subscriptions, procedures, then what was published while away.
     this.hooks.restore((frame) => writer.write(frame));
     for (const h of this.#held) writer.write(h);
+    this.#epoch++;
+    this.#written = this.#held.length;
+    this.#confirmed = 0;
     this.#held = [];
     this.#heldBytes = 0;
     this.#writer = writer;
@@ -239,11 +252,30 @@ export class ProtocolHandler {
     this.opts.onStatus?.(s, detail);
   }
 
+  /** Where a flush's PING stands among the publishes of this session (`confirm` on its PONG). */
+  mark(): { epoch: number; written: number } {
+    return { epoch: this.#epoch, written: this.#written };
+  }
+
+  /** A PONG: the node processed every publish written before `m` (on that session). */
+  confirm(m: { epoch: number; written: number }): void {
+    if (m.epoch === this.#epoch) this.#confirmed = Math.max(this.#confirmed, m.written);
+  }
+
   /** The session dropped: fail what was in flight, then reconnect (unless closing). */
   #lost(session: PeerSession, why: string): void {
     if (this.#session !== session) return;
     this.#session = null;
     this.#writer = null;
+    // At most once: what the node did not confirm may be lost. Said, and counted, not silent.
+    const unconfirmed = this.#written - this.#confirmed;
+    this.#written = this.#confirmed = 0;
+    this.maybeLost += unconfirmed;
+    if (unconfirmed > 0) {
+      why += `; ${unconfirmed} message${
+        unconfirmed === 1 ? "" : "s"
+      } published on it since the last flush may be lost`;
+    }
     this.hooks.disconnected(why);
     if (this.#closing) return;
     if ((this.opts.reconnect ?? DEFAULTS.reconnect) === false) {

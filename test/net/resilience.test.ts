@@ -84,6 +84,19 @@ describe("restarts", () => {
     expect(fresh.snapshot().router.published).toBe(5);
   });
 
+  test("publishes a flush had not confirmed when the session dropped are counted and said", async () => {
+    m = await mesh(1);
+    const watch = statusWatcher();
+    const pub = await m.client(0, { onStatus: watch.onStatus, maxReconnectDelayMs: 200 });
+    for (let i = 0; i < 3; i++) pub.publish("confirmed.x", String(i));
+    await pub.flush(); // these three the node confirmed
+    for (let i = 0; i < 4; i++) pub.publish("unconfirmed.x", String(i));
+    const lost = watch.next("reconnecting");
+    await m.nodes[0]!.stop();
+    expect(await lost).toContain("; 4 messages published on it since the last flush may be lost");
+    expect(pub.publishesMaybeLost).toBe(4);
+  });
+
   test("the reconnect buffer is bounded: publishes past it are refused, not lost silently", async () => {
     m = await mesh(1);
     const watch = statusWatcher();
