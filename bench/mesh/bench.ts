@@ -419,13 +419,20 @@ function ratio(m: ByHops, h: number): string {
   return (summarizeNs(at).p50 / summarizeNs(one).p50).toFixed(2);
 }
 
-function simRow(r: RoutingReport): string {
-  return `| ${r.nodes} | ${r.meanPathHops.toFixed(2)} | ${r.convergeMs.toFixed(1)} | ${
+function simRow({ r, shortcutsOff }: { r: RoutingReport; shortcutsOff: boolean }): string {
+  const st = r.streams;
+  const streams = st.expected === 0
+    ? "—"
+    : `${st.transmissionsPerDelivery.toFixed(2)} / ${
+      st.steadyTransmissionsPerDelivery.toFixed(2)
+    } (${st.outOfOrder} out of order, ${st.duplicates} dup)`;
+  const label = shortcutsOff ? `${r.nodes}, shortcuts off` : `${r.nodes}`;
+  return `| ${label} | ${r.meanPathHops.toFixed(2)} | ${r.convergeMs.toFixed(1)} | ${
     r.visibilityMs.p50.toFixed(1)
   } / ${r.visibilityMs.p99.toFixed(1)} | ` +
     `${(r.delivery.completeness * 100).toFixed(2)}% | ${r.delivery.duplicates} | ${
       r.delivery.transmissionsPerDelivery.toFixed(2)
-    } | ` +
+    } | ${streams} | ` +
     `${r.queue.delivered}/${r.queue.publishes} | ${r.rpc.ok}/${r.rpc.calls} | ` +
     `${
       r.churn
@@ -445,12 +452,19 @@ export const meshBench: Bench = {
     const machine = machineMarkdown(await machineInfo(o.repoRoot));
     const problems: string[] = [];
 
-    const sims: RoutingReport[] = [];
-    for (const nodes of process.env.BENCH_MESH_NODES ? [] : o.quick ? [1000] : [1000, 10_000]) {
-      progress(`mesh: simulating ${nodes} nodes`);
-      const r = runRoutingSim({ nodes, seed: 1, churn: 0.1 });
+    const sims: { r: RoutingReport; shortcutsOff: boolean }[] = [];
+    // Each size with shortcuts (the default), then 1,000 nodes without: the baseline of the
+    // streams column, in the same run.
+    const simRuns = process.env.BENCH_MESH_NODES
+      ? []
+      : o.quick
+      ? [{ nodes: 1000 }, { nodes: 1000, shortcuts: 0 }]
+      : [{ nodes: 1000 }, { nodes: 1000, shortcuts: 0 }, { nodes: 10_000 }];
+    for (const { nodes, shortcuts } of simRuns) {
+      progress(`mesh: simulating ${nodes} nodes${shortcuts === 0 ? ", shortcuts off" : ""}`);
+      const r = runRoutingSim({ nodes, seed: 1, churn: 0.1, shortcuts });
       console.log(JSON.stringify({ bench: "mesh", run: `sim ${nodes}`, report: r }));
-      sims.push(r);
+      sims.push({ r, shortcutsOff: shortcuts === 0 });
       if (r.delivery.completeness < 1) {
         problems.push(`sim ${nodes}: delivery ${r.delivery.completeness}`);
       }
@@ -458,6 +472,11 @@ export const meshBench: Bench = {
         problems.push(`sim ${nodes}: ${r.delivery.duplicates} duplicates`);
       }
       if (r.rpc.failed > 0) problems.push(`sim ${nodes}: ${r.rpc.failed} calls failed`);
+      if (r.streams.outOfOrder > 0 || r.streams.duplicates > 0) {
+        problems.push(
+          `sim ${nodes}: streams ${r.streams.outOfOrder} out of order, ${r.streams.duplicates} duplicates`,
+        );
+      }
     }
 
     const reals: RealResult[] = [];
@@ -519,12 +538,14 @@ ${machine}
 over the overlay the real overlay core builds, k = 8, each route 0.5–5 ms one way; 100 subscribing
 nodes, seed 1, 10% of the nodes crashed at once; rerun a row with \`macula sim routing --nodes N
 --seed 1\`). Visibility: a new subscription reaching the other nodes. Transmissions: FWD frames
-per delivery to a subscription on another node (GossipSub sends 2–6 per delivery). After the
+per delivery to a subscription on another node (GossipSub sends 2–6 per delivery): one-off
+publishes from random nodes, and streams (10 publishers × 20 messages 10 ms apart, all of it /
+the second half, once shortcuts are up; docs/routing.md "Shortcuts"). After the
 crash: the share of probe publishes complete once the crash was detected, and when delivery was
 whole again (detection, 1.5 s in the model, included).
 
-| nodes | mean path (hops) | interest converged (ms) | visibility p50 / p99 (ms) | delivery | duplicates | transmissions / delivery | queue group | calls | after the crash: complete / whole again | origins held / node | INTEREST sent / node p50 / max | KiB sent / node p50 | wall (s) |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| nodes | mean path (hops) | interest converged (ms) | visibility p50 / p99 (ms) | delivery | duplicates | transmissions / delivery | streams: transmissions / delivery, all / warm | queue group | calls | after the crash: complete / whole again | origins held / node | INTEREST sent / node p50 / max | KiB sent / node p50 | wall (s) |
+|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|
 ${sims.map(simRow).join("\n")}
 
 **Real nodes** on 127.0.0.1, split over ${PROCS} processes, joined through one seed, k = ${K}.
