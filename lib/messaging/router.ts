@@ -187,6 +187,11 @@ export interface ShortcutOptions {
   maxHeldBytes: number;
   /** Added to the old way's RTT sum before the new way is used (queueing at forwarders). */
   holdMarginMs: number;
+  /**
+   * The longest a switch holds messages, whatever the old way's RTT sum says (a path's cost is
+   * what its forwarders claim: a peer that claims an hour must not hold traffic for one).
+   */
+  maxHoldMs: number;
 }
 
 /**
@@ -205,6 +210,8 @@ export interface ShortcutOptions {
  *   sessions queue).
  * - `holdMarginMs` 25: the RTT sum is what the path measured lately; a forwarder's queue adds to
  *   it (15 ms seen on one hop in a review's test). The wait is paid once per switch.
+ * - `maxHoldMs` 1 s: far above any real path's RTT sum and margin (a 10-hop path of 40 ms
+ *   links is 800 ms), and a bound on what a lying path cost can hold.
  */
 export const SHORTCUTS: ShortcutOptions = {
   max: 128,
@@ -216,6 +223,7 @@ export const SHORTCUTS: ShortcutOptions = {
   maxHeld: 1024,
   maxHeldBytes: 8 << 20,
   holdMarginMs: 25,
+  maxHoldMs: 1000,
 };
 
 /** What the driver does about shortcuts (`Router.shortcutPlan`). */
@@ -389,6 +397,8 @@ interface ShortcutLink {
   readonly mine: boolean;
   /** When this node's own last message went over it (-Infinity: none yet). */
   sentAt: number;
+  /** Sweeps in a row that found it slower than the path (let go at the second). */
+  slow: number;
 }
 
 /**
@@ -407,6 +417,8 @@ interface ParkedPing {
   readonly link: Link;
   readonly id: number;
   readonly waits: Set<Wait>;
+  /** Past this the PING goes on anyway (`pingTimeoutMs`, as any flush). */
+  readonly deadline: number;
 }
 
 /** A message held for a shortcut that is not ready yet (order), to one node. */
@@ -964,6 +976,11 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       this.#cancelDownstream(f.call, true);
     }
     for (const [id, p] of this.#pings) if (p.deadline <= now) this.#pingDone(id, p);
+    if (this.#parkedPings.length > 0 && this.#parkedPings[0]!.deadline <= now) {
+      const due = this.#parkedPings.filter((p) => p.deadline <= now);
+      this.#parkedPings = this.#parkedPings.filter((p) => p.deadline > now);
+      for (const p of due) if (this.#links.has(p.link.id)) this.#pingNow(p.link, p.id);
+    }
   }
 
   /** When `tick` must next run (the clock of `now`), or `Infinity`. */
@@ -976,6 +993,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       this.#scReleaseAt,
     );
     for (const p of this.#pings.values()) if (p.deadline < d) d = p.deadline;
+    if (this.#parkedPings.length > 0) d = Math.min(d, this.#parkedPings[0]!.deadline);
     return d;
   }
 
@@ -2049,7 +2067,15 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const short = link.shortcut!;
     const now = this.#now;
     const mine = this.#scAsked.delete(short);
-    const sc: ShortcutLink = { link, short, usedAt: now, closing: false, mine, sentAt: -Infinity };
+    const sc: ShortcutLink = {
+      link,
+      short,
+      usedAt: now,
+      closing: false,
+      mine,
+      sentAt: -Infinity,
+      slow: 0,
+    };
     this.#scLinks.set(link.id, sc);
     this.stats.shortcutsOpened++;
     if (short !== this.#short && !this.#scTo.has(short)) this.#take(sc);
@@ -2097,8 +2123,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (w && w.readyAt <= this.#now) this.#releaseWait(w);
   }
 
-  /** This node's messages to `short` wait until `readyAt` (the latest asked for wins). */
+  /** This node's messages to `short` wait until `readyAt` (the latest asked for wins; bounded). */
   #waitUntil(short: string, readyAt: number): void {
+    readyAt = Math.min(readyAt, this.#now + this.#sc.maxHoldMs);
     const w = this.#waits.get(short);
     if (w) w.readyAt = Math.max(w.readyAt, readyAt);
     else if (readyAt > this.#now) this.#waits.set(short, { short, readyAt, held: [], bytes: 0 });
@@ -2251,10 +2278,16 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       // A call in flight over it is use: a long call must not lose its shortcut to the idle rule.
       const idle = now - sc.usedAt >= this.#sc.idleMs && !this.busy(sc.link);
       const path = this.#paths.best(sc.short);
-      if (idle || path?.hops === 1) this.#letGo(sc);
-      else if (path && (sc.link.rtt?.() ?? 0) > 2 * path.rtt + this.#sc.holdMarginMs) {
-        this.#letGo(sc, true);
+      if (idle || path?.hops === 1) {
+        this.#letGo(sc);
+        continue;
       }
+      // The path's cost is its forwarders' claim: never less than its first hop, measured here.
+      // Slower than twice that on two sweeps in a row, the shortcut is let go.
+      const first = path && this.#links.get(path.link)?.link.rtt?.();
+      const pathRtt = path ? Math.max(path.rtt, first ?? 0) : Infinity;
+      sc.slow = (sc.link.rtt?.() ?? 0) > 2 * pathRtt + this.#sc.holdMarginMs ? sc.slow + 1 : 0;
+      if (sc.slow >= 2) this.#letGo(sc, true);
     }
     for (const [short, at] of this.#scAsked) {
       if (now - at >= this.#sc.retryMs) this.#scAsked.delete(short);
@@ -2271,9 +2304,21 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    */
   #ping(link: Link, id: number): void {
     // Messages the client sent before, held while the way to their node changes, go first.
-    if (link.kind === "client" && this.#waits.size > 0 && this.#parkedPings.length < 4096) {
-      this.#parkedPings.push({ link, id, waits: new Set(this.#waits.values()) });
-      return;
+    if (link.kind === "client" && this.#waits.size > 0) {
+      const holding = new Set<Wait>();
+      for (const w of this.#waits.values()) if (w.held.length > 0) holding.add(w);
+      // At most 16 parked per client: one that sends PINGs in a loop cannot crowd out others.
+      let mine = 0;
+      for (const p of this.#parkedPings) if (p.link === link) mine++;
+      if (holding.size > 0 && mine < 16) {
+        this.#parkedPings.push({
+          link,
+          id,
+          waits: holding,
+          deadline: this.#now + this.#opts.pingTimeoutMs,
+        });
+        return;
+      }
     }
     this.#pingNow(link, id);
   }

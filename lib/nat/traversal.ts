@@ -33,7 +33,7 @@ import {
   RELAY_ACCEPT,
   RELAY_OPEN,
 } from "./requests.ts";
-import { ask, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
+import { ask, parseUrl, type PeerSession, type RequestRegistry } from "../peer/mod.ts";
 import type { HostPort, QuicConnection, QuicEndpoint } from "../quic/mod.ts";
 import { type Log, monoNow, RateLimiter, withTimeout } from "../util/mod.ts";
 
@@ -96,6 +96,8 @@ const DIRECT_HEAD_START_MS = 250;
 /** A reachability check's dial-back: its deadline, and how many peers are asked. */
 const REACH_DIAL_MS = 3000;
 const REACH_ASK = 3;
+/** Dial-backs this node makes for others at once (more are refused: the asker tries later). */
+const REACH_AT_ONCE = 8;
 /** Tunnels one relay may have announced here whose session has not come yet. */
 const MAX_WAITING_TUNNELS = 64;
 
@@ -139,6 +141,8 @@ export class Traversal {
   readonly #perRequester = new RateLimiter<string>({ perSecond: 8, burst: 64, maxKeys: 4096 });
   /** Probes and dials toward one address, from all requesters: 4 at once, then one in 2 s. */
   readonly #perAddress = new RateLimiter<string>({ perSecond: 0.5, burst: 4, maxKeys: 4096 });
+  /** Dial-backs for reachability checks under way (at most `REACH_AT_ONCE`). */
+  #reaching = 0;
   /** Tunnel port → the peer whose relayed session comes (or goes) through it, and the relay. */
   readonly #tunnelPeers = new Map<number, { peer: string; via: string }>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -227,12 +231,29 @@ export class Traversal {
     });
     r.on(NAT_REACHABLE, async (_, s) => {
       const addr = this.h.addressOf(s.peer.nodeId);
-      await this.#admit(s, s.peer.nodeId, addr ?? null);
-      if (addr === undefined) {
+      let toward: string | null = null;
+      try {
+        if (addr !== undefined) {
+          const u = parseUrl(addr, "member address");
+          toward = `${u.host}:${u.port}`;
+        }
+      } catch { /* refused below */ }
+      await this.#admit(s, s.peer.nodeId, toward); // the same budget per address as punches
+      if (addr === undefined || toward === null) {
         this.stats.refused++;
         throw new TraversalError("no address of yours is known here (not an alive member)");
       }
-      return { ok: await this.#reaches(addr, s.peer.nodeId) };
+      // A join storm must not make this node run hundreds of handshakes at once.
+      if (this.#reaching >= REACH_AT_ONCE) {
+        this.stats.refused++;
+        throw new TraversalError(`busy: ${REACH_AT_ONCE} dial-backs under way here, ask later`);
+      }
+      this.#reaching++;
+      try {
+        return { ok: await this.#reaches(addr, s.peer.nodeId) };
+      } finally {
+        this.#reaching--;
+      }
     });
     r.on(NAT_DIAL, async (p, s) => {
       await this.#admit(s, p.peer, `${p.host}:${p.port}`);
@@ -335,13 +356,14 @@ export class Traversal {
   }
 
   /**
-   * Whether other nodes can dial this node at its address: a peer with a direct session dials it
-   * back on a new connection; if that fails, two more try (one peer's word does not make this
-   * node a client). `reachable` if one got through, `unreachable` if some answered and none did,
-   * `unknown` if none answered (docs/dht.md, "Client mode").
+   * Whether other nodes can dial this node at its address: a neighbour dials it back on a new
+   * connection (the question may travel over a relayed session: the dial-back is direct);
+   * if that fails, two more try. `reachable` if one got through, `unreachable` only if two
+   * different peers answered that they could not (one peer's word, or a timeout, does not make
+   * this node a client), `unknown` otherwise (docs/dht.md, "Client mode").
    */
   async reachability(): Promise<"reachable" | "unreachable" | "unknown"> {
-    const peers = this.h.rendezvous().filter((s) => live(s) && this.pathOf(s) !== "relayed");
+    const peers = this.h.rendezvous().filter(live);
     for (let i = peers.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
       [peers[i], peers[j]] = [peers[j]!, peers[i]!];
@@ -359,7 +381,7 @@ export class Traversal {
     if (first[0] === true) return "reachable";
     const answers = [...first, ...(await asked(peers.slice(1, REACH_ASK)))];
     if (answers.includes(true)) return "reachable";
-    return answers.includes(false) ? "unreachable" : "unknown";
+    return answers.filter((a) => a === false).length >= 2 ? "unreachable" : "unknown";
   }
 
   /** At the target: dial the asker's public address (probes first), as told by the rendezvous. */

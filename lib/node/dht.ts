@@ -111,6 +111,8 @@ export class DhtGlue {
    * has answered, or when the mode is set by configuration (`fixed`).
    */
   reachability: "unknown" | "reachable" | "unreachable" | "fixed" = "unknown";
+  /** Reachability checks this node made (each asks up to 3 neighbours). */
+  reachChecks = 0;
 
   constructor(private readonly o: DhtGlueOptions) {
     this.core = new Dht({
@@ -163,6 +165,7 @@ export class DhtGlue {
    * as it next speaks to each peer), reachable a server; unknown changes nothing.
    */
   reached(r: "reachable" | "unreachable" | "unknown"): void {
+    this.reachChecks++;
     if (r === "unknown") return;
     const mode = r === "reachable" ? "server" : "client";
     if (mode !== this.core.mode) {
@@ -266,7 +269,7 @@ export class DhtGlue {
     // entered into the table.
     const addr = this.o.addressOf(m.from);
     const from = addr ?? `peer:${s.peer.nodeId}`;
-    this.core.receive(monoNow(), from, addr ? m : { ...m, mode: "client" });
+    this.core.receive(monoNow(), from, m, addr !== null);
     const out = this.core.drain();
     const i = out.send.findIndex((x) =>
       x.to === from && x.msg.rid === m.rid && ANSWERS.has(x.msg.t)

@@ -375,6 +375,11 @@ export class Bus {
   async #openShortcut(s: PeerSession, dialed: boolean): Promise<BusLink | undefined> {
     const link = this.#newLink(s, "node", dialed);
     link.shortcut = s.peer.nodeId.slice(0, SHORT_ID_CHARS);
+    // The peer's channel is read from now on (a second one on this session is refused).
+    link.reading = !dialed;
+    // One shortcut per far node: a node with many sessions cannot take the room of others'.
+    let twin = false;
+    for (const other of this.#shortcuts.values()) if (other.shortcut === link.shortcut) twin = true;
     this.#shortcuts.set(s, link);
     let stream;
     try {
@@ -388,9 +393,14 @@ export class Bus {
     this.#driver.poke();
     link.markAttached();
     const max = 2 * this.router.shortcutLimit;
-    if (!dialed && this.#shortcuts.size > max) {
+    if (!dialed && (this.#shortcuts.size > max || twin)) {
       this.refusedShortcuts++;
-      this.retire(link, `this node holds ${max} shortcuts, its bound (twice overlay.shortcuts)`);
+      this.retire(
+        link,
+        twin
+          ? "this node holds a shortcut to that node already"
+          : `this node holds ${max} shortcuts, its bound (twice overlay.shortcuts)`,
+      );
     }
     return link;
   }
@@ -438,13 +448,12 @@ export class Bus {
     let link = this.#shortcuts.get(s);
     if (!link) {
       if (s.peer.role !== "node") return this.#forbid(s, SHORTCUT_CHANNEL, "shortcuts");
-      link = await this.#openShortcut(s, false);
+      link = await this.#openShortcut(s, false); // marked `reading` before its first await
       if (!link) return;
     } else if (link.reading) {
       void s.conn.close(PROTOCOL_VIOLATION, `a second ${SHORTCUT_CHANNEL} channel on one session`);
       return;
-    }
-    link.reading = true;
+    } else link.reading = true;
     await link.attached;
     await this.#read(link, bodies);
     // The peer ended its channel (it let the shortcut go, or answered our letting go): ours ends.

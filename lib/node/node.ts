@@ -385,12 +385,15 @@ export class Node {
         if (i === undefined || this.membership.core.stateOf(i) !== "alive") return undefined;
         return this.membership.dir.entries[i]!.addr;
       },
-      dial: (addr, ms) =>
-        withTimeout(
-          this.#sessions.dial(addr),
-          ms,
-          () => new NodeError(`dialing ${addr}: no answer within ${ms} ms`),
-        ),
+      dial: (addr, ms) => {
+        const p = this.#sessions.dial(addr);
+        return withTimeout(p, ms, () => new NodeError(`dialing ${addr}: no answer within ${ms} ms`))
+          .catch((e) => {
+            // Given up on: a session that comes up later is closed, not left open unused.
+            p.then((s) => void s.close("dial gave up"), () => {});
+            throw e;
+          });
+      },
       adopt: (conn) => this.#sessions.adopt(conn),
     });
     // The QUIC port also answers STUN Binding requests (RFC 8489: netcheck and peers learn their
@@ -435,8 +438,10 @@ export class Node {
       this.#relaySweep = setInterval(() => relay.sweep(), RUNTIME.relaySweepMs);
       (this.#relaySweep as { unref?: () => void }).unref?.();
     }
-    if (config.dht.mode === "auto") this.#reachLater(RUNTIME.reachCheckFirstMs);
-    else this.dht.reachability = "fixed";
+    // Spread over 3 s: nodes started together do not all ask their seed at once.
+    if (config.dht.mode === "auto") {
+      this.#reachLater(RUNTIME.reachCheckFirstMs + 3000 * Math.random());
+    } else this.dht.reachability = "fixed";
     this.#sessions.acceptLoop();
     this.#seeds = new Seeds({
       routes: this.#routes,

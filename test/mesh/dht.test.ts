@@ -218,6 +218,22 @@ describe("Dht on the simulator", () => {
     expect(after.length).toBeLessThan(before.length);
     const left = before.reduce((n, d) => n + d.stats.leftAsClients, 0);
     expect(left).toBe(before.length - after.length);
+    // A message the driver cannot vouch for (`listed: false`, no alive member's address) takes
+    // nobody out, whatever its mode says.
+    const holder = after[0]!;
+    const other = net.ids.findIndex((x) =>
+      holder.table.buckets().some((b) => b.contacts.some((c) => c.key === idHex(x))) &&
+      idHex(x) !== me
+    );
+    const n = holder.table.size;
+    holder.receive(net.sim.now, "x", {
+      t: "ping",
+      realm: "dev",
+      from: net.ids[other]!,
+      mode: "client",
+      rid: 9,
+    } as DhtMsg, false);
+    expect(holder.table.size).toBe(n);
     // And back: a server again enters the tables of those it speaks to.
     net.sim.call("n12", (c) => (c as Dht).setMode("server"));
     net.run(12, (d, now) => d.findNode(net.ids[12]!, now));

@@ -284,6 +284,34 @@ describe("shortcuts", () => {
     expect(msgs(sub)).toEqual(upTo(30));
   });
 
+  test("a switch holds messages at most maxHoldMs, whatever the path's cost says; a flush waits no longer", () => {
+    // One hop of the path is 1.5 s one way (as a forwarder claiming a huge cost would make it
+    // look): its RTT sum is about 3 s, but held messages go after 1 s.
+    const m = new RoutedMesh({ seed: 3, router: {}, latencyMs: { min: 1, max: 1 } });
+    for (let i = 0; i < 5; i++) m.add();
+    m.setLatency(2, 3, 1500); // before the route: its measured RTT is 3 s
+    for (const [a, c] of line(5)) m.link(a, c);
+    expect(m.settle()).toBe(true);
+    const sub = subscriber(m, 4, "s");
+    const pub = m.client(0);
+    const other = m.client(0); // never sends to node 4
+    const start = m.sim.now;
+    stream(m, pub, "s", 20, 10);
+    let pongAt = -1;
+    other.onFrame = (f) => {
+      if (f.name === "PONG") pongAt = m.sim.now - start;
+    };
+    m.sim.after(100, () => m.send(other, "PING", { id: 1 }));
+    expect(m.settle()).toBe(true);
+    expect(new Set(msgs(sub))).toEqual(new Set(upTo(20)));
+    expect(m.nodes[0]!.router.stats.shortcutHeld).toBeGreaterThan(0);
+    const firstOverShortcut = sub.frames.find((f) => f.name === "MSG" && f.at - start < 1500);
+    expect(firstOverShortcut).toBeDefined();
+    expect(firstOverShortcut!.at - start).toBeLessThan(1100); // held ≤ 1 s after the switch
+    expect(pongAt).toBeGreaterThan(0);
+    expect(pongAt).toBeLessThan(1200); // parked with them, not for the path's 3 s
+  });
+
   test("peers' shortcuts do not take this node's own room", () => {
     // max 1 everywhere. Node 0 streams to node 4 (a shortcut node 4 did not ask for); meanwhile
     // node 4 streams to node 1, three hops away: it still gets one of its own.

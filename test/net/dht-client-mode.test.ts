@@ -119,6 +119,33 @@ describe("DHT client mode", () => {
     expect(tableOf(hidden)).toContain(seed.nodeId); // a client's own table holds the servers
   }, 40_000);
 
+  test(
+    "one peer's word is not enough: a node with one neighbour that cannot dial it stays a server",
+    async () => {
+      const lonelyDir = join(dir, "pair");
+      const seed2 = await Node.start({
+        dataDir: join(lonelyDir, "seed"),
+        devCaDir: seed.caDir!,
+        listen: { host: "127.0.0.1", port: 0 },
+      });
+      const lonely = await Node.start({
+        dataDir: join(lonelyDir, "lonely"),
+        devCaDir: seed.caDir!,
+        listen: { host: "127.0.0.1", port: 0 },
+        join: [{ host: "127.0.0.1", port: seed2.endpoint.address.port }],
+        advertise: `quic://127.0.0.1:${await deadPort()}`,
+      });
+      try {
+        await until(() => lonely.dht.reachChecks >= 1, "the lonely node's first check", 20_000);
+        expect(seed2.snapshot().traversal.reachChecks.unreached).toBeGreaterThanOrEqual(1);
+        expect(dhtOf(lonely)).toMatchObject({ mode: "server", reachability: "unknown" });
+      } finally {
+        await Promise.allSettled([lonely.stop(), seed2.stop()]);
+      }
+    },
+    30_000,
+  );
+
   test("no reflection: a node that is no member is refused a dial-back", async () => {
     const c = await nodeCreds("stranger");
     const v = await Verifier.create({ ca: c.ca });

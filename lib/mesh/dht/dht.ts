@@ -414,7 +414,11 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
     }
   }
 
-  receive(now: number, from: Addr, m: DhtMsg): void {
+  /**
+   * A message from `from`. `listed: false` (a sender the driver cannot vouch for an address of,
+   * e.g. not an alive member): answered, but neither entered into the table nor taken out.
+   */
+  receive(now: number, from: Addr, m: DhtMsg, listed = true): void {
     this.#now = now;
     if (!m || typeof m !== "object" || !(m.from instanceof Uint8Array) || m.from.length !== 32) {
       this.stats.malformed++;
@@ -434,7 +438,7 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
         this.stats.limited++;
         return;
       }
-      this.#heardFrom(m, from, now);
+      if (listed) this.#heardFrom(m, from, now);
       this.#answer(from, m);
       return;
     }
@@ -442,7 +446,7 @@ export class Dht implements Core<DhtMsg, DhtEvent> {
     if (!p || p.to !== key) return; // not asked, or late after a timeout
     this.#pending.delete(m.rid);
     this.stats.answersIn++;
-    this.#heardFrom(m, from, now);
+    if (listed) this.#heardFrom(m, from, now);
     if (p.evictCheck) {
       // The oldest answered: it stays (#heard moved it to the end); the newcomer waits.
       this.#checking.delete(this.table.bucketOf(p.id!));
