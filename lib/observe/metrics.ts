@@ -461,6 +461,21 @@ export const METRICS: readonly MetricDef[] = [
     (r) => r.snapshot.membership.refutationsDeferred,
   ),
   counter(
+    "macula_membership_settle_syncs_total",
+    "Digest syncs sent once the view settled after a join or a new member.",
+    (r) => r.snapshot.membership.settleSyncs,
+  ),
+  counter(
+    "macula_membership_pulls_total",
+    "Digest syncs asked of a member this node did not know when it spoke.",
+    (r) => r.snapshot.membership.pulls,
+  ),
+  counter(
+    "macula_membership_pulls_held_back_total",
+    "Such syncs held back by their rate limits (10 s per member, 1 s in all).",
+    (r) => r.snapshot.membership.pullsHeldBack,
+  ),
+  counter(
     "macula_membership_deaths_total",
     "Members this node declared dead.",
     (r) => r.snapshot.membership.deaths,

@@ -1,8 +1,12 @@
 /** The membership core on the simulator: realms, leave, Lifeguard, digests, odd messages. */
 import { describe, expect, test } from "bun:test";
 import { Directory, type MemberMeta } from "../../lib/mesh/membership/directory.ts";
-import { type Msg, U_DEAD, U_LEFT } from "../../lib/mesh/membership/messages.ts";
-import { type MemberEvent, Membership } from "../../lib/mesh/membership/swim.ts";
+import { type Msg, U_ALIVE, U_DEAD, U_LEFT } from "../../lib/mesh/membership/messages.ts";
+import {
+  type MemberEvent,
+  Membership,
+  type MembershipConfig,
+} from "../../lib/mesh/membership/swim.ts";
 import { Simulator } from "../../lib/sim/sim.ts";
 
 const meta = (realm: string): MemberMeta => ({ realm, tags: [], version: "t" });
@@ -13,7 +17,12 @@ function cluster(
   dir: Directory,
   prefix: string,
   n: number,
-  o: { realm?: string; seeds?: string[]; warm?: boolean } = {},
+  o: {
+    realm?: string;
+    seeds?: string[];
+    warm?: boolean;
+    config?: Partial<MembershipConfig>;
+  } = {},
 ): Membership[] {
   const cores: Membership[] = [];
   for (let i = 0; i < n; i++) {
@@ -29,6 +38,7 @@ function cluster(
           directory: dir,
           seeds,
           now: sim.now,
+          config: o.config,
         })) as Membership,
     );
   }
@@ -155,5 +165,186 @@ describe("membership core", () => {
     sim.runFor(5500);
     expect(x!.joined).toBe(false);
     expect(sent.length).toBe(6); // at 0, 1, 2, 3, 4, 5 s (joinRetryMs 1000)
+  });
+});
+
+/**
+ * `n` nodes joining the seed `j0` one after another, `spacingMs` apart, with the periodic sync
+ * 10 minutes away (docs/membership.md, "Settling"): what brings every node every member is the
+ * settling sync, the pull from an unknown sender, and gossip.
+ */
+function joinInSequence(
+  seed: number,
+  n: number,
+  o: { loss?: number; spacingMs?: number; config?: Partial<MembershipConfig> } = {},
+) {
+  const sim = new Simulator<Msg, MemberEvent>({
+    seed,
+    loss: o.loss ?? 0,
+    latency: { baseMs: 1, jitterMs: 2 },
+  });
+  const dir = new Directory();
+  const cores: Membership[] = [];
+  const spacing = o.spacingMs ?? 70;
+  for (let i = 0; i < n; i++) {
+    sim.at(i * spacing, () => {
+      cores.push(
+        sim.add(`j${i}`, (a, rng) =>
+          new Membership({
+            id: `j-id-${i}`,
+            addr: a,
+            meta: meta("r"),
+            rng,
+            directory: dir,
+            seeds: i === 0 ? [] : ["j0"],
+            now: sim.now,
+            config: { syncIntervalMs: 600_000, ...o.config },
+          })) as Membership,
+      );
+    });
+  }
+  const lastStart = (n - 1) * spacing;
+  sim.runUntil(lastStart);
+  const converged = () => cores.length === n && cores.every((c) => c.liveCount === n);
+  return { sim, cores, lastStart, converged };
+}
+
+describe("membership core: a join reaches every member before any periodic sync", () => {
+  test("8 nodes join one seed in sequence: all hold all 8 live within 10 s of the last start, 20 seeds at 5% loss", () => {
+    const late: number[] = [];
+    for (let seed = 1; seed <= 20; seed++) {
+      const { sim, converged } = joinInSequence(seed, 8, { loss: 0.05 });
+      // Virtual time: the protocol's behaviour, not a machine's speed. The first periodic sync
+      // is at least 5 minutes away.
+      if (!sim.runUntilCondition(converged, 10_000)) late.push(seed);
+    }
+    expect(late).toEqual([]);
+  });
+
+  test("with gossip starved (one transmission per update), the repair alone converges 8 nodes, 10 seeds", () => {
+    const late: number[] = [];
+    let settles = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const { sim, cores, converged } = joinInSequence(seed, 8, { config: { retransmitMult: 1 } });
+      if (!sim.runUntilCondition(converged, 10_000)) late.push(seed);
+      for (const c of cores) settles += c.stats.settleSyncs;
+    }
+    expect(late).toEqual([]);
+    expect(settles).toBeGreaterThan(0);
+  });
+
+  test("200 nodes join one seed: all hold all 200 live within 10 s of the last start, 5% loss", () => {
+    // Seed 10: one node missed one join's gossip (it waited a minute without the repair).
+    for (const seed of [3, 10]) {
+      const { sim, converged } = joinInSequence(seed, 200, { loss: 0.05, spacingMs: 20 });
+      expect(sim.runUntilCondition(converged, 10_000, { checkEveryMs: 100 })).toBe(true);
+    }
+  });
+
+  test("a joiner's first gossip carries its own alive, ahead of the 60-member view it just learned", () => {
+    const { sim, dir } = setup(8);
+    cluster(sim, dir, "n", 60, { warm: true });
+    const [j] = cluster(sim, dir, "x", 1, { seeds: ["n0"] });
+    const first: Msg[] = [];
+    sim.onMessage((from, _to, msg, outcome) => {
+      if (from === "x0" && outcome === "sent" && msg.t === "gossip" && first.length === 0) {
+        first.push(msg);
+      }
+    });
+    sim.runFor(2000);
+    expect(j!.joined).toBe(true);
+    const piggy = (first[0] as Extract<Msg, { t: "gossip" }>).piggy;
+    // News about the recipient may go first; the joiner's own alive right after.
+    const at = piggy.findIndex((u) => u.member === j!.self && u.kind === U_ALIVE);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(at).toBeLessThanOrEqual(1);
+  });
+
+  test("a member that speaks to a node that does not know it is asked for its view, and learned", () => {
+    const { sim, dir } = setup(9);
+    const cores = cluster(sim, dir, "n", 3, {
+      seeds: [],
+      config: { syncIntervalMs: 600_000, reconnectIntervalMs: 0 },
+    });
+    const [blind, other, stranger] = cores as [Membership, Membership, Membership];
+    // `blind` knows `other` only; the two others know everyone, and there is no news to gossip.
+    sim.call("n0", (c, now) => (c as Membership).bootstrap([blind.self, other.self], now));
+    for (const a of ["n1", "n2"]) {
+      sim.call(a, (c, now) => (c as Membership).bootstrap(cores.map((x) => x.self), now));
+    }
+    expect(blind.stateOf(stranger.self)).toBe("unknown");
+    // The stranger probes `blind` every pass (two members: about a second).
+    expect(sim.runUntilCondition(() => blind.stateOf(stranger.self) === "alive", 10_000)).toBe(
+      true,
+    );
+    expect(blind.stats.pulls).toBe(1);
+    expect(blind.stats.settleSyncs).toBe(0); // nothing else repaired it
+  });
+
+  test("an unknown sender that never names itself is asked at most once per 10 s, any two asks at least 1 s apart", () => {
+    const { sim, dir } = setup(10);
+    const [n] = cluster(sim, dir, "n", 2, {
+      warm: true,
+      config: { syncIntervalMs: 600_000, reconnectIntervalMs: 0 },
+    });
+    const ghosts = Array.from({ length: 20 }, (_, i) => dir.intern(`ghost-${i}`));
+    const asked: string[] = [];
+    sim.onMessage((from, to, msg, outcome) => {
+      if (from === "n0" && outcome === "sent" && msg.t === "sync") asked.push(to);
+    });
+    // Every ghost sends a gossip every 100 ms for 30 s, with nothing about itself.
+    for (let t = 0; t < 30_000; t += 100) {
+      sim.runFor(100);
+      for (let g = 0; g < ghosts.length; g++) {
+        sim.call(
+          "n0",
+          (c, now) =>
+            c.receive(now, `ghost${g}`, { t: "gossip", realm: "r", from: ghosts[g]!, piggy: [] }),
+        );
+      }
+    }
+    expect(n!.stats.pulls).toBe(asked.filter((a) => a.startsWith("ghost")).length);
+    // One a second in all (30 s), each ghost at most once per 10 s (3 times in 30 s).
+    expect(n!.stats.pulls).toBeLessThanOrEqual(31);
+    expect(n!.stats.pulls).toBeGreaterThan(0);
+    for (let g = 0; g < ghosts.length; g++) {
+      expect(asked.filter((a) => a === `ghost${g}`).length).toBeLessThanOrEqual(3);
+    }
+    expect(n!.stats.pullsHeldBack).toBeGreaterThan(0);
+  });
+
+  test("settling syncs stay bounded while a member introduces a new member every 50 ms", () => {
+    for (const syncIntervalMs of [600_000, 0]) {
+      const { sim, dir } = setup(11);
+      const [n, teller] = cluster(sim, dir, "n", 2, {
+        warm: true,
+        config: { syncIntervalMs, reconnectIntervalMs: 0 },
+      });
+      let syncs = 0;
+      sim.onMessage((from, _to, msg, outcome) => {
+        if (from === "n0" && outcome === "sent" && msg.t === "sync") syncs++;
+      });
+      for (let i = 0; i < 200; i++) {
+        sim.runFor(50);
+        const m = dir.intern(`new-${i}`, `new${i}`, meta("r"));
+        sim.call("n0", (c, now) =>
+          c.receive(now, "n1", {
+            t: "gossip",
+            realm: "r",
+            from: teller!.self,
+            piggy: [{ kind: U_ALIVE, member: m, inc: 0, from: m }],
+          }));
+      }
+      sim.runFor(5000);
+      expect(n!.liveCount).toBeGreaterThan(100); // they were taken in
+      expect(syncs).toBe(n!.stats.settleSyncs);
+      if (syncIntervalMs === 0) expect(syncs).toBe(0); // anti-entropy off: no settling either
+      else {
+        // At most one per settle delay (600 ms to 1 s here) over the 15 s; at least one every
+        // few delays while the burst lasts.
+        expect(syncs).toBeLessThanOrEqual(26);
+        expect(syncs).toBeGreaterThanOrEqual(3);
+      }
+    }
   });
 });

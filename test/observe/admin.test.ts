@@ -8,14 +8,14 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect as tcpConnect, createServer as createTcpServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Admin, ADMIN_LIMITS, ADMIN_PATHS, startAdmin } from "../../lib/observe/admin.ts";
 import { AdminError } from "../../lib/observe/errors.ts";
 import { readiness } from "../../lib/observe/health.ts";
-import { bounded, CALL_BUCKETS, MAX_LABEL_VALUES } from "../../lib/observe/metrics.ts";
+import { bounded, CALL_BUCKETS, MAX_LABEL_VALUES, METRICS } from "../../lib/observe/metrics.ts";
 import { Node } from "../../lib/node/node.ts";
 import { type Mesh, mesh, take } from "../helpers/mesh.ts";
 import { type OtlpReceiver, otlpReceiver } from "../helpers/otlp.ts";
@@ -227,6 +227,9 @@ const LEAF_METRICS: Record<string, string> = {
   "membership.suspicions": "macula_membership_suspicions_total",
   "membership.refutations": "macula_membership_refutations_total",
   "membership.refutationsDeferred": "macula_membership_refutations_deferred_total",
+  "membership.settleSyncs": "macula_membership_settle_syncs_total",
+  "membership.pulls": "macula_membership_pulls_total",
+  "membership.pullsHeldBack": "macula_membership_pulls_held_back_total",
   "membership.deaths": "macula_membership_deaths_total",
   "membership.records": "macula_membership_records_total",
   "membership.forgotten": "macula_membership_forgotten_total",
@@ -297,6 +300,20 @@ afterAll(async () => {
   await admin1?.close();
   await m?.close();
   await otlp?.close();
+});
+
+test("every metric has its row in docs/operations.md, with its type and help", () => {
+  const doc = readFileSync(new URL("../../docs/operations.md", import.meta.url), "utf8");
+  const rows = new Map<string, string[]>();
+  for (const line of doc.split("\n")) {
+    const m = /^\| `(macula_[a-z_]+)` +\|(.*)\|$/.exec(line);
+    if (m) rows.set(m[1]!, m[2]!.split("|").map((c) => c.trim()));
+  }
+  const wrong = METRICS.filter((m) => {
+    const r = rows.get(m.name);
+    return !r || r[0] !== m.type || r[2] !== m.help;
+  }).map((m) => m.name);
+  expect(wrong, "metrics without a matching row in docs/operations.md").toEqual([]);
 });
 
 describe("/metrics", () => {

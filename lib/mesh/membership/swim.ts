@@ -15,9 +15,13 @@
  *   the target did not answer them, which tells the prober its own links are fine.
  * - Dissemination: updates ride on pings, acks and gossip messages (to `gossipNodes` random members
  *   every gossip interval while there is news), each retransmitted `retransmitMult` ×
- *   ceil(log10(N + 1)) times; a newer update about a member replaces the older one.
- * - Join: a full-state `sync` with a seed; periodic syncs repair what gossip missed. Leave: a
- *   `left` update about oneself, gossiped like the others.
+ *   ceil(log10(N + 1)) times (N counted at each send), fewest-sent first and newest first among
+ *   those; a newer update about a member replaces the older one.
+ * - Join: a full-state `sync` with a seed; the joiner then gossips its own alive too. Repair of
+ *   what gossip missed (docs/membership.md, "Settling"): a digest sync with a random member
+ *   once the view has settled after a join or a new member, a sync asked of a member that
+ *   speaks to a node that does not know it, and periodic syncs. Leave: a `left` update about
+ *   oneself, gossiped like the others.
  * - Trust (docs/membership.md, "What a member can and cannot make others believe"): a member's
  *   own state (alive, address, metadata, left, incarnation) comes only from its own record,
  *   whose signature the edge checked before `receive` (`screen` says which to check); a suspect
@@ -206,6 +210,8 @@ interface Suspicion {
 interface Queued {
   u: Update;
   n: number;
+  /** Order of enqueueing: among updates sent as often, the newest goes first. */
+  seq: number;
 }
 
 /** New members a sender may still introduce (a token bucket). */
@@ -251,6 +257,12 @@ export interface MembershipStats {
   refusedAcks: number;
   /** Refutations held back to keep `refuteIntervalMs` between two. */
   refutationsDeferred: number;
+  /** Digest syncs sent early, soon after this node joined or learned a new member (settling). */
+  settleSyncs: number;
+  /** Digest syncs asked of a member this node did not know, when it spoke to this node. */
+  pulls: number;
+  /** Such syncs not asked: the same member asked within 10 s, or another within 1 s. */
+  pullsHeldBack: number;
 }
 
 /** One node's SWIM + Lifeguard membership. */
@@ -277,6 +289,9 @@ export class Membership implements Core<Msg, MemberEvent> {
     refusedPingReqs: 0,
     refusedAcks: 0,
     refutationsDeferred: 0,
+    settleSyncs: 0,
+    pulls: 0,
+    pullsHeldBack: 0,
   };
   incarnation: number;
   /** Lifeguard's local health score, 0 (healthy) to `awarenessMax`. */
@@ -292,12 +307,17 @@ export class Membership implements Core<Msg, MemberEvent> {
   readonly #relays = new Map<number, Relay>();
   readonly #suspicions = new Map<number, Suspicion>();
   readonly #queue = new Map<number, Queued>();
+  #queued = 0;
   #nextGossipAt = 0;
   readonly #seeds: Addr[];
   #joined: boolean;
   #joinAttempt = 0;
   #nextJoinAt: number;
   #nextSyncAt: number;
+  /** Settling: the first view change not yet followed by a sync, when the sync is due, the last. */
+  #settleFrom = Infinity;
+  #settleAt = Infinity;
+  #lastSettleAt = -Infinity;
   #leaving = false;
   /** Members held dead (not left): candidates for reconnection. */
   readonly #dead = new Set<number>();
@@ -313,8 +333,11 @@ export class Membership implements Core<Msg, MemberEvent> {
   /** Members this node asked for (or gave) a full view, until when their answer counts as asked. */
   readonly #asked = new Map<number, number>();
   #lastRefuteAt = -Infinity;
-  /** When this node last told a member (or an address) that its view of it is behind. */
+  /** Until when this node does not again tell a member (or an address) that a view is behind. */
   readonly #recent = new Map<string, number>();
+  #lastPullAt = -Infinity;
+  /** Members not known here that sent a message: when the first came (at most MAX_STRANGERS). */
+  readonly #strangers = new Map<number, number>();
   /** A refutation held back (refuteIntervalMs): when it is due, and whom to tell at once. */
   #refuteDue = Infinity;
   #refuteTell: Addr | null = null;
@@ -367,6 +390,7 @@ export class Membership implements Core<Msg, MemberEvent> {
     if (this.#joined && !this.#leaving && this.cfg.syncIntervalMs > 0 && this.#nextSyncAt < t) {
       t = this.#nextSyncAt;
     }
+    if (this.#settleAt < t) t = this.#settleAt;
     if (this.#dead.size > 0 && this.cfg.reconnectIntervalMs > 0 && this.#nextReconnectAt < t) {
       t = this.#nextReconnectAt;
     }
@@ -387,6 +411,46 @@ export class Membership implements Core<Msg, MemberEvent> {
       const peer = this.#randomLive([this.self]);
       if (peer >= 0) this.#digestSync(peer, now);
     }
+    if (now >= this.#settleAt) this.#settle(now);
+  }
+
+  /**
+   * The view just changed in a way gossip may not have carried everywhere: this node joined, or
+   * learned a member it did not know. Gossip gives each update a bounded number of transmissions
+   * (`retransmitMult` × log10 N), so now and then a member misses one (about 1 in 50 per member
+   * and update below 10 members); the next periodic sync repairs it, 15 s to minutes later. So a
+   * digest sync with a random member follows once the view has been quiet for about the time
+   * the news takes to spread (`#settleDelay`): when views differ, the two exchange them (a
+   * missed member is learned, or taught), which is itself a change and settles again; when they
+   * agree it costs two small messages. At most one such sync per settle delay × the periodic
+   * sync's size factor (`#syncScale`: 1 up to 64 members, 3 at 200, 9 at 10,000: views that
+   * differ cost O(N)), whatever the number of changes (a burst of joins, or a member introducing
+   * others), and at the latest `SETTLE_MAX` delays after the first change of a burst.
+   */
+  #unsettled(now: number): void {
+    if (!this.#joined || this.#leaving || this.cfg.syncIntervalMs <= 0) return;
+    const q = this.#settleDelay();
+    if (this.#settleFrom === Infinity) this.#settleFrom = now;
+    this.#settleAt = Math.max(
+      this.#lastSettleAt + q * this.#syncScale(),
+      Math.min(this.#settleFrom + SETTLE_MAX * q, now + q * (1 + 0.5 * this.#rng())),
+    );
+  }
+
+  #settle(now: number): void {
+    this.#settleFrom = this.#settleAt = Infinity;
+    if (!this.#joined || this.#leaving || this.cfg.syncIntervalMs <= 0) return;
+    this.#lastSettleAt = now;
+    const peer = this.#randomLive([this.self]);
+    if (peer < 0) return;
+    this.stats.settleSyncs++;
+    this.#digestSync(peer, now);
+  }
+
+  /** How long news takes to spread: its transmissions, `gossipNodes` per gossip interval. */
+  #settleDelay(): number {
+    const rounds = Math.ceil(this.#retransmitLimit() / Math.max(1, this.cfg.gossipNodes));
+    return this.cfg.gossipIntervalMs * (rounds + 1);
   }
 
   /** Anti-entropy: our digest alone; the peer answers with its view only if the digests differ. */
@@ -471,6 +535,7 @@ export class Membership implements Core<Msg, MemberEvent> {
     try {
       this.#receive(now, from, m, intake);
       this.#behind(now, from, m.from);
+      this.#unknownSender(now, from, m);
     } finally {
       // New members refused by a bound: forgotten (the edge interned them to hand them over).
       for (const i of intake.refused) {
@@ -581,8 +646,12 @@ export class Membership implements Core<Msg, MemberEvent> {
       case "sync-reply": {
         this.#merge(now, m.members, from, intake);
         if (!this.#joined) {
+          // Joined: this node gossips its own alive too (the seed's gossip of it is the other
+          // source), and checks its view with a random member once things settle.
           this.#joined = true;
+          this.#enqueue(this.#aliveSelf());
           this.#nextSyncAt = now + this.#syncInterval() * (0.5 + this.#rng());
+          this.#unsettled(now);
           this.#event("joined", this.self, this.incarnation);
           return;
         }
@@ -627,15 +696,47 @@ export class Membership implements Core<Msg, MemberEvent> {
     this.#send(from, { t: "gossip", realm: this.#realm, from: this.self, piggy: [u] });
   }
 
-  /** True at most once a second per `key` (a bounded memory of recent ones). */
-  #once(now: number, key: string): boolean {
-    const last = this.#recent.get(key);
-    if (last !== undefined && now - last < 1000) return false;
+  /**
+   * A member this node does not know spoke to it: this node's view may be behind (gossip gives
+   * an update a bounded number of transmissions, and the member's alive may have missed this
+   * node). The first message only notes when (a new member's own messages often arrive before
+   * the gossip about it); one that comes a settle delay later, the member still unknown, asks
+   * that member for its view, a digest sync on the path its message came by: it answers with its
+   * full view, which names it. At most once per `PULL_MEMBER_MS` per member and once per
+   * `PULL_GAP_MS` in all (one answer teaches every member missed); past that held back, counted
+   * (`pullsHeldBack`). A sync needs none: its exchange names the sender.
+   */
+  #unknownSender(now: number, from: Addr, m: Msg): void {
+    const member = m.from;
+    if (member < 0 || member === this.self || m.t === "sync" || m.t === "sync-reply") return;
+    if (!this.#joined || this.#leaving || this.table.stateOf(member) !== UNKNOWN) return;
+    const first = this.#strangers.get(member);
+    if (first === undefined) {
+      if (this.#strangers.size >= MAX_STRANGERS) {
+        this.#strangers.delete(this.#strangers.keys().next().value!);
+      }
+      this.#strangers.set(member, now);
+      return;
+    }
+    if (now - first < this.#settleDelay()) return;
+    if (now < this.#lastPullAt + PULL_GAP_MS || !this.#once(now, `u${member}`, PULL_MEMBER_MS)) {
+      this.stats.pullsHeldBack++;
+      return;
+    }
+    this.#lastPullAt = now;
+    this.stats.pulls++;
+    this.#digestSync(member, now, from);
+  }
+
+  /** True at most once per `ms` (a second) per `key` (a bounded memory of recent ones). */
+  #once(now: number, key: string, ms = 1000): boolean {
+    const until = this.#recent.get(key);
+    if (until !== undefined && now < until) return false;
     if (this.#recent.size >= 1024) {
-      for (const [k, t] of this.#recent) if (now - t >= 1000) this.#recent.delete(k);
+      for (const [k, t] of this.#recent) if (now >= t) this.#recent.delete(k);
       if (this.#recent.size >= 1024) return false;
     }
-    this.#recent.set(key, now);
+    this.#recent.set(key, now + ms);
     return true;
   }
 
@@ -1066,6 +1167,7 @@ export class Membership implements Core<Msg, MemberEvent> {
         this.#set(m, ALIVE, u.inc, now);
         this.#enqueue(u);
         this.#event("alive", m, u.inc);
+        if (state === UNKNOWN) this.#unsettled(now);
         return;
       }
       case U_LEFT: {
@@ -1115,6 +1217,7 @@ export class Membership implements Core<Msg, MemberEvent> {
       this.#set(m, ALIVE, u.inc, now);
       if (!live) this.#event("alive", m, u.inc);
       this.#suspect(now, m, u.inc, u.from);
+      if (state === UNKNOWN) this.#unsettled(now);
       return;
     }
     if (state === UNKNOWN) return;
@@ -1248,6 +1351,7 @@ export class Membership implements Core<Msg, MemberEvent> {
     this.table.set(member, state, inc, now);
     if (state === DEAD) this.#dead.add(member);
     else this.#dead.delete(member);
+    if (state !== UNKNOWN) this.#strangers.delete(member);
   }
 
   #event(kind: MemberEvent["kind"], member: number, inc: number): void {
@@ -1261,13 +1365,14 @@ export class Membership implements Core<Msg, MemberEvent> {
   }
 
   #enqueue(u: Update): void {
-    this.#queue.set(u.member, { u, n: 0 });
+    this.#queue.set(u.member, { u, n: 0, seq: this.#queued++ });
   }
 
   /**
-   * Updates to piggyback within the packet budget, fewest transmissions first — except that news
-   * about the recipient itself goes first: a suspect learns of its suspicion from the next
-   * message it gets, and can refute at once.
+   * Updates to piggyback within the packet budget, fewest transmissions first and, among those,
+   * newest first (memberlist's order: a joiner's own alive goes ahead of the view it just
+   * learned) — except that news about the recipient itself goes first: a suspect learns of its
+   * suspicion from the next message it gets, and can refute at once.
    */
   #piggy(overhead: number, recipient = -1, packets = 1): Update[] {
     if (this.#queue.size === 0) return [];
@@ -1283,7 +1388,7 @@ export class Membership implements Core<Msg, MemberEvent> {
     };
     const own = recipient >= 0 ? this.#queue.get(recipient) : undefined;
     if (own) take(own);
-    const items = [...this.#queue.values()].sort((a, b) => a.n - b.n);
+    const items = [...this.#queue.values()].sort((a, b) => a.n - b.n || b.seq - a.seq);
     for (const q of items) if (q !== own) take(q);
     return out;
   }
@@ -1364,14 +1469,27 @@ export class Membership implements Core<Msg, MemberEvent> {
 
   /** Anti-entropy interval, stretched as the cluster grows (a full view is O(N)). */
   #syncInterval(): number {
-    const n = Math.max(1, this.table.live);
-    return this.cfg.syncIntervalMs * Math.max(1, Math.ceil(Math.log2(n / 32)));
+    return this.cfg.syncIntervalMs * this.#syncScale();
+  }
+
+  /** How much longer than at 32 members anti-entropy waits: a full view is O(N). */
+  #syncScale(): number {
+    return Math.max(1, Math.ceil(Math.log2(Math.max(1, this.table.live) / 32)));
   }
 
   #send(to: Addr, msg: Msg): void {
     this.#out.push({ to, msg, size: sizeOf(msg, this.#proofBytes) });
   }
 }
+
+/** Shortest time between two syncs asked of the same unknown sender, and of any two. */
+const PULL_MEMBER_MS = 10_000;
+const PULL_GAP_MS = 1000;
+/** Unknown senders remembered at once (the oldest is forgotten first). */
+const MAX_STRANGERS = 256;
+
+/** Latest settling sync after the first change of a burst, in settle delays (`#unsettled`). */
+const SETTLE_MAX = 4;
 
 /** Most packets' worth of updates one gossip message carries when much news waits. */
 const GOSSIP_BURST = 4;
