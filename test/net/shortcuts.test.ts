@@ -38,9 +38,7 @@ beforeAll(async () => {
       }),
     );
   }
-  // 60 s, not 30: about 1 start in 4, one node misses the last joiner's alive update and learns
-  // it only at the next full sync (up to 45 s; a membership defect under repair, see the issue note).
-  await Promise.all(nodes.map((n) => n.waitForMembers(N, 60_000)));
+  await Promise.all(nodes.map((n) => n.waitForMembers(N, 30_000)));
   // A subscriber on every node (topic `t.<i>`), and every node knows a path to every other.
   for (let i = 0; i < N; i++) {
     const c = await connect({ url: nodes[i]!.url, creds: nodes[0]!.credsDir! });
