@@ -140,6 +140,50 @@ describe("NAT traversal in the lab", () => {
     }
   }, 120_000);
 
+  test(
+    "behind a NAT a node's DHT runs as a client; the rendezvous, on the internet, stays a server",
+    async () => {
+      const dhtIn = async (ns: string) => {
+        // The rendezvous listens on the lab internet's address, the others on every interface.
+        const r = ns === lab.internet.ns
+          ? await lab.exec(ns, [
+            process.execPath,
+            MAIN,
+            "inspect",
+            "dht",
+            "--json",
+            "--server",
+            `quic://${lab.internet.addresses[0]}:4433`,
+            "--creds",
+            ln.rendezvous.credsDir,
+          ], { timeoutMs: 60_000 })
+          : await cli(ns, ["inspect", "dht", "--json"]);
+        if (r.code !== 0) throw new Error(`inspect dht in ${ns}: ${r.code} ${r.stderr}`);
+        return JSON.parse(r.stdout) as { mode: string; reachability: string };
+      };
+      const all = [lab.internet.ns, ...nodes.map((n) => n.host.ns)];
+      // Each node checks 2–5 s after its start, again every 15 s while nothing is known.
+      for (let i = 0; i < 60; i++) {
+        const views = await Promise.all(all.map(dhtIn));
+        if (views.every((v) => v.reachability !== "unknown")) break;
+        await new Promise((r) => setTimeout(r, 1000)); // no event crosses the process boundary
+      }
+      expect(await dhtIn(lab.internet.ns)).toEqual(
+        expect.objectContaining({ mode: "server", reachability: "reachable" }),
+      );
+      for (const n of nodes) {
+        expect({ kind: n.host.kind, ...(await dhtIn(n.host.ns)) }).toEqual(
+          expect.objectContaining({
+            kind: n.host.kind,
+            mode: "client",
+            reachability: "unreachable",
+          }),
+        );
+      }
+    },
+    120_000,
+  );
+
   test("every pair connects: punched where the NATs allow it, relayed otherwise", async () => {
     const results: string[] = [];
     const got: [string, string][] = [];
