@@ -2164,16 +2164,12 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#heldBytes -= w.bytes;
     for (const m of w.held) {
       const sc = this.#scTo.get(w.short);
-      if (sc) this.#sendShortcut(sc, m);
-      else {this.#route(
-          undefined,
-          m.topic,
-          m.payload,
-          m.ttl,
-          new Map([[w.short, m.queues]]),
-          m.tp,
-          m.ts,
-        );}
+      if (sc) {
+        this.#sendShortcut(sc, m);
+        continue;
+      }
+      const dests = new Map([[w.short, m.queues]]);
+      this.#route(undefined, m.topic, m.payload, m.ttl, dests, m.tp, m.ts);
     }
     if (this.#parkedPings.length === 0) return;
     const still: ParkedPing[] = [];
