@@ -84,3 +84,28 @@ export async function take(
   }
   return out;
 }
+
+/**
+ * Starts `n` nodes in `dir`, one after another, each joining only the first (as a new user
+ * starts a mesh from one seed); `o(i)` adds options for node `i`. Pushed into `into` as they
+ * start, so the caller stops them even if a later start fails.
+ */
+export async function joinOneSeed(
+  dir: string,
+  n: number,
+  o: (i: number) => NodeStartOptions,
+  into: Node[] = [],
+): Promise<Node[]> {
+  for (let i = 0; i < n; i++) {
+    into.push(
+      await Node.start({
+        dataDir: join(dir, `n${i}`),
+        devCaDir: into[0]?.caDir,
+        listen: { host: "127.0.0.1", port: 0 },
+        join: i === 0 ? [] : [{ host: "127.0.0.1", port: into[0]!.endpoint.address.port }],
+        ...o(i),
+      }),
+    );
+  }
+  return into;
+}

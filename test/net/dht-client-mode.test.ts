@@ -11,11 +11,9 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { issueCert, loadCa, Verifier } from "../../lib/identity/mod.ts";
 import { Node } from "../../lib/node/node.ts";
-import { PeerSession } from "../../lib/peer/mod.ts";
-import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import { until } from "../helpers/quic.ts";
+import { rawPeer } from "../helpers/raw.ts";
 
 let dir: string;
 const nodes: Node[] = [];
@@ -37,22 +35,10 @@ const key = (name: string) => new Uint8Array(createHash("sha256").update(name).d
 
 /** A port nothing listens on (an endpoint bound, then closed). */
 async function deadPort(): Promise<number> {
-  const v = await Verifier.create({ ca: (await loadCa(seed.caDir!)).pem });
-  const ep = await QuicEndpoint.bind({
-    host: "127.0.0.1",
-    port: 0,
-    tls: await nodeCreds("placeholder"),
-    checkPeer: v.checkPeer(),
-  });
-  const port = ep.address.port;
-  await ep.close();
+  const { endpoint } = await rawPeer(seed.caDir!, "placeholder", { role: "node" });
+  const port = endpoint.address.port;
+  await endpoint.close();
   return port;
-}
-
-async function nodeCreds(name: string) {
-  const ca = await loadCa(seed.caDir!);
-  const c = await issueCert({ ca, name, role: "node", groups: [], durationMs: 3_600_000 });
-  return { ca: ca.pem, cert: c.pem, key: c.keyPem! };
 }
 
 beforeAll(async () => {
@@ -147,18 +133,9 @@ describe("DHT client mode", () => {
   );
 
   test("no reflection: a node that is no member is refused a dial-back", async () => {
-    const c = await nodeCreds("stranger");
-    const v = await Verifier.create({ ca: c.ca });
-    const id = await v.verify(c.cert);
-    const ep = await QuicEndpoint.bind({
-      host: "127.0.0.1",
-      port: 0,
-      tls: c,
-      checkPeer: v.checkPeer(),
-    });
+    const peer = await rawPeer(seed.caDir!, "stranger", { role: "node" });
     try {
-      const conn = await ep.connect({ host: "127.0.0.1", port: seed.endpoint.address.port });
-      const s = await PeerSession.dial(conn, { self: { nodeId: id.nodeId, realm: "dev" } });
+      const s = await peer.session(seed.endpoint.address.port);
       const refused = seed.traversal.stats.refused;
       const e = await s.request("nat.reachable", new Uint8Array(0), { timeoutMs: 5000 }).then(
         () => "answered",
@@ -168,7 +145,7 @@ describe("DHT client mode", () => {
       expect(seed.traversal.stats.refused).toBe(refused + 1);
       await s.close();
     } finally {
-      await ep.close();
+      await peer.endpoint.close();
     }
   }, 20_000);
 });

@@ -9,11 +9,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, connect } from "../../lib/client/client.ts";
-import { type Credentials, CREDS_FILES, Verifier } from "../../lib/identity/mod.ts";
+import { type Credentials, CREDS_FILES } from "../../lib/identity/mod.ts";
 import { busCodec } from "../../lib/messaging/mod.ts";
 import { Node } from "../../lib/node/node.ts";
-import { PeerSession } from "../../lib/peer/mod.ts";
-import { QuicEndpoint } from "../../lib/quic/mod.ts";
+import { rawPeer } from "../helpers/raw.ts";
 
 let dir: string;
 let node: Node;
@@ -41,21 +40,11 @@ afterAll(async () => {
 
 /** A session that sends `calls` CALLs for 32 KiB replies and never reads; resolves at its close. */
 async function deafCaller(target: Node, calls: number) {
-  const verifier = await Verifier.create({ ca: creds.ca });
-  const me = await verifier.verify(creds.cert);
-  const ep = await QuicEndpoint.bind({
-    host: "127.0.0.1",
-    port: 0,
-    tls: creds,
-    checkPeer: verifier.checkPeer(),
-  });
+  const peer = await rawPeer(target.caDir!, "deaf", { creds });
+  const ep = peer.endpoint;
   try {
-    const conn = await ep.connect({ host: "127.0.0.1", port: target.endpoint.address.port });
     // The node's channel to us is taken and never read.
-    const s = await PeerSession.dial(conn, {
-      self: { nodeId: me.nodeId, realm: me.realm },
-      onChannel: () => {},
-    });
+    const s = await peer.session(target.endpoint.address.port, { onChannel: () => {} });
     const ch = await s.openChannel("client");
     for (let i = 1; i <= calls; i++) {
       if (s.conn.closeInfo) break;

@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MembershipConfig } from "../../lib/mesh/mod.ts";
-import { Node } from "../../lib/node/node.ts";
+import type { Node } from "../../lib/node/node.ts";
+import { joinOneSeed } from "../helpers/mesh.ts";
 
 const N = 8;
 let dir = "";
@@ -28,19 +29,7 @@ afterEach(async () => {
 /** N nodes, each joining the first, one after another. */
 async function start(membership: Partial<MembershipConfig>): Promise<Node[]> {
   dir = mkdtempSync(join(tmpdir(), "macula-join-"));
-  for (let i = 0; i < N; i++) {
-    nodes.push(
-      await Node.start({
-        dataDir: join(dir, `n${i}`),
-        devCaDir: nodes[0]?.caDir,
-        listen: { host: "127.0.0.1", port: 0 },
-        join: i === 0 ? [] : [{ host: "127.0.0.1", port: nodes[0]!.endpoint.address.port }],
-        overlay: { k: 2 },
-        membership,
-      }),
-    );
-  }
-  return nodes;
+  return await joinOneSeed(dir, N, () => ({ overlay: { k: 2 }, membership }), nodes);
 }
 
 /** Every node holds every node live (alive, or suspect on a loaded machine). */

@@ -11,13 +11,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Subprocess } from "bun";
 import { type Client, ClientError, connect } from "../../lib/client/client.ts";
-import { type Credentials, issueCert, loadCa, Verifier } from "../../lib/identity/mod.ts";
+import type { Credentials } from "../../lib/identity/mod.ts";
 import { busCodec, RpcError } from "../../lib/messaging/mod.ts";
 import { Node } from "../../lib/node/node.ts";
-import { PeerSession, SessionError } from "../../lib/peer/mod.ts";
-import { QuicEndpoint } from "../../lib/quic/mod.ts";
+import { SessionError } from "../../lib/peer/mod.ts";
 import { take } from "../helpers/mesh.ts";
 import { until } from "../helpers/quic.ts";
+import { issueCreds, rawPeer } from "../helpers/raw.ts";
 import { Proc } from "../helpers/proc.ts";
 
 const MAIN = fileURLToPath(new URL("../../cli/main.ts", import.meta.url));
@@ -36,23 +36,6 @@ const PERMISSIONS = {
   },
 };
 
-/** Credentials of a new certificate from the node's dev CA. */
-async function creds(
-  caDir: string,
-  name: string,
-  o: { role?: "node" | "client"; groups?: string[] } = {},
-): Promise<Credentials> {
-  const ca = await loadCa(caDir);
-  const c = await issueCert({
-    ca,
-    name,
-    role: o.role ?? "client",
-    groups: o.groups ?? [],
-    durationMs: 3_600_000,
-  });
-  return { ca: ca.pem, cert: c.pem, key: c.keyPem! };
-}
-
 /** Writes credentials where `--creds` reads them. */
 function credsDir(c: Credentials, name: string): string {
   const d = join(dir, "creds", name);
@@ -66,7 +49,7 @@ function credsDir(c: Credentials, name: string): string {
 async function client(name: string, groups: string[]): Promise<Client> {
   const c = await connect({
     url: node.url,
-    creds: await creds(node.caDir!, name, { groups }),
+    creds: await issueCreds(node.caDir!, name, { groups }),
     onError: () => {},
   });
   clients.push(c);
@@ -159,18 +142,11 @@ describe("permissions from certificate groups", () => {
 
 describe("roles", () => {
   test("a client's certificate on the route channel is closed with the reason; nodes' requests refused", async () => {
-    const c = await creds(node.caDir!, "intruder");
-    const id = await (await Verifier.create({ ca: c.ca })).verify(c.cert); // who we claim to be
-    const verifier = await Verifier.create({ ca: c.ca });
-    const ep = await QuicEndpoint.bind({
-      host: "127.0.0.1",
-      port: 0,
-      tls: c,
-      checkPeer: verifier.checkPeer(),
-    });
+    const peer = await rawPeer(node.caDir!, "intruder");
+    const ep = peer.endpoint;
+    const port = node.endpoint.address.port;
     try {
-      const conn = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port });
-      const s = await PeerSession.dial(conn, { self: { nodeId: id.nodeId, realm: "dev" } });
+      const s = await peer.session(port);
       // A node's request first: refused, the session goes on.
       const e = await refusal(s.request("membership.msg", new Uint8Array([1])));
       expect(e).toBeInstanceOf(SessionError);
@@ -180,10 +156,7 @@ describe("roles", () => {
       );
       // A flood of requests that are refused anyway ends the session (here: 200 at once).
       const floods = node.snapshot().refused.requestFloods;
-      const s2 = await PeerSession.dial(
-        await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port }),
-        { self: { nodeId: id.nodeId, realm: "dev" } },
-      );
+      const s2 = await peer.session(port);
       for (let i = 0; i < 300 && !s2.conn.closeInfo; i++) {
         await s2.request("membership.msg", new Uint8Array([1])).catch(() => {});
       }
@@ -209,18 +182,9 @@ describe("roles", () => {
   });
 
   test("a client's certificate on the shortcut channel is closed with the reason", async () => {
-    const c = await creds(node.caDir!, "shortcutter");
-    const verifier = await Verifier.create({ ca: c.ca });
-    const id = await verifier.verify(c.cert);
-    const ep = await QuicEndpoint.bind({
-      host: "127.0.0.1",
-      port: 0,
-      tls: c,
-      checkPeer: verifier.checkPeer(),
-    });
+    const peer = await rawPeer(node.caDir!, "shortcutter");
     try {
-      const conn = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port });
-      const s = await PeerSession.dial(conn, { self: { nodeId: id.nodeId, realm: "dev" } });
+      const s = await peer.session(node.endpoint.address.port);
       const before = node.snapshot().refused.channels;
       await s.openChannel("shortcut");
       expect((await s.closed).message).toBe(
@@ -229,23 +193,14 @@ describe("roles", () => {
       expect(node.snapshot().refused.channels).toBe(before + 1);
       expect(node.snapshot().shortcuts.open).toBe(0);
     } finally {
-      await ep.close();
+      await peer.endpoint.close();
     }
   });
 
   test("a node that opens a second shortcut channel on one session is closed with the reason", async () => {
-    const c = await creds(node.caDir!, "twice", { role: "node" });
-    const verifier = await Verifier.create({ ca: c.ca });
-    const id = await verifier.verify(c.cert);
-    const ep = await QuicEndpoint.bind({
-      host: "127.0.0.1",
-      port: 0,
-      tls: c,
-      checkPeer: verifier.checkPeer(),
-    });
+    const peer = await rawPeer(node.caDir!, "twice", { role: "node" });
     try {
-      const conn = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port });
-      const s = await PeerSession.dial(conn, { self: { nodeId: id.nodeId, realm: "dev" } });
+      const s = await peer.session(node.endpoint.address.port);
       await s.openChannel("shortcut");
       await until(
         () => node.snapshot().shortcuts.open === 1,
@@ -257,26 +212,18 @@ describe("roles", () => {
         "connection closed by peer: application code 18 (a second shortcut channel on one session)",
       );
     } finally {
-      await ep.close();
+      await peer.endpoint.close();
     }
   });
 });
 
 describe("malformed frames", () => {
   test("a malformed bus frame closes the session, counted by frame in inspect", async () => {
-    const c = await creds(node.caDir!, "sloppy");
-    const verifier = await Verifier.create({ ca: c.ca });
-    const id = await verifier.verify(c.cert);
-    const ep = await QuicEndpoint.bind({
-      host: "127.0.0.1",
-      port: 0,
-      tls: c,
-      checkPeer: verifier.checkPeer(),
-    });
+    const peer = await rawPeer(node.caDir!, "sloppy");
+    const { endpoint: ep, creds: c } = peer;
     try {
       const before = node.snapshot().refused.frames.PUB ?? 0;
-      const conn = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port });
-      const s = await PeerSession.dial(conn, { self: { nodeId: id.nodeId, realm: "dev" } });
+      const s = await peer.session(node.endpoint.address.port);
       const ch = await s.openChannel("client");
       await ch.write(busCodec.encodeRaw([35, 42, new Uint8Array(0)])); // PUB with a numeric topic
       const info = await s.closed;
@@ -291,10 +238,8 @@ describe("malformed frames", () => {
       expect(again).toContain("closed for misbehaving (protocol: PUB.topic: not a text string)");
       expect(node.snapshot().refused.heldDown.refused).toBe(held.refused + 1);
       // A session over such a connection fails with the node's reason, not "closing".
-      const dialed = await PeerSession.dial(
-        await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port }),
-        { self: { nodeId: id.nodeId, realm: "dev" } },
-      ).then(() => "dialed", (x: Error) => x.message);
+      const dialed = await peer.session(node.endpoint.address.port)
+        .then(() => "dialed", (x: Error) => x.message);
       expect(dialed).toContain("held down for 1 s more");
       // A client of that certificate is told, not left to see a closed connection.
       const e = await connect({ url: node.url, creds: c, reconnect: false }).then(
@@ -345,8 +290,8 @@ describe("SIGHUP", () => {
       try {
         await up.waitFor("out", "\n");
         const ready = JSON.parse(up.lines()[0]!) as { url: string; caDir: string };
-        const reader = credsDir(await creds(ready.caDir, "r", { groups: ["readers"] }), "r");
-        const nobody = credsDir(await creds(ready.caDir, "n"), "n");
+        const reader = credsDir(await issueCreds(ready.caDir, "r", { groups: ["readers"] }), "r");
+        const nobody = credsDir(await issueCreds(ready.caDir, "n"), "n");
         const denied = spawn(["sub", ">", "--server", ready.url, "--creds", nobody]);
         expect(await denied.code()).toBe(1);
         expect(denied.err).toContain("permission_denied");

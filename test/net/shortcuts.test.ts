@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, connect } from "../../lib/client/client.ts";
-import { Node } from "../../lib/node/node.ts";
+import type { Node } from "../../lib/node/node.ts";
+import { joinOneSeed } from "../helpers/mesh.ts";
 import { until } from "../helpers/quic.ts";
 
 const N = 8;
@@ -26,18 +27,12 @@ const hops = (from: Node, to: Node) =>
   from.router.interest().find((o) => o.node === to.nodeId)?.path?.hops;
 
 beforeAll(async () => {
-  for (let i = 0; i < N; i++) {
-    nodes.push(
-      await Node.start({
-        dataDir: join(dir, `n${i}`),
-        devCaDir: nodes[0]?.caDir,
-        listen: { host: "127.0.0.1", port: 0 },
-        join: i === 0 ? [] : [{ host: "127.0.0.1", port: nodes[0]!.endpoint.address.port }],
-        overlay: { k: 2, shortcuts: i === closed ? 0 : 128 },
-        log: () => {},
-      }),
-    );
-  }
+  await joinOneSeed(
+    dir,
+    N,
+    (i) => ({ overlay: { k: 2, shortcuts: i === closed ? 0 : 128 }, log: () => {} }),
+    nodes,
+  );
   await Promise.all(nodes.map((n) => n.waitForMembers(N, 30_000)));
   // A subscriber on every node (topic `t.<i>`), and every node knows a path to every other.
   for (let i = 0; i < N; i++) {

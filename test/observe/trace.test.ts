@@ -14,17 +14,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, connect } from "../../lib/client/client.ts";
-import { type Credentials, issueCert, loadCa, Verifier } from "../../lib/identity/mod.ts";
 import { busCodec, isTraceparent, isTracestate } from "../../lib/messaging/mod.ts";
 import { ClientTracing } from "../../lib/client/tracing.ts";
 import { Node } from "../../lib/node/node.ts";
 import { startTracing, type Tracing } from "../../lib/observe/trace.ts";
-import { PeerSession } from "../../lib/peer/mod.ts";
-import { QuicEndpoint } from "../../lib/quic/mod.ts";
 import type { Frame } from "../../lib/wire/codec.ts";
 import { OTLP_KIND, type OtlpReceiver, otlpReceiver, type ReceivedSpan } from "../helpers/otlp.ts";
 import { take } from "../helpers/mesh.ts";
 import { until } from "../helpers/quic.ts";
+import { rawPeer } from "../helpers/raw.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "macula-trace-"));
 let receiver: OtlpReceiver;
@@ -351,22 +349,9 @@ describe("startTracing", () => {
  * certificate of its own (a misbehaving session's certificate is held down, not the others').
  */
 async function rawClient(node: Node) {
-  const ca = await loadCa(node.caDir!);
-  const cert = await issueCert({ ca, name: "hostile", role: "client", durationMs: 3_600_000 });
-  const creds: Credentials = { ca: ca.pem, cert: cert.pem, key: cert.keyPem! };
-  const verifier = await Verifier.create({ ca: creds.ca });
-  const me = await verifier.verify(creds.cert);
-  const ep = await QuicEndpoint.bind({
-    host: "127.0.0.1",
-    port: 0,
-    tls: creds,
-    checkPeer: verifier.checkPeer(),
-  });
-  const conn = await ep.connect({ host: "127.0.0.1", port: node.endpoint.address.port });
-  const session = await PeerSession.dial(conn, {
-    self: { nodeId: me.nodeId, realm: me.realm },
-    onChannel: () => {},
-  });
+  const peer = await rawPeer(node.caDir!, "hostile");
+  const ep = peer.endpoint;
+  const session = await peer.session(node.endpoint.address.port, { onChannel: () => {} });
   const ch = await session.openChannel("client");
   return {
     session,
