@@ -341,18 +341,28 @@ interface LocalSub {
   readonly queue: string | undefined;
 }
 
-/** An origin's interest; interned per (origin, queue) so the trie de-duplicates per node. */
+/** One subscription of an origin's record, as the trie holds it (one object per pattern and queue). */
 interface Remote {
   readonly origin: Origin;
+  readonly pattern: string;
   readonly queue: string | undefined;
 }
 
 /** A far node whose record this node holds. */
 interface Origin {
   readonly short: string;
+  /**
+   * Its node id and the version of its record held, as in `record`: a copy of a record seen
+   * before (most INTEREST frames) is told apart without reading the record.
+   */
+  readonly id: string;
+  version: number;
   record: InterestRecord;
-  /** queue ("" for plain) → the interned interest object. */
-  readonly entries: Map<string, Remote>;
+  /**
+   * What of its record is in the trie, one entry per distinct (pattern, queue), in record order
+   * (an array, not a map: a node holds one per origin it reaches).
+   */
+  readonly entries: Remote[];
   /** Its place in the path table (offers without a lookup). */
   readonly path: ReturnType<PathTable["slot"]>;
 }
@@ -365,6 +375,11 @@ interface LinkState {
   readonly provides: Set<string>;
   /** Calls this link started and that are still pending here: its call id → our id. */
   readonly calls: Map<number, number>;
+  /**
+   * A peer node's INTEREST tokens (`ROUTER_LIMITS.interest`), from its first INTEREST: a bucket
+   * on the link's state, not in a table keyed by link (no lookup per frame).
+   */
+  interest: { tokens: number; at: number } | undefined;
 }
 
 interface CallContext {
@@ -455,6 +470,12 @@ const WITHDRAW = 255;
 
 const EMPTY = new Uint8Array(0);
 
+/** The shortcut plan with nothing to do (shared: no allocation per call). */
+const NO_PLAN: ShortcutPlan<never> = Object.freeze({
+  open: Object.freeze([]) as never[],
+  close: Object.freeze([]) as never[],
+});
+
 /**
  * RTT sums this close to the nearest count as equally near for a queue group (the load is spread
  * among them): 25% or 1 ms, whichever is more. Closer than that is measurement noise, not
@@ -478,13 +499,32 @@ function sameInterest(
   return true;
 }
 
+/** Patterns of records found valid lately (records repeat the same few; the check is a regex per segment). */
+const VALID_PATTERNS = new Set<string>();
+
+/**
+ * Whether a record's subscription as it came is in record form: a plain object of `pattern`,
+ * then `queue` when it has one (a string), and nothing else.
+ */
+function inRecordForm(s: { pattern: string; queue?: string | null }): boolean {
+  if (Object.getPrototypeOf(s) !== Object.prototype) return false;
+  let n = 0;
+  for (const k in s) if (k !== (n++ === 0 ? "pattern" : "queue")) return false;
+  return s.queue === undefined ? n === 1 : typeof s.queue === "string" && n === 2;
+}
+
 /** A peer's INTEREST fields as a record, each pattern, queue group and procedure checked. */
 function checkRecord(f: Record<string, unknown>): InterestRecord {
-  const subs: InterestSub[] = [];
+  const wire = f.subs as { pattern: string; queue?: string | null }[];
   const groups = new Set<string>();
-  for (const s of f.subs as { pattern: string; queue?: string | null }[]) {
-    const bad = patternProblem(s.pattern);
-    if (bad !== null) throw new ProtocolError(`INTEREST.subs: ${bad}`);
+  let asIs = true;
+  for (const s of wire) {
+    if (!VALID_PATTERNS.has(s.pattern)) {
+      const bad = patternProblem(s.pattern);
+      if (bad !== null) throw new ProtocolError(`INTEREST.subs: ${bad}`);
+      if (VALID_PATTERNS.size >= 1 << 16) VALID_PATTERNS.clear();
+      VALID_PATTERNS.add(s.pattern);
+    }
     const queue = s.queue ?? undefined;
     if (queue !== undefined) {
       try {
@@ -497,8 +537,14 @@ function checkRecord(f: Record<string, unknown>): InterestRecord {
         throw new ProtocolError(`INTEREST.subs: more than ${MAX_GROUPS} queue groups`);
       }
     }
-    subs.push(queue === undefined ? { pattern: s.pattern } : { pattern: s.pattern, queue });
+    asIs &&= inRecordForm(s);
   }
+  // Subscriptions already in record form are kept as they came (no copy for each node taking
+  // the record); any other shape is rebuilt from what was checked.
+  const subs: readonly InterestSub[] = asIs ? wire as InterestSub[] : wire.map((s) => {
+    const queue = s.queue ?? undefined;
+    return queue === undefined ? { pattern: s.pattern } : { pattern: s.pattern, queue };
+  });
   const procs = f.procs as string[];
   for (const p of procs) {
     const bad = procedureProblem(p);
@@ -511,6 +557,34 @@ function checkRecord(f: Record<string, unknown>): InterestRecord {
     procs,
     key: f.key as Uint8Array,
     sig: f.sig as Uint8Array,
+  };
+}
+
+/** An INTEREST's fields: record `r`, reached at `hops` and an RTT sum of `rttMs`. */
+function recordFields(r: InterestRecord, hops: number, rttMs: number): Record<string, unknown> {
+  return {
+    origin: r.origin,
+    version: r.version,
+    hops,
+    rtt_us: Math.min(0xffffffff, Math.max(0, Math.round(rttMs * 1000))),
+    subs: r.subs,
+    procs: r.procs,
+    key: r.key,
+    sig: r.sig,
+  };
+}
+
+/** An INTEREST's fields telling a peer this node is no longer a way to `r`'s origin (the record left out). */
+function withdrawFields(r: InterestRecord): Record<string, unknown> {
+  return {
+    origin: r.origin,
+    version: r.version,
+    hops: WITHDRAW,
+    rtt_us: 0,
+    subs: [],
+    procs: [],
+    key: EMPTY,
+    sig: EMPTY,
   };
 }
 
@@ -530,6 +604,19 @@ function shortId(origin: string): string {
     SHORT_IDS.set(origin, short);
   }
   return short;
+}
+
+/** Frames queued for links, in order, as three arrays (reused from drain to drain). */
+class Outbox<L> {
+  readonly to: L[] = [];
+  readonly name: string[] = [];
+  readonly fields: Record<string, unknown>[] = [];
+
+  clear(): void {
+    this.to.length = 0;
+    this.name.length = 0;
+    this.fields.length = 0;
+  }
 }
 
 /** The message router of one node. */
@@ -596,10 +683,6 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   #floodAt = Infinity;
   /** Set when a record of ours came back newer than ours: the next one goes out even unchanged. */
   #reannounce = false;
-  readonly #interestRate = new RateLimiter<string>({
-    ...ROUTER_LIMITS.interest,
-    maxKeys: 1 << 16,
-  });
   /** Procedure → number of local (client) providers. */
   readonly #localProcs = new Map<string, number>();
   readonly #registry: ProcedureRegistry;
@@ -628,7 +711,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   readonly #authorize: RouterOptions<L>["authorize"];
   /** The `now` of the latest input (the router reads no clock). */
   #now = 0;
-  #out: RouterSend<L>[] = [];
+  /** Frames queued since the last drain; and an emptied queue kept for the next drain to swap in. */
+  #out = new Outbox<L>();
+  #spare: Outbox<L> | undefined;
   readonly #sc: ShortcutOptions;
   /** Shortcut links by link id. */
   readonly #scLinks = new Map<string, ShortcutLink>();
@@ -685,7 +770,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#floodDelay = floodDelayMs ?? 2;
     this.#version = Math.max(0, Math.floor(epochMs ?? 0)) * 1000;
     this.#local = new SubscriptionTrie<LocalSub>();
-    this.#remote = new SubscriptionTrie<Remote>({ strategy: this.#nearest() });
+    // Removed one by one (`#uninstall`): no index by subscriber for a table of every origin's interest.
+    this.#remote = new SubscriptionTrie<Remote>({ strategy: this.#nearest(), bySubscriber: false });
     this.#registry = new ProcedureRegistry({ random: options.random });
   }
 
@@ -712,7 +798,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   /** A session became usable. A peer node learns this node's interest and procedures. */
   attach(link: L, now: number = this.#now): void {
     if (this.#links.has(link.id)) throw new RangeError(`link ${link.id} is already attached`);
-    this.#links.set(link.id, { link, subs: new Map(), provides: new Set(), calls: new Map() });
+    this.#links.set(link.id, {
+      link,
+      subs: new Map(),
+      provides: new Set(),
+      calls: new Map(),
+      interest: undefined,
+    });
     if (link.kind === "node" && link.shortcut !== undefined) {
       this.#now = Math.max(this.#now, now);
       return this.#shortcutUp(link);
@@ -774,7 +866,6 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#refusals.forget(link.id);
     this.#churn.forget(link.id);
     if (link.kind === "node") {
-      this.#interestRate.forget(link.id);
       for (const short of this.#paths.dropLink(link.id)) this.#changedPath(short);
     }
     for (const [id, p] of this.#pings) {
@@ -829,7 +920,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
             "INTEREST: not allowed on a shortcut (only routes carry interest)",
           );
         }
-        return this.#interestIn(link, f);
+        return this.#interestIn(st, f);
       case "SUB":
         if (link.kind !== "client") break;
         if (this.#churned(st, `SUB ${f.pattern as string}`, { sid: f.sid as number })) return;
@@ -999,13 +1090,32 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
 
   /** Takes the frames queued for links since the last call, in the order they were queued. */
   drain(): RouterSend<L>[] {
-    const out = this.#out;
-    this.#out = [];
+    const out: RouterSend<L>[] = [];
+    this.drainEach((to, name, fields) => out.push({ to, name, fields }));
     return out;
   }
 
+  /**
+   * `drain`, a frame at a time: `send` gets each frame queued since the last drain, in order;
+   * what is queued meanwhile (by `send` itself, say) waits for the next drain. For a driver that
+   * hands every frame on at once: no object per frame (the simulator, a million frames a second).
+   */
+  drainEach(send: (to: L, name: string, fields: Record<string, unknown>) => void): void {
+    const out = this.#out;
+    const n = out.to.length;
+    if (n === 0) return;
+    this.#out = this.#spare ?? new Outbox<L>();
+    this.#spare = undefined;
+    for (let i = 0; i < n; i++) send(out.to[i]!, out.name[i]!, out.fields[i]!);
+    out.clear();
+    this.#spare = out;
+  }
+
   #send(to: Link, name: string, fields: Record<string, unknown>): void {
-    this.#out.push({ to: to as L, name, fields });
+    const out = this.#out;
+    out.to.push(to as L);
+    out.name.push(name);
+    out.fields.push(fields);
   }
 
   /** A snapshot for inspection. */
@@ -1069,7 +1179,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     if (!p) return;
     this.#pending.delete(origin);
     const st = this.#links.get(p.link);
-    if (st) this.#interestIn(st.link, p.fields);
+    if (st) this.#interestIn(st, p.fields);
   }
 
   // ------------------------------------------------------------------ pub/sub
@@ -1829,46 +1939,40 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       sig: this.#signer.sign(bytes),
     };
     this.#own = record;
+    let fields: Record<string, unknown> | undefined;
     for (const st of this.#links.values()) {
       if (st.link.kind === "node" && st.link.shortcut === undefined) {
-        this.#sendRecord(st.link, record, 0, 0);
+        this.#sendInterest(st.link, fields ??= recordFields(record, 0, 0));
       }
     }
   }
 
   #sendRecord(link: Link, r: InterestRecord, hops: number, rttMs: number): void {
-    this.stats.interestOut++;
-    this.#send(link, "INTEREST", {
-      origin: r.origin,
-      version: r.version,
-      hops,
-      rtt_us: Math.min(0xffffffff, Math.max(0, Math.round(rttMs * 1000))),
-      subs: r.subs,
-      procs: r.procs,
-      key: r.key,
-      sig: r.sig,
-    });
+    this.#sendInterest(link, recordFields(r, hops, rttMs));
   }
 
-  /** Tells `link` it is no longer a way to `r`'s origin (a small frame: the record is left out). */
-  #sendWithdraw(link: Link, origin: string, version: number): void {
+  /** Sends an INTEREST; the same `fields` may go to several peers (frames are never changed once sent). */
+  #sendInterest(link: Link, fields: Record<string, unknown>): void {
     this.stats.interestOut++;
-    this.#send(link, "INTEREST", {
-      origin,
-      version,
-      hops: WITHDRAW,
-      rtt_us: 0,
-      subs: [],
-      procs: [],
-      key: EMPTY,
-      sig: EMPTY,
-    });
+    this.#send(link, "INTEREST", fields);
+  }
+
+  /** Spends one of `st`'s INTEREST tokens (a token bucket, as `RateLimiter` keeps per key); false when none is left. */
+  #interestToken(st: LinkState): boolean {
+    const { perSecond, burst } = ROUTER_LIMITS.interest;
+    const b = st.interest ??= { tokens: burst, at: this.#now };
+    b.tokens = Math.min(burst, b.tokens + Math.max(0, this.#now - b.at) * perSecond / 1000);
+    b.at = this.#now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 
   /** An INTEREST from a peer node: a record (maybe a new version) and that peer's path to it. */
-  #interestIn(link: Link, f: Record<string, unknown>): void {
+  #interestIn(st: LinkState, f: Record<string, unknown>): void {
+    const link = st.link;
     this.stats.interestIn++;
-    if (!this.#interestRate.take(link.id, 1, this.#now)) {
+    if (!this.#interestToken(st)) {
       this.stats.protocolErrors++;
       const { perSecond, burst } = ROUTER_LIMITS.interest;
       throw new ProtocolError(
@@ -1898,13 +2002,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return;
     }
     let o = this.#origins.get(short);
-    if (o && o.record.origin !== origin) {
+    if (o && o.id !== origin) {
       // Another node with the same 80-bit prefix: the one known first keeps it.
       this.stats.refusedRecords++;
       return;
     }
     const rtt = (f.rtt_us as number) / 1000 + Math.max(0, link.rtt?.() ?? 1);
-    if (o && version <= o.record.version) {
+    if (o && version <= o.version) {
       // A copy (or an older version) of what we hold: only the path it offers counts.
       if (this.#paths.offerTo(o.path, link.id, hops + 1, rtt)) this.#changedPath(short);
       return;
@@ -1944,10 +2048,18 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     else {
       this.#origins.set(
         short,
-        o = { short, record, entries: new Map(), path: this.#paths.slot(short) },
+        o = {
+          short,
+          id: origin,
+          version,
+          record,
+          entries: [],
+          path: this.#paths.slot(short),
+        },
       );
     }
     o.record = record;
+    o.version = version;
     this.#install(o);
     this.#paths.offerTo(o.path, link.id, hops + 1, rtt);
     this.#changedPath(short);
@@ -1980,30 +2092,39 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const o = this.#origins.get(short);
     if (!o) return;
     const best = this.#paths.best(short);
+    // One frame's fields for every peer that gets the same news (not one object per peer).
+    let withdraw: Record<string, unknown> | undefined;
     if (!best) {
       this.#uninstall(o, true);
       for (const st of this.#links.values()) {
         if (st.link.kind === "node" && st.link.shortcut === undefined) {
-          this.#sendWithdraw(st.link, o.record.origin, o.record.version);
+          this.#sendInterest(st.link, withdraw ??= withdrawFields(o.record));
         }
       }
       return;
     }
+    let offer: Record<string, unknown> | undefined;
     for (const st of this.#links.values()) {
       if (st.link.kind !== "node" || st.link.shortcut !== undefined) continue;
-      if (st.link.id === best.link) this.#sendWithdraw(st.link, o.record.origin, o.record.version);
-      else this.#sendRecord(st.link, o.record, best.hops, best.rtt);
+      if (st.link.id === best.link) {
+        this.#sendInterest(st.link, withdraw ??= withdrawFields(o.record));
+      } else this.#sendInterest(st.link, offer ??= recordFields(o.record, best.hops, best.rtt));
     }
   }
 
   /** Enters an origin's subscriptions and procedures into the tables publishes and calls read. */
   #install(o: Origin): void {
-    for (const s of o.record.subs) {
-      const key = QUEUE_KEY(s.queue);
-      let r = o.entries.get(`${key} ${s.pattern}`);
-      if (r) continue; // a repeated entry
-      r = { origin: o, queue: s.queue };
-      o.entries.set(`${key} ${s.pattern}`, r);
+    const subs = o.record.subs;
+    // A repeated entry is entered once (only a misbehaving origin repeats one).
+    const seen = subs.length > 1 ? new Set<string>() : undefined;
+    for (const s of subs) {
+      if (seen) {
+        const key = `${QUEUE_KEY(s.queue)} ${s.pattern}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
+      const r: Remote = { origin: o, pattern: s.pattern, queue: s.queue };
+      o.entries.push(r);
       this.#remote.add(s.pattern, r, s.queue);
     }
     for (const proc of o.record.procs) {
@@ -2013,10 +2134,8 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
 
   /** Takes an origin out of those tables; `forget` drops it and its paths as well. */
   #uninstall(o: Origin, forget: boolean): void {
-    for (const [key, r] of o.entries) {
-      this.#remote.remove(key.slice(key.indexOf(" ") + 1), r, r.queue);
-    }
-    o.entries.clear();
+    for (const r of o.entries) this.#remote.remove(r.pattern, r, r.queue);
+    o.entries.length = 0;
     this.#registry.unregisterProvider(REMOTE + o.short);
     if (forget) {
       this.#origins.delete(o.short);
@@ -2031,12 +2150,16 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   memberDown(origin: string, now: number = this.#now): void {
     this.#now = Math.max(this.#now, now);
     this.#pending.delete(origin);
-    const short = origin.slice(0, SHORT_ID_CHARS);
-    for (const sc of [...this.#scLinks.values()]) {
-      if (sc.short === short && origin.startsWith(short)) this.#letGo(sc);
+    // A death is told to every node, of every node: this costs no allocation when it is not one
+    // this node knows.
+    const short = shortId(origin);
+    if (this.#scLinks.size > 0) {
+      for (const sc of [...this.#scLinks.values()]) {
+        if (sc.short === short && origin.startsWith(short)) this.#letGo(sc);
+      }
     }
     const o = this.#origins.get(short);
-    if (!o || o.record.origin !== origin) return;
+    if (!o || o.id !== origin) return;
     // No withdrawals: every node hears of the death from membership, and routes that led
     // through the dead node withdraw themselves when they close.
     this.#uninstall(o, true);
@@ -2056,6 +2179,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
    * asked for again within `retryMs`).
    */
   shortcutPlan(): ShortcutPlan<L> {
+    if (this.#scOpen.length === 0 && this.#scClose.length === 0) return NO_PLAN; // most calls
     const plan = { open: this.#scOpen, close: this.#scClose };
     this.#scOpen = [];
     this.#scClose = [];

@@ -25,6 +25,19 @@ import { checkPattern, ONE, TAIL, TopicError } from "./topics.ts";
 /** Queue group names: 1–64 of `A-Z a-z 0-9 _ - .`. */
 const GROUP = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/**
+ * Patterns and queue group names `add` found valid lately, each checked once rather than at
+ * every subscription that repeats it (a far node's record, taken by every node: a regex per
+ * segment each time); bounded.
+ */
+const validPatterns = new Set<string>();
+const validGroups = new Set<string>();
+
+function remember(set: Set<string>, s: string): void {
+  if (set.size >= 1 << 16) set.clear();
+  set.add(s);
+}
+
 /** Throws `TopicError` unless `group` is a valid queue group name; returns it. */
 export function checkQueueGroup(group: string): string {
   if (typeof group !== "string" || !GROUP.test(group)) {
@@ -110,10 +123,12 @@ export class SubscriptionTrie<S> {
   private readonly strategy: QueueStrategy<S>;
   /**
    * subscriber → its subscription, or key (`pattern` or `pattern queue`) → subscription once it
-   * has more than one, for removeSubscriber. Most subscribers (a far node's record entry, say)
-   * hold one: no map for them.
+   * has more than one, for removeSubscriber. Most subscribers hold one: no map for them. Not kept
+   * when the owner never asks by subscriber (`bySubscriber: false`).
    */
-  private readonly bySubscriber = new Map<S, Subscription<S> | Map<string, Subscription<S>>>();
+  private readonly bySubscriber:
+    | Map<S, Subscription<S> | Map<string, Subscription<S>>>
+    | undefined;
   /** group name → subscriptions in that group, across patterns. */
   private readonly groupSizes = new Map<string, number>();
   private subs = 0;
@@ -122,9 +137,15 @@ export class SubscriptionTrie<S> {
   /** topic → receivers, for topics no queue group matches; cleared on every change. */
   private readonly cache = new Map<string, readonly S[]>();
 
-  /** `strategy` picks queue-group members; round-robin per group by default. */
-  constructor(options: { strategy?: QueueStrategy<S> } = {}) {
+  /**
+   * `strategy` picks queue-group members; round-robin per group by default. `bySubscriber: false`
+   * keeps no index by subscriber (`removeSubscriber` and `subscriptionsOf` then throw): for an
+   * owner that removes each subscription itself and holds many (a router's far interest: one
+   * entry per origin and pattern, an object and a map entry fewer each).
+   */
+  constructor(options: { strategy?: QueueStrategy<S>; bySubscriber?: boolean } = {}) {
     this.strategy = options.strategy ?? new RoundRobin<S>();
+    this.bySubscriber = options.bySubscriber === false ? undefined : new Map();
   }
 
   /**
@@ -132,8 +153,10 @@ export class SubscriptionTrie<S> {
    * when the same `(pattern, subscriber, queue)` is already present (nothing changes).
    */
   add(pattern: string, subscriber: S, queue?: string): boolean {
-    checkPattern(pattern);
-    if (queue !== undefined) checkQueueGroup(queue);
+    if (!validPatterns.has(pattern)) remember(validPatterns, checkPattern(pattern));
+    if (queue !== undefined && !validGroups.has(queue)) {
+      remember(validGroups, checkQueueGroup(queue));
+    }
     let n = this.root;
     for (const seg of pattern.split(".")) {
       let child = n.children.get(seg);
@@ -161,17 +184,19 @@ export class SubscriptionTrie<S> {
     if (wasEmpty) this.pats++;
     this.subs++;
     this.cache.clear();
+    const by = this.bySubscriber;
+    if (by === undefined) return true;
     const sub: Subscription<S> = queue === undefined
       ? { pattern, subscriber }
       : { pattern, subscriber, queue };
-    const mine = this.bySubscriber.get(subscriber);
-    if (mine === undefined) this.bySubscriber.set(subscriber, sub);
+    const mine = by.get(subscriber);
+    if (mine === undefined) by.set(subscriber, sub);
     else if (mine instanceof Map) mine.set(key(pattern, queue), sub);
-    else if (isSub(mine, pattern, queue)) this.bySubscriber.set(subscriber, sub);
+    else if (isSub(mine, pattern, queue)) by.set(subscriber, sub);
     else {
       const many = new Map<string, Subscription<S>>([[key(mine.pattern, mine.queue), mine]]);
       many.set(key(pattern, queue), sub);
-      this.bySubscriber.set(subscriber, many);
+      by.set(subscriber, many);
     }
     return true;
   }
@@ -200,12 +225,13 @@ export class SubscriptionTrie<S> {
     }
     this.subs--;
     this.cache.clear();
-    const mine = this.bySubscriber.get(subscriber);
+    const by = this.bySubscriber;
+    const mine = by?.get(subscriber);
     if (mine instanceof Map) {
       mine.delete(key(pattern, queue));
-      if (mine.size === 0) this.bySubscriber.delete(subscriber);
+      if (mine.size === 0) by!.delete(subscriber);
     } else if (mine !== undefined && isSub(mine, pattern, queue)) {
-      this.bySubscriber.delete(subscriber);
+      by!.delete(subscriber);
     }
     if (isEmptyLeaf(n)) {
       this.pats--;
@@ -216,7 +242,7 @@ export class SubscriptionTrie<S> {
 
   /** Removes every subscription of `subscriber` (e.g. its session closed); returns how many. */
   removeSubscriber(subscriber: S): number {
-    const mine = this.bySubscriber.get(subscriber);
+    const mine = this.index().get(subscriber);
     if (mine === undefined) return 0;
     let removed = 0;
     for (const sub of mine instanceof Map ? [...mine.values()] : [mine]) {
@@ -227,16 +253,33 @@ export class SubscriptionTrie<S> {
 
   /** The subscriptions of `subscriber`, in the order they were added. */
   subscriptionsOf(subscriber: S): Subscription<S>[] {
-    const mine = this.bySubscriber.get(subscriber);
+    const mine = this.index().get(subscriber);
     if (mine === undefined) return [];
     return mine instanceof Map ? [...mine.values()] : [mine];
   }
 
   /** True when `(pattern, subscriber, queue)` is present. */
   has(pattern: string, subscriber: S, queue?: string): boolean {
+    if (this.bySubscriber === undefined) {
+      let n: Node<S> | undefined = this.root;
+      for (const seg of pattern.split(".")) {
+        n = n.children.get(seg);
+        if (n === undefined) return false;
+      }
+      return queue === undefined ? n.plain.has(subscriber) : !!n.queues.get(queue)?.has(subscriber);
+    }
     const mine = this.bySubscriber.get(subscriber);
     if (mine === undefined) return false;
     return mine instanceof Map ? mine.has(key(pattern, queue)) : isSub(mine, pattern, queue);
+  }
+
+  private index(): Map<S, Subscription<S> | Map<string, Subscription<S>>> {
+    if (this.bySubscriber === undefined) {
+      throw new RangeError(
+        "this SubscriptionTrie keeps no index by subscriber (bySubscriber: false)",
+      );
+    }
+    return this.bySubscriber;
   }
 
   /**

@@ -24,7 +24,6 @@ export {
   runMembershipSim,
 } from "./membership.ts";
 export {
-  type BusFrame,
   RoutedMesh,
   type RoutedMeshOptions,
   RouterNode,

@@ -100,3 +100,34 @@ test("dropLink and retire report origins in the order the link started offering 
   expect(t.dropLink("r1")).toEqual(["c", "b"]);
   expect(t.size).toBe(1);
 });
+
+test("many origins over many links: the table grows, and an origin's place is reused cleanly", () => {
+  const t = new PathTable();
+  const links = ["r1", "r2", "r3", "r4"];
+  // 300 origins (past the first room of each link's offers), each offered by every link.
+  for (let o = 0; o < 300; o++) {
+    links.forEach((l, i) => t.offer(`o${o}`, l, 1 + ((o + i) % 4), 10 * i + o / 100));
+  }
+  expect(t.size).toBe(300);
+  for (let o = 0; o < 300; o++) {
+    const i = links.findIndex((_, j) => (o + j) % 4 === 0); // the one with 1 hop
+    expect(t.best(`o${o}`)).toEqual({ link: links[i]!, hops: 1, rtt: 10 * i + o / 100 });
+    expect(t.offers(`o${o}`)).toBe(4);
+  }
+  // Half the origins go; new ones take their places and start with no offer of the old ones.
+  for (let o = 1; o < 300; o += 2) t.forget(`o${o}`);
+  for (let o = 0; o < 150; o++) expect(t.offer(`n${o}`, "r2", 7, 7)).toBe(true);
+  expect(t.size).toBe(300);
+  for (let o = 0; o < 150; o++) {
+    expect(t.offers(`n${o}`)).toBe(1);
+    expect(t.best(`n${o}`)).toEqual({ link: "r2", hops: 7, rtt: 7 });
+    expect(t.nextHop(`n${o}`, "r2")?.link).toBe("r2"); // no other offer (none left over)
+  }
+  // Dropping a link reports each origin it was best for, in the order it started offering them.
+  const best1 = Array.from({ length: 75 }, (_, k) => 4 * k); // 1 hop over r1
+  expect(t.dropLink("r1")).toEqual(best1.map((o) => `o${o}`));
+  for (const o of best1) {
+    expect(t.best(`o${o}`)).toEqual({ link: "r2", hops: 2, rtt: 10 + o / 100 });
+  }
+  expect(t.offers("o0")).toBe(3);
+});

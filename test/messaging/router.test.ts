@@ -163,6 +163,48 @@ describe("router: interest and forwarding", () => {
     expect(r.interest().map((o) => o.node)).toEqual(["local"]);
   });
 
+  test("a record's subscriptions are passed on in record form: no null queue, no other field", () => {
+    const { link, rx } = setup();
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    const subs = [
+      { pattern: "t.a", queue: null },
+      { pattern: "t.b", queue: "w", extra: 1 },
+      { queue: "w", pattern: "t.c" },
+    ];
+    rx(n1, "INTEREST", { ...record(A, { hops: 1 }), subs });
+    expect(n2.take()).toEqual([
+      `INTEREST {"origin":"${A}","version":1,"hops":2,"rtt_us":1000,"subs":[{"pattern":"t.a"},{"pattern":"t.b","queue":"w"},{"pattern":"t.c","queue":"w"}],"procs":[],"key":"${A}","sig":"${A}"}`,
+    ]);
+    // Already in record form: passed on as it came.
+    const clean = [{ pattern: "u.a" }, { pattern: "u.b", queue: "w" }];
+    rx(n1, "INTEREST", { ...record(B, { hops: 1 }), subs: clean });
+    expect(n2.take()).toEqual([
+      `INTEREST {"origin":"${B}","version":1,"hops":2,"rtt_us":1000,"subs":[{"pattern":"u.a"},{"pattern":"u.b","queue":"w"}],"procs":[],"key":"${B}","sig":"${B}"}`,
+    ]);
+  });
+
+  test("a record that repeats a subscription is entered once, and all of it goes with its next version", () => {
+    const { r, link, rx } = setup();
+    const n1 = link("n1", "node");
+    const a = link("a", "client");
+    const subs = [{ pattern: "t.x" }, { pattern: "t.x", queue: "w" }, { pattern: "t.x" }];
+    rx(n1, "INTEREST", record(A, { subs }));
+    expect(r.snapshot().remoteInterest).toBe(2);
+    n1.take();
+    rx(a, "PUB", { topic: "t.x", payload: b("1") });
+    expect(n1.take()).toEqual([
+      `FWD {"topic":"t.x","payload":"1","ttl":32,"dests":["${short(A)}"],"groups":[{"node":"${
+        short(A)
+      }","queue":"w"}]}`,
+    ]);
+    rx(n1, "INTEREST", record(A, { version: 2, subs: [{ pattern: "u" }] }));
+    expect(r.snapshot().remoteInterest).toBe(1);
+    n1.take();
+    rx(a, "PUB", { topic: "t.x", payload: b("2") });
+    expect(n1.take()).toEqual([]);
+  });
+
   test("a publish goes once to each interested node, one FWD per next hop, on and on", () => {
     const { r, link, rx } = setup();
     const n1 = link("n1", "node");
@@ -694,6 +736,30 @@ describe("router: refusal and churn budgets", () => {
     ]);
     expect(r.stats.limited).toBe(1);
   });
+
+  test("a peer node past its INTEREST rate is closed (ProtocolError); each route has its own budget, refilled with time", () => {
+    const { r, link, rx, advance, detach } = setup();
+    const n1 = link("n1", "node");
+    const n2 = link("n2", "node");
+    const copy = record(A, { hops: 1, subs: [{ pattern: "t" }] });
+    for (let i = 0; i < 20_000; i++) rx(n1, "INTEREST", copy); // the burst, at once
+    expect(() => rx(n1, "INTEREST", copy)).toThrow(
+      "INTEREST: more than 20000 at once or 2000 a second from one node",
+    );
+    expect(r.stats.protocolErrors).toBe(1);
+    rx(n2, "INTEREST", copy); // another route: its own budget
+    advance(1); // 2,000 a second: two more
+    rx(n1, "INTEREST", copy);
+    rx(n1, "INTEREST", copy);
+    expect(() => rx(n1, "INTEREST", copy)).toThrow(ProtocolError);
+    // A route that closes and comes up again starts with a full budget.
+    detach(n1);
+    const again = link("n1", "node");
+    for (let i = 0; i < 20_000; i++) rx(again, "INTEREST", copy);
+    expect(() => rx(again, "INTEREST", copy)).toThrow(ProtocolError);
+    expect(r.stats.protocolErrors).toBe(3);
+    expect(r.stats.interestIn).toBe(40_006);
+  });
 });
 
 describe("router: trace context (docs/tracing.md)", () => {
@@ -918,5 +984,39 @@ describe("router: observer (callSettled)", () => {
     rx(n1, "CALL", { id: 2, proc: "nope", payload: b(""), timeout_ms: 100, to: "local", ttl: 3 });
     expect(n1.sent.filter(([name]) => name === "REPLY" || name === "FAIL")).toHaveLength(2);
     expect(got.length).toBe(before);
+  });
+});
+
+describe("router: draining", () => {
+  test("drainEach hands on what drain would, in order; what is queued meanwhile waits for the next", () => {
+    const r = new Router<FakeLink>({ random: () => 0.5, floodDelayMs: 0 });
+    const n1 = new FakeLink("n1", "node");
+    const n2 = new FakeLink("n2", "node");
+    const c = new FakeLink("c", "client");
+    for (const l of [n1, n2, c]) r.attach(l);
+    r.receive(1000, n1, frame("INTEREST", record(A, { hops: 1, subs: [{ pattern: "t" }] })));
+    r.receive(1000, c, frame("SUB", { sid: 1, pattern: "t" }));
+    r.receive(1000, c, frame("PUB", { topic: "t", payload: b("x") }));
+    const seen: string[] = [];
+    let inner: string[] = [];
+    r.drainEach((to, name) => {
+      seen.push(`${to.id} ${name}`);
+      if (seen.length === 1) {
+        // Queued while draining (a client answering at once): not in this drain.
+        r.receive(1000, c, frame("PUB", { topic: "t", payload: b("y") }));
+        r.drainEach((to2, name2) => inner.push(`${to2.id} ${name2}`)); // a drain within a drain
+      }
+    });
+    expect(seen).toEqual(["n1 INTEREST", "n2 INTEREST", "c MSG", "n1 FWD"]);
+    expect(inner).toEqual(["c MSG", "n1 FWD"]);
+    inner = [];
+    r.receive(1000, c, frame("PUB", { topic: "t", payload: b("z") }));
+    const text = (u: unknown) => new TextDecoder().decode(u as Uint8Array);
+    expect(r.drain().map((s) => `${s.to.id} ${s.name} ${text(s.fields.payload)}`)).toEqual([
+      "c MSG z",
+      "n1 FWD z",
+    ]);
+    r.drainEach(() => inner.push("nothing left"));
+    expect(inner).toEqual([]);
   });
 });

@@ -161,6 +161,37 @@ describe("routing across nodes", () => {
     expect(m.nodes[5]!.router.stats.failures).toBe(1);
   });
 
+  test("records are checked as the unsigned check does: a forged one closes the route it came on", () => {
+    const m = mesh(3, line(3));
+    const record = (origin: string, key: Uint8Array) => ({
+      origin,
+      version: 1,
+      hops: 0,
+      rtt_us: 0,
+      subs: [{ pattern: "x" }],
+      procs: [],
+      key,
+      sig: key,
+    });
+    const frames = (f: Record<string, unknown>) => ({
+      names: ["INTEREST"],
+      fields: [f],
+      shortcut: false,
+    });
+    // An id that is not ASCII: its key is its UTF-8 bytes, and it is taken.
+    const far = "ñode".padEnd(52, "x");
+    m.sim.call("n1", (c, now) => c.receive(now, "n0", frames(record(far, b(far)))));
+    expect(m.nodes[1]!.router.interest().map((o) => o.node)).toContain(far);
+    // A key that spells another node: forged.
+    const other = "other".padEnd(52, "y");
+    m.sim.call("n1", (c, now) => c.receive(now, "n2", frames(record(other, b(far)))));
+    expect(m.nodes[1]!.closed).toEqual([{
+      peer: "n2",
+      error: `INTEREST: the record of ${other} (version 1) is not signed by that node`,
+    }]);
+    expect(m.nodes[1]!.router.stats.forgedRecords).toBe(1);
+  });
+
   test("a route that goes down is routed around; a node that dies takes its interest with it", () => {
     // Two ways from 0 to 2: through 1 (fast) and through 3.
     const m = mesh(4, [[0, 1], [1, 2], [0, 3], [3, 2]]);

@@ -94,6 +94,44 @@ describe("SubscriptionTrie basics", () => {
   });
 });
 
+describe("a trie without an index by subscriber (bySubscriber: false)", () => {
+  test("adds, removes, matches and counts as an indexed one; asking by subscriber throws", () => {
+    const r = prng(7);
+    const words = ["a", "b", "c", "*"];
+    const pattern = () =>
+      Array.from({ length: 1 + Math.floor(r() * 3) }, () => words[Math.floor(r() * 4)]).join(".") +
+      (r() < 0.2 ? ".>" : "");
+    const indexed = new SubscriptionTrie<number>();
+    const bare = new SubscriptionTrie<number>({ bySubscriber: false });
+    const held: [string, number, string | undefined][] = [];
+    for (let i = 0; i < 2000; i++) {
+      const p = pattern(), s = Math.floor(r() * 300), q = r() < 0.2 ? "g" : undefined;
+      expect(bare.add(p, s, q)).toBe(indexed.add(p, s, q));
+      held.push([p, s, q]);
+    }
+    for (const [p, s, q] of held) {
+      expect(bare.has(p, s, q)).toBe(indexed.has(p, s, q));
+      expect(bare.has(p, s + 1000, q)).toBe(false);
+      if (r() < 0.4) expect(bare.remove(p, s, q)).toBe(indexed.remove(p, s, q));
+    }
+    expect(bare.counts()).toEqual(indexed.counts());
+    for (const t of ["a", "a.b", "b.c.a", "c.c.c.c"]) {
+      expect(new Set(bare.match(t))).toEqual(new Set(indexed.match(t)));
+    }
+    expect(() => bare.subscriptionsOf(1)).toThrow(RangeError);
+    expect(() => bare.removeSubscriber(1)).toThrow(RangeError);
+  });
+
+  test("a pattern is checked at every add, cached or not", () => {
+    const t = new SubscriptionTrie<string>({ bySubscriber: false });
+    t.add("x.y", "a");
+    t.add("x.y", "b"); // checked before: no second check needed, same result
+    expect(() => t.add("x..y", "c")).toThrow(TopicError);
+    expect(() => t.add("x.y", "d", "bad group!")).toThrow(TopicError);
+    expect(t.size).toBe(2);
+  });
+});
+
 describe("queue groups", () => {
   test("exactly one member per group, plus every plain subscriber", () => {
     const t = new SubscriptionTrie<string>();

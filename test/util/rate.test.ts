@@ -27,3 +27,16 @@ describe("RateLimiter", () => {
     expect(r.take(2, 1, 0)).toBe(true);
   });
 });
+
+test("a bucket taken out of the middle of the order keeps the rest in order", () => {
+  const r = new RateLimiter<number>({ perSecond: 0, burst: 1, maxKeys: 3 });
+  for (const k of [1, 2, 3]) expect(r.take(k, 1, 0)).toBe(true);
+  expect(r.take(2, 1, 0)).toBe(false); // 1, 3, 2
+  r.forget(3); // 1, 2
+  expect(r.take(4, 1, 0)).toBe(true); // 1, 2, 4
+  expect(r.take(5, 1, 0)).toBe(true); // 1 goes
+  expect(r.take(1, 1, 0)).toBe(true); // forgotten: full again; 2 goes
+  expect(r.take(4, 1, 0)).toBe(false);
+  expect(r.take(2, 1, 0)).toBe(true);
+  expect(r.size).toBe(3);
+});

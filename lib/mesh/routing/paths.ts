@@ -43,21 +43,36 @@ export interface Path {
 }
 
 /**
- * One origin's offers, `STRIDE` slots each in one array: link, hops, RTT sum, and `since`, which
- * orders the offers links started (what `dropLink` and `retire` go by); and the best of them.
- * One array per origin and no per-link index: a node holds an entry per origin it reaches (a
- * simulated 10,000-node mesh holds a million), and each offer touches as little memory as can be.
+ * One neighbour's offers to every origin in the table, `STRIDE` numbers per origin (at the
+ * origin's index) in one typed array: hops, RTT sum, and `since`, which orders the offers the
+ * link started (what `dropLink` and `retire` go by; 0: no offer). Kept per link, not per origin:
+ * a node hears a run of offers from one route at a time (a simulated 10,000-node mesh holds a
+ * million origin entries), so the array is warm and each offer touches one slot of it, with no
+ * search among the origin's other offers.
+ */
+interface LinkOffers {
+  readonly id: string;
+  /** Being let go: its offers lose to any other (`retire`). */
+  retiring: boolean;
+  offers: Float64Array;
+}
+
+/**
+ * One origin: its place in every link's offers, how many links offer it, and the best. Six
+ * fields: as small as the router's record of the origin, made just before it, so the two share
+ * a size class and sit side by side in memory (one cache miss for both, per offer).
  */
 interface Entry {
   /** The origin, as first offered (the one string the table keeps of it). */
   readonly origin: string;
-  readonly offers: (string | number)[];
+  /** Its index in `LinkOffers.offers` while in the table, else -1. */
+  index: number;
+  /** Links offering it. */
+  count: number;
   /** The best offer: its link (undefined: none), hops and RTT sum. */
-  link: string | undefined;
+  best: LinkOffers | undefined;
   hops: number;
   rtt: number;
-  /** The best as `best` hands it out: made when first asked for after a change. */
-  path: Path | undefined;
 }
 
 /** An origin's place in a `PathTable` (`slot`, `offerTo`); opaque. */
@@ -65,34 +80,52 @@ export interface PathSlot {
   readonly origin: string;
 }
 
-/** Slots per offer in `Entry.offers`: link, hops, rtt, since. */
-const STRIDE = 4;
+/** Numbers per origin in `LinkOffers.offers`: hops, rtt, since. */
+const STRIDE = 3;
+/**
+ * Origins a link's offers have room for at first (3 KB; doubled as needed): a route carries the
+ * record of every origin its node reaches, often a hundred or more, and each growth is a copy.
+ */
+const FIRST_ROOM = 128;
 
 function entry(origin: string): Entry {
-  return { origin, offers: [], link: undefined, hops: 0, rtt: 0, path: undefined };
-}
-
-/** The index of `link`'s offer in `e.offers`, or -1. */
-function find(e: Entry, link: string): number {
-  const o = e.offers;
-  for (let i = 0; i < o.length; i += STRIDE) if (o[i] === link) return i;
-  return -1;
+  return { origin, index: -1, count: 0, best: undefined, hops: 0, rtt: 0 };
 }
 
 /** The best path of `e`, or undefined. */
 function bestOf(e: Entry): Path | undefined {
-  const link = e.link;
-  if (link === undefined) return undefined;
-  return e.path ??= { link, hops: e.hops, rtt: e.rtt };
+  const b = e.best;
+  if (b === undefined) return undefined;
+  return { link: b.id, hops: e.hops, rtt: e.rtt };
+}
+
+/**
+ * `l`'s hops to the origin at `i` (its slot). Hops are whole numbers, stored as doubles: read back
+ * as integers, so that they keep one type as they go from node to node (a double-typed count
+ * reaching compiled code made for integers throws it back to the interpreter, offer after offer).
+ */
+function hopsAt(l: LinkOffers, i: number): number {
+  return l.offers[i]! | 0;
+}
+
+/** Whether `l` offers the origin at `index`. */
+function offersAt(l: LinkOffers, index: number): boolean {
+  const i = index * STRIDE;
+  return i < l.offers.length && l.offers[i + 2] !== 0;
 }
 
 /** Origin id → the offers of each neighbour, and the best of them. */
 export class PathTable {
   readonly #origins = new Map<string, Entry>();
-  /** Links being let go: their offers lose to any other (`retire`). */
-  readonly #retiring = new Set<string>();
-  /** Stamps offers as links start them (the `since` slot of `Entry.offers`). */
-  #since = 0;
+  /** Each neighbour's offers, by link id (from its first offer, or `retire`, to `dropLink`). */
+  readonly #links = new Map<string, LinkOffers>();
+  /** Links being let go (`LinkOffers.retiring`). */
+  #retiring = 0;
+  /** Indices of origins that left the table, for the next to enter; and the next new one. */
+  readonly #free: number[] = [];
+  #next = 0;
+  /** Stamps offers as links start them (the `since` slot; from 1, as 0 is no offer). */
+  #since = 1;
 
   /** Origins with at least one offer. */
   get size(): number {
@@ -114,31 +147,36 @@ export class PathTable {
   nextHop(origin: string, from: string | undefined): Path | undefined {
     const e = this.#origins.get(origin);
     if (e === undefined) return undefined;
-    if (e.link === undefined || e.link !== from) return bestOf(e);
-    let alt: Path | undefined;
-    const o = e.offers;
-    for (let i = 0; i < o.length; i += STRIDE) {
-      const link = o[i] as string, hops = o[i + 1] as number, rtt = o[i + 2] as number;
-      if (link !== from && (!alt || this.#better(link, hops, rtt, alt.link, alt.hops, alt.rtt))) {
-        alt = { link, hops, rtt };
+    const b = e.best;
+    if (b === undefined || b.id !== from) return bestOf(e);
+    let alt: LinkOffers | undefined;
+    let hops = 0, rtt = 0;
+    const i = e.index * STRIDE;
+    for (const l of this.#links.values()) {
+      if (l === b || !offersAt(l, e.index)) continue;
+      const h = hopsAt(l, i), r = l.offers[i + 1]!;
+      if (!alt || this.#better(l, h, r, alt, hops, rtt)) {
+        alt = l;
+        hops = h;
+        rtt = r;
       }
     }
-    return alt ?? bestOf(e);
+    return alt ? { link: alt.id, hops, rtt } : bestOf(e);
   }
 
   /** How many neighbours offer a path to `origin`. */
   offers(origin: string): number {
-    return (this.#origins.get(origin)?.offers.length ?? 0) / STRIDE;
+    return this.#origins.get(origin)?.count ?? 0;
   }
 
   /**
-   * `link` offers `origin` at `hops` (already counting the hop to `link`) and `rtt`. Returns true
-   * when the best hop count or next hop changed (what the router floods on).
+   * `link` offers `origin` at `hops` (a whole number, already counting the hop to `link`) and
+   * `rtt`. Returns true when the best hop count or next hop changed (what the router floods on).
    */
   offer(origin: string, link: string, hops: number, rtt: number): boolean {
     if (hops >= MAX_HOPS) return this.withdraw(origin, link);
     let e = this.#origins.get(origin);
-    if (!e) this.#origins.set(origin, e = entry(origin));
+    if (!e) this.#enter(e = entry(origin));
     return this.#offer(e, link, hops, rtt);
   }
 
@@ -155,44 +193,48 @@ export class PathTable {
   offerTo(slot: PathSlot, link: string, hops: number, rtt: number): boolean {
     const e = slot as Entry;
     if (hops >= MAX_HOPS) return this.withdraw(e.origin, link);
-    if (e.offers.length === 0) {
+    if (e.count === 0) {
       // Not in the table (no offer yet, or none left): entered again, unless the origin's offers
       // went to another entry meanwhile.
       const cur = this.#origins.get(e.origin);
       if (cur !== undefined && cur !== e) return this.#offer(cur, link, hops, rtt);
-      if (cur === undefined) this.#origins.set(e.origin, e);
+      if (cur === undefined) this.#enter(e);
     }
     return this.#offer(e, link, hops, rtt);
   }
 
   #offer(e: Entry, link: string, hops: number, rtt: number): boolean {
-    const o = e.offers;
-    const i = find(e, link);
-    if (i >= 0) {
-      if (o[i + 1] === hops && o[i + 2] === rtt) return false;
-      o[i + 1] = hops;
-      o[i + 2] = rtt;
+    const l = this.#link(link);
+    const i = e.index * STRIDE;
+    if (i >= l.offers.length) l.offers = grown(l.offers, i + STRIDE);
+    const o = l.offers;
+    if (o[i + 2] !== 0) {
+      if (o[i] === hops && o[i + 1] === rtt) return false;
     } else {
-      o.push(link, hops, rtt, this.#since++);
+      o[i + 2] = this.#since++;
+      e.count++;
     }
+    o[i] = hops;
+    o[i + 1] = rtt;
     // Better than the best: the new best. The best itself got worse: look again. Else no change.
-    const b = e.link;
-    if (b === undefined || this.#better(link, hops, rtt, b, e.hops, e.rtt)) {
-      return this.#set(e, link, hops, rtt);
+    const b = e.best;
+    if (b === undefined || this.#better(l, hops, rtt, b, e.hops, e.rtt)) {
+      return this.#set(e, l, hops, rtt);
     }
-    if (b === link) return this.#rebest(e);
+    if (b === l) return this.#rebest(e);
     return false;
   }
 
   /** `link` no longer offers `origin`. True when the best changed (or the origin is now unreachable). */
   withdraw(origin: string, link: string): boolean {
     const e = this.#origins.get(origin);
-    if (!e || !remove(e, link)) return false;
-    if (e.offers.length === 0) {
+    const l = this.#links.get(link);
+    if (!e || !l || !this.#remove(e, l)) return false;
+    if (e.count === 0) {
       this.#empty(e);
       return true;
     }
-    return e.link === link ? this.#rebest(e) : false;
+    return e.best === l ? this.#rebest(e) : false;
   }
 
   /**
@@ -200,30 +242,37 @@ export class PathTable {
    * keeps it). Returns the origins whose best changed.
    */
   retire(link: string): string[] {
-    if (this.#retiring.has(link)) return [];
-    this.#retiring.add(link);
+    const l = this.#link(link);
+    if (l.retiring) return [];
+    l.retiring = true;
+    this.#retiring++;
     const changed: string[] = [];
-    for (const e of this.#offeredBy(link)) {
-      if (e.link === link && this.#rebest(e)) changed.push(e.origin);
+    for (const e of this.#offeredBy(l)) {
+      if (e.best === l && this.#rebest(e)) changed.push(e.origin);
     }
     return changed;
   }
 
   /**
    * A neighbour went: the origins whose best changed (some maybe now unreachable). A scan of the
-   * table (origins × offers each): routes close seldom, offers arrive all the time, so no per-link
-   * index is kept up to date on every offer for it.
+   * table's origins (one slot of the link's offers each): routes close seldom.
    */
   dropLink(link: string): string[] {
-    this.#retiring.delete(link);
+    const l = this.#links.get(link);
+    if (!l) return [];
+    if (l.retiring) {
+      l.retiring = false;
+      this.#retiring--;
+    }
     const changed: string[] = [];
-    for (const e of this.#offeredBy(link)) {
-      remove(e, link);
-      if (e.offers.length === 0) {
+    for (const e of this.#offeredBy(l)) {
+      this.#remove(e, l);
+      if (e.count === 0) {
         this.#empty(e);
         changed.push(e.origin);
-      } else if (e.link === link && this.#rebest(e)) changed.push(e.origin);
+      } else if (e.best === l && this.#rebest(e)) changed.push(e.origin);
     }
+    this.#links.delete(link);
     return changed;
   }
 
@@ -231,76 +280,94 @@ export class PathTable {
   forget(origin: string): void {
     const e = this.#origins.get(origin);
     if (!e) return;
-    e.offers.length = 0;
+    for (const l of this.#links.values()) this.#remove(e, l);
     this.#empty(e);
   }
 
-  /** `e` has no offer left: out of the table, and a slot held for it reads as a new one. */
-  #empty(e: Entry): void {
-    this.#origins.delete(e.origin);
-    e.link = undefined;
-    e.path = undefined;
+  /** `link`'s offers, made empty on its first offer (or `retire`). */
+  #link(link: string): LinkOffers {
+    let l = this.#links.get(link);
+    if (l === undefined) {
+      l = { id: link, retiring: false, offers: new Float64Array(FIRST_ROOM * STRIDE) };
+      this.#links.set(link, l);
+    }
+    return l;
   }
 
-  /** The entries `link` offers, in the order it started offering them. */
-  #offeredBy(link: string): Entry[] {
+  /** `e` enters the table: it takes an index in every link's offers. */
+  #enter(e: Entry): void {
+    e.index = this.#free.pop() ?? this.#next++;
+    this.#origins.set(e.origin, e);
+  }
+
+  /** `e` has no offer left: out of the table (its index free again), and a slot held for it reads as a new one. */
+  #empty(e: Entry): void {
+    this.#origins.delete(e.origin);
+    this.#free.push(e.index);
+    e.index = -1;
+    e.count = 0;
+    e.best = undefined;
+  }
+
+  /** Removes `l`'s offer to `e`; false when it had none. */
+  #remove(e: Entry, l: LinkOffers): boolean {
+    if (!offersAt(l, e.index)) return false;
+    l.offers.fill(0, e.index * STRIDE, (e.index + 1) * STRIDE);
+    e.count--;
+    return true;
+  }
+
+  /** The entries `l` offers, in the order it started offering them. */
+  #offeredBy(l: LinkOffers): Entry[] {
     const found: Entry[] = [];
-    const since: number[] = [];
-    for (const e of this.#origins.values()) {
-      const i = find(e, link);
-      if (i < 0) continue;
-      found.push(e);
-      since.push(e.offers[i + 3] as number);
-    }
-    if (found.length < 2) return found;
-    const order = found.map((_, i) => i).sort((a, b) => since[a]! - since[b]!);
-    return order.map((i) => found[i]!);
+    for (const e of this.#origins.values()) if (offersAt(l, e.index)) found.push(e);
+    const since = (e: Entry) => l.offers[e.index * STRIDE + 2]!;
+    return found.sort((a, b) => since(a) - since(b));
   }
 
   /** Looks for the best of `e`'s offers again (it has at least one). */
   #rebest(e: Entry): boolean {
-    const o = e.offers;
-    let bi = 0;
-    for (let i = STRIDE; i < o.length; i += STRIDE) {
-      const link = o[i] as string, hops = o[i + 1] as number, rtt = o[i + 2] as number;
-      if (
-        this.#better(link, hops, rtt, o[bi] as string, o[bi + 1] as number, o[bi + 2] as number)
-      ) {
-        bi = i;
+    const i = e.index * STRIDE;
+    let best: LinkOffers | undefined;
+    let hops = 0, rtt = 0;
+    for (const l of this.#links.values()) {
+      if (!offersAt(l, e.index)) continue;
+      const h = hopsAt(l, i), r = l.offers[i + 1]!;
+      if (!best || this.#better(l, h, r, best, hops, rtt)) {
+        best = l;
+        hops = h;
+        rtt = r;
       }
     }
-    return this.#set(e, o[bi] as string, o[bi + 1] as number, o[bi + 2] as number);
+    return this.#set(e, best!, hops, rtt);
   }
 
-  /** Whether an offer beats the one of link `bl`: not being let go, then fewer hops, a lower RTT sum, the lower link id. */
-  #better(link: string, hops: number, rtt: number, bl: string, bh: number, br: number): boolean {
-    if (this.#retiring.size > 0) {
-      const r = this.#retiring.has(link), rb = this.#retiring.has(bl);
-      if (r !== rb) return rb;
-    }
-    return hops < bh || (hops === bh && (rtt < br || (rtt === br && link < bl)));
+  /** Whether an offer of `l` beats one of `b`: not being let go, then fewer hops, a lower RTT sum, the lower link id. */
+  #better(
+    l: LinkOffers,
+    hops: number,
+    rtt: number,
+    b: LinkOffers,
+    bh: number,
+    br: number,
+  ): boolean {
+    if (this.#retiring > 0 && l.retiring !== b.retiring) return b.retiring;
+    return hops < bh || (hops === bh && (rtt < br || (rtt === br && l.id < b.id)));
   }
 
   /** Sets the best; true when its link or hop count changed (what neighbours must hear). */
-  #set(e: Entry, link: string, hops: number, rtt: number): boolean {
-    const changed = e.link === undefined || e.link !== link || e.hops !== hops;
-    if (changed || e.rtt !== rtt) {
-      e.link = link;
-      e.hops = hops;
-      e.rtt = rtt;
-      e.path = undefined;
-    }
+  #set(e: Entry, l: LinkOffers, hops: number, rtt: number): boolean {
+    const changed = e.best === undefined || e.best !== l || e.hops !== hops;
+    e.best = l;
+    e.hops = hops;
+    e.rtt = rtt;
     return changed;
   }
 }
 
-/** Removes `link`'s offer from `e` (the last offer takes its place); false when it had none. */
-function remove(e: Entry, link: string): boolean {
-  const i = find(e, link);
-  if (i < 0) return false;
-  const o = e.offers;
-  const last = o.length - STRIDE;
-  for (let j = 0; j < STRIDE; j++) o[i + j] = o[last + j]!;
-  o.length = last;
-  return true;
+/** `a`, copied into an array of at least `n` numbers (doubling: few copies as origins come). */
+function grown(a: Float64Array, n: number): Float64Array {
+  const b = new Float64Array(Math.max(n, 2 * a.length));
+  b.set(a);
+  return b;
 }
