@@ -118,7 +118,7 @@ describe("macula inspect --watch", () => {
       const lines = f.split("\r\n"); // the terminal's line ends
       expect(lines[0]).toMatch(/^Every 100 ms: macula inspect dht {2}\S/);
       expect(lines[1]).toBe("");
-      expect(lines[2]).toStartWith(`${m.nodes[0]!.nodeId}  server mode, `);
+      expect(lines[2]).toStartWith(`${m.nodes[0]!.nodeId}  server mode (`);
     }
   });
 
