@@ -1068,8 +1068,9 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     }
     for (const [id, p] of this.#pings) if (p.deadline <= now) this.#pingDone(id, p);
     if (this.#parkedPings.length > 0 && this.#parkedPings[0]!.deadline <= now) {
-      const due = this.#parkedPings.filter((p) => p.deadline <= now);
-      this.#parkedPings = this.#parkedPings.filter((p) => p.deadline > now);
+      // Parked in deadline order (each `now + pingTimeoutMs`): the due ones are a prefix.
+      const late = this.#parkedPings.findIndex((p) => p.deadline > now);
+      const due = this.#parkedPings.splice(0, late < 0 ? this.#parkedPings.length : late);
       for (const p of due) if (this.#links.has(p.link.id)) this.#pingNow(p.link, p.id);
     }
   }

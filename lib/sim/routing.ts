@@ -413,15 +413,11 @@ export class RoutedMesh {
 
   /** The one-way latency between `a` and `b` (drawn once per pair, ms). */
   #latency(a: number, b: number): number {
-    const key = a < b ? `${a} ${b}` : `${b} ${a}`;
-    let oneWay = this.#oneWay.get(key);
+    let oneWay = this.#oneWay.get(a < b ? `${a} ${b}` : `${b} ${a}`);
     if (oneWay === undefined) {
       const { min, max } = this.#lat;
       oneWay = min + (max - min) * this.#rng();
-      this.#oneWay.set(key, oneWay);
-      const [x, y] = [`n${a}`, `n${b}`];
-      this.sim.setLinkLatency(x, y, { baseMs: oneWay });
-      this.sim.setLinkLatency(y, x, { baseMs: oneWay });
+      this.setLatency(a, b, oneWay);
     }
     return oneWay;
   }
