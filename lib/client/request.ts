@@ -133,7 +133,11 @@ export class Caller {
     const call = this.#table.complete(id);
     if (!call) return;
     call.context.detach();
-    call.context.reject(new RpcError(rpcErrorCodeOf(code) ?? "handler_error", message));
+    const name = rpcErrorCodeOf(code) ?? "handler_error";
+    // The deadline is this client's: whichever of its timer and the node's (which runs on the
+    // time remaining, so a hair earlier) fires first, the caller reads one message.
+    if (name === "timeout") call.context.reject(this.#timeout(call));
+    else call.context.reject(new RpcError(name, message));
   }
 
   /** The session is gone (or the client closed): every call fails, in id order, with `error()`. */
@@ -151,10 +155,11 @@ export class Caller {
 
   #timedOut(call: PendingCall<Waiter>): void {
     this.#end(call, true);
-    const { procedure, context } = call;
-    context.reject(
-      new RpcError("timeout", `${procedure}: no reply within ${context.timeoutMs} ms`),
-    );
+    call.context.reject(this.#timeout(call));
+  }
+
+  #timeout({ procedure, context }: PendingCall<Waiter>): RpcError {
+    return new RpcError("timeout", `${procedure}: no reply within ${context.timeoutMs} ms`);
   }
 
   /** A call left the table without a reply: the node may still be working on it. */

@@ -63,6 +63,18 @@ describe("Caller", () => {
     expect((await b).detail).toBe("strange");
   });
 
+  test("a node's timeout FAIL reads as the caller's own deadline (whichever timer fires first)", async () => {
+    const { caller, sent, start } = harness();
+    const p = rejection(start("slow.op", 300));
+    caller.fail(
+      sent[0]!.id,
+      RPC_ERROR_NUMBERS.timeout,
+      "no reply from client:1 for slow.op within 299 ms",
+    );
+    expect((await p).message).toBe("timeout: slow.op: no reply within 300 ms");
+    expect(caller.size).toBe(0);
+  });
+
   test("deadlines pass in deadline order, each with its own message and a CANCEL", async () => {
     const { caller, sent, cancelled, start } = harness();
     const order: string[] = [];
