@@ -115,6 +115,9 @@ export function parsePermissions(raw: unknown, at = "permissions"): PermissionsC
   return { default: def, operatorGroup, groups };
 }
 
+/** Decisions kept per asker's groups and operation (then forgotten all at once). */
+const DECISIONS_KEPT = 1024;
+
 /** A permissions configuration, ready to answer. */
 export class Permissions {
   constructor(readonly config: PermissionsConfig = OPEN) {}
@@ -130,6 +133,30 @@ export class Permissions {
    */
   check(who: Asker, op: Operation, subject: string, queue?: string): Denial | null {
     if (who.role === "node") return null;
+    if (queue !== undefined) return this.#check(who, op, subject, queue); // a subscription: rare
+    // Answers are kept per asker's groups (a session's certificate: the array never changes)
+    // and operation, for the last DECISIONS_KEPT subjects: a publisher asks per message.
+    let byOp = this.#kept.get(who.groups);
+    if (byOp === undefined) {
+      byOp = new Map();
+      this.#kept.set(who.groups, byOp);
+    }
+    let kept = byOp.get(op);
+    if (kept === undefined) {
+      kept = new Map();
+      byOp.set(op, kept);
+    }
+    const had = kept.get(subject);
+    if (had !== undefined) return had;
+    const d = this.#check(who, op, subject);
+    if (kept.size >= DECISIONS_KEPT) kept.clear();
+    kept.set(subject, d);
+    return d;
+  }
+
+  readonly #kept = new WeakMap<readonly string[], Map<Operation, Map<string, Denial | null>>>();
+
+  #check(who: Asker, op: Operation, subject: string, queue?: string): Denial | null {
     const d = this.#decide(who, op, subject);
     if (d || queue === undefined) return d;
     return this.#decide(who, "queue", queue);

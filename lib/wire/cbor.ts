@@ -2,8 +2,8 @@
  * The CBOR encoder of the frame codec: definite lengths, shortest heads, no floats, no tags —
  * exactly the deterministic subset that frames use (RFC 8949 §4.2.1), for the five field kinds
  * (unsigned integers, text, bytes, booleans and null, arrays of text). It writes the 4-byte
- * length prefix and the body into one allocation. Decoding stays with cbor-x; the test suite
- * checks this encoder against cbor-x byte for byte.
+ * length prefix and the body into one allocation. lib/wire/decode.ts reads what it writes; the
+ * test suite checks this encoder against cbor-x byte for byte.
  */
 
 /** A value a frame array may hold: a scalar, or an array of values (text lists, records). */
@@ -78,8 +78,12 @@ function writeText(out: Uint8Array, off: number, s: string, len: number): number
   return off + len;
 }
 
+/** UTF-8 lengths of the texts of the frame being encoded, in write order (reused). */
+const lens: number[] = [];
+let li = 0;
+
 /** Encoded size of `v`; text lengths are appended to `lens` in write order. */
-function itemSize(v: Item, lens: number[]): number {
+function itemSize(v: Item): number {
   if (typeof v === "number") return headSize(v);
   if (typeof v === "string") {
     const len = utf8Length(v);
@@ -89,52 +93,49 @@ function itemSize(v: Item, lens: number[]): number {
   if (v instanceof Uint8Array) return headSize(v.length) + v.length;
   if (v === null || typeof v === "boolean") return 1;
   let size = headSize(v.length);
-  for (const x of v) size += itemSize(x, lens);
+  for (let i = 0; i < v.length; i++) size += itemSize(v[i]!);
   return size;
 }
 
-/** Writes `v` at `off`; returns the offset after it. `li` walks `lens`. */
-function writeItem(
-  out: Uint8Array,
-  off: number,
-  v: Item,
-  lens: number[],
-  li: { i: number },
-): number {
+/** Writes `v` at `off`; returns the offset after it. */
+function writeItem(out: Uint8Array, off: number, v: Item): number {
   if (typeof v === "number") return writeHead(out, off, 0, v);
-  if (typeof v === "string") return writeText(out, off, v, lens[li.i++]!);
+  if (typeof v === "string") return writeText(out, off, v, lens[li++]!);
   if (v instanceof Uint8Array) {
     off = writeHead(out, off, 2, v.length);
-    out.set(v, off);
-    return off + v.length;
+    const n = v.length;
+    if (n > 32) out.set(v, off);
+    else for (let i = 0; i < n; i++) out[off + i] = v[i]!; // cheaper than set() this small
+    return off + n;
   }
   if (v === null) out[off++] = 0xf6;
   else if (v === true) out[off++] = 0xf5;
   else if (v === false) out[off++] = 0xf4;
   else {
     off = writeHead(out, off, 4, v.length);
-    for (const x of v) off = writeItem(out, off, x, lens, li);
+    for (let i = 0; i < v.length; i++) off = writeItem(out, off, v[i]!);
   }
   return off;
 }
 
 /**
- * Encodes `items` as one CBOR array behind a 4-byte big-endian length of the body. Integers must
- * be safe non-negative integers (the codec checks fields before calling this).
+ * Encodes the first `count` of `items` (all of them by default) as one CBOR array behind a
+ * 4-byte big-endian length of the body. Integers must be safe non-negative integers (the codec
+ * checks fields before calling this).
  */
-export function encodeFrame(items: readonly Item[]): Uint8Array {
+export function encodeFrame(items: readonly Item[], count = items.length): Uint8Array {
   // Pass 1: sizes (text lengths are kept for pass 2).
-  const lens: number[] = [];
-  let size = headSize(items.length);
-  for (const v of items) size += itemSize(v, lens);
+  lens.length = 0;
+  li = 0;
+  let size = headSize(count);
+  for (let i = 0; i < count; i++) size += itemSize(items[i]!);
   // Pass 2: write.
   const out = new Uint8Array(4 + size);
   out[0] = size >>> 24;
   out[1] = (size >>> 16) & 0xff;
   out[2] = (size >>> 8) & 0xff;
   out[3] = size & 0xff;
-  let off = writeHead(out, 4, 4, items.length);
-  const li = { i: 0 };
-  for (const v of items) off = writeItem(out, off, v, lens, li);
+  let off = writeHead(out, 4, 4, count);
+  for (let i = 0; i < count; i++) off = writeItem(out, off, items[i]!);
   return out;
 }

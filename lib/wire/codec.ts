@@ -8,11 +8,12 @@
  * fields); an unknown frame type below 0x40 is an error (the peer needs it understood), one at
  * 0x40 or above is skipped and reported as unknown.
  */
-// The pure-JavaScript build: cbor-x's default entry loads the cbor-extract native addon, which
-// aborted the whole process (not an exception) on fuzzed input here.
-import { Decoder } from "cbor-x/decode";
+// cbor-x's encoder writes `encodeRaw`'s arbitrary arrays (tests of hostile and future peers); its
+// pure-JavaScript build: the default entry loads the cbor-extract native addon, which aborted
+// the whole process (not an exception) on fuzzed input here.
 import { Encoder } from "cbor-x/encode";
 import { encodeFrame, type Item, utf8Length } from "./cbor.ts";
+import { CborError, CborReader } from "./decode.ts";
 import { WireError } from "./errors.ts";
 
 export { WireError };
@@ -67,7 +68,6 @@ export const FIRST_IGNORABLE_TYPE = 0x40;
 export const DEFAULT_MAX_FRAME = 1024 * 1024;
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /** UTF-8 bytes of `v` are over `max` (a string of n UTF-16 units has at most 3n bytes). */
 function over(v: string, max: number): boolean {
@@ -139,6 +139,25 @@ function problem(f: FieldSpec, v: unknown, out: { value: unknown } | null): stri
   return null;
 }
 
+/**
+ * True when `v` is, at a glance, a valid value of `f` (the common cases of the encoder's hot
+ * path: a number, a short text, bytes, within the limits, no further check); false sends it to
+ * `problem`, which decides.
+ */
+function quick(f: FieldSpec, v: unknown): boolean {
+  if (f.valid !== undefined) return false;
+  switch (f.kind) {
+    case "uint":
+      return typeof v === "number" && v >= 0 && v <= f.max && Number.isSafeInteger(v);
+    case "str":
+      return typeof v === "string" && v.length * 3 <= f.max;
+    case "bytes":
+      return v instanceof Uint8Array && v.length <= f.max;
+    default:
+      return (v === undefined || v === null) && f.optional === true;
+  }
+}
+
 const scratch = { value: undefined as unknown };
 
 /**
@@ -204,25 +223,36 @@ export class Codec {
   encode(name: string, fields: Record<string, unknown>): Uint8Array {
     const spec = this.#byName.get(name);
     if (!spec) throw new WireError(name, null, "unknown frame type");
-    const arr: Item[] = [spec.type];
-    for (const f of spec.fields) {
+    const arr = this.#items;
+    arr[0] = spec.type;
+    const specs = spec.fields;
+    let count = 1;
+    for (let i = 0; i < specs.length; i++) {
+      const f = specs[i]!;
       let v = fields[f.name];
-      // Records go as arrays of their fields (checked in that form); the rest as they are.
-      if (f.kind === "records" && Array.isArray(v)) {
-        v = v.map((r) => toItems(f.fields ?? [], r as Record<string, unknown>));
+      if (!quick(f, v)) {
+        // Records go as arrays of their fields (checked in that form); the rest as they are.
+        if (f.kind === "records" && Array.isArray(v)) {
+          v = v.map((r) => toItems(f.fields ?? [], r as Record<string, unknown>));
+        }
+        const p = problem(f, v, null);
+        if (p !== null) {
+          arr.length = 0;
+          throw new WireError(
+            spec.name,
+            f.name,
+            f.want && !p.startsWith("[") ? `must be ${f.want}` : p,
+          );
+        }
       }
-      const p = problem(f, v, null);
-      if (p !== null) {
-        throw new WireError(
-          spec.name,
-          f.name,
-          f.want && !p.startsWith("[") ? `must be ${f.want}` : p,
-        );
+      if (v === undefined || v === null) arr[i + 1] = null;
+      else {
+        arr[i + 1] = v as Item;
+        count = i + 2; // trailing optionals left out
       }
-      arr.push(v === undefined ? null : v as Item);
     }
-    while (arr.length > 1 && arr[arr.length - 1] === null) arr.pop(); // trailing optionals
-    const frame = encodeFrame(arr);
+    const frame = encodeFrame(arr, count);
+    arr.length = 0;
     if (frame.length - 4 > this.maxFrame) {
       throw new WireError(
         spec.name,
@@ -232,6 +262,9 @@ export class Codec {
     }
     return frame;
   }
+
+  /** The items of the frame being encoded (reused; emptied after each frame). */
+  readonly #items: Item[] = [];
 
   /**
    * Encodes a frame without its length prefix, for a carrier that delimits messages itself (a
@@ -247,38 +280,64 @@ export class Codec {
     return withLength(body);
   }
 
-  /** Decodes one frame body (without the length prefix). */
+  /**
+   * Decodes one frame body (without the length prefix), checking each field as it is read.
+   * Byte fields are views of `body`: the caller must not change `body` while it holds them.
+   */
   decodeBody(body: Uint8Array): Frame | { type: number; unknown: true } {
-    let v: unknown;
+    const r = reader;
+    r.reset(body);
     try {
-      v = decoder.decode(body);
+      const n = r.arrayHead();
+      if (n <= 0) {
+        if (n < 0) r.item();
+        end(r);
+        throw new WireError("frame", null, "not a CBOR array [type, …]");
+      }
+      const type = r.item();
+      if (typeof type !== "number" || !Number.isInteger(type) || type < 0 || type > 0xffff) {
+        skip(r, n - 1);
+        throw new WireError("frame", "type", "not an integer 0-65535");
+      }
+      const spec = this.#byType.get(type);
+      if (!spec) {
+        skip(r, n - 1);
+        if (type >= FIRST_IGNORABLE_TYPE) return { type, unknown: true };
+        throw new WireError(
+          `frame type ${type}`,
+          null,
+          "unknown, and below 0x40 so it may not be ignored",
+        );
+      }
+      const fields: Record<string, unknown> = {};
+      const specs = spec.fields;
+      const known = Math.min(specs.length, n - 1);
+      for (let i = 0; i < specs.length; i++) {
+        const f = specs[i]!;
+        fields[f.name] = checkField(spec.name, f, i < known ? r.item(1) : undefined);
+      }
+      skip(r, n - 1 - known); // fields a newer peer appended
+      end(r);
+      return { type, name: spec.name, fields };
     } catch (e) {
-      throw new WireError("frame", null, `not valid CBOR (${(e as Error).message})`, { cause: e });
+      if (e instanceof CborError) {
+        throw new WireError("frame", null, `not valid CBOR (${e.message})`, { cause: e });
+      }
+      throw e;
     }
-    if (!Array.isArray(v) || v.length === 0) {
-      throw new WireError("frame", null, "not a CBOR array [type, …]");
-    }
-    const type = v[0];
-    if (typeof type !== "number" || !Number.isInteger(type) || type < 0 || type > 0xffff) {
-      throw new WireError("frame", "type", "not an integer 0-65535");
-    }
-    const spec = this.#byType.get(type);
-    if (!spec) {
-      if (type >= FIRST_IGNORABLE_TYPE) return { type, unknown: true };
-      throw new WireError(
-        `frame type ${type}`,
-        null,
-        "unknown, and below 0x40 so it may not be ignored",
-      );
-    }
-    const fields: Record<string, unknown> = {};
-    const specs = spec.fields;
-    for (let i = 0; i < specs.length; i++) {
-      const f = specs[i]!;
-      fields[f.name] = checkField(spec.name, f, v[i + 1]);
-    }
-    return { type, name: spec.name, fields };
   }
+}
+
+const reader = new CborReader();
+
+/** Reads past `n` items (each still checked to be well-formed). */
+function skip(r: CborReader, n: number): void {
+  for (let i = 0; i < n; i++) r.item(1);
+}
+
+/** The body is exactly one item: nothing may follow it. */
+function end(r: CborReader): void {
+  if (r.left !== 0) throw new CborError(`${r.left} bytes after the frame's array`);
 }
 
 /**

@@ -133,6 +133,27 @@ describe("Permissions.check", () => {
     expect(open.check(client(), "subscribe", ">")).toBeNull();
   });
 
+  test("answers kept per asker are the same answers: per groups, per operation, past the keep limit", () => {
+    // One session each (the same groups array every time, as a session's certificate gives).
+    const sensor = client("sensors");
+    const math = client("math");
+    const nobody = client();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 1500; i++) {
+        const topic = i % 2 === 0 ? `sensors.t${i}` : `sensors.admin.t${i}`;
+        const want = i % 2 === 0 ? null : "permissions.groups.sensors.publish.deny[0]";
+        expect(p.check(sensor, "publish", topic)?.rule ?? null).toBe(want);
+        expect(p.check(nobody, "publish", topic)?.rule).toBe("permissions.default");
+        expect(p.check(sensor, "call", topic)?.rule).toBe("permissions.default");
+      }
+      expect(p.check(math, "call", "time.now")).toBeNull();
+      expect(p.check(math, "serve", "time.now")?.rule).toBe("permissions.groups.math.serve.allow");
+      // A subscription's queue is judged with it, every time.
+      expect(p.check(sensor, "subscribe", "commands.x", "workers")).toBeNull();
+      expect(p.check(sensor, "subscribe", "commands.x", "thieves")?.operation).toBe("queue");
+    }
+  });
+
   test("operators by group", () => {
     expect(p.isOperator(client("operator"))).toBe(true);
     expect(p.isOperator(client("sensors"))).toBe(false);
