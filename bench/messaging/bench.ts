@@ -2,6 +2,7 @@
  * `messaging` bench: pub/sub and RPC through `nats` (a real nats-server, the official JS client)
  * and `macula` (Macula nodes and clients), side by side in one run. Every server/node and every
  * client is its own process on 127.0.0.1. Process protocol: bench/messaging/README.md.
+ * The workloads, their runners and the table are exported for bench/messaging/routed.test.ts.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,8 @@ import { loadClientModule, loadNodeModule, NODE_MODULE } from "./macula-api.ts";
 import {
   type CallResult,
   type ClientResult,
+  NODE_STATS_PREFIX,
+  type NodeStats,
   type PubResult,
   type SubResult,
   SYSTEM_NAMES,
@@ -29,7 +32,7 @@ const RPC_SIZE = 128;
 const CLIENT = "bench/messaging/client.ts";
 const INSTALL_NATS = "install it: apt-get install nats-server";
 
-interface Params {
+export interface Params {
   count: number;
   warmup: number;
   rpcCount: number;
@@ -40,15 +43,28 @@ interface Params {
   timeoutMs: number;
 }
 
-interface PubsubWorkload {
+/**
+ * Where the nodes are: one node; two (B joins A: NATS, two servers joined by a route); or three
+ * in a line, A ← B ← C, with no route between A and C, so that everything from A to C is
+ * forwarded by B (the routed path: Macula only, see `ROUTED_NOTE`). Clients: on A and on the
+ * last node.
+ */
+export type Topology = 1 | 2 | 3;
+
+export interface PubsubWorkload {
   key: string;
   label: string;
   size: number;
   subs: number;
-  nodes: 1 | 2;
+  nodes: Topology;
+  /** The baseline's metric key prefix for this row when the baseline has no such path. */
+  baselineKey?: string;
 }
 
-const PUBSUB: readonly PubsubWorkload[] = [
+/** Marks the routed rows; their footnote is `ROUTED_NOTE`. */
+const ROUTED_MARK = " †";
+
+export const PUBSUB: readonly PubsubWorkload[] = [
   { key: "pubsub_1to1_16B", label: "pub/sub 1→1, 16 B, one node", size: 16, subs: 1, nodes: 1 },
   { key: "pubsub_1to1_128B", label: "pub/sub 1→1, 128 B, one node", size: 128, subs: 1, nodes: 1 },
   {
@@ -59,6 +75,14 @@ const PUBSUB: readonly PubsubWorkload[] = [
     nodes: 2,
   },
   {
+    key: "pubsub_1to1_128B_3nodes_routed",
+    label: "pub/sub 1→1, 128 B, across three nodes (routed)",
+    size: 128,
+    subs: 1,
+    nodes: 3,
+    baselineKey: "pubsub_1to1_128B_2nodes",
+  },
+  {
     key: "fanout_1to4_128B",
     label: "fan-out 1→4, 128 B, one node (total)",
     size: 128,
@@ -67,14 +91,58 @@ const PUBSUB: readonly PubsubWorkload[] = [
   },
 ];
 
+export interface RpcWorkload {
+  /** Metric key prefix: `<key>_p50`, `_p99`, `_p999`, `_mean`. */
+  key: string;
+  /** Row label before ", p50" etc. */
+  label: string;
+  nodes: Topology;
+  /** Also the concurrent burst (`rpc_128B_c<C>_throughput`): one node only. */
+  concurrent: boolean;
+  baselineKey?: string;
+}
+
+export const RPC: readonly RpcWorkload[] = [
+  { key: "rpc_128B", label: `RPC ${RPC_SIZE} B sequential`, nodes: 1, concurrent: true },
+  {
+    key: "rpc_128B_2nodes",
+    label: `RPC ${RPC_SIZE} B sequential, across two nodes`,
+    nodes: 2,
+    concurrent: false,
+  },
+  {
+    key: "rpc_128B_3nodes_routed",
+    label: `RPC ${RPC_SIZE} B sequential, across three nodes (routed)`,
+    nodes: 3,
+    concurrent: false,
+    baselineKey: "rpc_128B_2nodes",
+  },
+];
+
+/** The footnote of the routed rows (table and docs). */
+const ROUTED_NOTE = "† Routed: three Macula nodes in a line, A ← B ← C (B joins A, C joins B), " +
+  "publisher or requester on A, subscriber or responder on C, and no route between A and C: C " +
+  "lets go the direct route the overlay makes to A before the run (both overlays then avoid " +
+  "each other until their next 30 s sweep), " +
+  "and shortcuts are off (`overlay.shortcuts: 0`), so every message and call takes two " +
+  "node-to-node hops, forwarded by B. Each run checks it (no direct route came up at C during " +
+  "the run, no shortcut was opened, and B, which has no clients, forwarded every message or " +
+  "call) and fails otherwise. NATS has no routed path (a cluster is a full mesh of routes: a " +
+  "route does not relay, and servers connect to every server they learn of), so the `nats` " +
+  "cells of these rows are its two-server route figures (the rows across two nodes, not " +
+  "measured again) and `macula gain` compares Macula's routed figure with them (issue 17's " +
+  "target: ≥ 0.8×).";
+
 /** How to run one system's server/node processes and point clients at them. */
-interface SystemDef {
+export interface SystemDef {
   name: SystemName;
   what: string;
   /** Problem that stops the system before it runs: fail (missing nats-server) or skip. */
   preflight(repoRoot: string): Promise<{ fail?: string; skip?: string; note?: string }>;
-  /** argv of node `index` (0 = first); `first` is the running first node for index 1. */
-  nodeArgv(repoRoot: string, index: number, first?: Server): string[];
+  /** Why the system does not run the three-node (routed) workloads, or undefined: it does. */
+  noRouted?: string;
+  /** argv of node `index` (0 = first) of `count`; `started` are the nodes before it, running. */
+  nodeArgv(repoRoot: string, index: number, count: Topology, started: readonly Server[]): string[];
   clientArgs(node: Server): string[];
 }
 
@@ -129,7 +197,8 @@ const NATS: SystemDef = {
         "default options, async-iterator subscriptions",
     };
   },
-  nodeArgv(repoRoot, index, first) {
+  noRouted: "a NATS route does not relay (the rows marked † use its two-server figures)",
+  nodeArgv(repoRoot, index, _count, started) {
     const argv = [
       process.execPath,
       "run",
@@ -139,7 +208,8 @@ const NATS: SystemDef = {
       "--name",
       index === 0 ? "a" : "b",
     ];
-    if (first !== undefined) {
+    const first = started[0];
+    if (index === 1 && first !== undefined) {
       const rp = first.ready.routePort;
       if (typeof rp !== "number") throw new Error("first nats-server has no route port");
       argv.push("--route", `127.0.0.1:${rp}`);
@@ -149,7 +219,7 @@ const NATS: SystemDef = {
   clientArgs: (node) => ["--url", readyStr(node, "url")],
 };
 
-const MACULA: SystemDef = {
+export const MACULA: SystemDef = {
   name: "macula",
   what: "",
   async preflight() {
@@ -170,10 +240,19 @@ const MACULA: SystemDef = {
         "(dev CA per run, shared by both nodes), default subscription buffer and overflow policy",
     };
   },
-  nodeArgv(repoRoot, _index, first) {
+  nodeArgv(repoRoot, index, count, started) {
     const argv = [process.execPath, "run", join(repoRoot, "bench/messaging/macula-node.ts")];
-    if (first !== undefined) {
-      argv.push("--join", `127.0.0.1:${first.port}`, "--ca-dir", readyStr(first, "caDir"));
+    const first = started[0];
+    const prev = started[index - 1];
+    if (prev !== undefined && first !== undefined) {
+      argv.push("--join", `127.0.0.1:${prev.port}`, "--ca-dir", readyStr(first, "caDir"));
+    }
+    if (count === 3) {
+      // The routed line: no shortcut makes A → C direct, and C keeps a route to B only.
+      argv.push("--shortcuts", "0");
+      if (index === 2 && prev !== undefined) {
+        argv.push("--line-peer", readyStr(prev, "nodeId"), "--members", "3");
+      }
     }
     return argv;
   },
@@ -182,12 +261,12 @@ const MACULA: SystemDef = {
 
 const SYSTEMS: readonly SystemDef[] = [NATS, MACULA];
 
-interface Value {
+export interface Value {
   value: number;
   unit: Unit;
 }
 
-interface Outcome {
+export interface Outcome {
   name: SystemName;
   status: "ok" | "failed" | "skipped";
   note?: string;
@@ -241,33 +320,88 @@ function parseResult<T extends ClientResult>(what: string, r: ProcResult, role: 
   return found[0] as T;
 }
 
-/** Starts `count` nodes (the second joins the first), runs `body`, stops them (last first). */
+/** The stats line a Macula node process wrote to stderr as it stopped (macula-node.ts). */
+function nodeStatsOf(stderr: string): NodeStats | undefined {
+  const at = stderr.lastIndexOf(NODE_STATS_PREFIX);
+  if (at < 0) return undefined;
+  const line = stderr.slice(at + NODE_STATS_PREFIX.length).split("\n")[0] ?? "";
+  try {
+    return JSON.parse(line) as NodeStats;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts `count` nodes (each joins the one before: `Topology`), runs `body`, stops them (last
+ * first), and returns what `body` returned with each node's stats line (Macula; else undefined).
+ */
 async function withNodes<T>(
   sys: SystemDef,
-  count: 1 | 2,
+  count: Topology,
   p: Params,
   repoRoot: string,
   body: (nodes: Server[]) => Promise<T>,
-): Promise<T> {
+): Promise<{ out: T; stats: (NodeStats | undefined)[] }> {
   const nodes: Server[] = [];
-  const readyMs = Math.min(p.timeoutMs, 30_000);
+  const stopped: ProcResult[] = [];
+  // The end of a line waits for the members and for its direct route to come and go.
+  const readyMs = Math.min(p.timeoutMs, count === 3 ? 60_000 : 30_000);
+  let out: T;
   try {
-    nodes.push(await startServer(sys.nodeArgv(repoRoot, 0), readyMs, { cwd: repoRoot }));
-    if (count === 2) {
+    for (let i = 0; i < count; i++) {
       nodes.push(
-        await startServer(sys.nodeArgv(repoRoot, 1, nodes[0]), readyMs, { cwd: repoRoot }),
+        await startServer(sys.nodeArgv(repoRoot, i, count, nodes), readyMs, { cwd: repoRoot }),
       );
     }
-    const out = await body(nodes);
+    out = await body(nodes);
     nodes.forEach((n, i) => {
       if (n.exitedEarly()) {
         throw new Error(`node ${i} exited during the run\n${lastLines(n.stderr())}`);
       }
     });
-    return out;
   } finally {
-    for (const n of nodes.reverse()) await n.stop();
+    for (let i = nodes.length - 1; i >= 0; i--) stopped[i] = await (nodes[i] as Server).stop();
   }
+  return { out, stats: stopped.map((r) => nodeStatsOf(r.stderr)) };
+}
+
+/**
+ * Checks that a routed run (three nodes, `Topology` 3) took two hops throughout, from the
+ * nodes' stats lines: no route but B's came up at C after its ready line (C let go the direct
+ * one to A before it) and C had none but B's at the end, no shortcut was opened, and B (which
+ * has no clients) forwarded at least `expected` messages (FWDs) or calls. Returns what B
+ * relayed.
+ */
+export function checkRouted(
+  stats: readonly (NodeStats | undefined)[],
+  what: "messages" | "calls",
+  expected: number,
+): number {
+  const [a, b, c] = stats;
+  if (a === undefined || b === undefined || c === undefined) {
+    const missing = ["A", "B", "C"].filter((_, i) => stats[i] === undefined).join(", ");
+    throw new Error(`routed: node(s) ${missing} wrote no stats line as they stopped`);
+  }
+  if (c.lineRetiredAfterReady > 0) {
+    throw new Error(
+      `routed: a direct route between A and C came up during the run (${c.lineRetiredAfterReady} ` +
+        "times; the overlay avoids a lost neighbour for up to 30 s): not a two-hop figure; " +
+        "fewer messages or calls (--count, BENCH_MSG_RPC_COUNT) fit in that time",
+    );
+  }
+  const strays = c.routes.filter((r) => r !== b.nodeId);
+  if (strays.length > 0) throw new Error(`routed: C had routes to ${strays.join(", ")} besides B`);
+  const shortcuts = [a, b, c].reduce(
+    (n, s) => n + s.router.shortcutsOpened + s.router.viaShortcut,
+    0,
+  );
+  if (shortcuts > 0) throw new Error("routed: a shortcut was opened or used");
+  const relayed = what === "messages" ? b.router.forwarded : b.router.calls;
+  if (relayed < expected) {
+    throw new Error(`routed: B forwarded ${relayed} ${what}, fewer than the ${expected} sent`);
+  }
+  return relayed;
 }
 
 function clientArgv(sys: SystemDef, repoRoot: string, node: Server, role: string): string[] {
@@ -288,7 +422,7 @@ function metric(out: Outcome, key: string, value: number, unit: Unit): void {
   emitMetric({ bench: BENCH, system: out.name, metric: key, value: round(value), unit });
 }
 
-async function runPubsub(
+export async function runPubsub(
   sys: SystemDef,
   w: PubsubWorkload,
   p: Params,
@@ -296,32 +430,38 @@ async function runPubsub(
   out: Outcome,
 ): Promise<void> {
   const startMs = Math.min(p.timeoutMs, 60_000);
-  const { pub, subs } = await withNodes(sys, w.nodes, p, repoRoot, async (nodes) => {
-    const pubNode = nodes[0] as Server;
-    const subNode = nodes[nodes.length - 1] as Server;
-    const common = ["--count", String(p.count), "--size", String(w.size)];
-    const subProcs = Array.from({ length: w.subs }, (_, i) =>
-      runProcess(
+  const { out: { pub, subs }, stats } = await withNodes(
+    sys,
+    w.nodes,
+    p,
+    repoRoot,
+    async (nodes) => {
+      const pubNode = nodes[0] as Server;
+      const subNode = nodes[nodes.length - 1] as Server;
+      const common = ["--count", String(p.count), "--size", String(w.size)];
+      const subProcs = Array.from({ length: w.subs }, (_, i) =>
+        runProcess(
+          [
+            ...clientArgv(sys, repoRoot, subNode, "sub"),
+            ...common,
+            ...["--id", String(i), "--idle-ms", String(p.idleMs), "--start-ms", String(startMs)],
+          ],
+          p.timeoutMs,
+          { cwd: repoRoot },
+        ));
+      const pubProc = runProcess(
         [
-          ...clientArgv(sys, repoRoot, subNode, "sub"),
+          ...clientArgv(sys, repoRoot, pubNode, "pub"),
           ...common,
-          ...["--id", String(i), "--idle-ms", String(p.idleMs), "--start-ms", String(startMs)],
+          ...["--subs", String(w.subs), "--batch", String(p.batch), "--ready-ms", String(startMs)],
         ],
         p.timeoutMs,
         { cwd: repoRoot },
-      ));
-    const pubProc = runProcess(
-      [
-        ...clientArgv(sys, repoRoot, pubNode, "pub"),
-        ...common,
-        ...["--subs", String(w.subs), "--batch", String(p.batch), "--ready-ms", String(startMs)],
-      ],
-      p.timeoutMs,
-      { cwd: repoRoot },
-    );
-    const [pubR, ...subRs] = await Promise.all([pubProc, ...subProcs]);
-    return { pub: pubR as ProcResult, subs: subRs };
-  });
+      );
+      const [pubR, ...subRs] = await Promise.all([pubProc, ...subProcs]);
+      return { pub: pubR as ProcResult, subs: subRs };
+    },
+  );
   const pr = parseResult<PubResult>("publisher", pub, "pub");
   if (pr.count !== p.count || pr.size !== w.size) throw new Error("publisher: wrong count/size");
   const srs = subs.map((s, i) => parseResult<SubResult>(`subscriber ${i}`, s, "sub"));
@@ -346,40 +486,52 @@ async function runPubsub(
   const lost = expected - delivered;
   const seconds = (last - pr.start_ms) / 1000;
   if (!(seconds > 0)) throw new Error(`bad timing: last arrival before the first publish`);
+  const relayed = w.nodes === 3 ? checkRouted(stats, "messages", delivered) : undefined;
   metric(out, `${w.key}_delivered`, delivered / seconds, "msg/s");
   metric(out, `${w.key}_lost`, lost, "msgs");
   if (reordered > 0) metric(out, `${w.key}_reordered`, reordered, "msgs");
   if (clientDropped > 0) metric(out, `${w.key}_client_dropped`, clientDropped, "msgs");
+  if (relayed !== undefined) metric(out, `${w.key}_forwarded_by_b`, relayed, "msgs");
   progress(
     `${sys.name}: ${w.label}: ${delivered}/${expected} delivered in ${seconds.toFixed(3)} s` +
-      (lost > 0 ? `, ${lost} LOST` : "") + (reordered > 0 ? `, ${reordered} out of order` : ""),
+      (lost > 0 ? `, ${lost} LOST` : "") + (reordered > 0 ? `, ${reordered} out of order` : "") +
+      (relayed !== undefined ? `; node B forwarded ${relayed}, two hops throughout` : ""),
   );
 }
 
-async function runRpc(sys: SystemDef, p: Params, repoRoot: string, out: Outcome): Promise<void> {
-  const [seq, par] = await withNodes(sys, 1, p, repoRoot, async (nodes) => {
-    const node = nodes[0] as Server;
+export async function runRpc(
+  sys: SystemDef,
+  w: RpcWorkload,
+  p: Params,
+  repoRoot: string,
+  out: Outcome,
+): Promise<void> {
+  const { out: [seq, par], stats } = await withNodes(sys, w.nodes, p, repoRoot, async (nodes) => {
+    const callerNode = nodes[0] as Server;
+    const serverNode = nodes[nodes.length - 1] as Server;
     const responder = await startServer(
-      clientArgv(sys, repoRoot, node, "serve"),
+      clientArgv(sys, repoRoot, serverNode, "serve"),
       Math.min(p.timeoutMs, 30_000),
       { cwd: repoRoot },
     );
     try {
       const call = (extra: string[]) =>
         runProcess(
-          [...clientArgv(sys, repoRoot, node, "call"), "--size", String(RPC_SIZE), ...extra],
+          [...clientArgv(sys, repoRoot, callerNode, "call"), "--size", String(RPC_SIZE), ...extra],
           p.timeoutMs,
           { cwd: repoRoot },
         );
       const seqR = await call([
         ...["--mode", "seq", "--warmup", String(p.warmup), "--count", String(p.rpcCount)],
       ]);
-      const parR = await call([
-        ...["--mode", "par", "--warmup", String(p.warmup), "--count", String(p.rpcCalls)],
-        ...["--concurrency", String(p.concurrency)],
-      ]);
+      const parR = w.concurrent
+        ? await call([
+          ...["--mode", "par", "--warmup", String(p.warmup), "--count", String(p.rpcCalls)],
+          ...["--concurrency", String(p.concurrency)],
+        ])
+        : undefined;
       if (responder.exitedEarly()) throw new Error("responder exited during the run");
-      return [seqR, parR];
+      return [seqR, parR] as const;
     } finally {
       await responder.stop();
     }
@@ -391,16 +543,23 @@ async function runRpc(sys: SystemDef, p: Params, repoRoot: string, out: Outcome)
   for (const v of s.rtt_ns) {
     if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`bad rtt sample ${v}`);
   }
+  const relayed = w.nodes === 3 ? checkRouted(stats, "calls", p.warmup + p.rpcCount) : undefined;
   const lat = summarizeNs(s.rtt_ns);
-  metric(out, "rpc_128B_p50", lat.p50, "us");
-  metric(out, "rpc_128B_p99", lat.p99, "us");
-  metric(out, "rpc_128B_p999", lat.p999, "us");
-  metric(out, "rpc_128B_mean", lat.mean, "us");
+  metric(out, `${w.key}_p50`, lat.p50, "us");
+  metric(out, `${w.key}_p99`, lat.p99, "us");
+  metric(out, `${w.key}_p999`, lat.p999, "us");
+  metric(out, `${w.key}_mean`, lat.mean, "us");
+  if (relayed !== undefined) metric(out, `${w.key}_calls_forwarded_by_b`, relayed, "msgs");
+  progress(
+    `${sys.name}: ${w.label}: p50 ${round(lat.p50)} µs, p99 ${round(lat.p99)} µs` +
+      (relayed !== undefined ? `; node B forwarded ${relayed} calls, two hops throughout` : ""),
+  );
+  if (par === undefined) return;
   const c = parseResult<CallResult>("requester (concurrent)", par, "call");
   if (c.mode !== "par" || c.calls !== p.rpcCalls || c.concurrency !== p.concurrency) {
     throw new Error("requester (concurrent): wrong mode, call count or concurrency");
   }
-  metric(out, `rpc_128B_c${p.concurrency}_throughput`, c.calls / (c.elapsed_ns / 1e9), "calls/s");
+  metric(out, `${w.key}_c${p.concurrency}_throughput`, c.calls / (c.elapsed_ns / 1e9), "calls/s");
 }
 
 async function runSystem(sys: SystemDef, p: Params, repoRoot: string): Promise<Outcome> {
@@ -418,7 +577,12 @@ async function runSystem(sys: SystemDef, p: Params, repoRoot: string): Promise<O
     return out;
   }
   out.note = pre.note;
+  const runs = (nodes: Topology): boolean => nodes !== 3 || sys.noRouted === undefined;
   for (const w of PUBSUB) {
+    if (!runs(w.nodes)) {
+      progress(`${sys.name}: ${w.label}: not run: ${sys.noRouted}`);
+      continue;
+    }
     progress(`${sys.name}: ${w.label}, ${p.count} messages`);
     try {
       await runPubsub(sys, w, p, repoRoot, out);
@@ -426,14 +590,20 @@ async function runSystem(sys: SystemDef, p: Params, repoRoot: string): Promise<O
       out.errors.push(`${w.label}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  progress(
-    `${sys.name}: RPC ${RPC_SIZE} B: ${p.warmup} warm-up + ${p.rpcCount} sequential, ` +
-      `then ${p.rpcCalls} with ${p.concurrency} concurrent callers`,
-  );
-  try {
-    await runRpc(sys, p, repoRoot, out);
-  } catch (e) {
-    out.errors.push(`RPC: ${e instanceof Error ? e.message : String(e)}`);
+  for (const w of RPC) {
+    if (!runs(w.nodes)) {
+      progress(`${sys.name}: ${w.label}: not run: ${sys.noRouted}`);
+      continue;
+    }
+    progress(
+      `${sys.name}: ${w.label}: ${p.warmup} warm-up + ${p.rpcCount} sequential` +
+        (w.concurrent ? `, then ${p.rpcCalls} with ${p.concurrency} concurrent callers` : ""),
+    );
+    try {
+      await runRpc(sys, w, p, repoRoot, out);
+    } catch (e) {
+      out.errors.push(`${w.label}: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
   if (out.errors.length > 0) out.status = "failed";
   return out;
@@ -446,41 +616,56 @@ interface RowDef {
   /** Higher is better (throughput) or lower (latency). */
   higher: boolean;
   lostKey?: string;
+  /** The baseline's metric (and lost) key for this row: routed rows use its two-node figures. */
+  baselineKey?: string;
+  baselineLostKey?: string;
 }
 
 function rowDefs(p: Params): RowDef[] {
+  const rpcRows = (w: RpcWorkload): RowDef[] =>
+    ([["p50", "p50"], ["p99", "p99"], ["p99.9", "p999"], ["mean", "mean"]] as const).map((
+      [name, suffix],
+    ) => ({
+      label: `${w.label}, ${name}${w.baselineKey === undefined ? "" : ROUTED_MARK}`,
+      key: `${w.key}_${suffix}`,
+      unit: "µs",
+      higher: false,
+      ...(w.baselineKey === undefined ? {} : { baselineKey: `${w.baselineKey}_${suffix}` }),
+    }));
+  const [oneNode, ...multiNode] = RPC;
   return [
     ...PUBSUB.map((w) => ({
-      label: w.label,
+      label: `${w.label}${w.baselineKey === undefined ? "" : ROUTED_MARK}`,
       key: `${w.key}_delivered`,
       unit: "msg/s",
       higher: true,
       lostKey: `${w.key}_lost`,
+      ...(w.baselineKey === undefined ? {} : {
+        baselineKey: `${w.baselineKey}_delivered`,
+        baselineLostKey: `${w.baselineKey}_lost`,
+      }),
     })),
-    { label: `RPC ${RPC_SIZE} B sequential, p50`, key: "rpc_128B_p50", unit: "µs", higher: false },
-    { label: `RPC ${RPC_SIZE} B sequential, p99`, key: "rpc_128B_p99", unit: "µs", higher: false },
-    {
-      label: `RPC ${RPC_SIZE} B sequential, p99.9`,
-      key: "rpc_128B_p999",
-      unit: "µs",
-      higher: false,
-    },
-    {
-      label: `RPC ${RPC_SIZE} B sequential, mean`,
-      key: "rpc_128B_mean",
-      unit: "µs",
-      higher: false,
-    },
+    ...rpcRows(oneNode as RpcWorkload),
     {
       label: `RPC ${RPC_SIZE} B, ${p.concurrency} concurrent callers`,
       key: `rpc_128B_c${p.concurrency}_throughput`,
       unit: "calls/s",
       higher: true,
     },
+    ...multiNode.flatMap(rpcRows),
   ];
 }
 
-function tableRows(results: readonly Outcome[], p: Params): { headers: Row; rows: Row[] } {
+/** The value of row `d` for `r`: the baseline system reads a routed row's two-node figures. */
+function cell(r: Outcome, d: RowDef, lost: boolean): number | undefined {
+  const routedBase = r.name === BASELINE && d.baselineKey !== undefined;
+  const key = lost
+    ? (routedBase ? d.baselineLostKey : d.lostKey)
+    : (routedBase ? d.baselineKey : d.key);
+  return key === undefined ? undefined : r.values.get(key)?.value;
+}
+
+export function tableRows(results: readonly Outcome[], p: Params): { headers: Row; rows: Row[] } {
   const ref = results.find((r) => r.name === REFERENCE);
   const base = results.find((r) => r.name === BASELINE);
   const withGain = ref !== undefined && base !== undefined && ref.values.size > 0 &&
@@ -491,14 +676,14 @@ function tableRows(results: readonly Outcome[], p: Params): { headers: Row; rows
   const rows = rowDefs(p).map((d): Row => {
     const row = [d.label, d.unit];
     for (const r of results) {
-      const v = r.values.get(d.key)?.value;
+      const v = cell(r, d, false);
       row.push(v === undefined ? "—" : String(round(v)));
-      const lost = d.lostKey === undefined ? undefined : r.values.get(d.lostKey)?.value;
+      const lost = cell(r, d, true);
       row.push(lost === undefined ? "—" : String(lost));
     }
     if (withGain) {
-      const a = ref.values.get(d.key)?.value;
-      const b = base.values.get(d.key)?.value;
+      const a = cell(ref, d, false);
+      const b = cell(base, d, false);
       const g = a === undefined || b === undefined ? undefined : d.higher ? a / b : b / a;
       row.push(g === undefined || !Number.isFinite(g) ? "—" : `${g.toFixed(2)}×`);
     }
@@ -515,7 +700,23 @@ function statusLines(results: readonly Outcome[]): string[] {
   });
 }
 
-function docBody(results: readonly Outcome[], p: Params, machine: string): string {
+/** What B relayed in each routed run, as measured (the `_forwarded_by_b` metrics). */
+function routedChecks(results: readonly Outcome[]): string[] {
+  const ref = results.find((r) => r.name === REFERENCE);
+  if (ref === undefined) return [];
+  const parts: string[] = [];
+  for (const w of PUBSUB.filter((x) => x.nodes === 3)) {
+    const n = ref.values.get(`${w.key}_forwarded_by_b`)?.value;
+    if (n !== undefined) parts.push(`${n} FWDs for "${w.label}"`);
+  }
+  for (const w of RPC.filter((x) => x.nodes === 3)) {
+    const n = ref.values.get(`${w.key}_calls_forwarded_by_b`)?.value;
+    if (n !== undefined) parts.push(`${n} calls for "${w.label}"`);
+  }
+  return parts.length === 0 ? [] : ["", `Node B forwarded, in this run: ${parts.join("; ")}.`];
+}
+
+export function docBody(results: readonly Outcome[], p: Params, machine: string): string {
   const { headers, rows } = tableRows(results, p);
   return [
     "Generated by `npm run bench -- messaging` (bench/messaging; protocol in bench/messaging/README.md).",
@@ -532,13 +733,18 @@ function docBody(results: readonly Outcome[], p: Params, machine: string): strin
     `${p.idleMs} ms. Delivered msg/s = messages that arrived (all subscribers) ÷ (first publish → last`,
     'arrival); "lost" = sent × subscribers − arrived. Two nodes: publisher on the first, subscriber on',
     `the second (NATS: two servers joined by a route). RPC: ${RPC_SIZE} B echo, requester and responder`,
-    `in separate processes on one node; ${p.warmup} warm-up + ${p.rpcCount} sequential calls (percentiles`,
-    "from an HDR histogram, 3 significant digits; mean exact), then",
-    `${p.rpcCalls} calls from ${p.concurrency} concurrent callers in one process (calls/s). Every reply is checked`,
-    '(byte-equal to the request). "macula gain": how many times better `macula` is (throughput:',
-    "macula ÷ nats; latency: nats ÷ macula).",
+    `in separate processes; ${p.warmup} warm-up + ${p.rpcCount} sequential calls (percentiles`,
+    "from an HDR histogram, 3 significant digits; mean exact) on one node, then",
+    `${p.rpcCalls} calls from ${p.concurrency} concurrent callers in one process (calls/s); then sequential calls`,
+    "across two nodes (requester on the first, responder on the second; NATS: two servers, a route)",
+    "and across three (routed, †). Every reply is checked (byte-equal to the request).",
+    '"macula gain": how many times better `macula` is (throughput: macula ÷ nats; latency:',
+    "nats ÷ macula).",
     "",
     markdownTable(headers, rows),
+    "",
+    ROUTED_NOTE,
+    ...routedChecks(results),
     "",
     "Systems:",
     "",
@@ -583,6 +789,9 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
   );
   process.stdout.write(`${textTable(headers, rows)}\n`);
   process.stdout.write(
+    `${[ROUTED_NOTE, ...routedChecks(results)].join("\n").replaceAll("`", "")}\n`,
+  );
+  process.stdout.write(
     `${statusLines(results).join("\n").replaceAll("`", "").replaceAll("**", "")}\n`,
   );
 
@@ -597,6 +806,6 @@ async function run(o: BenchOptions): Promise<BenchOutcome> {
 
 export const messagingBench: Bench = {
   summary:
-    "pub/sub (1→1, two nodes, 1→4 fan-out) and RPC latency/throughput: nats-server vs Macula nodes",
+    "pub/sub (1→1, two nodes, three routed, 1→4 fan-out) and RPC latency/throughput: nats-server vs Macula nodes",
   run,
 };

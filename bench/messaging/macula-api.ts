@@ -15,16 +15,50 @@ export interface MaculaNodeOptions {
    */
   caDir?: string;
   devCaDir?: string;
-  /** Where the node reports what it does, a line at a time. */
-  log?: (line: string) => void;
+  /** Where the node reports what it does: a line at a time, or events (lib/util/log.ts `Log`). */
+  log?: ((line: string) => void) | MaculaLog;
+  /** `overlay.shortcuts`: 0 turns shortcuts off (docs/routing.md, "Shortcuts"). */
+  overlay?: { shortcuts?: number };
+}
+
+/** lib/util/log.ts `Log`: an event name (`route.up`, …), a text, fields. */
+export interface MaculaLog {
+  debug(event: string, text: string, fields?: Record<string, unknown>): void;
+  info(event: string, text: string, fields?: Record<string, unknown>): void;
+  warn(event: string, text: string, fields?: Record<string, unknown>): void;
+  error(event: string, text: string, fields?: Record<string, unknown>): void;
+}
+
+/** The router counters the routed workloads read (lib/messaging/router.ts `RouterStats`). */
+export interface MaculaRouterStats {
+  published: number;
+  delivered: number;
+  /** FWD frames sent: this node's own publishes to other nodes, and messages it forwarded. */
+  forwarded: number;
+  /** CALLs taken: its clients' and those it passes on toward another node. */
+  calls: number;
+  replies: number;
+  noRoute: number;
+  hopLimit: number;
+  shortcutsOpened: number;
+  viaShortcut: number;
 }
 
 export interface MaculaNode {
   /** `quic://127.0.0.1:<port>` */
   readonly url: string;
+  readonly nodeId: string;
   /** `ca.pem`, `cert.pem`, `key.pem` for clients (null when the node was given its own TLS). */
   readonly credsDir: string | null;
   readonly caDir: string | null;
+  /** Peer node ids with a live route. */
+  readonly routes: string[];
+  /** Lets the route to `peer` go as the overlay does (drained, then closed); false: no route. */
+  retireRoute(peer: string): boolean;
+  waitForMembers(count: number, timeoutMs?: number): Promise<void>;
+  readonly router: {
+    readonly stats: MaculaRouterStats;
+  };
   stop(): Promise<void>;
 }
 

@@ -68,3 +68,29 @@ export type ClientResult = SubResult | PubResult | CallResult;
 export function describeError(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
 }
+
+/**
+ * What a Macula node process (macula-node.ts) writes to stderr when it stops, as one line:
+ * `NODE_STATS_PREFIX` then this object as JSON. The routed workloads check the line with it.
+ */
+export const NODE_STATS_PREFIX = "macula-node: stats ";
+
+export interface NodeStats {
+  nodeId: string;
+  /** Peer node ids with a route, just before the node stopped. */
+  routes: string[];
+  router: {
+    published: number;
+    delivered: number;
+    forwarded: number;
+    calls: number;
+    replies: number;
+    noRoute: number;
+    hopLimit: number;
+    shortcutsOpened: number;
+    viaShortcut: number;
+  };
+  /** `--line-peer`: routes to other nodes let go before the ready line, and after it. */
+  lineRetiredBeforeReady: number;
+  lineRetiredAfterReady: number;
+}

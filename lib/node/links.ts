@@ -674,6 +674,7 @@ export class Bus {
       for await (const batch of bodies) {
         if (!this.#holds(link)) return;
         try {
+          const now = monoNow(); // one reading for the batch: it arrived at once
           for (const body of batch) {
             const f = busCodec.decodeBody(body);
             if ("unknown" in f) continue;
@@ -688,7 +689,7 @@ export class Bus {
               this.#onRetire(link);
               continue;
             }
-            this.router.receive(monoNow(), link, f);
+            this.router.receive(now, link, f);
             if (f.name === "FWD") link.took();
           }
         } finally {
