@@ -57,9 +57,12 @@ export class ChannelWriter {
     else {
       data = new Uint8Array(this.#bytes);
       let off = 0;
-      for (const p of parts) {
-        data.set(p, off);
-        off += p.length;
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i]!;
+        const n = p.length;
+        if (n > 64) data.set(p, off);
+        else for (let j = 0; j < n; j++) data[off + j] = p[j]!; // cheaper than set() this small
+        off += n;
       }
     }
     this.#parts = [];

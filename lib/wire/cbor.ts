@@ -12,11 +12,13 @@ export type Item = number | string | Uint8Array | boolean | null | readonly Item
 const textEncoder = new TextEncoder();
 const TWO_32 = 2 ** 32;
 
-function headSize(n: number): number {
+/** Bytes of a CBOR head with argument `n`. */
+export function headSize(n: number): number {
   return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < TWO_32 ? 5 : 9;
 }
 
-function writeHead(out: Uint8Array, off: number, major: number, n: number): number {
+/** Writes a CBOR head (major type, argument `n`) at `off`; returns the offset after it. */
+export function writeHead(out: Uint8Array, off: number, major: number, n: number): number {
   const m = major << 5;
   if (n < 24) {
     out[off] = m | n;
@@ -68,7 +70,8 @@ function textSize(len: number): number {
   return headSize(len) + len;
 }
 
-function writeText(out: Uint8Array, off: number, s: string, len: number): number {
+/** Writes text `s` of `len` UTF-8 bytes (head and bytes) at `off`; returns the offset after it. */
+export function writeText(out: Uint8Array, off: number, s: string, len: number): number {
   off = writeHead(out, off, 3, len);
   if (len === s.length) {
     for (let i = 0; i < len; i++) out[off + i] = s.charCodeAt(i);
@@ -76,6 +79,15 @@ function writeText(out: Uint8Array, off: number, s: string, len: number): number
     textEncoder.encodeInto(s, out.subarray(off, off + len));
   }
   return off + len;
+}
+
+/** Writes byte string `v` (head and bytes) at `off`; returns the offset after it. */
+export function writeBytes(out: Uint8Array, off: number, v: Uint8Array): number {
+  off = writeHead(out, off, 2, v.length);
+  const n = v.length;
+  if (n > 32) out.set(v, off);
+  else for (let i = 0; i < n; i++) out[off + i] = v[i]!; // cheaper than set() this small
+  return off + n;
 }
 
 /** UTF-8 lengths of the texts of the frame being encoded, in write order (reused). */
@@ -101,13 +113,7 @@ function itemSize(v: Item): number {
 function writeItem(out: Uint8Array, off: number, v: Item): number {
   if (typeof v === "number") return writeHead(out, off, 0, v);
   if (typeof v === "string") return writeText(out, off, v, lens[li++]!);
-  if (v instanceof Uint8Array) {
-    off = writeHead(out, off, 2, v.length);
-    const n = v.length;
-    if (n > 32) out.set(v, off);
-    else for (let i = 0; i < n; i++) out[off + i] = v[i]!; // cheaper than set() this small
-    return off + n;
-  }
+  if (v instanceof Uint8Array) return writeBytes(out, off, v);
   if (v === null) out[off++] = 0xf6;
   else if (v === true) out[off++] = 0xf5;
   else if (v === false) out[off++] = 0xf4;

@@ -12,7 +12,15 @@
 // pure-JavaScript build: the default entry loads the cbor-extract native addon, which aborted
 // the whole process (not an exception) on fuzzed input here.
 import { Encoder } from "cbor-x/encode";
-import { encodeFrame, type Item, utf8Length } from "./cbor.ts";
+import {
+  encodeFrame,
+  headSize,
+  type Item,
+  utf8Length,
+  writeBytes,
+  writeHead,
+  writeText,
+} from "./cbor.ts";
 import { CborError, CborReader } from "./decode.ts";
 import { WireError } from "./errors.ts";
 
@@ -140,7 +148,7 @@ function problem(f: FieldSpec, v: unknown, out: { value: unknown } | null): stri
 }
 
 /**
- * True when `v` is, at a glance, a valid value of `f` (the common cases of the encoder's hot
+ * True when `v` is, at a glance, a valid value of `f` (the common cases of the hot
  * path: a number, a short text, bytes, within the limits, no further check); false sends it to
  * `problem`, which decides.
  */
@@ -202,9 +210,61 @@ function withLength(body: Uint8Array): Uint8Array {
 }
 
 /** A set of frame types, encoding and decoding them. */
+/** Field kinds the encoder's fast path writes itself; the rest go through `problem`. */
+const FAST_UINT = 0;
+const FAST_STR = 1;
+const FAST_BYTES = 2;
+const FAST_STRS = 3;
+/** Records: fast only when there are none (an empty array); records go the general way. */
+const FAST_NO_RECORDS = 4;
+const SLOW = 5;
+
+/** A frame type laid out for the encoder's fast path: its fields' names, kinds and limits. */
+interface Plan {
+  spec: FrameSpec;
+  names: string[];
+  kinds: Uint8Array;
+  max: number[];
+  /** Largest length of each text of a `strs` field. */
+  itemMax: number[];
+  optional: boolean[];
+}
+
+function planOf(spec: FrameSpec): Plan {
+  const f = spec.fields;
+  return {
+    spec,
+    names: f.map((x) => x.name),
+    kinds: Uint8Array.from(
+      f,
+      (x) =>
+        x.valid !== undefined
+          ? SLOW
+          : x.kind === "uint"
+          ? FAST_UINT
+          : x.kind === "str"
+          ? FAST_STR
+          : x.kind === "bytes"
+          ? FAST_BYTES
+          : x.kind === "strs"
+          ? FAST_STRS
+          : x.kind === "records"
+          ? FAST_NO_RECORDS
+          : SLOW,
+    ),
+    max: f.map((x) => x.max),
+    itemMax: f.map((x) => x.itemMax ?? 1024),
+    optional: f.map((x) => x.optional === true),
+  };
+}
+
 export class Codec {
   readonly #byType = new Map<number, FrameSpec>();
   readonly #byName = new Map<string, FrameSpec>();
+  readonly #plans = new Map<string, Plan>();
+  /** The values and text lengths of the frame being encoded (reused; emptied after each). */
+  readonly #vals: unknown[] = [];
+  readonly #lens: number[] = [];
 
   constructor(specs: readonly FrameSpec[], readonly maxFrame = DEFAULT_MAX_FRAME) {
     for (const s of specs) {
@@ -216,13 +276,117 @@ export class Codec {
       }
       this.#byType.set(s.type, s);
       this.#byName.set(s.name, s);
+      this.#plans.set(s.name, planOf(s));
     }
   }
 
-  /** Encodes a frame (with its length prefix), validating every field first. */
+  /**
+   * Encodes a frame (with its length prefix), validating every field first. Frames of numbers,
+   * texts and bytes within their limits are sized and written in two passes over the fields;
+   * anything else (records, text lists, booleans, a field with its own check, a bad value) goes
+   * through the general path, which names what is wrong.
+   */
   encode(name: string, fields: Record<string, unknown>): Uint8Array {
-    const spec = this.#byName.get(name);
-    if (!spec) throw new WireError(name, null, "unknown frame type");
+    const plan = this.#plans.get(name);
+    if (plan === undefined) throw new WireError(name, null, "unknown frame type");
+    const { names, kinds, max, itemMax, optional } = plan;
+    const n = names.length;
+    const vals = this.#vals;
+    const lens = this.#lens;
+    let body = 0;
+    let count = 0; // fields up to the last present one (trailing optionals left out)
+    let sized = 0; // body bytes of those
+    for (let i = 0; i < n; i++) {
+      const v = fields[names[i]!];
+      vals[i] = v;
+      if (v === undefined || v === null) {
+        if (!optional[i]) return this.#encodeChecked(plan.spec, fields);
+        vals[i] = null;
+        body += 1;
+        continue;
+      }
+      switch (kinds[i]) {
+        case FAST_UINT:
+          if (typeof v === "number" && v >= 0 && v <= max[i]! && Number.isSafeInteger(v)) {
+            body += headSize(v);
+            break;
+          }
+          return this.#encodeChecked(plan.spec, fields);
+        case FAST_STR: {
+          const len = typeof v === "string" ? utf8Length(v) : -1;
+          if (len < 0 || len > max[i]!) return this.#encodeChecked(plan.spec, fields);
+          lens[i] = len;
+          body += headSize(len) + len;
+          break;
+        }
+        case FAST_BYTES:
+          if (v instanceof Uint8Array && v.length <= max[i]!) {
+            body += headSize(v.length) + v.length;
+            break;
+          }
+          return this.#encodeChecked(plan.spec, fields);
+        case FAST_STRS: {
+          if (!Array.isArray(v) || v.length > max[i]!) {
+            return this.#encodeChecked(plan.spec, fields);
+          }
+          let bytes = headSize(v.length);
+          for (let j = 0; j < v.length; j++) {
+            const t = v[j];
+            const len = typeof t === "string" ? utf8Length(t) : -1;
+            if (len < 0 || len > itemMax[i]!) return this.#encodeChecked(plan.spec, fields);
+            bytes += headSize(len) + len;
+          }
+          body += bytes;
+          break;
+        }
+        case FAST_NO_RECORDS:
+          if (Array.isArray(v) && v.length === 0) {
+            body += 1;
+            break;
+          }
+          return this.#encodeChecked(plan.spec, fields);
+        default:
+          return this.#encodeChecked(plan.spec, fields);
+      }
+      count = i + 1;
+      sized = body;
+    }
+    const type = plan.spec.type;
+    const size = headSize(count + 1) + headSize(type) + sized;
+    if (size > this.maxFrame) {
+      vals.fill(null, 0, n);
+      throw new WireError(name, null, `${size} bytes, over the frame limit of ${this.maxFrame}`);
+    }
+    const out = new Uint8Array(4 + size);
+    out[0] = size >>> 24;
+    out[1] = (size >>> 16) & 0xff;
+    out[2] = (size >>> 8) & 0xff;
+    out[3] = size & 0xff;
+    let off = writeHead(out, 4, 4, count + 1);
+    off = writeHead(out, off, 0, type);
+    for (let i = 0; i < count; i++) {
+      const v = vals[i];
+      if (v === null) out[off++] = 0xf6;
+      else if (kinds[i] === FAST_UINT) off = writeHead(out, off, 0, v as number);
+      else if (kinds[i] === FAST_STR) off = writeText(out, off, v as string, lens[i]!);
+      else if (kinds[i] === FAST_BYTES) off = writeBytes(out, off, v as Uint8Array);
+      else if (kinds[i] === FAST_NO_RECORDS) out[off++] = 0x80;
+      else {
+        const list = v as string[];
+        off = writeHead(out, off, 4, list.length);
+        for (let j = 0; j < list.length; j++) {
+          const t = list[j]!;
+          off = writeText(out, off, t, t.length === 0 ? 0 : utf8Length(t));
+        }
+      }
+    }
+    vals.fill(null, 0, n); // hold no payload past the call
+    return out;
+  }
+
+  /** `encode`'s general path: every kind, and the error naming the field when a value is bad. */
+  #encodeChecked(spec: FrameSpec, fields: Record<string, unknown>): Uint8Array {
+    this.#vals.fill(null);
     const arr = this.#items;
     arr[0] = spec.type;
     const specs = spec.fields;
@@ -314,7 +478,8 @@ export class Codec {
       const known = Math.min(specs.length, n - 1);
       for (let i = 0; i < specs.length; i++) {
         const f = specs[i]!;
-        fields[f.name] = checkField(spec.name, f, i < known ? r.item(1) : undefined);
+        const v = i < known ? r.item(1) : undefined;
+        fields[f.name] = quick(f, v) ? v ?? null : checkField(spec.name, f, v);
       }
       skip(r, n - 1 - known); // fields a newer peer appended
       end(r);
