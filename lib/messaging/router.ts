@@ -619,6 +619,9 @@ class Outbox<L> {
   }
 }
 
+/** No queue groups (a FWD that names none). */
+const NO_QUEUES: readonly string[] = [];
+
 /** The message router of one node. */
 export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]> {
   readonly stats: RouterStats = {
@@ -1268,13 +1271,11 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     }
     if (!this.#validTopics.has(topic)) {
       try {
-        checkTopic(topic);
+        this.#checkTopic(topic);
       } catch (e) {
         this.#refuse(link, { code: "bad_topic", message: (e as Error).message });
         return;
       }
-      if (this.#validTopics.size >= 8192) this.#validTopics.clear();
-      this.#validTopics.add(topic);
     }
     if (payload.length > this.maxPayload) {
       this.#refuse(link, {
@@ -1363,9 +1364,23 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     tp: string | undefined,
     ts: string | undefined,
   ): void {
-    const byLink = new Map<string, [string, string[]][]>();
     // This node's own messages: over a shortcut to their node when it has one.
     const own = from === undefined;
+    if (dests.size === 1 && !(own && (this.#scTo.size > 0 || this.#waits.size > 0))) {
+      // One destination and no shortcut to weigh (the common case): one FWD, no grouping.
+      const [node, queues] = dests.entries().next().value!;
+      const p = this.#paths.nextHop(node, from?.id);
+      if (!p) {
+        this.stats.noRoute++;
+        return;
+      }
+      if (own && p.hops >= 2) this.#demanded(node, p.rtt);
+      const groups = queues.length === 0 ? [] : queues.map((queue) => ({ node, queue }));
+      const link = this.#links.get(p.link)!.link;
+      this.#sendForward(link, topic, payload, ttl, [node], groups, tp, ts);
+      return;
+    }
+    const byLink = new Map<string, [string, string[]][]>();
     for (const [node, queues] of dests) {
       if (own && (this.#scTo.size > 0 || this.#waits.size > 0)) {
         const w = this.#waits.get(node);
@@ -1438,11 +1453,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     tp: string | undefined,
     ts: string | undefined,
   ): void {
-    try {
-      checkTopic(topic);
-    } catch (e) {
-      this.stats.protocolErrors++;
-      throw new ProtocolError(`FWD.topic: ${(e as Error).message}`, { cause: e });
+    if (!this.#validTopics.has(topic)) {
+      try {
+        this.#checkTopic(topic);
+      } catch (e) {
+        this.stats.protocolErrors++;
+        throw new ProtocolError(`FWD.topic: ${(e as Error).message}`, { cause: e });
+      }
     }
     if (tp === undefined || this.tracer === null) {
       return this.#forwardOn(from, topic, payload, ttl, dests, groups, tp, ts);
@@ -1456,6 +1473,13 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     }
   }
 
+  /** Throws unless `topic` is a valid concrete topic; a valid one is remembered (8,192 at most). */
+  #checkTopic(topic: string): void {
+    checkTopic(topic);
+    if (this.#validTopics.size >= 8192) this.#validTopics.clear();
+    this.#validTopics.add(topic);
+  }
+
   /** A FWD, its topic checked: delivered here if this node is named, the rest passed on. */
   #forwardOn(
     from: Link,
@@ -1467,6 +1491,11 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     tp: string | undefined,
     ts: string | undefined,
   ): void {
+    if (dests.length === 1 && groups.length === 0 && dests[0] === this.#short) {
+      // The common last hop: for this node only, no queue groups (no Map to build).
+      this.#deliverForwarded(topic, payload, NO_QUEUES, tp, ts);
+      return;
+    }
     const named = new Map<string, string[]>();
     for (const d of dests) if (!named.has(d)) named.set(d, []);
     for (const g of groups) {
@@ -1480,17 +1509,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     const mine = named.get(this.#short);
     if (mine) {
       named.delete(this.#short);
-      for (const s of this.#local.match(topic)) {
-        if (s.queue !== undefined && !mine.includes(s.queue)) continue;
-        this.#send(
-          s.link,
-          "MSG",
-          tp === undefined
-            ? { sid: s.sid, topic, payload }
-            : { sid: s.sid, topic, payload, traceparent: tp, tracestate: ts },
-        );
-        this.stats.delivered++;
-      }
+      this.#deliverForwarded(topic, payload, mine, tp, ts);
     }
     if (named.size === 0) return;
     if (ttl <= 1) {
@@ -1498,6 +1517,27 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
       return;
     }
     this.#route(from, topic, payload, ttl - 1, named, tp, ts);
+  }
+
+  /** A forwarded message, here: to the plain subscriptions and to the queue groups it names. */
+  #deliverForwarded(
+    topic: string,
+    payload: Uint8Array,
+    queues: readonly string[],
+    tp: string | undefined,
+    ts: string | undefined,
+  ): void {
+    for (const s of this.#local.match(topic)) {
+      if (s.queue !== undefined && !queues.includes(s.queue)) continue;
+      this.#send(
+        s.link,
+        "MSG",
+        tp === undefined
+          ? { sid: s.sid, topic, payload }
+          : { sid: s.sid, topic, payload, traceparent: tp, tracestate: ts },
+      );
+      this.stats.delivered++;
+    }
   }
 
   #sub(st: LinkState, sid: number, pattern: string, queue: string | undefined): void {

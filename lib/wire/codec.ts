@@ -148,9 +148,9 @@ function problem(f: FieldSpec, v: unknown, out: { value: unknown } | null): stri
 }
 
 /**
- * True when `v` is, at a glance, a valid value of `f` (the common cases of the hot
- * path: a number, a short text, bytes, within the limits, no further check); false sends it to
- * `problem`, which decides.
+ * True when `v` is, at a glance, a valid value of `f` (the common cases of the hot paths: a
+ * number, a short text, bytes, a list of short texts, no records, within the limits, no further
+ * check); false sends it to `problem`, which decides.
  */
 function quick(f: FieldSpec, v: unknown): boolean {
   if (f.valid !== undefined) return false;
@@ -161,6 +161,17 @@ function quick(f: FieldSpec, v: unknown): boolean {
       return typeof v === "string" && v.length * 3 <= f.max;
     case "bytes":
       return v instanceof Uint8Array && v.length <= f.max;
+    case "strs": {
+      if (!Array.isArray(v) || v.length > f.max) return false;
+      const itemMax = f.itemMax ?? 1024;
+      for (let i = 0; i < v.length; i++) {
+        const t = v[i];
+        if (typeof t !== "string" || t.length * 3 > itemMax) return false;
+      }
+      return true;
+    }
+    case "records":
+      return Array.isArray(v) && v.length === 0;
     default:
       return (v === undefined || v === null) && f.optional === true;
   }
