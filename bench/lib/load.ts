@@ -177,6 +177,11 @@ export interface PublishPlan {
   signal?: AbortSignal;
   /** Sends message `i`. */
   send(i: number): void;
+  /**
+   * The client's own pacing, awaited after each batch (unpaced): resolves once what was sent
+   * has gone to the server (Macula's `writable()`); none, for a library without one.
+   */
+  writable?: () => Promise<void>;
 }
 
 /** Publishes `count` messages; returns how many were sent and `nowMs()` before the first. */
@@ -190,7 +195,10 @@ export async function publishLoop(plan: PublishPlan): Promise<{ sent: number; st
     if (plan.rate !== undefined) await due(i);
     plan.send(i);
     sent++;
-    if (plan.rate === undefined && (i + 1) % batch === 0) await macrotask();
+    if (plan.rate === undefined && (i + 1) % batch === 0) {
+      await macrotask();
+      if (plan.writable) await plan.writable();
+    }
   }
   return { sent, startMs };
 }

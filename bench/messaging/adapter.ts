@@ -20,6 +20,8 @@ export interface MsgClient {
   publish(topic: string, payload: Uint8Array): void;
   /** Resolves once the server/node has processed everything published before. */
   flush(): Promise<void>;
+  /** The library's publish pacing, if it has one: resolves once its queue to the server drained. */
+  writable?(): Promise<void>;
   /**
    * Subscribes to `topic` and calls `onMessage` for each payload, in the library's own receive
    * loop. Resolves once the subscription is in place at the server/node.

@@ -89,6 +89,7 @@ async function runPub(c: MsgClient, m: Map<string, string>): Promise<PubResult> 
     count,
     batch: intFlag(m, "batch", 256),
     send: (i) => c.publish(DATA_TOPIC, payload(i)),
+    ...(c.writable ? { writable: () => c.writable!() } : {}),
   });
   await c.flush();
   return { role: "pub", size, count, start_ms: startMs, end_ms: nowMs() };

@@ -12,6 +12,7 @@ export async function openMacula(url: string, creds: string): Promise<MsgClient>
   return {
     publish: (topic, payload) => c.publish(topic, payload),
     flush: () => c.flush(),
+    writable: () => c.writable(),
     async consume(topic, onMessage): Promise<Consumer> {
       const sub = c.subscribe(topic);
       const done = (async () => {

@@ -79,6 +79,7 @@ export interface MaculaSubscription extends AsyncIterable<MaculaMessage> {
 export interface MaculaClient {
   publish(topic: string, payload: Uint8Array | string): void;
   flush(): Promise<void>;
+  writable(): Promise<void>;
   subscribe(
     pattern: string,
     opts?: {

@@ -483,6 +483,7 @@ async function runPubsub(topicGiven: string | undefined, o: PubsubOptions): Prom
           c.publish(topic, b);
           at.sent++;
         },
+        writable: () => c.writable(),
       });
       at.startMs = r.startMs;
       await c.flush();

@@ -28,7 +28,7 @@ import { CRL_PUSH } from "../policy/mod.ts";
 import { INSPECT_DHT, INSPECT_INTEREST, INSPECT_MEMBERS, INSPECT_NODE } from "../observe/mod.ts";
 import { ask, type NodeUrl, parseUrl } from "../peer/mod.ts";
 import { QuicEndpoint } from "../quic/mod.ts";
-import { monoNow } from "../util/mod.ts";
+import { monoNow, withTimeout } from "../util/mod.ts";
 import { context as otelContext, trace as otelTrace } from "@opentelemetry/api";
 import { ClientError, deadline } from "./errors.ts";
 import { Message } from "./message.ts";
@@ -227,7 +227,8 @@ export class Client {
 
   /**
    * Publishes one message (at most once). Throws `TopicError` for a bad topic, `ClientError`
-   * `payload_too_large`, `closed`, or `disconnected` when the reconnect buffer is full.
+   * `payload_too_large`, `closed`, `disconnected` when the reconnect buffer is full, or
+   * `backlog_full` when `maxPendingBytes` wait to go to the node (pace with `writable()`).
    */
   publish(topic: string, payload: Uint8Array | string = new Uint8Array(0)): void {
     if (topic !== this.#lastTopic) {
@@ -262,6 +263,24 @@ export class Client {
     } finally {
       span.end();
     }
+  }
+
+  /**
+   * Resolves once this client's queue to the node has drained: QUIC took what was published (at
+   * once while reconnecting). A loop that publishes as fast as it can awaits it every few hundred
+   * messages, so it goes at the node's pace instead of filling memory (`maxPendingBytes`).
+   *
+   * @example
+   * ```ts
+   * for (let i = 0; i < 1_000_000; i++) {
+   *   c.publish("sensors.t1", `${i}`);
+   *   if (i % 256 === 255) await c.writable();
+   * }
+   * ```
+   */
+  async writable(): Promise<void> {
+    this.#open();
+    await this.#protocol.writable();
   }
 
   /**
@@ -371,7 +390,11 @@ export class Client {
     const mark = this.#protocol.mark();
     this.#protocol.send(encode("PING", { id }), false);
     try {
-      await deadline(pong, Math.max(0, end - monoNow()), "flush");
+      await withTimeout(
+        pong,
+        Math.max(0, end - monoNow()),
+        () => new ClientError("timeout", `flush: no answer within ${timeoutMs} ms`),
+      );
       this.#protocol.confirm(mark);
     } finally {
       this.#pings.delete(id);

@@ -71,6 +71,12 @@ export const DEFAULTS = {
    */
   reconnectBufferBytes: 8 * 1024 * 1024,
   /**
+   * Bytes of publishes queued for the node on a live session (not yet taken by QUIC) past which
+   * `publish` throws `backlog_full`: a loop that publishes faster than the node takes would
+   * otherwise grow the application's memory without limit, and put a `flush` behind all of it.
+   */
+  maxPendingBytes: 64 * 1024 * 1024,
+  /**
    * Buffered messages in one subscription past which the reader lets consumers run first (a
    * macrotask) before reading on: consumers take one message per microtask hop while the reader
    * takes a chunk, so without it a consumer that keeps up on average could overflow.
@@ -125,6 +131,11 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Bytes of publishes held while reconnecting; more are refused. Default 8 MiB. */
   reconnectBufferBytes?: number;
+  /**
+   * Bytes of publishes queued for the node on a live session (QUIC has not taken them yet);
+   * past them `publish` throws `backlog_full` (pace with `await c.writable()`). Default 64 MiB.
+   */
+  maxPendingBytes?: number;
   /** Status changes, with a reason. */
   onStatus?: (status: ClientStatus, detail: string) => void;
   /** Errors the node reported that belong to no call (e.g. a refused publish). */

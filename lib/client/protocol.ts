@@ -136,6 +136,16 @@ export class ProtocolHandler {
     return this.#writer;
   }
 
+  /**
+   * Resolves once the session's queue to the node has drained (QUIC took what was published), at
+   * once while there is no session (publishes are then held, up to the reconnect buffer).
+   */
+  writable(): Promise<void> {
+    const w = this.#writer;
+    if (!w || this.#status !== "connected" || w.error) return Promise.resolve();
+    return w.drained();
+  }
+
   /** Resolves once there is a session (the current one, or the next after a loss). */
   get connected(): Promise<void> {
     return this.#connected;
@@ -154,6 +164,15 @@ export class ProtocolHandler {
     if (this.#closing && isPublish) throw new ClientError("closed", "the client is closed");
     const w = this.#writer;
     if (w && this.#status === "connected" && !w.error) {
+      if (isPublish) {
+        const max = this.opts.maxPendingBytes ?? DEFAULTS.maxPendingBytes;
+        if (w.backlog + frame.length > max) {
+          throw new ClientError(
+            "backlog_full",
+            `${w.backlog} bytes are waiting to go to ${this.url}, and maxPendingBytes is ${max}: a publish loop awaits c.writable() between bursts`,
+          );
+        }
+      }
       w.write(frame);
       if (isPublish) this.#written++;
       return;

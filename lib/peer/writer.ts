@@ -11,6 +11,8 @@ export class ChannelWriter {
   #bytes = 0;
   #scheduled = false;
   #error: Error | null = null;
+  /** The stream's answer to the last write: settled once its queue is under its write buffer. */
+  #lastWrite: Promise<void> = Promise.resolve();
   readonly #flush = () => this.#doFlush();
 
   constructor(
@@ -36,6 +38,17 @@ export class ChannelWriter {
     if (this.#error) return;
     this.#error = new Error("stream ended");
     this.stream.end().catch(() => {});
+  }
+
+  /**
+   * Resolves once what is queued has gone to the stream and the stream holds less than its write
+   * buffer (QUIC took the rest), or the stream failed: a producer that awaits it between bursts
+   * keeps `backlog` bounded.
+   */
+  drained(): Promise<void> {
+    if (this.#error) return Promise.resolve();
+    this.#doFlush();
+    return this.#lastWrite;
   }
 
   /** Bytes queued here or in the stream and not yet taken by QUIC. */
@@ -67,7 +80,7 @@ export class ChannelWriter {
     }
     this.#parts = [];
     this.#bytes = 0;
-    this.stream.write(data).catch((e: Error) => {
+    this.#lastWrite = this.stream.write(data).catch((e: Error) => {
       if (this.#error) return;
       this.#error = e;
       this.onError(e);
