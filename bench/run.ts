@@ -14,10 +14,12 @@ import { messagingBench } from "./messaging/bench.ts";
 import { quicBench } from "./quic/bench.ts";
 import { relayBench } from "./relay/bench.ts";
 import { tuningBench } from "./tuning/bench.ts";
+import { udpBench } from "./udp/bench.ts";
 
 /** Add new benches here (`messaging`, `nat`, …). */
 const BENCHES: Readonly<Record<string, Bench>> = {
   quic: quicBench,
+  udp: udpBench,
   messaging: messagingBench,
   membership: membershipBench,
   nat: natBench,
@@ -53,6 +55,9 @@ messaging (--count = messages per publisher [BENCH_MSG_COUNT] default 200000,
   --quick: 20000 messages, 100 + 1000 RPC calls; more in bench/messaging/README.md):
   BENCH_MSG_RPC_COUNT (10000)  BENCH_MSG_RPC_CALLS (40000)  BENCH_MSG_CONCURRENCY (8)
   BENCH_MSG_IDLE_MS (2000)  BENCH_MSG_BATCH (256)  BENCH_MSG_NATS_SERVER (path)
+
+udp (--count = datagrams per run, default 200000; --quick 20000; more in bench/udp/README.md):
+  BENCH_UDP_ROUNDS (3)  BENCH_UDP_RATE (50000)  BENCH_UDP_PACED_COUNT (50000)
 `;
 
 function usageError(msg: string): never {

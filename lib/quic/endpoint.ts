@@ -105,6 +105,7 @@ export class QuicEndpoint implements ConnectionHost, AsyncIterable<QuicConnectio
     this.#sockets = new EndpointSockets(
       opts.socketFactory ?? openUdpSocket,
       (d, h, p, local) => this.#demux.onPacket(d, h, p, local),
+      opts.maxUdpPayload,
     );
     const conns = this.#conns;
     this.#demux = new Demux(

@@ -19,6 +19,7 @@ import { setImmediate } from "node:timers";
 import { monoNow } from "../util/mod.ts";
 import type { QuicConnection } from "./connection.ts";
 import { TUNING } from "./defaults.ts";
+import { maxSegments } from "./gso.ts";
 import type { HostPort } from "./native.ts";
 import type { EndpointSockets } from "./sockets.ts";
 import { TimerHeap } from "./timers.ts";
@@ -58,12 +59,47 @@ export class Sender {
     private readonly keepAliveMs: number,
   ) {
     this.#timers = new TimerHeap((due) => this.#onTimers(due));
-    const slotSize = Math.max(1500, maxUdpPayload);
+    // Slots are exactly one packet long and back to back: full packets in consecutive slots
+    // are one contiguous run, which a GSO socket sends as one datagram.
+    const slotSize = maxUdpPayload;
+    this.#slotSize = slotSize;
+    this.#maxRun = maxSegments(slotSize);
     const arena = new Uint8Array(slotSize * SLOTS);
+    this.#arena = arena;
     this.#slots = Array.from(
       { length: SLOTS },
       (_, i) => arena.subarray(i * slotSize, (i + 1) * slotSize),
     );
+  }
+
+  readonly #arena: Uint8Array;
+  readonly #slotSize: number;
+  readonly #maxRun: number;
+  /** The run of packets being gathered for one GSO datagram: first slot, packets, bytes, peer. */
+  #runSlot = 0;
+  #runCount = 0;
+  #runBytes = 0;
+  #runTo: HostPort | null = null;
+  /** The run's last packet was a full segment (only then may another join it). */
+  #runFull = false;
+
+  /** Puts the gathered run into the socket's batch (one datagram the kernel segments). */
+  #endRun(): void {
+    const to = this.#runTo;
+    if (to === null) return;
+    this.#runTo = null;
+    const start = this.#runSlot * this.#slotSize;
+    this.sockets.sendFrom(
+      this.#arena.subarray(start, start + this.#runBytes),
+      this.sockets.local.port,
+      to,
+    );
+  }
+
+  /** Hands the batch to the kernel (the gathered run first). */
+  #flushSocket(): void {
+    this.#endRun();
+    this.sockets.active.flush();
   }
 
   /** Marks `c` for servicing and sending in the next flush, and schedules the flush. */
@@ -121,7 +157,6 @@ export class Sender {
     if (dirty.length === 0) return;
     this.#dirty = [];
     let slot = 0;
-    const sock = this.sockets.active;
     const again: QuicConnection[] = [];
     let deferredOnly = true;
     const sent: QuicConnection[] = [];
@@ -156,7 +191,7 @@ export class Sender {
       let i = 0;
       for (; i < SEND_BURST; i++) {
         if (slot === SLOTS) {
-          sock.flush();
+          this.#flushSocket();
           slot = 0;
         }
         const buf = this.#slots[slot]!;
@@ -167,14 +202,14 @@ export class Sender {
           break;
         }
         if (r === null) break;
-        if (this.#emit(buf, r[0], r[1].from, r[1].to)) slot++;
+        if (this.#emit(slot, buf, r[0], r[1].from, r[1].to)) slot++;
       }
       if (i === SEND_BURST) {
         again.push(c);
         deferredOnly = false;
       }
     }
-    sock.flush();
+    this.#flushSocket();
     const now = monoNow();
     for (const c of sent) if (this.host.sent(c)) this.#arm(c, now);
     if (again.length > 0) {
@@ -221,11 +256,33 @@ export class Sender {
    * Sends a packet quiche built. True when it went into the current batch (its slot is used);
    * packets into a tunnel or for a socket left by `rebind` go out at once.
    */
-  #emit(buf: Uint8Array, len: number, from: HostPort, to: HostPort): boolean {
+  #emit(slot: number, buf: Uint8Array, len: number, from: HostPort, to: HostPort): boolean {
     if (to.host === TUNNEL_HOST) {
       this.tunnels.send(to.port, buf.subarray(0, len));
       return false;
     }
+    const gso = this.sockets.active.gso ?? 0;
+    if (gso === this.#slotSize && from.port === this.sockets.local.port) {
+      // With GSO: a packet joins the run when the run's packets so far are full segments to
+      // the same peer in the slots just before it; otherwise it starts a run of its own.
+      const run = this.#runTo;
+      if (
+        run !== null && this.#runFull && this.#runCount < this.#maxRun &&
+        slot === this.#runSlot + this.#runCount && run.port === to.port && run.host === to.host
+      ) {
+        this.#runCount++;
+        this.#runBytes += len;
+      } else {
+        this.#endRun();
+        this.#runSlot = slot;
+        this.#runCount = 1;
+        this.#runBytes = len;
+        this.#runTo = to;
+      }
+      this.#runFull = len === gso;
+      return true;
+    }
+    this.#endRun();
     return this.sockets.sendFrom(buf.subarray(0, len), from.port, to);
   }
 
@@ -239,7 +296,7 @@ export class Sender {
     for (const [from, to] of c.probing) {
       for (let i = 0; i < 16; i++) {
         if (slot === SLOTS) {
-          this.sockets.active.flush();
+          this.#flushSocket();
           slot = 0;
         }
         const buf = this.#slots[slot]!;
@@ -250,7 +307,7 @@ export class Sender {
           break;
         }
         if (r === null) break;
-        if (this.#emit(buf, r[0], r[1].from, r[1].to)) slot++;
+        if (this.#emit(slot, buf, r[0], r[1].from, r[1].to)) slot++;
       }
     }
     return slot;

@@ -41,6 +41,8 @@ export class EndpointSockets {
   constructor(
     private readonly factory: UdpSocketFactory,
     private readonly onPacket: TaggedPacketHandler,
+    /** The largest datagram sent: the GSO segment size a socket may offer. */
+    private readonly segment?: number,
   ) {}
 
   /** Opens the first socket. */
@@ -57,6 +59,7 @@ export class EndpointSockets {
       host,
       port,
       onPacket: (d, h, p) => this.onPacket(d, h, p, local),
+      ...(this.segment !== undefined ? { segment: this.segment } : {}),
     });
     local.port = sock.port;
     return sock;

@@ -5,6 +5,7 @@
  */
 import dgram from "node:dgram";
 import { TUNING } from "./defaults.ts";
+import { disableGso, enableGso } from "./gso.ts";
 
 /** Two hosts are the same with or without the IPv4-mapped IPv6 prefix (dual-stack sockets). */
 export function sameHost(a: string, b: string): boolean {
@@ -33,6 +34,12 @@ export interface UdpSocket {
   readonly port: number;
   readonly stats: UdpStats;
   /**
+   * The GSO segment size when the socket segments long datagrams itself (lib/quic/gso.ts): a
+   * datagram passed to `send` may then be a run of packets of this size, the last one shorter.
+   * Absent or 0: one datagram per `send`.
+   */
+  readonly gso?: number;
+  /**
    * Queues one datagram. `data` must not change until the next `flush()` returns; adapters that
    * keep it longer copy it.
    */
@@ -49,6 +56,8 @@ export interface UdpSocketOptions {
   host: string;
   port: number;
   onPacket: PacketHandler;
+  /** The largest datagram the endpoint sends: the segment size, if the socket can offer GSO. */
+  segment?: number;
 }
 
 /** Opens a UDP socket; the endpoint's only way to reach the network. */
@@ -61,13 +70,39 @@ const isIPv6 = (host: string) => host.includes(":");
 
 class BunUdp implements UdpSocket {
   readonly stats: UdpStats = { sent: 0, received: 0, sendDropped: 0, sendErrors: 0 };
+  gso = 0;
   #batch: (Uint8Array | number | string)[] = [];
   #backlog: (Uint8Array | number | string)[] = [];
   constructor(
     private readonly sock: Bun.udp.Socket<"uint8array">,
     readonly host: string,
     readonly port: number,
+    private readonly fd: number,
   ) {}
+
+  /** Datagrams on the wire for the first `entries` of `batch` (a GSO run counts its segments). */
+  #datagrams(batch: (Uint8Array | number | string)[], entries: number): number {
+    const g = this.gso;
+    if (g === 0) return entries;
+    let n = 0;
+    for (let i = 0; i < entries * 3; i += 3) {
+      n += Math.ceil((batch[i] as Uint8Array).length / g) || 1;
+    }
+    return n;
+  }
+
+  /** A failed send with GSO runs in it: the device cannot segment, so stop asking it to. */
+  #sendFailed(batch: (Uint8Array | number | string)[]): void {
+    this.stats.sendErrors += this.#datagrams(batch, batch.length / 3);
+    if (this.gso === 0) return;
+    for (let i = 0; i < batch.length; i += 3) {
+      if ((batch[i] as Uint8Array).length > this.gso) {
+        disableGso(this.fd);
+        this.gso = 0;
+        return;
+      }
+    }
+  }
 
   send(data: Uint8Array, port: number, host: string): void {
     this.#batch.push(data, port, host);
@@ -83,10 +118,10 @@ class BunUdp implements UdpSocket {
       let sent = 0;
       try {
         sent = this.sock.sendMany(batch);
-        this.stats.sent += sent;
+        this.stats.sent += this.#datagrams(batch, sent);
         if (sent * 3 < batch.length) this.#keep(batch, sent * 3);
       } catch {
-        this.stats.sendErrors += batch.length / 3;
+        this.#sendFailed(batch);
       }
     }
     batch.length = 0;
@@ -110,11 +145,11 @@ class BunUdp implements UdpSocket {
     try {
       sent = this.sock.sendMany(backlog);
     } catch {
-      this.stats.sendErrors += backlog.length / 3;
+      this.#sendFailed(backlog);
       this.#backlog = [];
       return;
     }
-    this.stats.sent += sent;
+    this.stats.sent += this.#datagrams(backlog, sent);
     this.#backlog = backlog.slice(sent * 3);
   }
 
@@ -147,7 +182,12 @@ async function bunSocket(opts: UdpSocketOptions): Promise<UdpSocket> {
       },
     },
   });
-  adapter = new BunUdp(sock, opts.host, sock.port);
+  // The descriptor is there at run time, not in Bun's types.
+  const fd = (sock as unknown as { fd?: number }).fd ?? -1;
+  adapter = new BunUdp(sock, opts.host, sock.port, fd);
+  if (opts.segment !== undefined && (await enableGso(fd, opts.segment))) {
+    adapter.gso = opts.segment;
+  }
   return adapter;
 }
 

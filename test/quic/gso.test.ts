@@ -1,0 +1,131 @@
+/**
+ * UDP GSO (lib/quic/gso.ts, the sender's runs in lib/quic/sender.ts): on Bun on Linux the
+ * endpoint's socket segments runs of full packets to one peer; the peer still receives packets
+ * of at most the payload limit, and every byte arrives. Without GSO (the node:dgram adapter,
+ * Deno, Node) a datagram is one packet. A send of a run that fails turns GSO off.
+ */
+import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import {
+  openNodeUdpSocket,
+  openUdpSocket,
+  type UdpSocket,
+  type UdpSocketFactory,
+} from "../../lib/quic/mod.ts";
+import { closingEndpoints, pattern, serveEcho } from "../helpers/quic.ts";
+
+const { ep } = closingEndpoints();
+const LIMIT = 1350; // the default maxUdpPayload
+
+/** The real adapter, with what it was asked to send and what it received, by length. */
+function recording(open: UdpSocketFactory) {
+  const sent: number[] = [];
+  const received: number[] = [];
+  const factory: UdpSocketFactory = async (opts) => {
+    const inner: UdpSocket = await open({
+      ...opts,
+      onPacket: (d, h, p) => {
+        received.push(d.length);
+        opts.onPacket(d, h, p);
+      },
+    });
+    return {
+      get host() {
+        return inner.host;
+      },
+      get port() {
+        return inner.port;
+      },
+      get gso() {
+        return inner.gso;
+      },
+      stats: inner.stats,
+      send(d, port, host) {
+        sent.push(d.length);
+        inner.send(d, port, host);
+      },
+      flush: () => inner.flush(),
+      setTTL: (t) => inner.setTTL(t),
+      close: () => inner.close(),
+    };
+  };
+  return { sent, received, factory };
+}
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+async function echo8MiB(clientFactory: UdpSocketFactory, serverFactory: UdpSocketFactory) {
+  const server = await ep({ socketFactory: serverFactory });
+  const client = await ep({ acceptIncoming: false, socketFactory: clientFactory });
+  serveEcho(server);
+  const conn = await client.connect(server.address);
+  const s = await conn.openStream();
+  const msg = pattern(8 * 1024 * 1024, 7);
+  const back = s.readAll();
+  await s.end(msg);
+  expect(sha(await back)).toBe(sha(msg));
+  return { client, server };
+}
+
+describe("UDP GSO", () => {
+  test("on Bun on Linux, runs of full packets go as one datagram each; the peer gets packets", async () => {
+    const c = recording(openUdpSocket);
+    const s = recording(openUdpSocket);
+    const { client } = await echo8MiB(c.factory, s.factory);
+    if (process.platform !== "linux") {
+      // Elsewhere there is no GSO: the sender sends packet by packet (checked below too).
+      expect(Math.max(...c.sent)).toBeLessThanOrEqual(LIMIT);
+      return;
+    }
+    // GSO is on, and most of the 8 MiB left in runs: far fewer sends than packets.
+    expect(client.stats.socketSendDropped).toBe(0);
+    const runs = c.sent.filter((n) => n > LIMIT);
+    expect(runs.length).toBeGreaterThan(0);
+    for (const n of runs) expect(n).toBeLessThanOrEqual(Math.floor(65_000 / LIMIT) * LIMIT);
+    expect(c.sent.length * 4).toBeLessThan((8 * 1024 * 1024) / LIMIT);
+    // What the server received was segmented by the kernel: packets, each within the limit.
+    expect(Math.max(...s.received)).toBeLessThanOrEqual(LIMIT);
+    expect(s.received.length).toBeGreaterThan((8 * 1024 * 1024) / LIMIT);
+  });
+
+  test("without GSO (the node:dgram adapter) every send is one packet", async () => {
+    const c = recording(openNodeUdpSocket);
+    await echo8MiB(c.factory, openUdpSocket);
+    expect(c.sent.length).toBeGreaterThan((8 * 1024 * 1024) / LIMIT);
+    expect(Math.max(...c.sent)).toBeLessThanOrEqual(LIMIT);
+  });
+
+  test("a send of a run that fails turns GSO off; the socket goes on packet by packet", async () => {
+    const got: number[] = [];
+    const rx = await openUdpSocket({
+      host: "127.0.0.1",
+      port: 0,
+      onPacket: (d) => got.push(d.length),
+    });
+    const tx = await openUdpSocket({
+      host: "127.0.0.1",
+      port: 0,
+      onPacket: () => {},
+      segment: LIMIT,
+    });
+    try {
+      if (process.platform !== "linux") {
+        expect(tx.gso ?? 0).toBe(0);
+        return;
+      }
+      expect(tx.gso).toBe(LIMIT);
+      // 70 segments: more than the kernel segments in one datagram, so the send fails.
+      tx.send(new Uint8Array(LIMIT * 70), rx.port, "127.0.0.1");
+      tx.flush();
+      expect(tx.gso).toBe(0);
+      expect(tx.stats.sendErrors).toBe(70);
+      tx.send(new Uint8Array(100), rx.port, "127.0.0.1");
+      tx.flush();
+      for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(got).toEqual([100]);
+    } finally {
+      tx.close();
+      rx.close();
+    }
+  });
+});
