@@ -10,6 +10,8 @@
  * sender sends packet by packet, as before.
  */
 
+import process from "node:process";
+
 const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
 
