@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 
 /** How each sender variant hands datagrams to the kernel. */
 export const SENDERS = {
-  "bun-sendmany": "`Bun.udpSocket` `sendMany`, 32 datagrams per call (what lib/quic/udp.ts does)",
+  "bun-sendmany": "`Bun.udpSocket` `sendMany`, 32 datagrams per call (lib/quic/udp.ts without GSO)",
   "node-dgram": "`node:dgram` `send` per datagram, on Bun; the callback of each 32nd awaited",
   "ffi-sendmmsg": "`bun:ffi` to libc: own socket, `sendmmsg` of 32 datagrams per call",
   "ffi-gso":
