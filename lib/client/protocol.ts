@@ -166,7 +166,8 @@ export class ProtocolHandler {
     if (w && this.#status === "connected" && !w.error) {
       if (isPublish) {
         const max = this.opts.maxPendingBytes ?? DEFAULTS.maxPendingBytes;
-        if (w.backlog + frame.length > max) {
+        // (A frame alone may be larger than the bound: it goes once the queue is empty.)
+        if (w.backlog > 0 && w.backlog + frame.length > max) {
           throw new ClientError(
             "backlog_full",
             `${w.backlog} bytes are waiting to go to ${this.url}, and maxPendingBytes is ${max}: a publish loop awaits c.writable() between bursts`,

@@ -115,8 +115,10 @@ export function parsePermissions(raw: unknown, at = "permissions"): PermissionsC
   return { default: def, operatorGroup, groups };
 }
 
-/** Decisions kept per asker's groups and operation (then forgotten all at once). */
-const DECISIONS_KEPT = 1024;
+/** Decisions kept per set of groups and operation (then forgotten all at once). */
+const DECISIONS_KEPT = 256;
+/** Sets of groups whose decisions are kept (then all forgotten at once). */
+const GROUP_SETS_KEPT = 256;
 
 /** A permissions configuration, ready to answer. */
 export class Permissions {
@@ -134,12 +136,20 @@ export class Permissions {
   check(who: Asker, op: Operation, subject: string, queue?: string): Denial | null {
     if (who.role === "node") return null;
     if (queue !== undefined) return this.#check(who, op, subject, queue); // a subscription: rare
-    // Answers are kept per asker's groups (a session's certificate: the array never changes)
-    // and operation, for the last DECISIONS_KEPT subjects: a publisher asks per message.
-    let byOp = this.#kept.get(who.groups);
+    // Answers depend only on the groups: they are kept per set of groups (shared by the sessions
+    // that have it; at most GROUP_SETS_KEPT sets) and operation, for the last DECISIONS_KEPT
+    // subjects each. A publisher asks per message. A session's groups array never changes, so
+    // its key is computed once.
+    let key = this.#keys.get(who.groups);
+    if (key === undefined) {
+      key = JSON.stringify(who.groups); // exact: a denial's message names the groups as held
+      this.#keys.set(who.groups, key);
+    }
+    let byOp = this.#kept.get(key);
     if (byOp === undefined) {
+      if (this.#kept.size >= GROUP_SETS_KEPT) this.#kept.clear();
       byOp = new Map();
-      this.#kept.set(who.groups, byOp);
+      this.#kept.set(key, byOp);
     }
     let kept = byOp.get(op);
     if (kept === undefined) {
@@ -154,7 +164,8 @@ export class Permissions {
     return d;
   }
 
-  readonly #kept = new WeakMap<readonly string[], Map<Operation, Map<string, Denial | null>>>();
+  readonly #keys = new WeakMap<readonly string[], string>();
+  readonly #kept = new Map<string, Map<Operation, Map<string, Denial | null>>>();
 
   #check(who: Asker, op: Operation, subject: string, queue?: string): Denial | null {
     const d = this.#decide(who, op, subject);

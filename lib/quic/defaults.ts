@@ -79,6 +79,11 @@ export const TUNING = {
   busyMs: 0.05,
   /** Microtask hops to wait for the application's answer before sending (`flushAfterApp`). */
   appHops: 16,
+  /**
+   * Packets in one GSO run at most (lib/quic/gso.ts): quinn's 10. Longer runs cost a little less
+   * CPU (bench/udp: 0.74 against 1.10 µs a packet at 32) but land as denser bursts at the peer.
+   */
+  gsoRun: 10,
   /** How long a lone ACK may wait for data to ride with (RFC 9000 allows max_ack_delay, 25 ms). */
   ackHoldMs: 1,
   /** Auto-tuning ceilings of the flow-control windows. */

@@ -60,7 +60,16 @@ export async function enableGso(fd: number, size: number): Promise<boolean> {
   return set(fd, SOL_UDP, UDP_SEGMENT, Int32Array.of(size)) === 0;
 }
 
-/** Turns GSO off again (a send of a segmented datagram failed: the device cannot). */
+const ZERO = Int32Array.of(0);
+const SIZE = Int32Array.of(0);
+
+/** Turns GSO off (for good after a failed send, or around a datagram that must not be cut). */
 export function disableGso(fd: number): void {
-  setsockopt?.(fd, SOL_UDP, UDP_SEGMENT, Int32Array.of(0));
+  setsockopt?.(fd, SOL_UDP, UDP_SEGMENT, ZERO);
+}
+
+/** Turns GSO back on at segment size `size` (after `disableGso` for one send). */
+export function enableGsoNow(fd: number, size: number): void {
+  SIZE[0] = size;
+  setsockopt?.(fd, SOL_UDP, UDP_SEGMENT, SIZE);
 }

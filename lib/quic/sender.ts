@@ -63,7 +63,7 @@ export class Sender {
     // are one contiguous run, which a GSO socket sends as one datagram.
     const slotSize = maxUdpPayload;
     this.#slotSize = slotSize;
-    this.#maxRun = maxSegments(slotSize);
+    this.#maxRun = Math.min(TUNING.gsoRun, maxSegments(slotSize));
     const arena = new Uint8Array(slotSize * SLOTS);
     this.#arena = arena;
     this.#slots = Array.from(
@@ -89,11 +89,9 @@ export class Sender {
     if (to === null) return;
     this.#runTo = null;
     const start = this.#runSlot * this.#slotSize;
-    this.sockets.sendFrom(
-      this.#arena.subarray(start, start + this.#runBytes),
-      this.sockets.local.port,
-      to,
-    );
+    const data = this.#arena.subarray(start, start + this.#runBytes);
+    if (this.#runCount === 1) this.sockets.sendFrom(data, this.sockets.local.port, to);
+    else this.sockets.sendRun(data, to);
   }
 
   /** Hands the batch to the kernel (the gathered run first). */
@@ -261,7 +259,8 @@ export class Sender {
       this.tunnels.send(to.port, buf.subarray(0, len));
       return false;
     }
-    const gso = this.sockets.active.gso ?? 0;
+    const active = this.sockets.active;
+    const gso = active.sendRun !== undefined ? active.gso ?? 0 : 0;
     if (gso === this.#slotSize && from.port === this.sockets.local.port) {
       // With GSO: a packet joins the run when the run's packets so far are full segments to
       // the same peer in the slots just before it; otherwise it starts a run of its own.

@@ -127,6 +127,11 @@ export class EndpointSockets {
     return false;
   }
 
+  /** Queues a GSO run (lib/quic/sender.ts: only for a socket that has `sendRun`). */
+  sendRun(data: Uint8Array, to: HostPort): void {
+    this.active.sendRun!(data, to.port, to.host);
+  }
+
   /** Sends one datagram from the active socket now. */
   sendNow(data: Uint8Array, port: number, host: string): void {
     this.active.send(data, port, host);

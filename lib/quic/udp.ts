@@ -5,7 +5,7 @@
  */
 import dgram from "node:dgram";
 import { TUNING } from "./defaults.ts";
-import { disableGso, enableGso } from "./gso.ts";
+import { disableGso, enableGso, enableGsoNow, maxSegments } from "./gso.ts";
 
 /** Two hosts are the same with or without the IPv4-mapped IPv6 prefix (dual-stack sockets). */
 export function sameHost(a: string, b: string): boolean {
@@ -44,6 +44,11 @@ export interface UdpSocket {
    * keep it longer copy it.
    */
   send(data: Uint8Array, port: number, host: string): void;
+  /**
+   * Queues a GSO run (`gso` set): packets of `gso` bytes back to back, the last one shorter,
+   * which the kernel sends as packets. Same lifetime rule as `send`.
+   */
+  sendRun?(data: Uint8Array, port: number, host: string): void;
   /** Hands every queued datagram to the kernel (one `sendmmsg` on Bun). */
   flush(): void;
   /** Sets the IP TTL of datagrams sent from now on (NAT traversal probes use it). */
@@ -68,11 +73,33 @@ const MAX_BACKLOG = TUNING.udpBacklog;
 
 const isIPv6 = (host: string) => host.includes(":");
 
+type Batch = (Uint8Array | number | string)[];
+
+/** `batch` with every datagram longer than `g` cut into datagrams of `g` bytes (the last shorter). */
+function split(batch: Batch, g: number): Batch {
+  const out: Batch = [];
+  for (let i = 0; i < batch.length; i += 3) {
+    const d = batch[i] as Uint8Array;
+    if (g === 0 || d.length <= g) {
+      out.push(d, batch[i + 1]!, batch[i + 2]!);
+      continue;
+    }
+    for (let o = 0; o < d.length; o += g) {
+      out.push(d.subarray(o, o + g), batch[i + 1]!, batch[i + 2]!);
+    }
+  }
+  return out;
+}
+
 class BunUdp implements UdpSocket {
   readonly stats: UdpStats = { sent: 0, received: 0, sendDropped: 0, sendErrors: 0 };
   gso = 0;
-  #batch: (Uint8Array | number | string)[] = [];
-  #backlog: (Uint8Array | number | string)[] = [];
+  /** The segment size GSO had (runs queued after it went off are cut to it). */
+  #lastGso = 0;
+  #batch: Batch = [];
+  #backlog: Batch = [];
+  /** Datagrams longer than a segment that are not runs (`send` with GSO on). */
+  #whole: Batch = [];
   constructor(
     private readonly sock: Bun.udp.Socket<"uint8array">,
     readonly host: string,
@@ -80,8 +107,14 @@ class BunUdp implements UdpSocket {
     private readonly fd: number,
   ) {}
 
+  /** GSO is on at segment size `g`. */
+  useGso(g: number): void {
+    this.gso = g;
+    this.#lastGso = g;
+  }
+
   /** Datagrams on the wire for the first `entries` of `batch` (a GSO run counts its segments). */
-  #datagrams(batch: (Uint8Array | number | string)[], entries: number): number {
+  #datagrams(batch: Batch, entries: number): number {
     const g = this.gso;
     if (g === 0) return entries;
     let n = 0;
@@ -91,40 +124,78 @@ class BunUdp implements UdpSocket {
     return n;
   }
 
-  /** A failed send with GSO runs in it: the device cannot segment, so stop asking it to. */
-  #sendFailed(batch: (Uint8Array | number | string)[]): void {
-    this.stats.sendErrors += this.#datagrams(batch, batch.length / 3);
-    if (this.gso === 0) return;
-    for (let i = 0; i < batch.length; i += 3) {
-      if ((batch[i] as Uint8Array).length > this.gso) {
-        disableGso(this.fd);
-        this.gso = 0;
-        return;
-      }
+  /**
+   * A send failed while GSO was on: the path or the device may not take segmented datagrams (a
+   * low MTU refuses even single packets then), so GSO goes off for good and what failed is sent
+   * again packet by packet, once. Errors are counted for what still fails.
+   */
+  #sendFailed(batch: Batch): void {
+    const g = this.gso;
+    if (g === 0) {
+      this.stats.sendErrors += batch.length / 3;
+      return;
+    }
+    disableGso(this.fd);
+    this.gso = 0;
+    const again = split(batch, g);
+    this.#backlog = split(this.#backlog, g);
+    try {
+      const sent = this.sock.sendMany(again);
+      this.stats.sent += sent;
+      if (sent * 3 < again.length) this.#keep(again, sent * 3);
+    } catch {
+      this.stats.sendErrors += again.length / 3;
     }
   }
 
   send(data: Uint8Array, port: number, host: string): void {
-    this.#batch.push(data, port, host);
+    // With GSO on, a datagram longer than a segment that is not a run (a relayed packet with
+    // its header) must not be cut: it goes in a batch of its own, with GSO off for it.
+    if (this.gso > 0 && data.length > this.gso) this.#whole.push(data, port, host);
+    else this.#batch.push(data, port, host);
+  }
+
+  sendRun(data: Uint8Array, port: number, host: string): void {
+    if (this.gso > 0) this.#batch.push(data, port, host);
+    else this.#batch.push(...split([data, port, host], this.#lastGso));
   }
 
   flush(): void {
     const batch = this.#batch;
-    if (batch.length === 0) return;
-    // The batch array is reused: sendMany is synchronous and #keep copies what it keeps.
-    if (this.#backlog.length > 0) {
-      this.#keep(batch, 0);
-    } else {
-      let sent = 0;
-      try {
-        sent = this.sock.sendMany(batch);
-        this.stats.sent += this.#datagrams(batch, sent);
-        if (sent * 3 < batch.length) this.#keep(batch, sent * 3);
-      } catch {
-        this.#sendFailed(batch);
+    if (batch.length > 0) {
+      // The batch array is reused: sendMany is synchronous and #keep copies what it keeps.
+      if (this.#backlog.length > 0) {
+        this.#keep(batch, 0);
+      } else {
+        let sent = 0;
+        try {
+          sent = this.sock.sendMany(batch);
+          this.stats.sent += this.#datagrams(batch, sent);
+          if (sent * 3 < batch.length) this.#keep(batch, sent * 3);
+        } catch {
+          this.#sendFailed(batch);
+        }
       }
+      batch.length = 0;
     }
-    batch.length = 0;
+    if (this.#whole.length > 0) this.#sendWhole();
+  }
+
+  /** Datagrams longer than a segment that are not runs: sent with GSO off for the call. */
+  #sendWhole(): void {
+    const whole = this.#whole;
+    const g = this.gso;
+    if (g > 0) disableGso(this.fd);
+    try {
+      const sent = this.sock.sendMany(whole);
+      this.stats.sent += sent;
+      // Not kept for `drain`: it would send them with GSO on. QUIC recovers what is dropped.
+      this.stats.sendDropped += whole.length / 3 - sent;
+    } catch {
+      this.stats.sendErrors += whole.length / 3;
+    }
+    if (g > 0) enableGsoNow(this.fd, g);
+    whole.length = 0;
   }
 
   /** Copies what the kernel did not take; sent again on `drain`. */
@@ -185,8 +256,12 @@ async function bunSocket(opts: UdpSocketOptions): Promise<UdpSocket> {
   // The descriptor is there at run time, not in Bun's types.
   const fd = (sock as unknown as { fd?: number }).fd ?? -1;
   adapter = new BunUdp(sock, opts.host, sock.port, fd);
-  if (opts.segment !== undefined && (await enableGso(fd, opts.segment))) {
-    adapter.gso = opts.segment;
+  // GSO only when a run can hold two packets or more (a large maxUdpPayload leaves no room).
+  if (
+    opts.segment !== undefined && maxSegments(opts.segment) >= 2 &&
+    (await enableGso(fd, opts.segment))
+  ) {
+    adapter.useGso(opts.segment);
   }
   return adapter;
 }

@@ -202,7 +202,8 @@ function toItems(fields: readonly FieldSpec[], o: Record<string, unknown>): Item
     if (f.kind === "records" && Array.isArray(v)) {
       const sub = f.fields ?? [];
       arr.push(v.map((r) => toItems(sub, r as Record<string, unknown>)));
-    } else arr.push(v === undefined ? null : v as Item);
+    } else if (typeof v === "bigint") arr.push(Number(v)); // checked as a safe uint after
+    else arr.push(v === undefined ? null : v as Item);
   }
   while (arr.length > 0 && arr[arr.length - 1] === null) arr.pop();
   return arr;
@@ -419,6 +420,7 @@ export class Codec {
             f.want && !p.startsWith("[") ? `must be ${f.want}` : p,
           );
         }
+        if (typeof v === "bigint") v = Number(v); // a checked uint: safe, written as a number
       }
       if (v === undefined || v === null) arr[i + 1] = null;
       else {
@@ -477,7 +479,10 @@ export class Codec {
       const spec = this.#byType.get(type);
       if (!spec) {
         skip(r, n - 1);
-        if (type >= FIRST_IGNORABLE_TYPE) return { type, unknown: true };
+        if (type >= FIRST_IGNORABLE_TYPE) {
+          end(r); // one item, as any frame
+          return { type, unknown: true };
+        }
         throw new WireError(
           `frame type ${type}`,
           null,

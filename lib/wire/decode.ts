@@ -26,7 +26,8 @@ export const MAX_DEPTH = 32;
 const TWO_32 = 2 ** 32;
 /** Byte strings up to this long are copied out; longer ones are views of the body. */
 const SMALL_BYTES = 40;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text, not a byte-order mark to strip.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const f64 = new DataView(new ArrayBuffer(8));
 
 /** One body being read: its bytes, the position, the end. */
@@ -137,8 +138,10 @@ export class CborReader {
       case 4: {
         const len = this.#length(n, "items");
         if (depth >= MAX_DEPTH) throw new CborError(`nested deeper than ${MAX_DEPTH}`);
-        const out = new Array(len);
-        for (let i = 0; i < len; i++) out[i] = this.item(depth + 1);
+        // Grown as items are read, not sized from the claim: nested heads that each claim the
+        // rest of the body would otherwise reserve a multiple of the body (about 256× at 31).
+        const out: unknown[] = [];
+        for (let i = 0; i < len; i++) out.push(this.item(depth + 1));
         return out;
       }
       case 5: {

@@ -154,6 +154,20 @@ describe("Permissions.check", () => {
     }
   });
 
+  test("sessions with the same groups share answers; each denial names the groups as held", () => {
+    const open = new Permissions(parsePermissions({ default: "deny" }));
+    const a = open.check(client("x", "y"), "publish", "t")!;
+    const b = open.check(client("x", "y"), "publish", "t")!;
+    const c = open.check(client("y", "x"), "publish", "t")!;
+    expect(b).toBe(a); // one answer for the set, not one per session
+    expect(a.message).toContain("(groups x, y)");
+    expect(c.message).toContain("(groups y, x)");
+    // More sets of groups than are kept: every one still gets its own, right answer.
+    for (let i = 0; i < 600; i++) {
+      expect(open.check(client(`g${i}`), "publish", "t")!.message).toContain(`(groups g${i})`);
+    }
+  });
+
   test("operators by group", () => {
     expect(p.isOperator(client("operator"))).toBe(true);
     expect(p.isOperator(client("sensors"))).toBe(false);

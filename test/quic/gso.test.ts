@@ -44,6 +44,14 @@ function recording(open: UdpSocketFactory) {
         sent.push(d.length);
         inner.send(d, port, host);
       },
+      ...(inner.sendRun
+        ? {
+          sendRun(d: Uint8Array, port: number, host: string) {
+            sent.push(d.length);
+            inner.sendRun!(d, port, host);
+          },
+        }
+        : {}),
       flush: () => inner.flush(),
       setTTL: (t) => inner.setTTL(t),
       close: () => inner.close(),
@@ -95,7 +103,38 @@ describe("UDP GSO", () => {
     expect(Math.max(...c.sent)).toBeLessThanOrEqual(LIMIT);
   });
 
-  test("a send of a run that fails turns GSO off; the socket goes on packet by packet", async () => {
+  test("a datagram longer than a segment that is not a run (a relayed packet) arrives whole", async () => {
+    const got: number[] = [];
+    const rx = await openUdpSocket({
+      host: "127.0.0.1",
+      port: 0,
+      onPacket: (d) => got.push(d.length),
+    });
+    const tx = await openUdpSocket({
+      host: "127.0.0.1",
+      port: 0,
+      onPacket: () => {},
+      segment: LIMIT,
+    });
+    try {
+      tx.send(new Uint8Array(LIMIT + 40), rx.port, "127.0.0.1"); // a relay header on a full packet
+      tx.send(new Uint8Array(100), rx.port, "127.0.0.1");
+      tx.sendRun?.(new Uint8Array(LIMIT * 2 + 7), rx.port, "127.0.0.1");
+      tx.flush();
+      for (let i = 0; i < 200 && got.length < 5; i++) await new Promise((r) => setTimeout(r, 5));
+      const want = process.platform === "linux" ? [100, LIMIT, LIMIT, 7, LIMIT + 40] : [];
+      if (process.platform === "linux") expect(tx.gso).toBe(LIMIT);
+      if (process.platform === "linux") {
+        expect([...got].sort((x, y) => x - y)).toEqual([...want].sort((x, y) => x - y));
+      }
+      expect(tx.stats.sent).toBe(got.length);
+    } finally {
+      tx.close();
+      rx.close();
+    }
+  });
+
+  test("a run whose send fails turns GSO off; what failed goes again packet by packet", async () => {
     const got: number[] = [];
     const rx = await openUdpSocket({
       host: "127.0.0.1",
@@ -115,14 +154,18 @@ describe("UDP GSO", () => {
       }
       expect(tx.gso).toBe(LIMIT);
       // 70 segments: more than the kernel segments in one datagram, so the send fails.
-      tx.send(new Uint8Array(LIMIT * 70), rx.port, "127.0.0.1");
+      tx.sendRun!(new Uint8Array(LIMIT * 70), rx.port, "127.0.0.1");
       tx.flush();
       expect(tx.gso).toBe(0);
-      expect(tx.stats.sendErrors).toBe(70);
-      tx.send(new Uint8Array(100), rx.port, "127.0.0.1");
+      for (let i = 0; i < 400 && got.length < 70; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(got.length).toBe(70);
+      expect(new Set(got)).toEqual(new Set([LIMIT]));
+      expect(tx.stats.sendErrors).toBe(0);
+      // A run queued after GSO went off is cut into packets here.
+      tx.sendRun!(new Uint8Array(LIMIT + 5), rx.port, "127.0.0.1");
       tx.flush();
-      for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
-      expect(got).toEqual([100]);
+      for (let i = 0; i < 200 && got.length < 72; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(got.slice(70)).toEqual([LIMIT, 5]);
     } finally {
       tx.close();
       rx.close();

@@ -122,6 +122,32 @@ describe("CborReader", () => {
     }
   });
 
+  test("nested heads that each claim the rest of the body cost about the body, not a multiple", () => {
+    // 31 arrays deep, each head claiming (nearly) every byte after it, then 1 MiB of zeros.
+    const size = 1024 * 1024;
+    const body = new Uint8Array(size);
+    let o = 0;
+    for (let d = 0; d < 31; d++) {
+      const left = size - o - 5;
+      body[o] = 0x9a; // array, 4-byte count
+      body[o + 1] = left >>> 24;
+      body[o + 2] = (left >>> 16) & 0xff;
+      body[o + 3] = (left >>> 8) & 0xff;
+      body[o + 4] = left & 0xff;
+      o += 5;
+    }
+    const before = process.memoryUsage().rss;
+    expect(() => read(body)).toThrow(CborError); // the claims do not add up
+    expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  test("a leading U+FEFF is text, not a byte-order mark to drop", () => {
+    const bom = "\ufeffabc";
+    expect(read(cborx.encode(bom) as Uint8Array)).toBe(bom);
+    const long = "\ufeff" + "x".repeat(100);
+    expect(read(cborx.encode(long) as Uint8Array)).toBe(long);
+  });
+
   test("the text cache gives each string its own bytes' text, across collisions and evictions", () => {
     const rand = rng(3);
     const words = Array.from({ length: 3000 }, (_, i) => `t.${i}.${Math.floor(rand() * 1e6)}`);
@@ -187,6 +213,11 @@ describe("the codec on the reader", () => {
     );
     expect(() => codec.decodeBody(new Uint8Array([0x01]))).toThrow(
       "frame: not a CBOR array [type, …]",
+    );
+    // An ignorable type (≥ 0x40) is one item too: bytes after it are malformed.
+    expect(codec.decodeBody(raw([0x40, "x"]))).toEqual({ type: 0x40, unknown: true });
+    expect(() => codec.decodeBody(new Uint8Array([...raw([0x40, "x"]), 0x00]))).toThrow(
+      "frame: not valid CBOR (1 bytes after the frame's array)",
     );
   });
 });
