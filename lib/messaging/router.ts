@@ -1323,13 +1323,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     let served: Set<string> | undefined;
     for (const s of local) {
       if (s.queue !== undefined) (served ??= new Set()).add(s.queue);
-      this.#send(
-        s.link,
-        "MSG",
-        tp === undefined
-          ? { sid: s.sid, topic, payload }
-          : { sid: s.sid, topic, payload, traceparent: tp, tracestate: ts },
-      );
+      this.#sendMsg(s, topic, payload, tp, ts);
     }
     this.stats.delivered += local.length;
     const remote = this.#remote.match(topic);
@@ -1519,6 +1513,23 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
     this.#route(from, topic, payload, ttl - 1, named, tp, ts);
   }
 
+  /** One message to one local subscription. */
+  #sendMsg(
+    s: { link: Link; sid: number },
+    topic: string,
+    payload: Uint8Array,
+    tp: string | undefined,
+    ts: string | undefined,
+  ): void {
+    this.#send(
+      s.link,
+      "MSG",
+      tp === undefined
+        ? { sid: s.sid, topic, payload }
+        : { sid: s.sid, topic, payload, traceparent: tp, tracestate: ts },
+    );
+  }
+
   /** A forwarded message, here: to the plain subscriptions and to the queue groups it names. */
   #deliverForwarded(
     topic: string,
@@ -1529,13 +1540,7 @@ export class Router<L extends Link = Link> implements SansIoCore<RouterSend<L>[]
   ): void {
     for (const s of this.#local.match(topic)) {
       if (s.queue !== undefined && !queues.includes(s.queue)) continue;
-      this.#send(
-        s.link,
-        "MSG",
-        tp === undefined
-          ? { sid: s.sid, topic, payload }
-          : { sid: s.sid, topic, payload, traceparent: tp, tracestate: ts },
-      );
+      this.#sendMsg(s, topic, payload, tp, ts);
       this.stats.delivered++;
     }
   }

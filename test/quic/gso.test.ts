@@ -60,6 +60,23 @@ function recording(open: UdpSocketFactory) {
   return { sent, received, factory };
 }
 
+/** A receiver that notes the length of each datagram, and a sender offered GSO at LIMIT. */
+async function socketPair() {
+  const got: number[] = [];
+  const rx = await openUdpSocket({
+    host: "127.0.0.1",
+    port: 0,
+    onPacket: (d) => got.push(d.length),
+  });
+  const tx = await openUdpSocket({
+    host: "127.0.0.1",
+    port: 0,
+    onPacket: () => {},
+    segment: LIMIT,
+  });
+  return { got, rx, tx };
+}
+
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 async function echo8MiB(clientFactory: UdpSocketFactory, serverFactory: UdpSocketFactory) {
@@ -104,18 +121,7 @@ describe("UDP GSO", () => {
   });
 
   test("a datagram longer than a segment that is not a run (a relayed packet) arrives whole", async () => {
-    const got: number[] = [];
-    const rx = await openUdpSocket({
-      host: "127.0.0.1",
-      port: 0,
-      onPacket: (d) => got.push(d.length),
-    });
-    const tx = await openUdpSocket({
-      host: "127.0.0.1",
-      port: 0,
-      onPacket: () => {},
-      segment: LIMIT,
-    });
+    const { got, rx, tx } = await socketPair();
     try {
       tx.send(new Uint8Array(LIMIT + 40), rx.port, "127.0.0.1"); // a relay header on a full packet
       tx.send(new Uint8Array(100), rx.port, "127.0.0.1");
@@ -135,18 +141,7 @@ describe("UDP GSO", () => {
   });
 
   test("a run whose send fails turns GSO off; what failed goes again packet by packet", async () => {
-    const got: number[] = [];
-    const rx = await openUdpSocket({
-      host: "127.0.0.1",
-      port: 0,
-      onPacket: (d) => got.push(d.length),
-    });
-    const tx = await openUdpSocket({
-      host: "127.0.0.1",
-      port: 0,
-      onPacket: () => {},
-      segment: LIMIT,
-    });
+    const { got, rx, tx } = await socketPair();
     try {
       if (process.platform !== "linux") {
         expect(tx.gso ?? 0).toBe(0);

@@ -8,6 +8,7 @@ import { Decoder } from "cbor-x/decode";
 import { Encoder } from "cbor-x/encode";
 import { CborError, CborReader, MAX_DEPTH, OTHER } from "../../lib/wire/decode.ts";
 import { Codec, WireError } from "../../lib/wire/codec.ts";
+import { prng } from "../helpers/quic.ts";
 
 const oracle = new Decoder({ useRecords: false, mapsAsObjects: true });
 const cborx = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
@@ -18,17 +19,6 @@ function read(bytes: number[] | Uint8Array): unknown {
   const v = r.item();
   if (r.left !== 0) throw new CborError(`${r.left} bytes left`);
   return v;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /** A random value of the kinds frames carry (and unsigned integers across every head size). */
@@ -63,7 +53,7 @@ function value(rand: () => number, depth: number): unknown {
 
 describe("CborReader", () => {
   test("reads what cbor-x reads, for 5,000 random values of the frame kinds", () => {
-    const rand = rng(17);
+    const rand = prng(17);
     for (let i = 0; i < 5000; i++) {
       const v = value(rand, 0);
       const bytes = cborx.encode(v) as Uint8Array;
@@ -149,7 +139,7 @@ describe("CborReader", () => {
   });
 
   test("the text cache gives each string its own bytes' text, across collisions and evictions", () => {
-    const rand = rng(3);
+    const rand = prng(3);
     const words = Array.from({ length: 3000 }, (_, i) => `t.${i}.${Math.floor(rand() * 1e6)}`);
     for (let round = 0; round < 3; round++) {
       for (const w of words) expect(read(cborx.encode(w) as Uint8Array)).toBe(w);

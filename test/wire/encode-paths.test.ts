@@ -9,17 +9,7 @@ import { BUS_FRAMES, busCodec } from "../../lib/messaging/frames.ts";
 import { SESSION_FRAMES, sessionCodec } from "../../lib/peer/frames.ts";
 import { encodeFrame, type Item } from "../../lib/wire/cbor.ts";
 import type { Codec, FieldSpec, FrameSpec } from "../../lib/wire/codec.ts";
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { prng } from "../helpers/quic.ts";
 
 const CHARS = ["a", "Z", ".", "_", "é", "中", "😀", "0"];
 
@@ -94,7 +84,7 @@ describe("the encoder's two paths write the same bytes", () => {
   ];
   for (const [what, codec, specs] of cases) {
     test(`${what} frames: 300 random frames of each type`, () => {
-      const rand = rng(what.length);
+      const rand = prng(what.length);
       let checked = 0;
       for (const spec of specs) {
         for (let i = 0; i < 300; i++) {
