@@ -4,6 +4,7 @@
  * computed URL so that the bench type-checks and the `nats` side runs before they exist; the
  * `macula` system is skipped, with a message, while they are missing.
  */
+import type { RouterCounters } from "./protocol.ts";
 
 export interface MaculaNodeOptions {
   dataDir: string;
@@ -29,20 +30,8 @@ export interface MaculaLog {
   error(event: string, text: string, fields?: Record<string, unknown>): void;
 }
 
-/** The router counters the routed workloads read (lib/messaging/router.ts `RouterStats`). */
-export interface MaculaRouterStats {
-  published: number;
-  delivered: number;
-  /** FWD frames sent: this node's own publishes to other nodes, and messages it forwarded. */
-  forwarded: number;
-  /** CALLs taken: its clients' and those it passes on toward another node. */
-  calls: number;
-  replies: number;
-  noRoute: number;
-  hopLimit: number;
-  shortcutsOpened: number;
-  viaShortcut: number;
-}
+/** The router counters the routed workloads read. */
+export type MaculaRouterStats = RouterCounters;
 
 export interface MaculaNode {
   /** `quic://127.0.0.1:<port>` */

@@ -69,6 +69,21 @@ export function describeError(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
 }
 
+/** The router counters the routed workloads read (lib/messaging/router.ts `RouterStats`). */
+export interface RouterCounters {
+  published: number;
+  delivered: number;
+  /** FWD frames sent: this node's own publishes to other nodes, and messages it forwarded. */
+  forwarded: number;
+  /** CALLs taken: its clients' and those it passes on toward another node. */
+  calls: number;
+  replies: number;
+  noRoute: number;
+  hopLimit: number;
+  shortcutsOpened: number;
+  viaShortcut: number;
+}
+
 /**
  * What a Macula node process (macula-node.ts) writes to stderr when it stops, as one line:
  * `NODE_STATS_PREFIX` then this object as JSON. The routed workloads check the line with it.
@@ -79,17 +94,7 @@ export interface NodeStats {
   nodeId: string;
   /** Peer node ids with a route, just before the node stopped. */
   routes: string[];
-  router: {
-    published: number;
-    delivered: number;
-    forwarded: number;
-    calls: number;
-    replies: number;
-    noRoute: number;
-    hopLimit: number;
-    shortcutsOpened: number;
-    viaShortcut: number;
-  };
+  router: RouterCounters;
   /** `--line-peer`: routes to other nodes let go before the ready line, and after it. */
   lineRetiredBeforeReady: number;
   lineRetiredAfterReady: number;
