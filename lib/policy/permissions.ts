@@ -115,9 +115,9 @@ export function parsePermissions(raw: unknown, at = "permissions"): PermissionsC
   return { default: def, operatorGroup, groups };
 }
 
-/** Decisions kept per set of groups and operation (then forgotten all at once). */
+/** Decisions kept per groups list and operation (then forgotten all at once). */
 const DECISIONS_KEPT = 256;
-/** Sets of groups whose decisions are kept (then all forgotten at once). */
+/** Groups lists whose decisions are kept (then all forgotten at once). */
 const GROUP_SETS_KEPT = 256;
 
 /** A permissions configuration, ready to answer. */
@@ -136,7 +136,7 @@ export class Permissions {
   check(who: Asker, op: Operation, subject: string, queue?: string): Denial | null {
     if (who.role === "node") return null;
     if (queue !== undefined) return this.#check(who, op, subject, queue); // a subscription: rare
-    // Answers depend only on the groups: they are kept per set of groups (shared by the sessions
+    // Answers depend only on the groups: they are kept per groups list (shared by the sessions
     // that have it; at most GROUP_SETS_KEPT sets) and operation, for the last DECISIONS_KEPT
     // subjects each. A publisher asks per message. A session's groups array never changes, so
     // its key is computed once.

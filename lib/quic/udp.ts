@@ -34,9 +34,8 @@ export interface UdpSocket {
   readonly port: number;
   readonly stats: UdpStats;
   /**
-   * The GSO segment size when the socket segments long datagrams itself (lib/quic/gso.ts): a
-   * datagram passed to `send` may then be a run of packets of this size, the last one shorter.
-   * Absent or 0: one datagram per `send`.
+   * The GSO segment size when the socket segments runs itself (lib/quic/gso.ts, `sendRun`).
+   * Absent or 0: no GSO. Either way a datagram passed to `send` leaves as it is.
    */
   readonly gso?: number;
   /**
@@ -45,8 +44,9 @@ export interface UdpSocket {
    */
   send(data: Uint8Array, port: number, host: string): void;
   /**
-   * Queues a GSO run (`gso` set): packets of `gso` bytes back to back, the last one shorter,
-   * which the kernel sends as packets. Same lifetime rule as `send`.
+   * Queues a GSO run (`gso` set; the sender makes runs only for a socket that has this):
+   * packets of `gso` bytes back to back, the last one shorter, which the kernel sends as
+   * packets (cut here if GSO went off meanwhile). Same lifetime rule as `send`.
    */
   sendRun?(data: Uint8Array, port: number, host: string): void;
   /** Hands every queued datagram to the kernel (one `sendmmsg` on Bun). */
