@@ -274,6 +274,8 @@ export class Codec {
   readonly #byType = new Map<number, FrameSpec>();
   readonly #byName = new Map<string, FrameSpec>();
   readonly #plans = new Map<string, Plan>();
+  /** Plans by frame type, for the decoder (a sparse array: types are small numbers). */
+  readonly #planOf: (Plan | undefined)[] = [];
   /** The values and text lengths of the frame being encoded (reused; emptied after each). */
   readonly #vals: unknown[] = [];
   readonly #lens: number[] = [];
@@ -289,6 +291,7 @@ export class Codec {
       this.#byType.set(s.type, s);
       this.#byName.set(s.name, s);
       this.#plans.set(s.name, planOf(s));
+      this.#planOf[s.type] = this.#plans.get(s.name);
     }
   }
 
@@ -476,7 +479,8 @@ export class Codec {
         skip(r, n - 1);
         throw new WireError("frame", "type", "not an integer 0-65535");
       }
-      const spec = this.#byType.get(type);
+      const plan = this.#planOf[type];
+      const spec = plan?.spec;
       if (!spec) {
         skip(r, n - 1);
         if (type >= FIRST_IGNORABLE_TYPE) {
@@ -491,11 +495,29 @@ export class Codec {
       }
       const fields: Record<string, unknown> = {};
       const specs = spec.fields;
+      const { names, kinds, max, optional } = plan!;
       const known = Math.min(specs.length, n - 1);
       for (let i = 0; i < specs.length; i++) {
-        const f = specs[i]!;
         const v = i < known ? r.item(1) : undefined;
-        fields[f.name] = quick(f, v) ? v ?? null : checkField(spec.name, f, v);
+        // The common kinds checked here; anything else, or anything wrong, by the one checker.
+        let ok: boolean;
+        if (v === undefined || v === null) ok = optional[i]!;
+        else {
+          switch (kinds[i]) {
+            case FAST_UINT:
+              ok = typeof v === "number" && v >= 0 && v <= max[i]! && Number.isSafeInteger(v);
+              break;
+            case FAST_STR:
+              ok = typeof v === "string" && v.length * 3 <= max[i]!;
+              break;
+            case FAST_BYTES:
+              ok = v instanceof Uint8Array && v.length <= max[i]!;
+              break;
+            default:
+              ok = quick(specs[i]!, v);
+          }
+        }
+        fields[names[i]!] = ok ? v ?? null : checkField(spec.name, specs[i]!, v);
       }
       skip(r, n - 1 - known); // fields a newer peer appended
       end(r);
