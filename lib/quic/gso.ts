@@ -55,21 +55,24 @@ async function libcSetsockopt(): Promise<SetSockOpt | null> {
  * socket sends datagram by datagram).
  */
 export async function enableGso(fd: number, size: number): Promise<boolean> {
-  const set = await libcSetsockopt();
-  if (set === null || !Number.isInteger(fd) || fd < 0) return false;
-  return set(fd, SOL_UDP, UDP_SEGMENT, Int32Array.of(size)) === 0;
+  if ((await libcSetsockopt()) === null || !Number.isInteger(fd) || fd < 0) return false;
+  return enableGsoNow(fd, size);
 }
 
-const ZERO = Int32Array.of(0);
 const SIZE = Int32Array.of(0);
+
+/** Sets the segment size (0: GSO off); false when the system refuses or has no `setsockopt`. */
+function segment(fd: number, size: number): boolean {
+  SIZE[0] = size;
+  return setsockopt?.(fd, SOL_UDP, UDP_SEGMENT, SIZE) === 0;
+}
 
 /** Turns GSO off (for good after a failed send, or around a datagram that must not be cut). */
 export function disableGso(fd: number): void {
-  setsockopt?.(fd, SOL_UDP, UDP_SEGMENT, ZERO);
+  segment(fd, 0);
 }
 
-/** Turns GSO back on at segment size `size` (after `disableGso` for one send). */
-export function enableGsoNow(fd: number, size: number): void {
-  SIZE[0] = size;
-  setsockopt?.(fd, SOL_UDP, UDP_SEGMENT, SIZE);
+/** Turns GSO (back) on at segment size `size`, once `enableGso` loaded `setsockopt`. */
+export function enableGsoNow(fd: number, size: number): boolean {
+  return segment(fd, size);
 }

@@ -6,6 +6,7 @@ import {
   QuicEndpoint,
   type QuicEndpointOptions,
   type QuicStream,
+  type UdpSocket,
 } from "../../lib/quic/mod.ts";
 import { type DevCa, makeCa, tlsFor } from "../../lib/identity/devca.ts";
 
@@ -107,4 +108,37 @@ export function prng(seed: number): () => number {
     x ^= x << 5;
     return (x >>> 0) / 4294967296;
   };
+}
+
+/**
+ * `inner` with its sends going through `send` (a test's filter or recorder, which passes them on
+ * or not). With `runs`, GSO runs are kept (`gso`, `sendRun` through `send` too); without, the
+ * wrapper has no GSO and the endpoint sends packet by packet.
+ */
+export function wrapSocket(
+  inner: UdpSocket,
+  send: (d: Uint8Array, port: number, host: string, pass: (d: Uint8Array) => void) => void,
+  runs = false,
+): UdpSocket {
+  const wrapped: UdpSocket = {
+    get host() {
+      return inner.host;
+    },
+    get port() {
+      return inner.port;
+    },
+    stats: inner.stats,
+    send: (d, port, host) => send(d, port, host, (x) => inner.send(x, port, host)),
+    flush: () => inner.flush(),
+    setTTL: (t) => inner.setTTL(t),
+    close: () => inner.close(),
+  };
+  if (!runs || !inner.sendRun) return wrapped;
+  return Object.defineProperties(wrapped, {
+    gso: { get: () => inner.gso },
+    sendRun: {
+      value: (d: Uint8Array, port: number, host: string) =>
+        send(d, port, host, (x) => inner.sendRun!(x, port, host)),
+    },
+  });
 }

@@ -12,7 +12,7 @@ import {
   type UdpSocket,
   type UdpSocketFactory,
 } from "../../lib/quic/mod.ts";
-import { closingEndpoints, pattern, serveEcho } from "../helpers/quic.ts";
+import { closingEndpoints, pattern, serveEcho, wrapSocket } from "../helpers/quic.ts";
 
 const { ep } = closingEndpoints();
 const LIMIT = 1350; // the default maxUdpPayload
@@ -29,33 +29,10 @@ function recording(open: UdpSocketFactory) {
         opts.onPacket(d, h, p);
       },
     });
-    return {
-      get host() {
-        return inner.host;
-      },
-      get port() {
-        return inner.port;
-      },
-      get gso() {
-        return inner.gso;
-      },
-      stats: inner.stats,
-      send(d, port, host) {
-        sent.push(d.length);
-        inner.send(d, port, host);
-      },
-      ...(inner.sendRun
-        ? {
-          sendRun(d: Uint8Array, port: number, host: string) {
-            sent.push(d.length);
-            inner.sendRun!(d, port, host);
-          },
-        }
-        : {}),
-      flush: () => inner.flush(),
-      setTTL: (t) => inner.setTTL(t),
-      close: () => inner.close(),
-    };
+    return wrapSocket(inner, (d, _port, _host, pass) => {
+      sent.push(d.length);
+      pass(d);
+    }, true);
   };
   return { sent, received, factory };
 }

@@ -8,7 +8,15 @@ import {
   type UdpSocketFactory,
 } from "../../lib/quic/mod.ts";
 import { withTimeout } from "../../lib/util/mod.ts";
-import { closingEndpoints, echoStreams, pattern, prng, serveEcho, until } from "../helpers/quic.ts";
+import {
+  closingEndpoints,
+  echoStreams,
+  pattern,
+  prng,
+  serveEcho,
+  until,
+  wrapSocket,
+} from "../helpers/quic.ts";
 
 const { ep } = closingEndpoints();
 const sockets: dgram.Socket[] = [];
@@ -187,21 +195,9 @@ function lossy(rate: number, seed: number): UdpSocketFactory {
         if (rand() >= rate) opts.onPacket(d, h, p);
       },
     });
-    return {
-      get host() {
-        return inner.host;
-      },
-      get port() {
-        return inner.port;
-      },
-      stats: inner.stats,
-      send(d, port, host) {
-        if (rand() >= rate) inner.send(d, port, host);
-      },
-      flush: () => inner.flush(),
-      setTTL: (t) => inner.setTTL(t),
-      close: () => inner.close(),
-    };
+    return wrapSocket(inner, (d, _port, _host, pass) => {
+      if (rand() >= rate) pass(d);
+    });
   };
 }
 
